@@ -1,0 +1,12 @@
+"""Array backends: one immutable `Backend` per array library, chosen at run time.
+
+A backend bundles the array-API namespace `xp` with the device the arrays live on and the
+float dtype the model computes in. The rest of xpnet writes its math once against `xp`;
+host/device traffic happens only through `Backend.asarray` (in) and `Backend.to_numpy` (out).
+"""
+
+from backends.base import Backend
+from backends.errors import XpnetError
+from backends.registry import BACKENDS, BackendError, describe_all, resolve_backend
+
+__all__ = ["BACKENDS", "Backend", "BackendError", "XpnetError", "describe_all", "resolve_backend"]

@@ -1,0 +1,75 @@
+"""The `Backend` value object: namespace, device, dtype and the two transfer functions."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from types import MappingProxyType, ModuleType
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+FLOAT_DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where arrays live and how to reach them; immutable so a model can own one safely.
+
+    `xp` is the array-API namespace (through array-api-compat). `device` is the library's
+    own device object and `device_name` its plain spelling ('cpu', 'cuda:0'). `dtype_name`
+    is the float dtype used for parameters and activations. `kernels` holds optional
+    faster versions of named ops (a fused CuPy kernel, say); the plain `xp` code in
+    `model/` stays the reference and a parity test holds the two together.
+    """
+
+    name: str
+    xp: ModuleType
+    device: Any
+    device_name: str
+    dtype_name: str
+    library_version: str
+    to_device_fn: Callable[[np.ndarray, Any], Any] = field(repr=False)
+    to_numpy_fn: Callable[[Any], np.ndarray] = field(repr=False)
+    synchronize_fn: Callable[[], None] = field(repr=False, default=lambda: None)
+    kernels: Mapping[str, Callable] = field(repr=False, default_factory=lambda: MappingProxyType({}))
+    note: str = ""  # why this backend was chosen (e.g. what `auto` found)
+
+    @property
+    def dtype(self):
+        """The namespace's float dtype object (e.g. `xp.float32`)."""
+        return getattr(self.xp, self.dtype_name)
+
+    def asarray(self, host: Any, dtype: str | None = None):
+        """Copy a host array onto the device; floats take the backend dtype unless told.
+
+        Always a copy: `asarray` on numpy and torch CPU may alias the caller's buffer, and
+        a model must never share memory with arrays its user still holds.
+        """
+        host = np.asarray(host)
+        if dtype is None:
+            dtype = self.dtype_name if host.dtype.kind == "f" else str(host.dtype)
+        return self.to_device_fn(np.ascontiguousarray(host, dtype=dtype), getattr(self.xp, dtype))
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        """Copy a device array back to a numpy array the caller owns."""
+        return self.to_numpy_fn(array)
+
+    def synchronize(self) -> None:
+        """Wait for queued device work, so host timers measure what the device did."""
+        self.synchronize_fn()
+
+    def with_dtype(self, dtype_name: str) -> "Backend":
+        """The same backend computing in another float dtype."""
+        if dtype_name not in FLOAT_DTYPES:
+            from backends.registry import BackendError
+
+            raise BackendError(f"unknown dtype {dtype_name!r}: use one of {', '.join(FLOAT_DTYPES)}")
+        return dataclasses.replace(self, dtype_name=dtype_name)
+
+    def kernel(self, name: str, reference: Callable) -> Callable:
+        """The backend's override for op `name` if it has one, else the reference."""
+        return self.kernels.get(name, reference)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.device_name}, {self.dtype_name})"

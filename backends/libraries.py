@@ -1,0 +1,150 @@
+"""One small constructor per array library: probe it honestly, then build its `Backend`.
+
+Each `make_*` returns a Backend or raises `BackendError` with one line that says what is
+missing and how to fix it. Probing runs a real operation on the device, because a library
+that imports is not yet a library that can run (a CuPy wheel without a driver imports fine).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backends.base import Backend
+from backends.errors import XpnetError
+
+
+class BackendError(XpnetError):
+    """A backend that was asked for cannot be used here."""
+
+
+def _numpy_copy(array) -> np.ndarray:
+    return np.array(array, copy=True)
+
+
+def make_numpy(device: str | None, dtype: str) -> Backend:
+    """Plain numpy on the CPU, through array-api-compat's namespace."""
+    import array_api_compat.numpy as xp
+
+    _require_cpu("numpy", device)
+    return Backend(
+        name="numpy", xp=xp, device="cpu", device_name="cpu", dtype_name=dtype,
+        library_version=np.__version__,
+        to_device_fn=lambda host, dt: np.array(host, dtype=dt, copy=True),
+        to_numpy_fn=_numpy_copy,
+        kernels=_numpy_kernels(),
+    )
+
+
+def make_array_api_strict(device: str | None, dtype: str) -> Backend:
+    """array-api-strict: no speed, but it refuses anything outside the standard."""
+    try:
+        import array_api_strict as xp
+    except ImportError:
+        raise BackendError("array_api_strict is not installed: pip install array-api-strict") from None
+    _require_cpu("array_api_strict", device)
+    return Backend(
+        name="array_api_strict", xp=xp, device=xp.Device("CPU_DEVICE"), device_name="cpu",
+        dtype_name=dtype, library_version=xp.__version__,
+        to_device_fn=lambda host, dt: xp.asarray(host, dtype=dt, copy=True),
+        to_numpy_fn=lambda a: np.array(np.from_dlpack(a), copy=True),
+    )
+
+
+def make_torch(device: str | None, dtype: str) -> Backend:
+    """PyTorch eager, on the CPU or a CUDA device (default: CUDA when usable)."""
+    try:
+        import torch
+        import array_api_compat.torch as xp
+    except ImportError:
+        raise BackendError("torch is not installed: pip install 'xpnet[torch]'") from None
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        _probe_torch_cuda(torch, device)
+    elif device != "cpu":
+        raise BackendError(f"torch device {device!r} is not understood: use cpu, cuda or cuda:N")
+    dev = torch.device(device)
+    return Backend(
+        name="torch", xp=xp, device=dev, device_name=str(dev), dtype_name=dtype,
+        library_version=torch.__version__,
+        to_device_fn=lambda host, dt: torch.tensor(host, dtype=dt, device=dev),
+        to_numpy_fn=lambda t: t.detach().to("cpu").numpy().copy(),
+        synchronize_fn=(lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None),
+    )
+
+
+def make_cupy(device: str | None, dtype: str) -> Backend:
+    """CuPy on a CUDA device; the probe allocates and runs a kernel before saying yes."""
+    try:
+        import cupy as cp
+        import array_api_compat.cupy as xp
+    except ImportError:
+        raise BackendError(
+            "cupy is not installed: pip install 'xpnet[cuda12]' (CUDA 12) or 'xpnet[cuda13]' (CUDA 13)"
+        ) from None
+    index = _cuda_index("cupy", device)
+    dev = _probe_cupy(cp, index)
+    from backends.cupy_kernels import cupy_kernels
+
+    def to_device(host, dt):
+        with dev:
+            return cp.array(host, dtype=dt, copy=True)
+
+    return Backend(
+        name="cupy", xp=xp, device=dev, device_name=f"cuda:{index}", dtype_name=dtype,
+        library_version=cp.__version__,
+        to_device_fn=to_device, to_numpy_fn=cp.asnumpy,
+        synchronize_fn=lambda: dev.synchronize(), kernels=cupy_kernels(),
+    )
+
+
+def _probe_cupy(cp, index: int):
+    try:
+        count = cp.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError and friends: no driver, no device
+        raise BackendError(f"cupy is installed but no usable CUDA device: {_first_line(exc)}") from None
+    if index >= count:
+        raise BackendError(f"cupy: CUDA device {index} does not exist ({count} found); use --device cuda:0")
+    dev = cp.cuda.Device(index)
+    try:
+        with dev:
+            assert int((cp.arange(4, dtype=cp.float32) * 2).sum()) == 12
+    except Exception as exc:  # driver too old, NVRTC missing, out of memory...
+        raise BackendError(f"cupy is installed but cannot run on cuda:{index}: {_first_line(exc)}") from None
+    return dev
+
+
+def _probe_torch_cuda(torch, device: str) -> None:
+    if not torch.cuda.is_available():
+        raise BackendError(
+            f"torch {torch.__version__} cannot use CUDA here (CPU build or no GPU): use --device cpu"
+        )
+    index = _cuda_index("torch", device)
+    if index >= torch.cuda.device_count():
+        raise BackendError(f"torch: CUDA device {index} does not exist; use --device cuda:0")
+
+
+def _cuda_index(library: str, device: str | None) -> int:
+    if device in (None, "cuda"):
+        return 0
+    if device.startswith("cuda:") and device[5:].isdigit():
+        return int(device[5:])
+    raise BackendError(f"{library} runs on CUDA devices only: use --device cuda or cuda:N, not {device!r}")
+
+
+def _require_cpu(library: str, device: str | None) -> None:
+    if device not in (None, "cpu"):
+        raise BackendError(
+            f"{library} runs on the CPU only, not {device!r}: use --backend cupy or torch for a GPU"
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _numpy_kernels():
+    from backends.numpy_kernels import numpy_kernels
+
+    return numpy_kernels()

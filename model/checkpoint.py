@@ -1,0 +1,127 @@
+"""Checkpoints in the safetensors format: named tensors plus a JSON header.
+
+safetensors stores raw little-endian tensors and a small JSON header and cannot run code on
+load (unlike pickle), and PyTorch, numpy and others read it directly. Tensors are named
+`layers.{i}.W` / `layers.{i}.b`; the architecture and training metadata (backend, dtype,
+seed, epochs, accuracy...) are JSON strings in the header's `__metadata__`.
+
+This module turns a network into bytes and back; writing files (atomically) is train's job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from backends import Backend
+from model.activations import ModelError
+from model.dense import Dense
+from model.network import Network
+
+FORMAT = "xpnet-checkpoint"
+VERSION = "1"
+
+
+class CheckpointError(ModelError):
+    """A file that is not a usable xpnet checkpoint."""
+
+
+def to_bytes(net: Network, metadata: dict | None = None, extra: dict[str, np.ndarray] | None = None) -> bytes:
+    """Serialise the weights (and optional extra host tensors, e.g. optimizer state)."""
+    from safetensors.numpy import save
+
+    tensors = tensor_dict(net)
+    tensors.update(extra or {})
+    header = {"format": FORMAT, "version": VERSION, "architecture": json.dumps(net.architecture())}
+    header.update({k: json.dumps(v) for k, v in (metadata or {}).items()})
+    header["digest"] = _digest(tensors, header)
+    return save(tensors, metadata=header)
+
+
+def tensor_dict(net: Network) -> dict[str, np.ndarray]:
+    out = {}
+    for i, layer in enumerate(net.layers):
+        out[f"layers.{i}.W"] = net.backend.to_numpy(layer.W)
+        out[f"layers.{i}.b"] = net.backend.to_numpy(layer.b)
+    return out
+
+
+def read(data: bytes, source: str = "checkpoint") -> tuple[dict[str, np.ndarray], dict]:
+    """Parse checkpoint bytes into (tensors, metadata), verifying format and digest."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    header = _header(data, source)
+    if header.get("format") != FORMAT:
+        raise CheckpointError(f"{source} is a safetensors file but not an xpnet checkpoint (no xpnet header)")
+    try:
+        tensors = load(data)
+    except (SafetensorError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{source} is damaged: {str(exc).splitlines()[0]}") from None
+    if _digest(tensors, header) != header.get("digest"):
+        raise CheckpointError(f"{source} fails its integrity check (edited or corrupted): retrain or restore it")
+    meta = {}
+    for key, value in header.items():
+        try:
+            meta[key] = json.loads(value) if key not in ("format", "version", "digest") else value
+        except json.JSONDecodeError:
+            raise CheckpointError(f"{source} has an unreadable header entry {key!r}") from None
+    return tensors, meta
+
+
+def from_bytes(data: bytes, backend: Backend, source: str = "checkpoint",
+               expect: dict | None = None) -> tuple[Network, dict]:
+    """Rebuild the network on `backend`. `expect` (sizes/activations/loss) must match if given."""
+    tensors, meta = read(data, source)
+    arch = meta.get("architecture") or {}
+    if expect:
+        for key, want in expect.items():
+            if want is not None and arch.get(key) != want:
+                raise CheckpointError(f"{source} holds {key}={arch.get(key)}, not the asked {want}")
+    return build(tensors, arch, backend, source), meta
+
+
+def build(tensors: dict, arch: dict, backend: Backend, source: str) -> Network:
+    try:
+        sizes, acts, loss = arch["sizes"], arch["activations"], arch["loss"]
+        layers = []
+        for i, act in enumerate(acts):
+            W, b = tensors[f"layers.{i}.W"], tensors[f"layers.{i}.b"]
+            if W.shape != (sizes[i + 1], sizes[i]) or b.shape != (sizes[i + 1],):
+                raise CheckpointError(f"{source}: layer {i} tensors have shapes {W.shape}, {b.shape}, "
+                                      f"not those of a {sizes[i]}->{sizes[i + 1]} layer")
+            layers.append(Dense(backend.asarray(W), backend.asarray(b), act, backend))
+        return Network(layers, loss)
+    except (KeyError, TypeError, IndexError) as exc:
+        raise CheckpointError(f"{source} does not describe a complete network (missing {exc})") from None
+
+
+def _header(data: bytes, source: str) -> dict:
+    """The safetensors header's metadata, read by hand to give a one-line error on junk."""
+    if len(data) < 8:
+        raise CheckpointError(f"{source} is not a checkpoint (too short to be a safetensors file)")
+    size = int.from_bytes(data[:8], "little")
+    if size <= 0 or 8 + size > len(data):
+        raise CheckpointError(f"{source} is not a checkpoint or is truncated (header length {size} "
+                              f"does not fit in {len(data)} bytes)")
+    try:
+        header = json.loads(data[8:8 + size])
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"{source} is not a checkpoint (its header is not JSON)") from None
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def _digest(tensors: dict[str, np.ndarray], header: dict) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes plus the header entries."""
+    h = hashlib.sha256()
+    for key in sorted(header):
+        if key != "digest":
+            h.update(f"{key}={header[key]}\n".encode())
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[name])
+        h.update(f"{name}:{arr.dtype.str}:{arr.shape}\n".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()

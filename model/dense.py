@@ -1,0 +1,65 @@
+"""A layer of neurons: weights W, bias b and an activation g, y = g(x @ W.T + b).
+
+This is the course's picture of a layer: every neuron takes the weighted sum of all the
+previous layer's values plus its own bias, then passes it through a non-linearity.
+Batch-first: x is (batch, n_in), W is (n_out, n_in), b is (n_out,), y is (batch, n_out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from backends import Backend
+from model.activations import ACTIVATIONS, check_activation
+
+
+@dataclass
+class Dense:
+    """One fully connected layer; `W` and `b` are arrays on `backend`."""
+
+    W: Any
+    b: Any
+    activation: str
+    backend: Backend
+
+    def __post_init__(self):
+        check_activation(self.activation)
+        act_forward, act_backward = ACTIVATIONS[self.activation]
+        self._xp = self.backend.xp
+        # Named ops a backend may replace with a fused kernel (same signature, xp first).
+        self._bias_act = self.backend.kernel(
+            f"bias_act.{self.activation}", lambda xp, z, b: act_forward(xp, z + b))
+        self._act_grad = self.backend.kernel(f"act_grad.{self.activation}", act_backward)
+
+    @property
+    def n_in(self) -> int:
+        return self.W.shape[1]
+
+    @property
+    def n_out(self) -> int:
+        return self.W.shape[0]
+
+    def forward(self, x):
+        """Returns y and what backward needs (the input and the output)."""
+        z = self._xp.matmul(x, self.W.T)  # (B, n_out)
+        y = self._bias_act(self._xp, z, self.b)
+        return y, (x, y)
+
+    def backward(self, dy, cache, need_dx: bool = True):
+        """Backpropagation through the layer: from dJ/dy to dJ/dx, dJ/dW, dJ/db.
+
+        dz = g'(z) * dy; dW = dz.T @ x; db = sum of dz over the batch; dx = dz @ W.
+        The first layer skips dx (nobody needs the gradient of the data).
+        """
+        x, y = cache
+        xp = self._xp
+        dz = self._act_grad(xp, y, dy)  # (B, n_out)
+        dW = xp.matmul(dz.T, x)  # (n_out, n_in)
+        db = xp.sum(dz, axis=0)  # (n_out,)
+        dx = xp.matmul(dz, self.W) if need_dx else None  # (B, n_in)
+        return dx, (dW, db)
+
+    @property
+    def params(self) -> list:
+        return [self.W, self.b]

@@ -1,0 +1,165 @@
+"""A feed-forward network: Dense layers chained, plus the loss that judges the output."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from backends import Backend
+from model.activations import ModelError, check_activation, softmax_forward
+from model.dense import Dense
+from model.init import init_weights
+from model.losses import LOSSES, check_loss
+
+
+class Network:
+    """Layers that each compute y = g(x @ W.T + b), trained by backpropagation.
+
+    With the cross-entropy loss the last layer stays linear (its outputs are logits) and
+    softmax is applied inside the fused loss and by `predict_proba`. The network owns its
+    backend: every parameter lives there, and `to(other)` copies it somewhere else.
+    """
+
+    def __init__(self, layers: Sequence[Dense], loss: str = "cross_entropy"):
+        if not layers:
+            raise ModelError("a network needs at least one layer")
+        backends = {id(layer.backend) for layer in layers}
+        if len(backends) != 1:
+            raise ModelError("all layers of a network must share one backend")
+        for prev, nxt in zip(layers, layers[1:]):
+            if prev.n_out != nxt.n_in:
+                raise ModelError(f"layer sizes do not chain: {prev.n_out} outputs feed {nxt.n_in} inputs")
+        self.layers = list(layers)
+        self.loss = check_loss(loss)
+        self.backend = layers[0].backend
+        self.history: list[dict] = []  # one entry per training epoch, filled by train.learn
+        self._loss_fn = self.backend.kernel(f"loss.{self.loss}", LOSSES[self.loss])
+
+    @classmethod
+    def from_sizes(cls, sizes: Sequence[int], backend: Backend, *, activation: str = "sigmoid",
+                   output: str | None = None, loss: str = "cross_entropy", init: str = "normal",
+                   seed: int | np.random.Generator = 0) -> "Network":
+        """A network from layer sizes, e.g. [784, 128, 64, 26].
+
+        Hidden layers use `activation` (sigmoid by default, as the course teaches). The
+        output activation defaults to identity for cross-entropy (logits) and to the hidden
+        activation for the quadratic loss. Weights come from `seed` through `init`.
+        """
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ModelError(f"layer sizes must be at least two positive integers, got {sizes}")
+        check_activation(activation)
+        check_loss(loss)
+        if output is None:
+            output = "identity" if loss == "cross_entropy" else activation
+        if loss == "cross_entropy" and output != "identity":
+            raise ModelError("cross_entropy applies softmax itself: the output activation must be identity")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        acts = [activation] * (len(sizes) - 2) + [output]
+        layers = []
+        for n_in, n_out, act in zip(sizes, sizes[1:], acts):
+            W = init_weights(init, rng, n_in, n_out)
+            layers.append(Dense(backend.asarray(W), backend.asarray(np.zeros(n_out)), act, backend))
+        return cls(layers, loss)
+
+    # -- description -------------------------------------------------------------------
+    @property
+    def sizes(self) -> list[int]:
+        return [self.layers[0].n_in] + [layer.n_out for layer in self.layers]
+
+    @property
+    def activations(self) -> list[str]:
+        return [layer.activation for layer in self.layers]
+
+    @property
+    def params(self) -> list:
+        return [p for layer in self.layers for p in layer.params]
+
+    def architecture(self) -> dict:
+        """What it takes to rebuild this network: sizes, activations, loss."""
+        return {"sizes": self.sizes, "activations": self.activations, "loss": self.loss}
+
+    def __repr__(self) -> str:
+        arch = " -> ".join(str(s) for s in self.sizes)
+        return f"Network({arch}, {'/'.join(self.activations)}, loss={self.loss}, on {self.backend})"
+
+    # -- computation ---------------------------------------------------------------------
+    def forward(self, x):
+        """The network's raw output for a device batch x (logits under cross-entropy)."""
+        for layer in self.layers:
+            x, _ = layer.forward(x)
+        return x
+
+    def loss_and_grads(self, x, targets):
+        """Forward, loss and backpropagation on one device batch.
+
+        Returns (loss as a 0-d device array, output, gradients in `params` order). The loss
+        stays on the device so a training loop can sum it without waiting for the GPU.
+        """
+        caches = []
+        h = x
+        for layer in self.layers:
+            h, cache = layer.forward(h)
+            caches.append(cache)
+        loss, dh = self._loss_fn(self.backend.xp, h, targets)
+        return loss, h, self.backward(dh, caches)
+
+    def loss_of(self, out, targets):
+        """The loss of a device output against device targets, as a 0-d device array."""
+        return self._loss_fn(self.backend.xp, out, targets)[0]
+
+    def backward(self, dout, caches) -> list:
+        """Chain rule from the last layer to the first: each layer turns dJ/dy into dJ/dx."""
+        grads = []
+        for i in range(len(self.layers) - 1, -1, -1):
+            dout, (dW, db) = self.layers[i].backward(dout, caches[i], need_dx=i > 0)
+            grads[:0] = [dW, db]
+        return grads
+
+    def probabilities(self, out):
+        """Class probabilities from the raw output, on the device."""
+        xp = self.backend.xp
+        if self.loss == "cross_entropy":
+            return softmax_forward(xp, out)
+        clipped = xp.clip(out, 0.0, None) if self.activations[-1] not in ("sigmoid", "softmax") else out
+        return clipped / xp.clip(xp.sum(clipped, axis=-1, keepdims=True), 1e-12, None)
+
+    # -- host-facing helpers -----------------------------------------------------------------
+    def predict_proba(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Host probabilities (n, classes) for host inputs X, computed in device batches."""
+        return self._map_batches(X, batch_size, lambda out: self.probabilities(out))
+
+    def predict(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Host class indices for classification, or the raw outputs for regression."""
+        if self.sizes[-1] == 1 and self.loss == "quadratic":
+            return self._map_batches(X, batch_size, lambda out: out)
+        return np.argmax(self.predict_proba(X, batch_size), axis=1)
+
+    def _map_batches(self, X, batch_size, fn) -> np.ndarray:
+        X = self.check_inputs(X)
+        parts = [self.backend.to_numpy(fn(self.forward(self.backend.asarray(X[i:i + batch_size]))))
+                 for i in range(0, X.shape[0], batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.sizes[-1]))
+
+    def check_inputs(self, X) -> np.ndarray:
+        """Host inputs as a 2-D float array of the width this network takes, or a one-line error."""
+        X = np.asarray(X)
+        if X.ndim == 1 and self.sizes[0] == 1:
+            X = X.reshape(-1, 1)
+        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
+            raise ModelError(f"inputs have shape {X.shape} but this network takes (n, {self.sizes[0]})")
+        if X.dtype.kind not in "fiub":
+            raise ModelError(f"inputs must be numbers, got dtype {X.dtype}")
+        return X
+
+    def to(self, backend: Backend) -> "Network":
+        """A copy of this network on another backend (or dtype): one call, same numbers."""
+        layers = [Dense(backend.asarray(self.backend.to_numpy(layer.W)),
+                        backend.asarray(self.backend.to_numpy(layer.b)), layer.activation, backend)
+                  for layer in self.layers]
+        return Network(layers, self.loss)
+
+    def copy(self) -> "Network":
+        return self.to(self.backend)
+

@@ -1,0 +1,57 @@
+"""The course's learning-rate recipe, automated.
+
+"Start alpha small, e.g. 0.001, and watch J after each update. If J grew, divide alpha by
+10 until J falls; if J fell, multiply alpha by 10 to learn faster. Settle on the rate that
+still makes J fall without being needlessly small." Each trial trains a copy of the model
+for a few steps from the same start and compares the loss on a fixed probe batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from backends import XpnetError
+
+START = 1e-3
+TRIAL_STEPS = 20
+PROBE_SIZE = 2048
+LOWEST, HIGHEST = 1e-7, 1e3
+
+
+def find_learning_rate(model, data, optimizer: str, batch_size: int, seed: int) -> tuple[float, str]:
+    """Returns (chosen lr, a one-line report of the trials)."""
+    xp = model.backend.xp
+    probe = min(PROBE_SIZE, data.n)
+    probe_x, probe_t = data.X[:probe, ...], data.T[:probe, ...]
+    base = _probe_loss(model, xp, probe_x, probe_t)
+    lr, good, going_down, trials = START, None, False, []
+    while LOWEST <= lr <= HIGHEST:
+        after = _trial(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t)
+        fell = math.isfinite(after) and after < base
+        trials.append(f"{lr:g}:{'fell' if fell else 'rose'}")
+        if fell:
+            good = lr
+            if going_down:
+                break
+            lr *= 10
+        elif good is not None:
+            break
+        else:
+            lr, going_down = lr / 10, True
+    if good is None:
+        raise XpnetError("lr=auto: no learning rate from 1e-7 up made the loss fall; check the data")
+    return good, f"lr auto: chose {good:g} (from {base:.4g}, trials {' '.join(trials)})"
+
+
+def _trial(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t) -> float:
+    from train.loop import run_steps
+
+    trial_model = model.copy()
+    run_steps(trial_model, data, optimizer, lr, batch_size, TRIAL_STEPS, np.random.default_rng(seed))
+    return _probe_loss(trial_model, trial_model.backend.xp, probe_x, probe_t)
+
+
+def _probe_loss(model, xp, x, t) -> float:
+    return float(model.loss_of(model.forward(x), t))

@@ -1,0 +1,199 @@
+"""The course's API: `model = learn(model, data)` trains, `test(model, x)` answers.
+
+Training is minibatch gradient descent: shuffle on the host from one seeded generator,
+move the whole data set to the device once, and per step take a batch, backpropagate and
+update. Loss and accuracy accumulate on the device and are read once per epoch, so a GPU
+never waits on the host inside an epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from model import Network
+from train.learning_rate import find_learning_rate
+from train.optimizers import make_optimizer
+from train.targets import DataError, check_data, is_classification, targets_for
+
+
+@dataclass
+class DeviceData:
+    """A data set's inputs and float targets on the device, plus what kind of task it is."""
+
+    X: object
+    T: object
+    n: int
+    classification: bool
+
+    @classmethod
+    def from_host(cls, net: Network, X, y, what: str = "data") -> "DeviceData":
+        X, y = check_data(net, X, y, what)
+        b = net.backend
+        return cls(b.asarray(X), b.asarray(targets_for(net, y)), X.shape[0], is_classification(net, y))
+
+
+def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64,
+          lr: float | str = 0.1, optimizer: str = "sgd", seed: int = 0, validation=None,
+          patience: int | None = None, log: Callable[[str], None] | None = print,
+          on_epoch: Callable[[Network, dict], None] | None = None) -> Network:
+    """Train `model` on `data` = (X, y) by gradient descent; returns the trained model.
+
+    batch_size=None is full-batch gradient descent; lr="auto" runs the course's recipe
+    (start at 0.001, x10 while the loss falls, /10 when it rises) and logs the choice.
+    `validation` = (X_val, y_val) adds validation loss/accuracy to the history, and
+    `patience` stops early when the validation loss has not improved for that many epochs.
+    The history (one dict per epoch) is appended to `model.history`.
+    """
+    _check_settings(epochs, batch_size)
+    train_set = DeviceData.from_host(model, *data, what="training data")
+    val_set = DeviceData.from_host(model, *validation, what="validation data") if validation else None
+    rng = np.random.default_rng(seed)
+    batch_size = batch_size or train_set.n
+    if lr == "auto":
+        lr, report = find_learning_rate(model, train_set, optimizer, batch_size, seed)
+        _say(log, report)
+    opt = make_optimizer(optimizer, model.backend, model.params, lr)
+    best, waited = math.inf, 0
+    for epoch in range(1, epochs + 1):
+        record = run_epoch(model, opt, train_set, batch_size, rng)
+        record["epoch"] = epoch
+        if val_set is not None:
+            record.update({f"val_{k}": v for k, v in evaluate_device(model, val_set).items()})
+        model.history.append(record)
+        _say(log, format_epoch(record, epochs))
+        _check_divergence(record, lr)
+        if on_epoch is not None:
+            on_epoch(model, record)
+        if patience is not None and val_set is not None:
+            best, waited = (record["val_loss"], 0) if record["val_loss"] < best else (best, waited + 1)
+            if waited >= patience:
+                _say(log, f"early stop: validation loss has not improved for {patience} epochs")
+                break
+    return model
+
+
+def run_epoch(model: Network, opt, data: DeviceData, batch_size: int, rng: np.random.Generator) -> dict:
+    """One pass over the data in shuffled minibatches; reads the device once, at the end."""
+    backend, xp = model.backend, model.backend.xp
+    start = time.perf_counter()
+    order = backend.asarray(rng.permutation(data.n)) if batch_size < data.n else None
+    loss_sum = xp.zeros((), dtype=backend.dtype)
+    correct = xp.zeros((), dtype=backend.dtype)
+    for first in range(0, data.n, batch_size):
+        xb, tb = _batch(xp, data, order, first, batch_size)
+        loss, out, grads = model.loss_and_grads(xb, tb)
+        opt.step(model.params, grads)
+        loss_sum = loss_sum + loss * xb.shape[0]
+        if data.classification:
+            correct = correct + count_correct(xp, out, tb)
+    loss_value = float(loss_sum) / data.n  # the one synchronisation of the epoch
+    seconds = time.perf_counter() - start
+    record = {"loss": loss_value, "seconds": seconds, "samples_per_s": data.n / seconds}
+    if data.classification:
+        record["accuracy"] = float(correct) / data.n
+    return record
+
+
+def run_steps(model: Network, data: DeviceData, optimizer: str, lr: float, batch_size: int,
+              steps: int, rng: np.random.Generator) -> None:
+    """A fixed number of minibatch steps with a fresh optimizer (used by lr="auto")."""
+    xp = model.backend.xp
+    opt = make_optimizer(optimizer, model.backend, model.params, lr)
+    order = model.backend.asarray(rng.permutation(data.n)) if batch_size < data.n else None
+    starts = range(0, data.n, batch_size)
+    for i in range(steps):
+        xb, tb = _batch(xp, data, order, starts[i % len(starts)], batch_size)
+        _, _, grads = model.loss_and_grads(xb, tb)
+        opt.step(model.params, grads)
+
+
+def _batch(xp, data: DeviceData, order, first: int, batch_size: int):
+    if order is None:
+        return data.X, data.T
+    idx = order[first:min(first + batch_size, data.n)]
+    return xp.take(data.X, idx, axis=0), xp.take(data.T, idx, axis=0)
+
+
+def count_correct(xp, out, targets):
+    """How many rows' largest output is the true class, as a device scalar."""
+    hits = xp.argmax(out, axis=1) == xp.argmax(targets, axis=1)
+    return xp.sum(xp.astype(hits, out.dtype))
+
+
+def evaluate_device(model: Network, data: DeviceData, batch_size: int = 4096) -> dict:
+    """Mean loss (and accuracy, for classes) over a device data set, without training."""
+    xp = model.backend.xp
+    loss_sum, correct = 0.0, 0.0
+    for first in range(0, data.n, batch_size):
+        last = min(first + batch_size, data.n)  # the standard leaves out-of-range slices undefined
+        xb, tb = data.X[first:last, ...], data.T[first:last, ...]
+        out = model.forward(xb)
+        loss_sum += float(model.loss_of(out, tb)) * xb.shape[0]
+        if data.classification:
+            correct += float(count_correct(xp, out, tb))
+    result = {"loss": loss_sum / data.n}
+    if data.classification:
+        result["accuracy"] = correct / data.n
+    return result
+
+
+def evaluate(model: Network, X, y, batch_size: int = 4096) -> dict:
+    """Loss and (for integer labels) accuracy of `model` on host data (X, y)."""
+    return evaluate_device(model, DeviceData.from_host(model, X, y, "evaluation data"), batch_size)
+
+
+def test(model: Network, x):
+    """The course's `test(model, x)`: the model's answer for x.
+
+    A single number in gives a single number out (test(model, 100) is the area of a circle
+    of radius 100 for the circle model); arrays give arrays: class indices for classifiers,
+    predicted values for regression.
+    """
+    arr = np.asarray(x, dtype=np.float64)
+    scalar = arr.ndim == 0
+    if scalar or (arr.ndim == 1 and model.sizes[0] != 1 and arr.shape[0] == model.sizes[0]):
+        arr = arr.reshape(1, -1)
+    out = model.predict(arr)
+    if scalar or (out.ndim == 2 and out.shape[1] == 1 and arr.shape[0] == 1):
+        return out.item()
+    return out[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
+
+
+def format_epoch(record: dict, epochs: int) -> str:
+    """One log line: `epoch 3/10  loss 0.4132  acc 91.2%  val_loss ...  12.1k samples/s`."""
+    parts = [f"epoch {record['epoch']}/{epochs}", f"loss {record['loss']:.4f}"]
+    if "accuracy" in record:
+        parts.append(f"acc {100 * record['accuracy']:.1f}%")
+    if "val_loss" in record:
+        parts.append(f"val_loss {record['val_loss']:.4f}")
+    if "val_accuracy" in record:
+        parts.append(f"val_acc {100 * record['val_accuracy']:.1f}%")
+    parts.append(f"{record['samples_per_s'] / 1000:.1f}k samples/s")
+    return "  ".join(parts)
+
+
+class DivergenceError(DataError):
+    """Training produced a non-finite loss; the message suggests a smaller learning rate."""
+
+
+def _check_divergence(record: dict, lr: float) -> None:
+    if not math.isfinite(record["loss"]):
+        raise DivergenceError(f"training diverged at epoch {record['epoch']}: loss is {record['loss']} "
+                              f"with learning rate {lr:g}; try --lr {lr / 10:g}")
+
+
+def _check_settings(epochs, batch_size) -> None:
+    if not isinstance(epochs, int) or epochs < 1:
+        raise DataError(f"epochs must be a positive integer, got {epochs!r}")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise DataError(f"batch size must be a positive integer, got {batch_size!r}")
+
+
+def _say(log, line: str) -> None:
+    if log is not None:
+        log(line)

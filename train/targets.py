@@ -1,0 +1,65 @@
+"""Checking a data set against a network and turning labels into training targets.
+
+Bad data caught here costs one line; caught by numpy deep inside a matrix product it costs
+a traceback the user cannot read, or worse, a silent wrong answer (a label 26 in a
+26-class problem would simply never be predicted).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backends import XpnetError
+from model import Network
+
+
+class DataError(XpnetError):
+    """Data that cannot be trained on or evaluated as given."""
+
+
+def is_classification(net: Network, y: np.ndarray) -> bool:
+    """Integer labels mean classes; float targets mean regression."""
+    return np.asarray(y).dtype.kind in "iub"
+
+
+def check_data(net: Network, X, y, what: str = "data") -> tuple[np.ndarray, np.ndarray]:
+    """Host (X, y) validated for `net`: same length, non-empty, finite, right width and labels."""
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim == 1 and net.sizes[0] == 1:
+        X = X.reshape(-1, 1)
+    if X.ndim != 2:
+        raise DataError(f"{what}: X must be 2-D (samples x features), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise DataError(f"{what} is empty: give at least one sample")
+    if X.shape[0] != y.shape[0]:
+        raise DataError(f"{what}: X has {X.shape[0]} samples but y has {y.shape[0]}; they must match")
+    if X.shape[1] != net.sizes[0]:
+        raise DataError(f"{what}: samples have {X.shape[1]} features but the network takes {net.sizes[0]}")
+    if X.dtype.kind not in "fiub" or not np.all(np.isfinite(X)):
+        raise DataError(f"{what}: X must be finite numbers (found NaN, inf or non-numbers); clean the inputs")
+    if y.dtype.kind == "f":
+        return X, _check_regression(net, y, what)
+    if y.dtype.kind not in "iu" or y.ndim != 1:
+        raise DataError(f"{what}: y must be 1-D integer class labels or float targets, got {y.dtype} {y.shape}")
+    n_classes = net.sizes[-1]
+    if y.min() < 0 or y.max() >= n_classes:
+        raise DataError(f"{what}: labels must be in 0..{n_classes - 1} for this {n_classes}-output "
+                        f"network, found {y.min()}..{y.max()}")
+    return X, y
+
+
+def _check_regression(net: Network, y: np.ndarray, what: str) -> np.ndarray:
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"{what}: targets contain NaN or inf; clean them")
+    y = y.reshape(len(y), -1)
+    if y.shape[1] != net.sizes[-1]:
+        raise DataError(f"{what}: targets have width {y.shape[1]} but the network outputs {net.sizes[-1]}")
+    return y
+
+
+def targets_for(net: Network, y: np.ndarray) -> np.ndarray:
+    """Float targets on the host: one-hot rows for labels, the values themselves otherwise."""
+    if y.dtype.kind == "f":
+        return y.reshape(len(y), -1)
+    return np.eye(net.sizes[-1], dtype=np.float64)[y]
