@@ -94,8 +94,15 @@ def make_cupy(device: str | None, dtype: str) -> Backend:
         name="cupy", xp=xp, device=dev, device_name=f"cuda:{index}", dtype_name=dtype,
         library_version=cp.__version__,
         to_device_fn=to_device, to_numpy_fn=cp.asnumpy,
-        synchronize_fn=lambda: dev.synchronize(), kernels=cupy_kernels(),
+        synchronize_fn=lambda: dev.synchronize(), kernels=cupy_kernels() if _fused_enabled() else {},
     )
+
+
+def _fused_enabled() -> bool:
+    """XPNET_FUSED=0 turns fused kernels off, to compare them with the plain xp path."""
+    import os
+
+    return os.environ.get("XPNET_FUSED", "1") != "0"
 
 
 def _probe_cupy(cp, index: int):

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from backends import XpnetError
 from model import Network
-
-
-class DataError(XpnetError):
-    """Data that cannot be trained on or evaluated as given."""
+from train.data import DataError
 
 
 def is_classification(net: Network, y: np.ndarray) -> bool:

@@ -1,0 +1,40 @@
+"""The one backend fixture every backend-facing test uses.
+
+Each backend xpnet knows is tried; one that cannot run here is skipped with the reason its
+probe gave (not installed, no CUDA device), so a skip always says why.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from backends import BackendError, resolve_backend
+
+# (backend name, device): every combination a parity test should cover when it can run.
+BACKEND_CASES = [
+    ("numpy", "cpu"),
+    ("array_api_strict", "cpu"),
+    ("torch", "cpu"),
+    ("cupy", "cuda"),
+    ("torch", "cuda"),
+]
+
+
+def make_backend(name: str, device: str, dtype: str = "float64"):
+    try:
+        return resolve_backend(name, device, dtype)
+    except BackendError as exc:
+        pytest.skip(f"{name} on {device} unavailable here: {exc}")
+
+
+@pytest.fixture(params=BACKEND_CASES, ids=[f"{n}-{d}" for n, d in BACKEND_CASES])
+def backend(request):
+    """Every usable backend, in float64 (parity tests switch dtype with `with_dtype`)."""
+    name, device = request.param
+    return make_backend(name, device)
+
+
+@pytest.fixture
+def reference():
+    """numpy float64: the reference every backend is compared against."""
+    return resolve_backend("numpy", "cpu", "float64")

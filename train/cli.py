@@ -1,0 +1,189 @@
+"""The `xpnet` command: train, evaluate, predict, backends, parity.
+
+Errors in what the user asked for print one line (`xpnet: error: ...`) and exit 1;
+anything else is a bug in xpnet and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from backends import XpnetError
+from train.config import PRESETS, TrainConfig
+
+EXIT_ERROR = 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except XpnetError as exc:
+        print(f"xpnet: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("xpnet: interrupted; the last finished epoch's checkpoint is kept", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xpnet", description="A deep neural network from first principles.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_predict(sub)
+    p = sub.add_parser("backends", help="list array backends: version, usable or why not, device")
+    p.set_defaults(handler=cmd_backends)
+    p = sub.add_parser("parity", help="check every usable backend against numpy float64")
+    p.add_argument("--steps", type=_positive_int, default=50, help="SGD steps before comparing weights (default 50)")
+    p.add_argument("--seed", type=int, default=0, help="seed for data and weights (default 0)")
+    p.set_defaults(handler=cmd_parity)
+    return parser
+
+
+def _add_backend_flags(p) -> None:
+    p.add_argument("--backend", help="numpy, cupy, torch, array_api_strict or auto (default: $XPNET_BACKEND, else auto)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: $XPNET_DEVICE, else the backend's own)")
+
+
+def _add_train(sub) -> None:
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a network (default: letters, on the auto backend)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default",
+                   help="default (relu, cross-entropy, momentum) or course (sigmoid, quadratic, plain SGD)")
+    p.add_argument("--data", help=f"letters, idx:DIR, emnist-letters:DIR, folder:DIR or npz:FILE (default {d.data})")
+    _add_backend_flags(p)
+    p.add_argument("--dtype", choices=["float32", "float64"], help=f"float dtype (default {d.dtype})")
+    p.add_argument("--seed", type=int, help=f"seed for weights, shuffling and data (default {d.seed})")
+    p.add_argument("--epochs", type=_positive_int, help=f"passes over the training set (default {d.epochs})")
+    p.add_argument("--batch-size", type=_positive_int, help=f"samples per step (default {d.batch_size})")
+    p.add_argument("--lr", type=_learning_rate, help=f"learning rate, or 'auto' for the course's recipe (default {d.lr})")
+    p.add_argument("--layers", type=_sizes, dest="hidden", help="hidden layer sizes, e.g. 256,128 (default 256,128)")
+    p.add_argument("--activation", help=f"sigmoid, tanh, relu, identity or softmax (default {d.activation})")
+    p.add_argument("--loss", help=f"cross_entropy or quadratic (default {d.loss})")
+    p.add_argument("--optimizer", help=f"sgd, momentum or adam (default {d.optimizer})")
+    p.add_argument("--init", help=f"normal, xavier or he (default {d.init})")
+    p.add_argument("--patience", type=_positive_int, help="early stop after this many epochs without val improvement")
+    p.add_argument("--out", help="run folder (default runs/<data>-<time>)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=cmd_train)
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="accuracy, per-class figures and confusion matrix of a checkpoint")
+    p.add_argument("checkpoint", help="a run folder or a .safetensors checkpoint")
+    p.add_argument("--data", default="letters", help="data to evaluate on (default letters: its held-out fonts)")
+    p.add_argument("--out", help="folder for the confusion matrix (default: the checkpoint's folder)")
+    _add_backend_flags(p)
+    p.set_defaults(handler=cmd_evaluate)
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="read the letter in each image")
+    p.add_argument("checkpoint", help="a run folder or a .safetensors checkpoint")
+    p.add_argument("images", nargs="+", help="image files of any size and colour")
+    p.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
+    _add_backend_flags(p)
+    p.set_defaults(handler=cmd_predict)
+
+
+def config_from_args(args) -> TrainConfig:
+    """Preset first, then every flag the user gave on top of it."""
+    config = dataclasses.replace(TrainConfig(), **PRESETS[args.preset])
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    return dataclasses.replace(config, **given)
+
+
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from train.jobs import train_job
+
+    config = config_from_args(args)
+    with tqdm(total=config.epochs, desc="epochs", disable=args.no_progress or not sys.stderr.isatty(),
+              leave=False) as bar:
+        def log(line: str) -> None:
+            bar.write(line)
+            if line.startswith("epoch "):
+                bar.update(1)
+
+        train_job(config, log, progress=not args.no_progress)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from train.jobs import evaluate_job
+
+    evaluate_job(args.checkpoint, args.data, args.backend, args.device, print, args.out)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from train.predict import format_result, predict_images
+
+    failures = 0
+    for result in predict_images(args.checkpoint, args.images, args.backend, args.device):
+        failures += "error" in result
+        line = json.dumps(result) if args.json else format_result(result)
+        print(line, file=sys.stderr if "error" in result and not args.json else sys.stdout)
+    return EXIT_ERROR if failures else 0
+
+
+def cmd_backends(args) -> int:
+    from backends import describe_all
+
+    rows = describe_all()
+    print(f"{'backend':<17} {'version':<16} {'usable':<7} {'device':<8} why not")
+    for r in rows:
+        print(f"{r['backend']:<17} {r['version']:<16} {r['usable']:<7} {r['device']:<8} {r['why']}")
+    return 0
+
+
+def cmd_parity(args) -> int:
+    from train.parity import format_table, run_parity
+
+    rows, skipped = run_parity(steps=args.steps, seed=args.seed)
+    print(format_table(rows, skipped, args.steps))
+    failed = [r for r in rows if not r.passed]
+    print(f"{len(rows) - len(failed)} passed, {len(failed)} failed")
+    return EXIT_ERROR if failed or not rows else 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _learning_rate(text: str):
+    if text == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'auto'") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number or 'auto', got {text}")
+    return value
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of sizes like 256,128") from None
+    if any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text}")
+    return sizes
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Writing files so that a crash or a full disk never leaves a half-written one behind.
+
+Every file xpnet writes goes to a temporary file in the same folder, is flushed to the
+disk, then renamed over the target: a rename within one file system is atomic, so a
+reader sees either the old file or the new one, never a mixture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from backends import XpnetError
+
+
+class OutputError(XpnetError):
+    """A file or folder could not be written; nothing half-written was left."""
+
+
+def atomic_write(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` atomically; raises OutputError (one line) on failure."""
+    path = Path(path)
+    fd, tmp = _open_temp(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}; free space or choose another --out") from None
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    _sync_folder(path.parent)
+    return path
+
+
+def atomic_write_json(path: str | Path, obj) -> Path:
+    return atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def ensure_folder(path: str | Path) -> Path:
+    """Create an output folder, or say in one line why it cannot be."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {path}: {exc.strerror or exc}; choose another --out") from None
+    if not os.access(path, os.W_OK):
+        raise OutputError(f"output folder {path} is not writable; choose another --out")
+    return path
+
+
+def _open_temp(path: Path):
+    try:
+        return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    except OSError as exc:
+        raise OutputError(f"cannot write in {path.parent}: {exc.strerror or exc}; choose another --out") from None
+
+
+def _remove_quietly(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); harmless where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,98 @@
+"""What `xpnet train`, `evaluate` and `predict` do, separated from argument parsing."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from backends import resolve_backend
+from model import Network
+from train.checkpoints import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from train.config import TrainConfig
+from train.data import DataSet, load_data
+from train.files import atomic_write_json, ensure_folder
+from train.loop import evaluate, learn
+from train.metrics import confusion_matrix, summary_lines
+
+Log = Callable[[str], None]
+
+
+def build_network(config: TrainConfig, data: DataSet, backend) -> Network:
+    """Input width from the data, hidden sizes from the config, one output per class."""
+    n_out = len(data.classes) if data.classes else (data.y_train.reshape(len(data.y_train), -1).shape[1])
+    sizes = [data.X_train.shape[1], *config.hidden, n_out]
+    return Network.from_sizes(sizes, backend, activation=config.activation, loss=config.loss,
+                              init=config.init, seed=config.seed)
+
+
+def train_job(config: TrainConfig, log: Log, progress: bool = True) -> Path:
+    """Load data, train, checkpoint every epoch, report; returns the run folder."""
+    backend = resolve_backend(config.backend, config.device, config.dtype)
+    log(f"backend {backend}" + (f"  [{backend.note}]" if backend.note else ""))
+    data = load_data(config.data, seed=config.seed, progress=progress)
+    run_dir = ensure_folder(config.out or f"runs/{_slug(config.data)}-{time.strftime('%Y%m%d-%H%M%S')}")
+    net = build_network(config, data, backend)
+    log(f"network {' -> '.join(map(str, net.sizes))}  {config.activation}  {config.loss}  "
+        f"{config.optimizer} lr {config.lr}  batch {config.batch_size}  {len(data.y_train)} training samples")
+    held_out = (data.X_test, data.y_test) if data.X_test is not None else None
+    if data.classes:
+        _log_baseline(net, held_out or (data.X_train, data.y_train), len(data.classes), log)
+    meta = {"config": dataclasses.asdict(config), "classes": list(data.classes or []),
+            "image_shape": list(data.image_shape or []), "seed": config.seed, "data": data.info}
+    atomic_write_json(run_dir / "config.json", meta["config"])
+
+    def checkpoint(model: Network, record: dict) -> None:
+        save_checkpoint(model, run_dir / CHECKPOINT_NAME, {**meta, "epochs": record["epoch"],
+                                                           "accuracy": record.get("val_accuracy")})
+        atomic_write_json(run_dir / "history.json", model.history)
+
+    learn(net, (data.X_train, data.y_train), epochs=config.epochs, batch_size=config.batch_size,
+          lr=config.lr, optimizer=config.optimizer, seed=config.seed, validation=held_out,
+          patience=config.patience, log=log, on_epoch=checkpoint)
+    if held_out is not None and data.classes:
+        report_classification(net, held_out, data, run_dir, log)
+    log(f"saved {run_dir / CHECKPOINT_NAME}")
+    return run_dir
+
+
+def _log_baseline(net: Network, held_out, n_classes: int, log: Log) -> None:
+    """The course's point: before learning, a network guesses, scoring about 1/26."""
+    acc = evaluate(net, *held_out)["accuracy"]
+    log(f"untrained network: accuracy {100 * acc:.1f}% (random guessing: 1/{n_classes} = {100 / n_classes:.1f}%)")
+
+
+def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, log: Log) -> np.ndarray:
+    X, y = held_out
+    pred = net.predict(X)
+    cm = confusion_matrix(np.asarray(y), pred, len(data.classes))
+    log(f"test accuracy {100 * np.mean(pred == y):.2f}% on {len(y)} held-out samples")
+    for line in summary_lines(cm, data.classes):
+        log(line)
+    atomic_write_json(run_dir / "confusion.json", {"classes": list(data.classes), "counts": cm.tolist()})
+    from train.report import write_pictures
+
+    for path in write_pictures(run_dir, net.history, cm, data.classes, X, y, pred, data.image_shape):
+        log(f"wrote {path}")
+    return cm
+
+
+def evaluate_job(checkpoint: str, data_spec: str, backend_name, device, log: Log, out: str | None = None) -> dict:
+    backend = resolve_backend(backend_name, device)
+    net, meta = load_checkpoint(checkpoint, backend)
+    data = load_data(data_spec, seed=meta.get("seed", 0))
+    X, y = (data.X_test, data.y_test) if data.X_test is not None else (data.X_train, data.y_train)
+    result = evaluate(net, X, y)
+    log(f"{checkpoint}: loss {result['loss']:.4f}" +
+        (f"  accuracy {100 * result['accuracy']:.2f}%" if "accuracy" in result else "") + f"  on {len(y)} samples")
+    if data.classes:
+        folder = ensure_folder(out) if out else Path(checkpoint if Path(checkpoint).is_dir() else Path(checkpoint).parent)
+        report_classification(net, (X, y), data, folder, log)
+    return result
+
+
+def _slug(spec: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in spec.split(":")[0])

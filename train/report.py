@@ -1,0 +1,82 @@
+"""Pictures of a run: learning curves, the confusion matrix, and test images with verdicts."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from train.files import atomic_write
+
+
+def write_pictures(run_dir: Path, history, cm, classes, X, y, pred, image_shape) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen needed
+    written = [_save(run_dir / "curves.png", _curves(history))]
+    written.append(_save(run_dir / "confusion.png", _confusion(cm, classes)))
+    if image_shape:
+        written.append(_save(run_dir / "samples.png", _samples(X, y, pred, classes, image_shape)))
+    return written
+
+
+def _save(path: Path, fig) -> Path:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write(path, buf.getvalue())
+
+
+def _curves(history):
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in (("loss", "train"), ("val_loss", "held out")):
+        if history and key in history[0]:
+            ax_loss.plot(epochs, [r[key] for r in history], marker="o", label=label)
+    for key, label in (("accuracy", "train"), ("val_accuracy", "held out")):
+        if history and key in history[0]:
+            ax_acc.plot(epochs, [100 * r[key] for r in history], marker="o", label=label)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss J")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return fig
+
+
+def _confusion(cm, classes):
+    import matplotlib.pyplot as plt
+
+    rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(8, 7))
+    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(classes))
+    ax.set_xticks(ticks, classes)
+    ax.set_yticks(ticks, classes)
+    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix (row-normalised)")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    return fig
+
+
+def _samples(X, y, pred, classes, image_shape, n: int = 48):
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    idx = rng.choice(len(y), size=min(n, len(y)), replace=False)
+    cols = 8
+    rows = (len(idx) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.4))
+    for ax in np.ravel(axes):
+        ax.axis("off")
+    for ax, i in zip(np.ravel(axes), idx):
+        ax.imshow(X[i].reshape(image_shape), cmap="gray", vmin=0, vmax=1)
+        wrong = pred[i] != y[i]
+        ax.set_title(f"{classes[pred[i]]}" + (f" ({classes[y[i]]})" if wrong else ""),
+                     color="red" if wrong else "black", fontsize=9)
+    fig.suptitle("held-out samples: prediction (truth, in red when wrong)")
+    return fig
