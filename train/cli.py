@@ -29,9 +29,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what was wrong, where to read more)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xpnet", description="A deep neural network from first principles.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="xpnet", description="A deep neural network from first principles.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     _add_train(sub)
     _add_evaluate(sub)
     _add_predict(sub)

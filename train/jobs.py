@@ -10,13 +10,16 @@ from typing import Callable
 import numpy as np
 
 from backends import resolve_backend
-from model import Network
+from model import INITS, ModelError, Network
+from model.activations import check_activation
+from model.losses import check_loss
 from train.checkpoints import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from train.config import TrainConfig
 from train.data import DataSet, load_data
 from train.files import atomic_write_json, ensure_folder
 from train.loop import evaluate, learn
 from train.metrics import confusion_matrix, summary_lines
+from train.optimizers import OPTIMIZERS, OptimizerError
 
 Log = Callable[[str], None]
 
@@ -29,8 +32,19 @@ def build_network(config: TrainConfig, data: DataSet, backend) -> Network:
                               init=config.init, seed=config.seed)
 
 
+def check_config(config: TrainConfig) -> None:
+    """Catch a misspelt name before minutes are spent making data."""
+    check_activation(config.activation)
+    check_loss(config.loss)
+    if config.init not in INITS:
+        raise ModelError(f"unknown init {config.init!r}: use one of {', '.join(INITS)}")
+    if config.optimizer not in OPTIMIZERS:
+        raise OptimizerError(f"unknown optimizer {config.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
+
+
 def train_job(config: TrainConfig, log: Log, progress: bool = True) -> Path:
     """Load data, train, checkpoint every epoch, report; returns the run folder."""
+    check_config(config)
     backend = resolve_backend(config.backend, config.device, config.dtype)
     log(f"backend {backend}" + (f"  [{backend.note}]" if backend.note else ""))
     data = load_data(config.data, seed=config.seed, progress=progress)

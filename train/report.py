@@ -14,7 +14,7 @@ def write_pictures(run_dir: Path, history, cm, classes, X, y, pred, image_shape)
     import matplotlib
 
     matplotlib.use("Agg")  # no screen needed
-    written = [_save(run_dir / "curves.png", _curves(history))]
+    written = [_save(run_dir / "curves.png", _curves(history))] if history else []
     written.append(_save(run_dir / "confusion.png", _confusion(cm, classes)))
     if image_shape:
         written.append(_save(run_dir / "samples.png", _samples(X, y, pred, classes, image_shape)))

@@ -1,0 +1,144 @@
+"""The `xpnet` command as a user meets it: every bad input is one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from train.cli import main
+
+
+def run_cli(capsys, *argv):
+    """(exit code, stdout, stderr) of `xpnet argv...` run in this process."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse exits for usage errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code != 0
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("xpnet") and "error" in lines[0]
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.fixture
+def toy_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((600, 6)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64) + 2 * (X[:, 1] * X[:, 2] > 0)
+    path = tmp_path / "toy.npz"
+    np.savez(path, X=X[:500], y=y[:500], X_test=X[500:], y_test=y[500:])
+    return path
+
+
+def train_toy(capsys, toy_npz, tmp_path, *extra):
+    out_dir = tmp_path / "run"
+    code, out, err = run_cli(capsys, "train", "--data", f"npz:{toy_npz}", "--epochs", "3", "--layers", "16",
+                             "--out", str(out_dir), "--no-progress", "--backend", "numpy", *extra)
+    return code, out, err, out_dir
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--backend", "nosuch"], ["unknown backend 'nosuch'", "numpy"]),
+    (["--backend", "cupy"], ["cupy"]),
+    (["--backend", "numpy", "--device", "cuda"], ["CPU only"]),
+    (["--activation", "swish"], ["unknown activation 'swish'", "sigmoid"]),
+    (["--loss", "hinge"], ["unknown loss 'hinge'"]),
+    (["--optimizer", "lion"], ["unknown optimizer 'lion'"]),
+    (["--init", "zeros"], ["unknown init 'zeros'"]),
+    (["--lr", "-1"], ["--lr"]),
+    (["--lr", "fast"], ["--lr"]),
+    (["--batch-size", "0"], ["--batch-size"]),
+    (["--epochs", "x"], ["--epochs"]),
+    (["--layers", "12,a"], ["--layers"]),
+    (["--data", "npz:/no/such/file.npz"], ["/no/such/file.npz"]),
+    (["--data", "ftp:thing"], ["ftp"]),
+])
+def test_train_bad_input_is_one_line(capsys, tmp_path, argv, needles):
+    if argv[:2] == ["--backend", "cupy"]:
+        pytest.importorskip("array_api_compat")
+        try:
+            import cupy  # noqa: F401
+            pytest.skip("cupy is installed here; its error path is tested where it is missing")
+        except ImportError:
+            pass
+    code, _, err = run_cli(capsys, "train", "--out", str(tmp_path / "r"), "--no-progress", *argv)
+    assert_one_line_error(code, err, *needles)
+
+
+def test_train_writes_checkpoint_history_and_logs_epochs(capsys, toy_npz, tmp_path):
+    code, out, err, run_dir = train_toy(capsys, toy_npz, tmp_path)
+    assert code == 0, err
+    assert (run_dir / "model.safetensors").is_file()
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert "untrained network: accuracy" in out and "1/4" in out
+    assert sum(line.startswith("epoch ") for line in out.splitlines()) == 3
+    assert "samples/s" in out and "test accuracy" in out
+
+
+def test_unwritable_output_folder_is_one_line(capsys, toy_npz, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, _, err = run_cli(capsys, "train", "--data", f"npz:{toy_npz}", "--out", str(blocker / "run"),
+                           "--no-progress", "--backend", "numpy")
+    assert_one_line_error(code, err, "--out")
+
+
+def test_evaluate_reads_a_run_folder(capsys, toy_npz, tmp_path):
+    code, _, err, run_dir = train_toy(capsys, toy_npz, tmp_path)
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "evaluate", str(run_dir), "--data", f"npz:{toy_npz}", "--backend", "numpy")
+    assert code == 0, err
+    assert "accuracy" in out
+    assert (run_dir / "confusion.json").is_file()
+
+
+@pytest.mark.parametrize("content", [b"", b"junk" * 10, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}....."])
+def test_evaluate_bad_checkpoint_is_one_line(capsys, tmp_path, toy_npz, content):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(content)
+    code, _, err = run_cli(capsys, "evaluate", str(bad), "--data", f"npz:{toy_npz}", "--backend", "numpy")
+    assert_one_line_error(code, err, "bad.safetensors")
+
+
+def test_evaluate_missing_checkpoint_is_one_line(capsys, tmp_path, toy_npz):
+    code, _, err = run_cli(capsys, "evaluate", str(tmp_path / "nope.safetensors"), "--data", f"npz:{toy_npz}")
+    assert_one_line_error(code, err, "nope.safetensors")
+
+
+def test_backends_table_lists_every_backend(capsys):
+    code, out, _ = run_cli(capsys, "backends")
+    assert code == 0
+    for name in ("numpy", "cupy", "torch", "array_api_strict"):
+        assert any(line.startswith(name) for line in out.splitlines()), name
+    assert "numpy" in out and "yes" in out
+
+
+def test_parity_command_passes_and_prints_the_table(capsys):
+    code, out, _ = run_cli(capsys, "parity", "--steps", "5")
+    assert code == 0, out
+    assert "numpy             cpu     float64" in out
+    assert "array_api_strict" in out
+    assert " FAIL" not in out
+    assert out.strip().splitlines()[-1].endswith("0 failed")
+
+
+def test_console_script_runs_without_traceback(tmp_path):
+    """The installed entry point, as a subprocess: usage error is one line, exit 2."""
+    proc = subprocess.run([sys.executable, "-m", "train.cli", "train", "--lr", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
