@@ -62,6 +62,10 @@ def _add_train(sub) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
                    help="default (relu, cross-entropy, momentum) or course (sigmoid, quadratic, plain SGD)")
     p.add_argument("--data", help=f"letters, idx:DIR, emnist-letters:DIR, folder:DIR or npz:FILE (default {d.data})")
+    p.add_argument("--train-samples", type=_positive_int,
+                   help="training samples to generate (letters) or keep (files) (default 60000 / all)")
+    p.add_argument("--test-samples", type=_positive_int,
+                   help="held-out samples to generate or keep (default 10000 / all)")
     _add_backend_flags(p)
     p.add_argument("--dtype", choices=["float32", "float64"], help=f"float dtype (default {d.dtype})")
     p.add_argument("--seed", type=int, help=f"seed for weights, shuffling and data (default {d.seed})")

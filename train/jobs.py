@@ -47,7 +47,8 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True) -> Path:
     check_config(config)
     backend = resolve_backend(config.backend, config.device, config.dtype)
     log(f"backend {backend}" + (f"  [{backend.note}]" if backend.note else ""))
-    data = load_data(config.data, seed=config.seed, progress=progress)
+    data = load_data(config.data, seed=config.seed, n_train=config.train_samples, n_test=config.test_samples,
+                     progress=progress)
     run_dir = ensure_folder(config.out or f"runs/{_slug(config.data)}-{time.strftime('%Y%m%d-%H%M%S')}")
     net = build_network(config, data, backend)
     log(f"network {' -> '.join(map(str, net.sizes))}  {config.activation}  {config.loss}  "
@@ -97,7 +98,10 @@ def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, 
 def evaluate_job(checkpoint: str, data_spec: str, backend_name, device, log: Log, out: str | None = None) -> dict:
     backend = resolve_backend(backend_name, device)
     net, meta = load_checkpoint(checkpoint, backend)
-    data = load_data(data_spec, seed=meta.get("seed", 0))
+    trained = meta.get("config") or {}
+    same = trained.get("data") == data_spec  # then regenerate (or hit the cache of) the same set
+    data = load_data(data_spec, seed=meta.get("seed", 0), n_train=trained.get("train_samples") if same else None,
+                     n_test=trained.get("test_samples") if same else None)
     X, y = (data.X_test, data.y_test) if data.X_test is not None else (data.X_train, data.y_train)
     result = evaluate(net, X, y)
     log(f"{checkpoint}: loss {result['loss']:.4f}" +

@@ -1,0 +1,182 @@
+"""Framing one glyph into a 28x28 image the way MNIST and EMNIST do.
+
+The network only ever sees letters framed one way: bright ink on a dark background, cropped
+to the glyph, scaled so its longer side is 20 px (aspect ratio kept), and placed in a 28x28
+frame so its centre of mass sits at the centre. The synthetic letters generator and
+`xpnet predict` on a person's photo both go through `frame_ink`, so a picture of a letter
+looks to the network like the letters it was trained on.
+"""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
+from train.data import DataError
+
+FRAME = 28  # side of the output image, as in MNIST / EMNIST
+BOX = 20  # longer side of the glyph inside the frame, as in MNIST
+INK_THRESHOLD = 0.35  # fraction of the ink's range that counts as "part of the glyph" for cropping
+MAX_CROP = 100  # larger crops are shrunk to this first: the 20 px result needs no more detail
+MIN_CONTRAST = 12.0  # grey levels (of 255) between background and ink below which the image is blank
+
+
+def load_image(path) -> np.ndarray:
+    """Read an image file of any size and colour and frame it as a 28x28 float32 letter in [0, 1]."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return preprocess_image(img)
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as e:
+        raise DataError(f"cannot read image {path}: {e.__class__.__name__}: {e}; "
+                        "give a PNG or JPEG picture of one letter") from None
+    except DataError as e:
+        raise DataError(f"image {path}: {e}") from None
+
+
+def preprocess_image(img: Image.Image) -> np.ndarray:
+    """Frame a picture of one letter (any size, any colour, either polarity) as the network expects.
+
+    Returns a (28, 28) float32 array in [0, 1], bright ink on dark. Raises DataError when the
+    picture is one flat colour, since there is no letter in it to frame.
+    """
+    gray = to_grayscale(img)
+    ink = ink_from_gray(gray)
+    top, bottom, left, right = ink_bbox(ink)
+    return frame_ink(ink[top:bottom, left:right])
+
+
+def to_grayscale(img: Image.Image) -> np.ndarray:
+    """Luminance as float32 in [0, 255], with transparency flattened onto a contrasting background.
+
+    A letter drawn on a transparent background has its shape in the alpha channel only, so
+    it is composited over whichever of black or white its opaque pixels stand out against.
+    """
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        a = np.asarray(img, dtype=np.float32)
+        return 255 * (a - a.min()) / max(float(a.max() - a.min()), 1e-12)
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return _flatten_alpha(img.convert("RGBA"))
+    return np.asarray(img.convert("L"), dtype=np.float32)
+
+
+def _flatten_alpha(img: Image.Image) -> np.ndarray:
+    """Composite an RGBA image over black or white, whichever contrasts with its opaque pixels."""
+    alpha = np.asarray(img.getchannel("A"), dtype=np.float32) / 255
+    lum = np.asarray(img.convert("RGB").convert("L"), dtype=np.float32)
+    if alpha.min() > 0.98:
+        return lum
+    opaque_mean = float((lum * alpha).sum() / max(alpha.sum(), 1e-6))
+    background = 255.0 if opaque_mean < 128 else 0.0
+    return lum * alpha + background * (1 - alpha)
+
+
+def ink_from_gray(gray: np.ndarray) -> np.ndarray:
+    """Turn luminance into ink in [0, 1]: background 0, strongest ink 1, whatever the polarity.
+
+    The background level is the median of the image border (after a 3x3 median filter, so a
+    few noisy pixels cannot move it); if the border is the bright side, the image is dark ink
+    on paper and is inverted to match training.
+    """
+    smooth = _median3(gray)
+    lo, hi = float(smooth.min()), float(smooth.max())
+    if hi - lo < MIN_CONTRAST:
+        raise DataError("the picture is one flat colour, no letter found; give a picture of one letter")
+    background = float(np.median(_border(smooth)))
+    if background > (lo + hi) / 2:
+        gray, smooth, background = 255 - gray, 255 - smooth, 255 - background
+    peak = float(smooth.max())
+    if peak - background < MIN_CONTRAST:
+        raise DataError("no letter stands out from the background; give a picture with more contrast")
+    return np.clip((gray - background) / (peak - background), 0, 1).astype(np.float32)
+
+
+def _median3(a: np.ndarray) -> np.ndarray:
+    """3x3 median filter (via Pillow): removes salt-and-pepper specks, keeps strokes 2 px or wider."""
+    img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "L")
+    return np.asarray(img.filter(ImageFilter.MedianFilter(3)), dtype=np.float32)
+
+
+def _border(a: np.ndarray) -> np.ndarray:
+    """The outermost ring of pixels, where a centred letter's background is."""
+    return np.concatenate([a[0], a[-1], a[1:-1, 0], a[1:-1, -1]])
+
+
+def ink_bbox(ink: np.ndarray, threshold: float = INK_THRESHOLD) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right), bottom/right exclusive, of the pixels that are clearly ink.
+
+    Thresholding relative to the ink range, after a median filter, keeps faint noise and
+    isolated specks from stretching the box.
+    """
+    mask = _median3(ink * 255) > threshold * 255
+    if not mask.any():
+        mask = ink > threshold
+    if not mask.any():
+        raise DataError("no ink found in the picture; give a picture of one letter")
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def centre_of_mass(a: np.ndarray) -> tuple[float, float]:
+    """(row, col) of the ink's centre of mass, in continuous coordinates (pixel i spans [i, i+1))."""
+    total = float(a.sum())
+    if total <= 0:
+        return a.shape[0] / 2, a.shape[1] / 2
+    rows = (a.sum(axis=1) * (np.arange(a.shape[0]) + 0.5)).sum() / total
+    cols = (a.sum(axis=0) * (np.arange(a.shape[1]) + 0.5)).sum() / total
+    return float(rows), float(cols)
+
+
+def frame_ink(crop: np.ndarray) -> np.ndarray:
+    """Scale a cropped glyph so its longer side is 20 px and centre it by mass in a 28x28 frame.
+
+    Scaling and sub-pixel placement are one anti-aliased resample (Pillow's resize of a
+    source box), as in the generator's single affine warp. The offset is clamped so the
+    20 px box stays inside the frame: a letter whose mass sits near an edge (an 'L', a 'j')
+    is shifted less rather than cut off.
+    """
+    crop = _at_most(crop.astype(np.float32), MAX_CROP)
+    h, w = crop.shape
+    scale = BOX / max(h, w)  # crop pixels -> frame pixels
+    cy, cx = centre_of_mass(crop)
+    top = clamped_start(FRAME / 2 - scale * cy, scale * h)
+    left = clamped_start(FRAME / 2 - scale * cx, scale * w)
+    src, (x0, y0) = _zero_padded(crop, top / scale, left / scale, FRAME / scale, margin=4 / scale)
+    box = (x0, y0, x0 + FRAME / scale, y0 + FRAME / scale)
+    out = src.resize((FRAME, FRAME), Image.Resampling.LANCZOS, box=box)
+    return np.clip(np.asarray(out), 0, 1).astype(np.float32)
+
+
+def _zero_padded(crop, top, left, frame, margin) -> tuple[Image.Image, tuple[float, float]]:
+    """The crop inside enough zeros to hold the whole frame plus the resampling margin.
+
+    All lengths are in crop pixels: the frame of side `frame` starts at (top, left) relative
+    to the crop. Returns the padded image and the frame's (x, y) origin in it. Lanczos reads
+    3 output pixels beyond the box, hence the margin.
+    """
+    h, w = crop.shape
+    m = int(np.ceil(margin))
+    before_y, before_x = int(np.ceil(top)) + m, int(np.ceil(left)) + m
+    after_y = max(int(np.ceil(frame - top - h)), 0) + m
+    after_x = max(int(np.ceil(frame - left - w)), 0) + m
+    padded = np.pad(crop, ((before_y, after_y), (before_x, after_x)))
+    return Image.fromarray(padded, "F"), (before_x - left, before_y - top)
+
+
+def clamped_start(start: float, length: float) -> float:
+    """Keep [start, start + length) inside the frame, moving it as little as possible."""
+    return min(max(start, 0.0), FRAME - length)
+
+
+def _at_most(crop: np.ndarray, side: int) -> np.ndarray:
+    """Shrink (anti-aliased) a crop whose longer side exceeds `side`, to bound the framing's cost."""
+    h, w = crop.shape
+    if max(h, w) <= side:
+        return crop
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(crop, "F").resize(size, Image.Resampling.LANCZOS))

@@ -1,0 +1,137 @@
+"""A numpy .npz archive of samples: `X` (samples x features) and `y`, optionally `X_test`, `y_test`.
+
+Integer `y` means classification, with classes "0".."max" (or the archive's own `classes`
+strings); float `y` means regression (one target per row, or k targets as (N, k)), which is
+how the circle-area example ships its data. Features are used as given, not rescaled: a
+1-D `X` (one feature, e.g. a radius) becomes a column, and a 3-D `X` of (N, rows, cols)
+images is flattened and records its `image_shape`. The archive is opened with
+allow_pickle=False, so a file from elsewhere cannot run code.
+"""
+
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from train.data import DataError, DataSet
+
+
+def load_npz(path) -> DataSet:
+    """Read and validate an .npz archive into a DataSet."""
+    path = Path(path).expanduser()
+    arrays = _read_archive(path)
+    for key in ("X", "y"):
+        if key not in arrays:
+            raise DataError(f"{path} has no array {key!r} (it has {sorted(arrays)}); save it with "
+                            "np.savez(file, X=samples, y=labels)")
+    if ("X_test" in arrays) != ("y_test" in arrays):
+        raise DataError(f"{path} has only one of X_test and y_test; save both or neither")
+    X, image_shape = _features(arrays["X"], path, "X")
+    y = _targets(arrays["y"], len(X), path, "y")
+    X_test = y_test = None
+    if "X_test" in arrays:
+        X_test, _ = _features(arrays["X_test"], path, "X_test")
+        y_test = _targets(arrays["y_test"], len(X_test), path, "y_test")
+        _check_test_matches(X, y, X_test, y_test, path)
+    classes = _classes(arrays, y, y_test, path)
+    if image_shape is None and "image_shape" in arrays:
+        image_shape = _image_shape(arrays["image_shape"], X.shape[1], path)
+    return DataSet(X, y, X_test, y_test, classes=classes, image_shape=image_shape,
+                   info={"source": "npz", "file": str(path), "task": "regression" if classes is None
+                         else "classification"})
+
+
+def _read_archive(path: Path) -> dict:
+    """Every array in the archive, or a DataError saying why the file is not a usable .npz."""
+    if not path.is_file():
+        raise DataError(f"npz file {path} does not exist; give the path of an .npz archive")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise DataError(f"{path} is a single .npy array, not an .npz archive; "
+                            "save with np.savez(file, X=samples, y=labels)")
+        with archive:
+            return {key: archive[key] for key in archive.files}
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise DataError(f"{path} holds Python objects, which xpnet does not load for safety; "
+                            "save plain numeric arrays") from None
+        raise DataError(f"{path} is not a valid .npz file ({e}); save it with np.savez") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise DataError(f"{path} is not a readable .npz file ({e.__class__.__name__}); "
+                        "save it with np.savez") from None
+
+
+def _features(X: np.ndarray, path, key) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """X as float32 (N, D): a column for 1-D input, flattened rows for (N, rows, cols) images."""
+    if X.dtype.kind not in "biuf":
+        raise DataError(f"{path}: {key} has dtype {X.dtype}, not numbers; save numeric features")
+    image_shape = None
+    if X.ndim == 1:
+        X = X[:, None]
+    elif X.ndim == 3:
+        image_shape = (int(X.shape[1]), int(X.shape[2]))
+        X = X.reshape(len(X), -1)
+    elif X.ndim != 2:
+        raise DataError(f"{path}: {key} has shape {X.shape}; give (samples, features)")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise DataError(f"{path}: {key} is empty (shape {X.shape}); give at least one sample")
+    X = X.astype(np.float32)
+    if not np.isfinite(X).all():
+        raise DataError(f"{path}: {key} contains NaN or infinite values; clean the data first")
+    return X, image_shape
+
+
+def _targets(y: np.ndarray, n: int, path, key) -> np.ndarray:
+    """Integer labels as int64 (N,), float targets as float32 (N,) or (N, k)."""
+    if y.ndim == 0 or len(y) != n:
+        raise DataError(f"{path}: {key} has {y.shape[0] if y.ndim else 0} entries for {n} samples; "
+                        "give one target per sample")
+    if y.dtype.kind in "biu":
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise DataError(f"{path}: integer {key} has shape {y.shape}; class labels must be one per sample")
+        if y.min() < 0:
+            raise DataError(f"{path}: {key} has negative label {int(y.min())}; labels must be 0, 1, 2, ...")
+        return y.astype(np.int64)
+    if y.dtype.kind == "f":
+        if y.ndim > 2:
+            raise DataError(f"{path}: float {key} has shape {y.shape}; give (N,) or (N, k) targets")
+        if not np.isfinite(y).all():
+            raise DataError(f"{path}: {key} contains NaN or infinite values; clean the data first")
+        return y.astype(np.float32)
+    raise DataError(f"{path}: {key} has dtype {y.dtype}; give integer labels or float targets")
+
+
+def _check_test_matches(X, y, X_test, y_test, path) -> None:
+    """Test rows need train's features and the same kind of target."""
+    if X_test.shape[1] != X.shape[1]:
+        raise DataError(f"{path}: X_test has {X_test.shape[1]} features but X has {X.shape[1]}; "
+                        "give both the same columns")
+    if (y.dtype.kind == "f") != (y_test.dtype.kind == "f") or y.shape[1:] != y_test.shape[1:]:
+        raise DataError(f"{path}: y_test ({y_test.dtype}, {y_test.shape}) does not match y "
+                        f"({y.dtype}, {y.shape}); use the same kind of target for both")
+
+
+def _classes(arrays, y, y_test, path) -> tuple[str, ...] | None:
+    """Class names for integer labels ("0".."max", or the archive's `classes`); None for regression."""
+    if y.dtype.kind == "f":
+        return None
+    top = int(max(y.max(), y_test.max() if y_test is not None else 0))
+    if "classes" not in arrays:
+        return tuple(str(i) for i in range(top + 1))
+    names = arrays["classes"]
+    if names.dtype.kind not in "US" or names.ndim != 1 or len(names) <= top:
+        raise DataError(f"{path}: 'classes' must be a 1-D array of {top + 1} or more names, "
+                        f"one per label; got {names.dtype} {names.shape}")
+    return tuple(str(n) for n in names.astype(str))
+
+
+def _image_shape(shape: np.ndarray, n_features: int, path) -> tuple[int, int]:
+    """The archive's own (rows, cols), which must multiply to the number of features."""
+    if shape.shape != (2,) or shape.dtype.kind not in "iu" or int(np.prod(shape)) != n_features:
+        raise DataError(f"{path}: image_shape {shape.tolist()} does not give {n_features} pixels; "
+                        "store (rows, cols) or leave it out")
+    return int(shape[0]), int(shape[1])

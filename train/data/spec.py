@@ -1,0 +1,114 @@
+"""The data spec string (`letters`, `idx:DIR`, `npz:FILE`, ...) and the one entry point, `load_data`.
+
+A spec is `scheme` or `scheme:argument`, split at the first colon so paths may hold colons.
+File sources are capped at n_train / n_test samples by a seeded random subset (so a small
+quick run still sees every class); the synthetic letters are generated at exactly that size.
+"""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from train.data import DataError, DataSet
+
+LETTERS_TRAIN, LETTERS_TEST = 60_000, 10_000  # the default synthetic set, EMNIST letters' scale
+SCHEMES = {  # scheme -> how to write it, for the error message that lists them
+    "letters": "letters",
+    "idx": "idx:DIR",
+    "emnist-letters": "emnist-letters:DIR",
+    "folder": "folder:DIR",
+    "npz": "npz:FILE",
+}
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """Split a spec into (scheme, argument), checking the scheme exists and has its argument."""
+    scheme, sep, arg = str(spec).strip().partition(":")
+    scheme = scheme.lower()
+    if scheme not in SCHEMES:
+        raise DataError(f"unknown data spec {spec!r}; use one of: {', '.join(SCHEMES.values())}")
+    if scheme == "letters":
+        if arg:
+            raise DataError(f"data spec {spec!r}: 'letters' takes no argument; write just 'letters'")
+        return scheme, None
+    if not arg.strip():
+        raise DataError(f"data spec {spec!r} needs a path; write it as {SCHEMES[scheme]}")
+    return scheme, arg.strip()
+
+
+def load_data(spec: str = "letters", *, seed: int = 0, cache_dir: str | Path | None = None,
+              fonts_dir: str | None = None, n_train: int | None = None, n_test: int | None = None,
+              progress: bool = True) -> DataSet:
+    """Load the data set a spec names, as float32 rows ready for training.
+
+    `seed` makes the synthetic letters and any subsetting reproducible; `cache_dir` and
+    `fonts_dir` only matter for `letters`. n_train / n_test are the sizes to generate
+    (letters; default 60,000 + 10,000, EMNIST's scale) or the most samples to keep (file
+    sources; default: all of them).
+    """
+    scheme, arg = parse_spec(spec)
+    if scheme == "letters":
+        n_train = LETTERS_TRAIN if n_train is None else n_train
+        n_test = LETTERS_TEST if n_test is None else n_test
+    _check_sizes(n_train if n_train is not None else 1, n_test if n_test is not None else 0, seed)
+    if scheme == "letters":
+        from train.data.letters import load_letters
+        return load_letters(seed=seed, cache_dir=cache_dir, fonts_dir=fonts_dir,
+                            n_train=n_train, n_test=n_test, progress=progress)
+    ds = _load_file_source(scheme, arg, progress)
+    if n_train is None and n_test is None:
+        return ds
+    n_test_all = 0 if ds.y_test is None else len(ds.y_test)
+    return cap_samples(ds, n_train or len(ds.X_train), n_test if n_test is not None else n_test_all, seed)
+
+
+def _load_file_source(scheme: str, arg: str, progress: bool) -> DataSet:
+    """Dispatch a file-backed scheme to its loader (imported lazily: each is only needed alone)."""
+    if scheme == "idx":
+        from train.data.idx import load_idx_dir
+        return load_idx_dir(arg)
+    if scheme == "emnist-letters":
+        from train.data.idx import load_emnist_letters_dir
+        return load_emnist_letters_dir(arg)
+    if scheme == "folder":
+        from train.data.folder import load_folder
+        return load_folder(arg, progress=progress)
+    from train.data.npz import load_npz
+    return load_npz(arg)
+
+
+def _check_sizes(n_train: int, n_test: int, seed: int) -> None:
+    """Sizes and seed must be whole numbers (numpy seeds are non-negative); training needs a sample."""
+    if int(seed) != seed or seed < 0:
+        raise DataError(f"seed must be a whole number >= 0, got {seed}")
+    if int(n_train) != n_train or n_train < 1:
+        raise DataError(f"n_train must be a whole number >= 1, got {n_train}")
+    if int(n_test) != n_test or n_test < 0:
+        raise DataError(f"n_test must be a whole number >= 0, got {n_test}")
+
+
+def cap_samples(ds: DataSet, n_train: int, n_test: int, seed: int) -> DataSet:
+    """Keep at most n_train / n_test samples, a seeded random subset in the original order."""
+    rng = np.random.default_rng([seed, 0x5EED])
+    keep_train = _subset(len(ds.X_train), n_train, rng)
+    keep_test = _subset(len(ds.X_test), n_test, rng) if ds.X_test is not None else None
+    if keep_train is None and keep_test is None:
+        return ds
+    info = dict(ds.info, n_train_available=len(ds.X_train),
+                n_test_available=None if ds.X_test is None else len(ds.X_test))
+    return replace(
+        ds,
+        X_train=ds.X_train if keep_train is None else ds.X_train[keep_train],
+        y_train=ds.y_train if keep_train is None else ds.y_train[keep_train],
+        X_test=ds.X_test if keep_test is None else ds.X_test[keep_test],
+        y_test=ds.y_test if keep_test is None else ds.y_test[keep_test],
+        info=info,
+    )
+
+
+def _subset(n: int, limit: int, rng: np.random.Generator) -> np.ndarray | None:
+    """Sorted indices of a random `limit`-subset of range(n), or None when all n fit."""
+    if n <= limit:
+        return None
+    return np.sort(rng.choice(n, size=limit, replace=False))
