@@ -35,6 +35,10 @@ class Backend:
     kernels: Mapping[str, Callable] = field(repr=False, default_factory=lambda: MappingProxyType({}))
     note: str = ""  # why this backend was chosen (e.g. what `auto` found)
 
+    def __post_init__(self):
+        # frozen=True stops reassignment, not a dict edited in place: freeze the table too
+        object.__setattr__(self, "kernels", MappingProxyType(dict(self.kernels)))
+
     @property
     def dtype(self):
         """The namespace's float dtype object (e.g. `xp.float32`)."""

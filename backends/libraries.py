@@ -64,6 +64,8 @@ def make_torch(device: str | None, dtype: str) -> Backend:
     elif device != "cpu":
         raise BackendError(f"torch device {device!r} is not understood: use cpu, cuda or cuda:N")
     dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:  # 'cuda' means the current device: name it, as arrays do
+        dev = torch.device("cuda", torch.cuda.current_device())
     return Backend(
         name="torch", xp=xp, device=dev, device_name=str(dev), dtype_name=dtype,
         library_version=torch.__version__,

@@ -22,6 +22,7 @@ from model.network import Network
 
 FORMAT = "xpnet-checkpoint"
 VERSION = "1"
+RESERVED = ("format", "version", "architecture", "digest")  # header entries metadata cannot replace
 
 
 class CheckpointError(ModelError):
@@ -32,6 +33,10 @@ def to_bytes(net: Network, metadata: dict | None = None, extra: dict[str, np.nda
     """Serialise the weights (and optional extra host tensors, e.g. optimizer state)."""
     from safetensors.numpy import save
 
+    clash = sorted(set(metadata or {}) & set(RESERVED))
+    if clash:
+        raise CheckpointError(f"metadata {', '.join(map(repr, clash))} would replace the checkpoint's own "
+                              f"entries ({', '.join(RESERVED)}): rename it")
     tensors = tensor_dict(net)
     tensors.update(extra or {})
     header = {"format": FORMAT, "version": VERSION, "architecture": json.dumps(net.architecture())}
@@ -56,6 +61,9 @@ def read(data: bytes, source: str = "checkpoint") -> tuple[dict[str, np.ndarray]
     header = _header(data, source)
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{source} is a safetensors file but not an xpnet checkpoint (no xpnet header)")
+    if header.get("version") != VERSION:
+        raise CheckpointError(f"{source} is an xpnet checkpoint of version {header.get('version')!r}; "
+                              f"this xpnet reads version {VERSION}")
     try:
         tensors = load(data)
     except (SafetensorError, ValueError, TypeError) as exc:
@@ -75,7 +83,9 @@ def from_bytes(data: bytes, backend: Backend, source: str = "checkpoint",
                expect: dict | None = None) -> tuple[Network, dict]:
     """Rebuild the network on `backend`. `expect` (sizes/activations/loss) must match if given."""
     tensors, meta = read(data, source)
-    arch = meta.get("architecture") or {}
+    arch = meta.get("architecture")
+    if not isinstance(arch, dict):
+        raise CheckpointError(f"{source} does not describe a network (its architecture entry is not an object)")
     if expect:
         for key, want in expect.items():
             if want is not None and arch.get(key) != want:
@@ -89,11 +99,17 @@ def build(tensors: dict, arch: dict, backend: Backend, source: str) -> Network:
         layers = []
         for i, act in enumerate(acts):
             W, b = tensors[f"layers.{i}.W"], tensors[f"layers.{i}.b"]
+            if W.dtype.kind != "f" or b.dtype.kind != "f":
+                raise CheckpointError(f"{source}: layer {i} tensors are {W.dtype} and {b.dtype}, not floats")
             if W.shape != (sizes[i + 1], sizes[i]) or b.shape != (sizes[i + 1],):
                 raise CheckpointError(f"{source}: layer {i} tensors have shapes {W.shape}, {b.shape}, "
                                       f"not those of a {sizes[i]}->{sizes[i + 1]} layer")
             layers.append(Dense(backend.asarray(W), backend.asarray(b), act, backend))
         return Network(layers, loss)
+    except CheckpointError:
+        raise
+    except ModelError as exc:  # an unknown activation or loss, layers that do not chain
+        raise CheckpointError(f"{source} describes a network xpnet cannot build: {exc}") from None
     except (KeyError, TypeError, IndexError) as exc:
         raise CheckpointError(f"{source} does not describe a complete network (missing {exc})") from None
 

@@ -123,7 +123,10 @@ class Network:
         if self.loss == "cross_entropy":
             return softmax_forward(xp, out)
         clipped = xp.clip(out, 0.0, None) if self.activations[-1] not in ("sigmoid", "softmax") else out
-        return clipped / xp.clip(xp.sum(clipped, axis=-1, keepdims=True), 1e-12, None)
+        total = xp.sum(clipped, axis=-1, keepdims=True)  # (B, 1)
+        empty = total <= 0  # no positive output: nothing to prefer, so uniform
+        uniform = xp.full_like(clipped, 1.0 / clipped.shape[-1])
+        return xp.where(empty, uniform, clipped / xp.where(empty, xp.ones_like(total), total))
 
     # -- host-facing helpers -----------------------------------------------------------------
     def predict_proba(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
@@ -138,7 +141,8 @@ class Network:
 
     def _map_batches(self, X, batch_size, fn) -> np.ndarray:
         X = self.check_inputs(X)
-        parts = [self.backend.to_numpy(fn(self.forward(self.backend.asarray(X[i:i + batch_size]))))
+        dtype = self.backend.dtype_name  # int or bool inputs compute in the network's float
+        parts = [self.backend.to_numpy(fn(self.forward(self.backend.asarray(X[i:i + batch_size], dtype))))
                  for i in range(0, X.shape[0], batch_size)]
         return np.concatenate(parts) if parts else np.zeros((0, self.sizes[-1]))
 

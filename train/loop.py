@@ -34,7 +34,8 @@ class DeviceData:
     def from_host(cls, net: Network, X, y, what: str = "data") -> "DeviceData":
         X, y = check_data(net, X, y, what)
         b = net.backend
-        return cls(b.asarray(X), b.asarray(targets_for(net, y)), X.shape[0], is_classification(net, y))
+        return cls(b.asarray(X, dtype=b.dtype_name), b.asarray(targets_for(net, y)), X.shape[0],
+                   is_classification(net, y))
 
 
 def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64,

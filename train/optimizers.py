@@ -9,6 +9,7 @@ state as device arrays and exposes it to numpy for checkpoints.
 from __future__ import annotations
 
 import math
+import numbers
 
 from backends import Backend, XpnetError
 
@@ -90,8 +91,9 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 
 def make_optimizer(name: str, backend: Backend, params: list, lr: float):
     """An optimizer by name: sgd, momentum (0.9), or adam."""
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+    if isinstance(lr, bool) or not (isinstance(lr, numbers.Real) and lr > 0 and math.isfinite(lr)):
         raise OptimizerError(f"learning rate must be a positive number, got {lr!r}")
+    lr = float(lr)  # an np.float32 rate must not meet float64 arrays as a numpy scalar
     if name == "sgd":
         return SGD(backend, params, lr)
     if name == "momentum":
