@@ -1,0 +1,262 @@
+"""Learning happens: `learn` drives the loss down and accuracy up, on every backend.
+
+Training runs in float32 (the default a user gets); sizes stay small because the
+array_api_strict run is several times slower than numpy's.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+import train.learning_rate as learning_rate
+import train.loop as loop
+from backends import XpnetError
+from model import Network
+import train
+from train import evaluate, learn
+from train.loop import DeviceData
+from train.targets import DataError
+from test_backends import assert_on, one_line
+
+XOR_X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+XOR_Y = np.array([0, 1, 1, 0])
+EPOCH_KEYS = {"epoch", "loss", "seconds", "samples_per_s"}
+
+
+def rings(n=240, seed=0):
+    """Three concentric rings in the plane, one class each: no straight line separates them."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    radius = 1.3 * y + rng.uniform(0.0, 1.0, n)
+    angle = rng.uniform(0.0, 2 * np.pi, n)
+    return np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1), y
+
+
+@pytest.fixture
+def single(backend):
+    return backend.with_dtype("float32")
+
+
+def test_xor_reaches_full_accuracy(single):
+    net = Network.from_sizes([2, 4, 2], single, activation="tanh", seed=0)
+    trained = learn(net, (XOR_X, XOR_Y), epochs=300, batch_size=None, lr=0.5, log=None)
+    assert trained is net
+    assert net.history[-1]["accuracy"] == 1.0
+    assert net.history[-1]["loss"] < net.history[0]["loss"] / 10
+    np.testing.assert_array_equal(net.predict(XOR_X), XOR_Y)
+    assert evaluate(net, XOR_X, XOR_Y)["accuracy"] == 1.0
+    for p in net.params:  # still float32, still on the device
+        assert_on(single, p)
+
+
+def test_rings_multiclass_reaches_95_percent(single):
+    X, y = rings()
+    net = Network.from_sizes([2, 16, 3], single, activation="tanh", seed=0)
+    learn(net, (X, y), epochs=40, batch_size=16, lr=0.05, optimizer="momentum", log=None)
+    assert net.history[-1]["accuracy"] > 0.95
+    assert net.history[-1]["loss"] < net.history[0]["loss"] / 3
+    X_new, y_new = rings(seed=1)  # fresh points from the same rings
+    assert evaluate(net, X_new, y_new)["accuracy"] > 0.9
+
+
+def test_integer_inputs_train_exactly_like_float_inputs(single):
+    """XOR written as ints is the same data; training must neither crash (array_api_strict
+    refuses int/float mixing) nor compute in float64 behind a float32 run."""
+    runs = []
+    for X in (XOR_X.astype(np.int64), XOR_X.astype(np.float32)):
+        net = Network.from_sizes([2, 4, 2], single, activation="tanh", seed=0)
+        learn(net, (X, XOR_Y), epochs=5, batch_size=2, lr=0.5, log=None)
+        runs.append((net.history, [single.to_numpy(p) for p in net.params]))
+        for p in net.params:
+            assert_on(single, p)
+    assert [r["loss"] for r in runs[0][0]] == [r["loss"] for r in runs[1][0]]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b, strict=True)
+
+
+def test_a_linear_network_cannot_learn_xor(reference):
+    """The control for the XOR test: without a hidden non-linearity XOR stays unlearnt."""
+    net = Network.from_sizes([2, 4, 2], reference, activation="identity", seed=0)
+    learn(net, (XOR_X, XOR_Y), epochs=300, batch_size=None, lr=0.5, log=None)
+    assert net.history[-1]["accuracy"] <= 0.75
+
+
+# -- lr="auto" -------------------------------------------------------------------------
+
+TRIALS = re.compile(r"lr auto: chose (\S+) \(from \S+, trials ((?:\S+:(?:fell|rose) ?)+)\)$")
+
+
+def test_lr_auto_picks_a_rate_reports_it_and_uses_it(single, monkeypatch):
+    used = []
+    real = loop.make_optimizer
+
+    def recording(name, backend, params, lr):
+        used.append(lr)
+        return real(name, backend, params, lr)
+
+    monkeypatch.setattr(loop, "make_optimizer", recording)
+    lines = []
+    X, y = rings(n=96)
+    net = Network.from_sizes([2, 8, 3], single, activation="tanh", seed=0)
+    learn(net, (X, y), epochs=2, batch_size=16, lr="auto", log=lines.append)
+    match = TRIALS.match(lines[0])
+    assert match, lines[0]
+    chosen = float(match.group(1))
+    trials = [(float(rate), verdict) for rate, verdict in (t.split(":") for t in match.group(2).split())]
+    # the course's recipe: start at 0.001, then x10 while J falls, /10 while it rises
+    assert trials[0][0] == 0.001
+    for (rate, verdict), (next_rate, _) in zip(trials, trials[1:]):
+        assert next_rate == pytest.approx(rate * 10 if verdict == "fell" else rate / 10)
+    assert (chosen, "fell") in trials
+    assert trials[-1][1] == "rose" or trials[-1][0] == chosen  # stopped at the first rise, or at a fall going down
+    assert used[:-1] == pytest.approx([rate for rate, _ in trials])  # one optimizer per trial,
+    assert used[-1] == chosen  # then training with the rate it reported
+    assert net.history[-1]["loss"] < net.history[0]["loss"]
+
+
+def scripted_trials(monkeypatch, falls):
+    """Replace the 20-step trial by a verdict: the probe loss 'falls' exactly when falls(lr)."""
+    tried = []
+
+    def fake(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t):
+        tried.append(lr)
+        return -1.0 if falls(lr) else math.inf
+
+    monkeypatch.setattr(learning_rate, "_trial", fake)
+    return tried
+
+
+def run_finder(backend):
+    net = Network.from_sizes([2, 3, 2], backend, seed=0)
+    return learning_rate.find_learning_rate(net, DeviceData.from_host(net, XOR_X, XOR_Y), "sgd", 4, 0)
+
+
+def test_lr_auto_goes_up_by_tens_until_the_loss_rises(reference, monkeypatch):
+    tried = scripted_trials(monkeypatch, lambda lr: lr <= 0.11)
+    chosen, report = run_finder(reference)
+    assert tried == pytest.approx([0.001, 0.01, 0.1, 1.0])
+    assert chosen == pytest.approx(0.1)
+    assert "chose 0.1 " in report and report.endswith("0.001:fell 0.01:fell 0.1:fell 1:rose)")
+
+
+def test_lr_auto_goes_down_by_tens_until_the_loss_falls(reference, monkeypatch):
+    tried = scripted_trials(monkeypatch, lambda lr: lr <= 1.1e-5)
+    chosen, report = run_finder(reference)
+    assert tried == pytest.approx([1e-3, 1e-4, 1e-5])
+    assert chosen == pytest.approx(1e-5)
+
+
+def test_lr_auto_gives_up_with_one_line_when_nothing_falls(reference, monkeypatch):
+    tried = scripted_trials(monkeypatch, lambda lr: False)
+    with pytest.raises(XpnetError) as info:
+        run_finder(reference)
+    one_line(info.value)
+    assert min(tried) == pytest.approx(1e-7)
+
+
+# -- the loop's bookkeeping ------------------------------------------------------------
+
+def test_history_has_one_record_per_epoch_with_the_documented_keys(single):
+    X, y = rings(n=64)
+    net = Network.from_sizes([2, 8, 3], single, activation="tanh", seed=0)
+    seen = []
+    learn(net, (X, y), epochs=3, batch_size=16, lr=0.1, validation=rings(n=32, seed=2), log=seen.append,
+          on_epoch=lambda model, record: seen.append(record))
+    assert [r["epoch"] for r in net.history] == [1, 2, 3]
+    for record in net.history:
+        assert set(record) == EPOCH_KEYS | {"accuracy", "val_loss", "val_accuracy"}
+        assert all(isinstance(v, (int, float)) and math.isfinite(v) for v in record.values())
+        assert 0.0 <= record["accuracy"] <= 1.0 and 0.0 <= record["val_accuracy"] <= 1.0
+    lines = [s for s in seen if isinstance(s, str)]
+    assert len(lines) == 3 and lines[0].startswith("epoch 1/3  loss ") and "val_acc" in lines[0]
+    assert [s for s in seen if isinstance(s, dict)] == net.history
+
+
+def test_regression_history_has_no_accuracy(single):
+    X = np.linspace(-1, 1, 20)[:, None]
+    net = Network.from_sizes([1, 4, 1], single, activation="tanh", output="identity", loss="quadratic")
+    learn(net, (X, 0.5 * X[:, 0]), epochs=2, batch_size=5, lr=0.1, log=None)
+    assert len(net.history) == 2 and all(set(r) == EPOCH_KEYS for r in net.history)
+
+
+def test_early_stopping_stops_when_validation_stops_improving(single):
+    """Validate on the XOR labels flipped: the better the model learns, the worse it
+    validates, so the validation loss stops improving almost at once."""
+    lines = []
+    net = Network.from_sizes([2, 4, 2], single, activation="tanh", seed=0)
+    learn(net, (XOR_X, XOR_Y), epochs=100, batch_size=None, lr=0.5, validation=(XOR_X, 1 - XOR_Y),
+          patience=3, log=lines.append)
+    val = [r["val_loss"] for r in net.history]
+    assert len(val) < 100
+    best = int(np.argmin(val))
+    assert len(val) == best + 1 + 3  # exactly `patience` epochs without improvement
+    assert lines[-1] == "early stop: validation loss has not improved for 3 epochs"
+
+
+def test_without_validation_patience_changes_nothing(reference):
+    net = Network.from_sizes([2, 4, 2], reference, activation="tanh", seed=0)
+    learn(net, (XOR_X, XOR_Y), epochs=5, batch_size=None, lr=0.5, patience=1, log=None)
+    assert len(net.history) == 5
+
+
+def test_same_seed_same_training(single):
+    X, y = rings(n=64)
+    runs = []
+    for _ in range(2):
+        net = Network.from_sizes([2, 8, 3], single, activation="tanh", seed=0)
+        learn(net, (X, y), epochs=2, batch_size=16, lr=0.1, seed=5, log=None)
+        runs.append([single.to_numpy(p) for p in net.params])
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+# -- test(model, x): the course's question ---------------------------------------------
+
+def test_test_of_a_scalar_is_a_float(single):
+    net = Network.from_sizes([1, 4, 1], single, activation="tanh", output="identity", loss="quadratic")
+    answer = train.test(net, 3.0)
+    assert type(answer) is float
+    assert answer == pytest.approx(float(net.predict(np.array([[3.0]]))[0, 0]))
+    assert type(train.test(net, 3)) is float  # an int radius too
+
+
+def test_test_of_a_vector_is_an_array(single):
+    net = Network.from_sizes([1, 4, 1], single, activation="tanh", output="identity", loss="quadratic")
+    answers = train.test(net, [1.0, 2.0, 3.0])
+    assert isinstance(answers, np.ndarray) and answers.shape == (3,)
+
+
+def test_test_of_a_classifier_gives_class_indices(single):
+    net = Network.from_sizes([2, 4, 2], single, activation="tanh", seed=0)
+    labels = train.test(net, XOR_X)
+    assert labels.shape == (4,) and labels.dtype.kind == "i"
+    assert np.asarray(train.test(net, XOR_X[1])).shape == (1,)
+
+
+# -- refusals --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("X,y,words", [
+    (XOR_X, np.array([0, 1, 2, 0]), "labels must be in 0..1"),
+    (XOR_X[:, :1], XOR_Y, "features"),
+    (XOR_X, XOR_Y[:3], "must match"),
+    (np.array([[0.0, np.nan]] * 4), XOR_Y, "finite"),
+    (np.zeros((0, 2)), np.zeros(0, int), "empty"),
+], ids=["label-range", "width", "length", "nan", "empty"])
+def test_bad_data_is_a_one_line_data_error(reference, X, y, words):
+    net = Network.from_sizes([2, 4, 2], reference, seed=0)
+    with pytest.raises(DataError) as info:
+        learn(net, (X, y), epochs=1, log=None)
+    assert words in one_line(info.value)
+
+
+@pytest.mark.parametrize("settings", [dict(epochs=0), dict(epochs=2.5), dict(batch_size=0), dict(lr=-1.0),
+                                      dict(optimizer="lbfgs")])
+def test_bad_settings_are_one_line_errors(reference, settings):
+    net = Network.from_sizes([2, 4, 2], reference, seed=0)
+    with pytest.raises(XpnetError) as info:
+        learn(net, (XOR_X, XOR_Y), log=None, **settings)
+    one_line(info.value)

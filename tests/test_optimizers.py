@@ -1,0 +1,160 @@
+"""Optimizers against the textbook update rules, written out by hand in numpy float64."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from backends import XpnetError
+from train.optimizers import OPTIMIZERS, Adam, OptimizerError, make_optimizer
+from test_backends import assert_on, one_line
+
+LR = 0.05
+STEPS = 4
+SHAPES = [(3, 2), (3,)]
+
+
+def host_problem(seed=0):
+    """Starting parameters and one gradient per step, all on the host."""
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(s) for s in SHAPES]
+    grads = [[rng.standard_normal(s) for s in SHAPES] for _ in range(STEPS)]
+    return params, grads
+
+
+def reference_sgd(params, grads, lr):
+    """theta <- theta - alpha * dJ/dtheta (the course's rule)."""
+    p = [x.copy() for x in params]
+    trail = []
+    for g in grads:
+        p = [pi - lr * gi for pi, gi in zip(p, g)]
+        trail.append(p)
+    return trail
+
+
+def reference_momentum(params, grads, lr, mu=0.9):
+    """v <- mu v - alpha g; theta <- theta + v."""
+    p, v, trail = [x.copy() for x in params], [np.zeros_like(x) for x in params], []
+    for g in grads:
+        v = [mu * vi - lr * gi for vi, gi in zip(v, g)]
+        p = [pi + vi for pi, vi in zip(p, v)]
+        trail.append(p)
+    return trail
+
+
+def reference_adam(params, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
+    """Kingma & Ba, Algorithm 1, word for word: bias-corrected m-hat and v-hat."""
+    p = [x.copy() for x in params]
+    m, v, trail = [np.zeros_like(x) for x in params], [np.zeros_like(x) for x in params], []
+    for t, g in enumerate(grads, start=1):
+        m = [b1 * mi + (1 - b1) * gi for mi, gi in zip(m, g)]
+        v = [b2 * vi + (1 - b2) * gi * gi for vi, gi in zip(v, g)]
+        m_hat = [mi / (1 - b1 ** t) for mi in m]
+        v_hat = [vi / (1 - b2 ** t) for vi in v]
+        p = [pi - lr * mh / (np.sqrt(vh) + eps) for pi, mh, vh in zip(p, m_hat, v_hat)]
+        trail.append(p)
+    return trail
+
+
+REFERENCES = {"sgd": reference_sgd, "momentum": reference_momentum, "adam": reference_adam}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_updates_match_the_formulas_step_by_step(backend, name):
+    params, grads = host_problem()
+    device_params = [backend.asarray(p) for p in params]
+    opt = make_optimizer(name, backend, device_params, LR)
+    for step, want in enumerate(REFERENCES[name](params, grads, LR)):
+        device_grads = [backend.asarray(g) for g in grads[step]]
+        opt.step(device_params, device_grads)
+        for p, w, g, g_host in zip(device_params, want, device_grads, grads[step]):
+            assert_on(backend, p, w.shape)
+            np.testing.assert_allclose(backend.to_numpy(p), w, rtol=1e-12, atol=1e-15,
+                                       err_msg=f"{name} step {step + 1}")
+            np.testing.assert_array_equal(backend.to_numpy(g), g_host)  # gradients untouched
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_updates_happen_in_place_on_the_network_arrays(backend, name):
+    """A network holds its parameter arrays; an optimizer must change those very arrays."""
+    params, grads = host_problem(seed=1)
+    device_params = [backend.asarray(p) for p in params]
+    held = list(device_params)
+    make_optimizer(name, backend, device_params, LR).step(device_params, [backend.asarray(g) for g in grads[0]])
+    for p, original in zip(held, params):
+        assert not np.array_equal(backend.to_numpy(p), original)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_float32_parameters_stay_float32(backend, name):
+    b = backend.with_dtype("float32")
+    params, grads = host_problem(seed=2)
+    device_params = [b.asarray(p) for p in params]
+    opt = make_optimizer(name, b, device_params, LR)
+    for g in grads:
+        opt.step(device_params, [b.asarray(x) for x in g])
+    want = REFERENCES[name](params, grads, LR)[-1]
+    for p, w in zip(device_params, want):
+        assert_on(b, p, w.shape)
+        np.testing.assert_allclose(b.to_numpy(p), w, rtol=1e-5, atol=1e-6)
+    for array in opt.state().values():
+        assert_on(b, array)
+
+
+def test_adam_first_step_moves_every_parameter_by_about_lr(backend):
+    """Bias correction: after one step m-hat = g and v-hat = g^2, so the step is lr * sign(g)
+    whatever the gradient's size. Uncorrected, it would be lr * 0.1 / sqrt(0.001) = 3.16 lr."""
+    rng = np.random.default_rng(3)
+    p0 = rng.standard_normal(50)
+    g = rng.choice([-1.0, 1.0], 50) * np.logspace(-2, 2, 50)  # four orders of magnitude
+    p = backend.asarray(p0)
+    make_optimizer("adam", backend, [p], 0.01).step([p], [backend.asarray(g)])
+    np.testing.assert_allclose(backend.to_numpy(p) - p0, -0.01 * np.sign(g), rtol=1e-5)
+
+
+def test_adam_bias_correction_stays_right_over_many_steps(backend):
+    """A constant gradient keeps m-hat = g and v-hat = g^2 exactly at every step t."""
+    g = np.array([0.5, -2.0, 1e-3])
+    p = backend.asarray(np.zeros(3))
+    opt = Adam(backend, [p], lr=0.1)
+    for _ in range(25):
+        opt.step([p], [backend.asarray(g)])
+    assert opt.t == 25
+    np.testing.assert_allclose(backend.to_numpy(p), -25 * 0.1 * g / (np.abs(g) + 1e-8), rtol=1e-12)
+
+
+def test_optimizer_state_is_exposed_for_checkpoints(backend):
+    params = [backend.asarray(p) for p in host_problem()[0]]
+    assert make_optimizer("sgd", backend, params, LR).state() == {}
+    momentum = make_optimizer("momentum", backend, params, LR).state()
+    assert sorted(momentum) == ["velocity.0", "velocity.1"]
+    adam = make_optimizer("adam", backend, params, LR).state()
+    assert sorted(adam) == ["m.0", "m.1", "v.0", "v.1"]
+    for key, array in {**momentum, **adam}.items():
+        assert_on(backend, array, SHAPES[int(key[-1])])
+
+
+def test_unknown_optimizer_is_a_one_line_error(reference):
+    with pytest.raises(OptimizerError) as info:
+        make_optimizer("rmsprop", reference, [], 0.1)
+    text = one_line(info.value)
+    assert "'rmsprop'" in text and all(name in text for name in OPTIMIZERS)
+    assert issubclass(OptimizerError, XpnetError)
+
+
+@pytest.mark.parametrize("lr", [0, 0.0, -0.1, math.nan, math.inf, -math.inf, "0.1", None])
+def test_bad_learning_rate_is_a_one_line_error(reference, lr):
+    for name in OPTIMIZERS:
+        with pytest.raises(OptimizerError) as info:
+            make_optimizer(name, reference, [], lr)
+        assert "learning rate" in one_line(info.value)
+
+
+@pytest.mark.parametrize("lr", [np.float64(0.1), np.float32(0.1), 1])
+def test_numeric_learning_rates_of_any_type_are_accepted(reference, lr):
+    """A rate computed with numpy (np.float32 from a float32 array, say) is a number too."""
+    p = reference.asarray(np.ones(2))
+    make_optimizer("sgd", reference, [p], lr).step([p], [reference.asarray(np.ones(2))])
+    np.testing.assert_allclose(reference.to_numpy(p), 1 - float(lr), rtol=1e-7)
