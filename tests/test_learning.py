@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import re
 
+import train.state as state_module
+
 import numpy as np
 import pytest
 
@@ -98,7 +100,8 @@ def test_lr_auto_picks_a_rate_reports_it_and_uses_it(single, monkeypatch):
         used.append(lr)
         return real(name, backend, params, lr)
 
-    monkeypatch.setattr(loop, "make_optimizer", recording)
+    monkeypatch.setattr(loop, "make_optimizer", recording)  # the trials' optimizers
+    monkeypatch.setattr(state_module, "make_optimizer", recording)  # the training run's
     lines = []
     X, y = rings(n=96)
     net = Network.from_sizes([2, 8, 3], single, activation="tanh", seed=0)
@@ -165,7 +168,7 @@ def test_history_has_one_record_per_epoch_with_the_documented_keys(single):
     net = Network.from_sizes([2, 8, 3], single, activation="tanh", seed=0)
     seen = []
     learn(net, (X, y), epochs=3, batch_size=16, lr=0.1, validation=rings(n=32, seed=2), log=seen.append,
-          on_epoch=lambda model, record: seen.append(record))
+          on_epoch=lambda model, record, state: seen.append(record))
     assert [r["epoch"] for r in net.history] == [1, 2, 3]
     for record in net.history:
         assert set(record) == EPOCH_KEYS | {"accuracy", "val_loss", "val_accuracy"}

@@ -6,17 +6,23 @@ from pathlib import Path
 
 from backends import Backend
 from model import Network
-from model.checkpoint import CheckpointError, from_bytes, to_bytes
+from model.checkpoint import CheckpointError, from_bytes, read, to_bytes
 from train.files import atomic_write
+from train.state import TrainingState
 
 CHECKPOINT_NAME = "model.safetensors"
 
 
-def save_checkpoint(net: Network, path: str | Path, metadata: dict | None = None) -> Path:
-    """Write `net` and its training metadata to `path`, atomically."""
+def save_checkpoint(net: Network, path: str | Path, metadata: dict | None = None,
+                    state: TrainingState | None = None) -> Path:
+    """Write `net`, its training metadata and (to resume) the training state, atomically."""
     meta = {"backend": net.backend.name, "device": net.backend.device_name, "dtype": net.backend.dtype_name}
     meta.update(metadata or {})
-    return atomic_write(path, to_bytes(net, meta))
+    extra = {}
+    if state is not None:
+        extra, entry = state.to_checkpoint()
+        meta.update(entry)
+    return atomic_write(path, to_bytes(net, meta, extra))
 
 
 def checkpoint_path(path: str | Path) -> Path:
@@ -28,8 +34,20 @@ def checkpoint_path(path: str | Path) -> Path:
 def load_checkpoint(path: str | Path, backend: Backend, expect: dict | None = None) -> tuple[Network, dict]:
     """Load a checkpoint file (or a run folder's) onto `backend`; one-line errors on bad files."""
     path = checkpoint_path(path)
+    return from_bytes(_read(path), backend, source=str(path), expect=expect)
+
+
+def load_for_resume(path: str | Path, backend: Backend, expect: dict | None = None):
+    """(network, metadata, training state) from a run's checkpoint, to carry on training."""
+    path = checkpoint_path(path)
+    data = _read(path)
+    net, meta = from_bytes(data, backend, source=str(path), expect=expect)
+    tensors, _ = read(data, str(path))
+    return net, meta, TrainingState.from_checkpoint(net, tensors, meta, str(path))
+
+
+def _read(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
-    return from_bytes(data, backend, source=str(path), expect=expect)

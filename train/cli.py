@@ -79,6 +79,8 @@ def _add_train(sub) -> None:
     p.add_argument("--init", help=f"normal, xavier or he (default {d.init})")
     p.add_argument("--patience", type=_positive_int, help="early stop after this many epochs without val improvement")
     p.add_argument("--out", help="run folder (default runs/<data>-<time>)")
+    p.add_argument("--resume", metavar="RUN", help="continue a run folder from its last finished epoch "
+                   "(with --epochs to train longer; other settings come from the run)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=cmd_train)
 
@@ -101,11 +103,25 @@ def _add_predict(sub) -> None:
     p.set_defaults(handler=cmd_predict)
 
 
+# Settings a resumed run may change: how long, where, and how it reports. The rest would
+# make it a different run.
+RESUMABLE = {"epochs", "patience", "backend", "device"}
+
+
 def config_from_args(args) -> TrainConfig:
-    """Preset first, then every flag the user gave on top of it."""
-    config = dataclasses.replace(TrainConfig(), **PRESETS[args.preset])
+    """Preset first, then every flag the user gave on top of it (or the run's, to resume)."""
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
+    if args.resume:
+        from train.jobs import read_run_config
+
+        changed = sorted(set(given) - RESUMABLE)
+        if changed or args.preset != "default":
+            flags = ", ".join("--" + name.replace("_", "-") for name in changed) or "--preset"
+            raise XpnetError(f"{flags} cannot change when resuming; resume takes the run's own settings "
+                             f"(only --epochs, --patience, --backend and --device may be given)")
+        return dataclasses.replace(read_run_config(args.resume), **given, out=args.resume)
+    config = dataclasses.replace(TrainConfig(), **PRESETS[args.preset])
     return dataclasses.replace(config, **given)
 
 
@@ -122,7 +138,7 @@ def cmd_train(args) -> int:
             if line.startswith("epoch "):
                 bar.update(1)
 
-        train_job(config, log, progress=not args.no_progress)
+        train_job(config, log, progress=not args.no_progress, resume=bool(args.resume))
     return 0
 
 

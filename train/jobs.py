@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from backends import resolve_backend
+from backends import XpnetError, resolve_backend
 from model import INITS, ModelError, Network
 from model.activations import check_activation
 from model.losses import check_loss
-from train.checkpoints import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from train.checkpoints import CHECKPOINT_NAME, load_checkpoint, load_for_resume, save_checkpoint
 from train.config import TrainConfig
 from train.data import DataSet, load_data
 from train.files import atomic_write_json, ensure_folder
@@ -42,36 +43,63 @@ def check_config(config: TrainConfig) -> None:
         raise OptimizerError(f"unknown optimizer {config.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
 
 
-def train_job(config: TrainConfig, log: Log, progress: bool = True) -> Path:
-    """Load data, train, checkpoint every epoch, report; returns the run folder."""
+def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool = False) -> Path:
+    """Load data, train, checkpoint every epoch, report; returns the run folder.
+
+    With `resume`, `config.out` is an existing run: its checkpoint's weights, optimizer
+    state, shuffling state and epoch count carry on where they stopped.
+    """
     check_config(config)
     backend = resolve_backend(config.backend, config.device, config.dtype)
     log(f"backend {backend}" + (f"  [{backend.note}]" if backend.note else ""))
     data = load_data(config.data, seed=config.seed, n_train=config.train_samples, n_test=config.test_samples,
                      progress=progress)
     run_dir = ensure_folder(config.out or f"runs/{_slug(config.data)}-{time.strftime('%Y%m%d-%H%M%S')}")
-    net = build_network(config, data, backend)
+    net, state = _resume(run_dir, backend, log) if resume else (build_network(config, data, backend), None)
     log(f"network {' -> '.join(map(str, net.sizes))}  {config.activation}  {config.loss}  "
         f"{config.optimizer} lr {config.lr}  batch {config.batch_size}  {len(data.y_train)} training samples")
     held_out = (data.X_test, data.y_test) if data.X_test is not None else None
-    if data.classes:
+    if data.classes and not resume:
         _log_baseline(net, held_out or (data.X_train, data.y_train), len(data.classes), log)
     meta = {"config": dataclasses.asdict(config), "classes": list(data.classes or []),
             "image_shape": list(data.image_shape or []), "seed": config.seed, "data": data.info}
     atomic_write_json(run_dir / "config.json", meta["config"])
 
-    def checkpoint(model: Network, record: dict) -> None:
-        save_checkpoint(model, run_dir / CHECKPOINT_NAME, {**meta, "epochs": record["epoch"],
-                                                           "accuracy": record.get("val_accuracy")})
+    def checkpoint(model: Network, record: dict, training_state) -> None:
+        save_checkpoint(model, run_dir / CHECKPOINT_NAME,
+                        {**meta, "epochs": record["epoch"], "accuracy": record.get("val_accuracy")}, training_state)
         atomic_write_json(run_dir / "history.json", model.history)
 
     learn(net, (data.X_train, data.y_train), epochs=config.epochs, batch_size=config.batch_size,
           lr=config.lr, optimizer=config.optimizer, seed=config.seed, validation=held_out,
-          patience=config.patience, log=log, on_epoch=checkpoint)
+          patience=config.patience, log=log, on_epoch=checkpoint, resume=state)
     if held_out is not None and data.classes:
         report_classification(net, held_out, data, run_dir, log)
     log(f"saved {run_dir / CHECKPOINT_NAME}")
     return run_dir
+
+
+def _resume(run_dir: Path, backend, log: Log):
+    """The run's network and training state, its history restored up to the saved epoch."""
+    net, _, state = load_for_resume(run_dir, backend)
+    history_file = run_dir / "history.json"
+    if history_file.is_file():
+        net.history = json.loads(history_file.read_text())[:state.epoch]
+    log(f"resuming {run_dir} after epoch {state.epoch} (step {state.step}, lr {state.lr:g})")
+    return net, state
+
+
+def read_run_config(run_dir: str | Path) -> TrainConfig:
+    """The config a run was started with, to resume it."""
+    path = Path(run_dir) / "config.json"
+    try:
+        fields = json.loads(path.read_text())
+        return TrainConfig(**fields)
+    except OSError:
+        raise XpnetError(f"{run_dir} is not a run folder (no readable config.json); give the folder "
+                         "`xpnet train --out` wrote") from None
+    except (json.JSONDecodeError, TypeError):
+        raise XpnetError(f"{path} is damaged or from another xpnet version; cannot resume") from None
 
 
 def _log_baseline(net: Network, held_out, n_classes: int, log: Log) -> None:

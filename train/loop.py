@@ -18,6 +18,7 @@ import numpy as np
 from model import Network
 from train.learning_rate import find_learning_rate
 from train.optimizers import make_optimizer
+from train.state import TrainingState
 from train.targets import DataError, check_data, is_classification, targets_for
 
 
@@ -41,40 +42,48 @@ class DeviceData:
 def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64,
           lr: float | str = 0.1, optimizer: str = "sgd", seed: int = 0, validation=None,
           patience: int | None = None, log: Callable[[str], None] | None = print,
-          on_epoch: Callable[[Network, dict], None] | None = None) -> Network:
+          on_epoch: Callable[[Network, dict, TrainingState], None] | None = None,
+          resume: TrainingState | None = None) -> Network:
     """Train `model` on `data` = (X, y) by gradient descent; returns the trained model.
 
     batch_size=None is full-batch gradient descent; lr="auto" runs the course's recipe
     (start at 0.001, x10 while the loss falls, /10 when it rises) and logs the choice.
     `validation` = (X_val, y_val) adds validation loss/accuracy to the history, and
     `patience` stops early when the validation loss has not improved for that many epochs.
-    The history (one dict per epoch) is appended to `model.history`.
+    The history (one dict per epoch) is appended to `model.history`. `on_epoch` is called
+    after every finished epoch (to checkpoint it); `resume` continues a saved run exactly.
     """
     _check_settings(epochs, batch_size)
     train_set = DeviceData.from_host(model, *data, what="training data")
     val_set = DeviceData.from_host(model, *validation, what="validation data") if validation else None
-    rng = np.random.default_rng(seed)
     batch_size = batch_size or train_set.n
-    if lr == "auto":
-        lr, report = find_learning_rate(model, train_set, optimizer, batch_size, seed)
-        _say(log, report)
-    opt = make_optimizer(optimizer, model.backend, model.params, lr)
-    best, waited = math.inf, 0
-    for epoch in range(1, epochs + 1):
-        record = run_epoch(model, opt, train_set, batch_size, rng)
-        record["epoch"] = epoch
+    state = resume
+    if state is None:
+        if lr == "auto":
+            lr, report = find_learning_rate(model, train_set, optimizer, batch_size, seed)
+            _say(log, report)
+        state = TrainingState.fresh(model, optimizer, lr, seed)
+    while state.epoch < epochs:
+        record = run_epoch(model, state.optimizer, train_set, batch_size, state.rng)
+        state.epoch += 1
+        record["epoch"] = state.epoch
+        _check_divergence(model, record, state)
+        state.step += record.pop("steps")
+        record.pop("finite_steps")
         if val_set is not None:
             record.update({f"val_{k}": v for k, v in evaluate_device(model, val_set).items()})
         model.history.append(record)
         _say(log, format_epoch(record, epochs))
-        _check_divergence(record, lr)
-        if on_epoch is not None:
-            on_epoch(model, record)
+        _warn_if_exploding(model.history, state.lr, log)
         if patience is not None and val_set is not None:
-            best, waited = (record["val_loss"], 0) if record["val_loss"] < best else (best, waited + 1)
-            if waited >= patience:
-                _say(log, f"early stop: validation loss has not improved for {patience} epochs")
-                break
+            improved = record["val_loss"] < state.best_val_loss
+            state.best_val_loss = record["val_loss"] if improved else state.best_val_loss
+            state.epochs_since_best = 0 if improved else state.epochs_since_best + 1
+        if on_epoch is not None:
+            on_epoch(model, record, state)
+        if patience is not None and state.epochs_since_best >= patience:
+            _say(log, f"early stop: validation loss has not improved for {patience} epochs")
+            break
     return model
 
 
@@ -85,16 +94,21 @@ def run_epoch(model: Network, opt, data: DeviceData, batch_size: int, rng: np.ra
     order = backend.asarray(rng.permutation(data.n)) if batch_size < data.n else None
     loss_sum = xp.zeros((), dtype=backend.dtype)
     correct = xp.zeros((), dtype=backend.dtype)
+    finite_steps = xp.zeros((), dtype=backend.dtype)  # a NaN poisons every later step, so this
+    steps = 0                                          # count is also the index of the first bad one
     for first in range(0, data.n, batch_size):
         xb, tb = _batch(xp, data, order, first, batch_size)
         loss, out, grads = model.loss_and_grads(xb, tb)
         opt.step(model.params, grads)
+        steps += 1
         loss_sum = loss_sum + loss * xb.shape[0]
+        finite_steps = finite_steps + xp.astype(xp.isfinite(loss), backend.dtype)
         if data.classification:
             correct = correct + count_correct(xp, out, tb)
     loss_value = float(loss_sum) / data.n  # the one synchronisation of the epoch
     seconds = time.perf_counter() - start
-    record = {"loss": loss_value, "seconds": seconds, "samples_per_s": data.n / seconds}
+    record = {"loss": loss_value, "seconds": seconds, "samples_per_s": data.n / seconds,
+              "steps": steps, "finite_steps": int(float(finite_steps))}
     if data.classification:
         record["accuracy"] = float(correct) / data.n
     return record
@@ -179,13 +193,43 @@ def format_epoch(record: dict, epochs: int) -> str:
 
 
 class DivergenceError(DataError):
-    """Training produced a non-finite loss; the message suggests a smaller learning rate."""
+    """Training produced a non-finite loss or weight; the message suggests a smaller rate."""
 
 
-def _check_divergence(record: dict, lr: float) -> None:
-    if not math.isfinite(record["loss"]):
-        raise DivergenceError(f"training diverged at epoch {record['epoch']}: loss is {record['loss']} "
-                              f"with learning rate {lr:g}; try --lr {lr / 10:g}")
+EXPLODING_EPOCHS = 3  # this many rising epochs in a row, ending above the first, is reported
+
+
+def _check_divergence(model: Network, record: dict, state) -> None:
+    """Stop on a non-finite loss or parameter, naming the epoch, the step and a cure.
+
+    Raised before the epoch is checkpointed, so the last good checkpoint stays on disk.
+    """
+    bad_loss = not math.isfinite(record["loss"])
+    if not bad_loss and all_finite(model):
+        return
+    where = f"epoch {record['epoch']}"
+    if bad_loss:
+        step = state.step + record["finite_steps"] + 1
+        where += f", step {step} (step {record['finite_steps'] + 1} of the epoch)"
+    what = "the loss became " + ("NaN" if math.isnan(record["loss"]) else "infinite") if bad_loss \
+        else "a weight became non-finite"
+    raise DivergenceError(f"training diverged at {where}: {what} with learning rate {state.lr:g}; "
+                          f"try --lr {state.lr / 10:g} (the last finished epoch's checkpoint is kept)")
+
+
+def all_finite(model: Network) -> bool:
+    xp = model.backend.xp
+    return all(bool(xp.all(xp.isfinite(p))) for p in model.params)
+
+
+def _warn_if_exploding(history: list, lr: float, log) -> None:
+    """Report a loss that keeps rising though still finite: the rate is likely too high."""
+    if len(history) <= EXPLODING_EPOCHS:
+        return
+    recent = [r["loss"] for r in history[-EXPLODING_EPOCHS - 1:]]
+    if all(b > a for a, b in zip(recent, recent[1:])) and recent[-1] > history[0]["loss"]:
+        _say(log, f"warning: the loss has risen for {EXPLODING_EPOCHS} epochs ({recent[0]:.4g} -> "
+                  f"{recent[-1]:.4g}); learning rate {lr:g} is probably too high: try --lr {lr / 10:g}")
 
 
 def _check_settings(epochs, batch_size) -> None:

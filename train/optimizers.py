@@ -37,7 +37,14 @@ class SGD:
                 self._update(self.backend.xp, p, g, self.lr)
 
     def state(self) -> dict:
+        """Device arrays that, with `counters()`, let training resume exactly."""
         return {f"velocity.{i}": v for i, v in enumerate(self.velocity)}
+
+    def counters(self) -> dict:
+        return {}
+
+    def load_state(self, host: dict, counters: dict) -> None:
+        _load_arrays(self, host)
 
 
 class Adam:
@@ -64,6 +71,22 @@ class Adam:
         out = {f"m.{i}": m for i, m in enumerate(self.m)}
         out.update({f"v.{i}": v for i, v in enumerate(self.v)})
         return out
+
+    def counters(self) -> dict:
+        return {"t": self.t}
+
+    def load_state(self, host: dict, counters: dict) -> None:
+        _load_arrays(self, host)
+        self.t = int(counters["t"])
+
+
+def _load_arrays(optimizer, host: dict) -> None:
+    """Overwrite the optimizer's state arrays in place from host copies (a checkpoint's)."""
+    for name, array in optimizer.state().items():
+        if name not in host or tuple(host[name].shape) != tuple(array.shape):
+            raise OptimizerError(f"the checkpoint's optimizer state has no matching {name!r}: "
+                                 "was it saved with another optimizer or network?")
+        array[...] = optimizer.backend.asarray(host[name])
 
 
 # The reference updates: plain xp, in place. A backend may override each by name with a
