@@ -33,6 +33,8 @@ class Backend:
     to_numpy_fn: Callable[[Any], np.ndarray] = field(repr=False)
     synchronize_fn: Callable[[], None] = field(repr=False, default=lambda: None)
     kernels: Mapping[str, Callable] = field(repr=False, default_factory=lambda: MappingProxyType({}))
+    free_memory_fn: Callable[[], int | None] = field(repr=False, default=lambda: None)
+    tf32: bool = False  # float32 matrix products in TF32 (faster, ~3 digits): only when asked
     note: str = ""  # why this backend was chosen (e.g. what `auto` found)
 
     def __post_init__(self):
@@ -62,6 +64,10 @@ class Backend:
     def synchronize(self) -> None:
         """Wait for queued device work, so host timers measure what the device did."""
         self.synchronize_fn()
+
+    def free_memory(self) -> int | None:
+        """Free device memory in bytes, or None where arrays live in host memory."""
+        return self.free_memory_fn()
 
     def with_dtype(self, dtype_name: str) -> "Backend":
         """The same backend computing in another float dtype."""

@@ -7,6 +7,8 @@ that imports is not yet a library that can run (a CuPy wheel without a driver im
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from backends.base import Backend
@@ -21,7 +23,7 @@ def _numpy_copy(array) -> np.ndarray:
     return np.array(array, copy=True)
 
 
-def make_numpy(device: str | None, dtype: str) -> Backend:
+def make_numpy(device: str | None, dtype: str, tf32: bool = False) -> Backend:
     """Plain numpy on the CPU, through array-api-compat's namespace."""
     import array_api_compat.numpy as xp
 
@@ -35,7 +37,7 @@ def make_numpy(device: str | None, dtype: str) -> Backend:
     )
 
 
-def make_array_api_strict(device: str | None, dtype: str) -> Backend:
+def make_array_api_strict(device: str | None, dtype: str, tf32: bool = False) -> Backend:
     """array-api-strict: no speed, but it refuses anything outside the standard."""
     try:
         import array_api_strict as xp
@@ -50,8 +52,12 @@ def make_array_api_strict(device: str | None, dtype: str) -> Backend:
     )
 
 
-def make_torch(device: str | None, dtype: str) -> Backend:
-    """PyTorch eager, on the CPU or a CUDA device (default: CUDA when usable)."""
+def make_torch(device: str | None, dtype: str, tf32: bool = False) -> Backend:
+    """PyTorch eager, on the CPU or a CUDA device (default: CUDA when usable).
+
+    On CUDA, TF32 matrix products are set explicitly to `tf32` (off unless asked for), so
+    float32 results match numpy's to float32 precision.
+    """
     try:
         import torch
         import array_api_compat.torch as xp
@@ -66,17 +72,28 @@ def make_torch(device: str | None, dtype: str) -> Backend:
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:  # 'cuda' means the current device: name it, as arrays do
         dev = torch.device("cuda", torch.cuda.current_device())
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = tf32  # torch's own switch is process-wide
+        torch.backends.cudnn.allow_tf32 = tf32
     return Backend(
         name="torch", xp=xp, device=dev, device_name=str(dev), dtype_name=dtype,
         library_version=torch.__version__,
         to_device_fn=lambda host, dt: torch.tensor(host, dtype=dt, device=dev),
         to_numpy_fn=lambda t: t.detach().to("cpu").numpy().copy(),
         synchronize_fn=(lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None),
+        free_memory_fn=(lambda: torch.cuda.mem_get_info(dev)[0]) if dev.type == "cuda" else (lambda: None),
+        tf32=tf32 and dev.type == "cuda",
     )
 
 
-def make_cupy(device: str | None, dtype: str) -> Backend:
-    """CuPy on a CUDA device; the probe allocates and runs a kernel before saying yes."""
+def make_cupy(device: str | None, dtype: str, tf32: bool = False) -> Backend:
+    """CuPy on a CUDA device; the probe allocates and runs a kernel before saying yes.
+
+    CuPy reads CUPY_TF32 once, at import: asking for TF32 sets it first; a CUPY_TF32=1
+    already in the environment is reported in the backend's `tf32` and note.
+    """
+    if tf32:
+        os.environ["CUPY_TF32"] = "1"
     try:
         import cupy as cp
         import array_api_compat.cupy as xp
@@ -97,13 +114,21 @@ def make_cupy(device: str | None, dtype: str) -> Backend:
         library_version=cp.__version__,
         to_device_fn=to_device, to_numpy_fn=cp.asnumpy,
         synchronize_fn=lambda: dev.synchronize(), kernels=cupy_kernels() if _fused_enabled() else {},
+        free_memory_fn=lambda: _cupy_free_memory(cp, dev),
+        tf32=os.environ.get("CUPY_TF32") == "1",
     )
+
+
+def _cupy_free_memory(cp, dev) -> int:
+    """Free on the device plus what CuPy's pool holds but no array uses."""
+    with dev:
+        free, _ = cp.cuda.runtime.memGetInfo()
+        pool = cp.get_default_memory_pool()
+        return free + pool.total_bytes() - pool.used_bytes()
 
 
 def _fused_enabled() -> bool:
     """XPNET_FUSED=0 turns fused kernels off, to compare them with the plain xp path."""
-    import os
-
     return os.environ.get("XPNET_FUSED", "1") != "0"
 
 

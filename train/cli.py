@@ -68,6 +68,8 @@ def _add_train(sub) -> None:
                    help="held-out samples to generate or keep (default 10000 / all)")
     _add_backend_flags(p)
     p.add_argument("--dtype", choices=["float32", "float64"], help=f"float dtype (default {d.dtype})")
+    p.add_argument("--tf32", action="store_true", default=None,
+                   help="let a GPU compute float32 matrix products in TF32: faster, ~3 digits (default off)")
     p.add_argument("--seed", type=int, help=f"seed for weights, shuffling and data (default {d.seed})")
     p.add_argument("--epochs", type=_positive_int, help=f"passes over the training set (default {d.epochs})")
     p.add_argument("--batch-size", type=_positive_int, help=f"samples per step (default {d.batch_size})")
@@ -105,7 +107,7 @@ def _add_predict(sub) -> None:
 
 # Settings a resumed run may change: how long, where, and how it reports. The rest would
 # make it a different run.
-RESUMABLE = {"epochs", "patience", "backend", "device"}
+RESUMABLE = {"epochs", "patience", "backend", "device", "tf32"}
 
 
 def config_from_args(args) -> TrainConfig:

@@ -13,6 +13,7 @@ class TrainConfig:
     backend: str | None = None  # None: $XPNET_BACKEND if set, else auto (cupy with a GPU, else numpy)
     device: str | None = None  # None: $XPNET_DEVICE if set, else the backend's default
     dtype: str = "float32"  # float32 is twice as fast as float64 and accurate enough to train
+    tf32: bool | None = None  # None: $XPNET_TF32; TF32 GPU products are faster but keep ~3 digits
     seed: int = 0  # one seed for weights, shuffling and generated data: same seed, same run
     epochs: int = 12  # passes over the training set
     batch_size: int = 64  # samples per gradient step; small batches generalise well on letters

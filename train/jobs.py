@@ -50,7 +50,7 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
     state, shuffling state and epoch count carry on where they stopped.
     """
     check_config(config)
-    backend = resolve_backend(config.backend, config.device, config.dtype)
+    backend = resolve_backend(config.backend, config.device, config.dtype, config.tf32)
     log(f"backend {backend}" + (f"  [{backend.note}]" if backend.note else ""))
     data = load_data(config.data, seed=config.seed, n_train=config.train_samples, n_test=config.test_samples,
                      progress=progress)

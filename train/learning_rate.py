@@ -23,8 +23,7 @@ LOWEST, HIGHEST = 1e-7, 1e3
 def find_learning_rate(model, data, optimizer: str, batch_size: int, seed: int) -> tuple[float, str]:
     """Returns (chosen lr, a one-line report of the trials)."""
     xp = model.backend.xp
-    probe = min(PROBE_SIZE, data.n)
-    probe_x, probe_t = data.X[:probe, ...], data.T[:probe, ...]
+    probe_x, probe_t = data.rows(0, PROBE_SIZE)
     base = _probe_loss(model, xp, probe_x, probe_t)
     lr, good, going_down, trials = START, None, False, []
     while LOWEST <= lr <= HIGHEST:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,21 +23,63 @@ from train.state import TrainingState
 from train.targets import DataError, check_data, is_classification, targets_for
 
 
+# Keep a data set on the device only if it takes at most this share of the free memory;
+# activations, gradients and the optimizer need the rest.
+DEVICE_SHARE = 0.5
+
+
 @dataclass
 class DeviceData:
-    """A data set's inputs and float targets on the device, plus what kind of task it is."""
+    """A data set's inputs and float targets, ready for batches, plus what kind of task it is.
+
+    Normally both live on the device, moved there once. A set too large for the device's
+    free memory stays on the host (`streamed`) and each batch is copied over as it is used.
+    """
 
     X: object
     T: object
     n: int
     classification: bool
+    backend: object
+    streamed: bool = False
 
     @classmethod
     def from_host(cls, net: Network, X, y, what: str = "data") -> "DeviceData":
         X, y = check_data(net, X, y, what)
         b = net.backend
-        return cls(b.asarray(X, dtype=b.dtype_name), b.asarray(targets_for(net, y)), X.shape[0],
-                   is_classification(net, y))
+        X = np.asarray(X, dtype=b.dtype_name)
+        T = np.asarray(targets_for(net, y), dtype=b.dtype_name)
+        free = b.free_memory()
+        if free is not None and X.nbytes + T.nbytes > DEVICE_SHARE * free:
+            return cls(X, T, X.shape[0], is_classification(net, y), b, streamed=True)
+        return cls(b.asarray(X), b.asarray(T), X.shape[0], is_classification(net, y), b)
+
+    def order(self, rng: np.random.Generator, batch_size: int):
+        """This epoch's shuffled sample order (None for full batches), where batches are cut."""
+        if batch_size >= self.n:
+            return None
+        order = rng.permutation(self.n)
+        return order if self.streamed else self.backend.asarray(order)
+
+    def batch(self, order, first: int, batch_size: int):
+        """Device arrays (inputs, targets) of the batch starting at position `first`."""
+        last = min(first + batch_size, self.n)  # the standard leaves out-of-range slices undefined
+        if order is None:
+            return self.rows(0, self.n)
+        if self.streamed:
+            idx = order[first:last]
+            return self.backend.asarray(self.X[idx]), self.backend.asarray(self.T[idx])
+        xp, idx = self.backend.xp, order[first:last]
+        return xp.take(self.X, idx, axis=0), xp.take(self.T, idx, axis=0)
+
+    def rows(self, first: int, last: int):
+        """Device arrays of samples first..last-1, in their stored order."""
+        last = min(last, self.n)
+        if self.streamed:
+            return self.backend.asarray(self.X[first:last]), self.backend.asarray(self.T[first:last])
+        if first == 0 and last == self.n:
+            return self.X, self.T
+        return self.X[first:last, ...], self.T[first:last, ...]
 
 
 def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64,
@@ -63,27 +106,28 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             lr, report = find_learning_rate(model, train_set, optimizer, batch_size, seed)
             _say(log, report)
         state = TrainingState.fresh(model, optimizer, lr, seed)
-    while state.epoch < epochs:
-        record = run_epoch(model, state.optimizer, train_set, batch_size, state.rng)
-        state.epoch += 1
-        record["epoch"] = state.epoch
-        _check_divergence(model, record, state)
-        state.step += record.pop("steps")
-        record.pop("finite_steps")
-        if val_set is not None:
-            record.update({f"val_{k}": v for k, v in evaluate_device(model, val_set).items()})
-        model.history.append(record)
-        _say(log, format_epoch(record, epochs))
-        _warn_if_exploding(model.history, state.lr, log)
-        if patience is not None and val_set is not None:
-            improved = record["val_loss"] < state.best_val_loss
-            state.best_val_loss = record["val_loss"] if improved else state.best_val_loss
-            state.epochs_since_best = 0 if improved else state.epochs_since_best + 1
-        if on_epoch is not None:
-            on_epoch(model, record, state)
-        if patience is not None and state.epochs_since_best >= patience:
-            _say(log, f"early stop: validation loss has not improved for {patience} epochs")
-            break
+    with out_of_memory_as_error(batch_size):
+        while state.epoch < epochs:
+            record = run_epoch(model, state.optimizer, train_set, batch_size, state.rng)
+            state.epoch += 1
+            record["epoch"] = state.epoch
+            _check_divergence(model, record, state)
+            state.step += record.pop("steps")
+            record.pop("finite_steps")
+            if val_set is not None:
+                record.update({f"val_{k}": v for k, v in evaluate_device(model, val_set).items()})
+            model.history.append(record)
+            _say(log, format_epoch(record, epochs))
+            _warn_if_exploding(model.history, state.lr, log)
+            if patience is not None and val_set is not None:
+                improved = record["val_loss"] < state.best_val_loss
+                state.best_val_loss = record["val_loss"] if improved else state.best_val_loss
+                state.epochs_since_best = 0 if improved else state.epochs_since_best + 1
+            if on_epoch is not None:
+                on_epoch(model, record, state)
+            if patience is not None and state.epochs_since_best >= patience:
+                _say(log, f"early stop: validation loss has not improved for {patience} epochs")
+                break
     return model
 
 
@@ -91,13 +135,13 @@ def run_epoch(model: Network, opt, data: DeviceData, batch_size: int, rng: np.ra
     """One pass over the data in shuffled minibatches; reads the device once, at the end."""
     backend, xp = model.backend, model.backend.xp
     start = time.perf_counter()
-    order = backend.asarray(rng.permutation(data.n)) if batch_size < data.n else None
+    order = data.order(rng, batch_size)
     loss_sum = xp.zeros((), dtype=backend.dtype)
     correct = xp.zeros((), dtype=backend.dtype)
     finite_steps = xp.zeros((), dtype=backend.dtype)  # a NaN poisons every later step, so this
     steps = 0                                          # count is also the index of the first bad one
     for first in range(0, data.n, batch_size):
-        xb, tb = _batch(xp, data, order, first, batch_size)
+        xb, tb = data.batch(order, first, batch_size)
         loss, out, grads = model.loss_and_grads(xb, tb)
         opt.step(model.params, grads)
         steps += 1
@@ -117,21 +161,13 @@ def run_epoch(model: Network, opt, data: DeviceData, batch_size: int, rng: np.ra
 def run_steps(model: Network, data: DeviceData, optimizer: str, lr: float, batch_size: int,
               steps: int, rng: np.random.Generator) -> None:
     """A fixed number of minibatch steps with a fresh optimizer (used by lr="auto")."""
-    xp = model.backend.xp
     opt = make_optimizer(optimizer, model.backend, model.params, lr)
-    order = model.backend.asarray(rng.permutation(data.n)) if batch_size < data.n else None
+    order = data.order(rng, batch_size)
     starts = range(0, data.n, batch_size)
     for i in range(steps):
-        xb, tb = _batch(xp, data, order, starts[i % len(starts)], batch_size)
+        xb, tb = data.batch(order, starts[i % len(starts)], batch_size)
         _, _, grads = model.loss_and_grads(xb, tb)
         opt.step(model.params, grads)
-
-
-def _batch(xp, data: DeviceData, order, first: int, batch_size: int):
-    if order is None:
-        return data.X, data.T
-    idx = order[first:min(first + batch_size, data.n)]
-    return xp.take(data.X, idx, axis=0), xp.take(data.T, idx, axis=0)
 
 
 def count_correct(xp, out, targets):
@@ -145,8 +181,7 @@ def evaluate_device(model: Network, data: DeviceData, batch_size: int = 4096) ->
     xp = model.backend.xp
     loss_sum, correct = 0.0, 0.0
     for first in range(0, data.n, batch_size):
-        last = min(first + batch_size, data.n)  # the standard leaves out-of-range slices undefined
-        xb, tb = data.X[first:last, ...], data.T[first:last, ...]
+        xb, tb = data.rows(first, first + batch_size)
         out = model.forward(xb)
         loss_sum += float(model.loss_of(out, tb)) * xb.shape[0]
         if data.classification:
@@ -190,6 +225,25 @@ def format_epoch(record: dict, epochs: int) -> str:
         parts.append(f"val_acc {100 * record['val_accuracy']:.1f}%")
     parts.append(f"{record['samples_per_s'] / 1000:.1f}k samples/s")
     return "  ".join(parts)
+
+
+class OutOfMemory(DataError):
+    """A batch did not fit in memory; the message names the batch size to lower."""
+
+
+@contextmanager
+def out_of_memory_as_error(batch_size: int):
+    """Turn numpy's MemoryError and CuPy's / PyTorch's out-of-memory errors into one line."""
+    try:
+        yield
+    except MemoryError:
+        raise OutOfMemory(f"out of host memory at batch size {batch_size}: "
+                          f"try --batch-size {max(1, batch_size // 2)}") from None
+    except Exception as exc:  # cupy.cuda.memory.OutOfMemoryError, torch.OutOfMemoryError
+        if "OutOfMemory" not in type(exc).__name__:
+            raise
+        raise OutOfMemory(f"out of GPU memory at batch size {batch_size}: "
+                          f"try --batch-size {max(1, batch_size // 2)} or a smaller network") from None
 
 
 class DivergenceError(DataError):

@@ -49,10 +49,11 @@ def snapshot(backend, X, y, seed: int, steps: int, batch_size: int = 32, lr: flo
     """Everything parity compares, as host float64 arrays, for one backend."""
     net = Network.from_sizes([20, 32, 16, 4], backend, activation="sigmoid", seed=seed)
     data = DeviceData.from_host(net, X, y)
-    out = net.forward(data.X)
-    _, _, grads = net.loss_and_grads(data.X, data.T)
+    X_dev, T_dev = data.rows(0, data.n)
+    out = net.forward(X_dev)
+    _, _, grads = net.loss_and_grads(X_dev, T_dev)
     run_steps(net, data, "sgd", lr, batch_size, steps, np.random.default_rng(seed))
-    loss = net.loss_of(net.forward(data.X), data.T)
+    loss = net.loss_of(net.forward(X_dev), T_dev)
     host = backend.to_numpy
     return {"outputs": [host(out)], "gradients": [host(g) for g in grads],
             "weights": [host(p) for p in net.params], "loss": [np.asarray(float(loss))]}

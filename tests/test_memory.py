@@ -1,0 +1,100 @@
+"""Memory limits: data sets too big for the device are streamed; running out is one line."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import train.loop as loop
+from backends import resolve_backend
+from model import Network
+from train import learn
+from train.loop import DeviceData, OutOfMemory
+
+
+def blobs(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 5))
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64) + (X[:, 2] > 0.5)
+    return X, y
+
+
+def with_free_memory(backend, free_bytes):
+    """The same backend, reporting `free_bytes` of device memory (as a small GPU would)."""
+    return dataclasses.replace(backend, free_memory_fn=lambda: free_bytes)
+
+
+def test_a_set_that_fits_moves_to_the_device_once(backend):
+    X, y = blobs()
+    net = Network.from_sizes([5, 8, 3], with_free_memory(backend, 10**12))
+    data = DeviceData.from_host(net, X, y)
+    assert not data.streamed
+    assert type(data.X) is type(backend.asarray(np.zeros(1)))
+
+
+def test_a_set_larger_than_free_memory_is_streamed_and_trains_identically(backend):
+    X, y = blobs()
+    small = with_free_memory(backend, 1000)  # far less than the 300 x 8 floats
+    streamed = Network.from_sizes([5, 8, 3], small, activation="tanh", seed=3)
+    resident = Network.from_sizes([5, 8, 3], backend, activation="tanh", seed=3)
+    assert DeviceData.from_host(streamed, X, y).streamed
+    assert isinstance(DeviceData.from_host(streamed, X, y).X, np.ndarray)  # stays on the host
+    for net in (streamed, resident):
+        learn(net, (X, y), epochs=3, batch_size=32, lr=0.3, validation=(X[:50], y[:50]), log=None)
+    for a, b in zip(streamed.params, resident.params):
+        np.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
+    assert [r["val_loss"] for r in streamed.history] == [r["val_loss"] for r in resident.history]
+
+
+class OutOfMemoryError(RuntimeError):
+    """Named like cupy.cuda.memory.OutOfMemoryError and torch.OutOfMemoryError."""
+
+
+@pytest.mark.parametrize("raised, where", [(OutOfMemoryError("cudaMalloc failed"), "GPU"),
+                                           (MemoryError(), "host")])
+def test_running_out_of_memory_is_one_line_naming_the_batch_size(monkeypatch, raised, where):
+    def failing_epoch(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(loop, "run_epoch", failing_epoch)
+    X, y = blobs()
+    net = Network.from_sizes([5, 8, 3], resolve_backend("numpy"))
+    with pytest.raises(OutOfMemory) as info:
+        learn(net, (X, y), epochs=1, batch_size=256, log=None)
+    message = str(info.value)
+    assert "\n" not in message and where in message
+    assert "batch size 256" in message and "--batch-size 128" in message
+
+
+def test_other_errors_are_not_mistaken_for_memory(monkeypatch):
+    monkeypatch.setattr(loop, "run_epoch", lambda *a, **k: (_ for _ in ()).throw(ValueError("bug")))
+    X, y = blobs()
+    with pytest.raises(ValueError, match="bug"):
+        learn(Network.from_sizes([5, 3], resolve_backend("numpy")), (X, y), epochs=1, log=None)
+
+
+def test_tf32_is_off_unless_asked(monkeypatch):
+    monkeypatch.delenv("XPNET_TF32", raising=False)
+    assert resolve_backend("numpy").tf32 is False
+    monkeypatch.setenv("XPNET_TF32", "1")
+    assert resolve_backend("numpy").tf32 is False  # a CPU has no TF32 to turn on
+
+
+@pytest.mark.parametrize("name", ["torch", "cupy"])
+def test_tf32_on_a_gpu_is_an_explicit_opt_in(name, monkeypatch):
+    from conftest import make_backend
+
+    monkeypatch.delenv("XPNET_TF32", raising=False)
+    monkeypatch.delenv("CUPY_TF32", raising=False)
+    backend = make_backend(name, "cuda", "float32")
+    assert backend.tf32 is False
+    if name == "torch":
+        import torch
+
+        assert torch.backends.cuda.matmul.allow_tf32 is False
+        assert resolve_backend("torch", "cuda", tf32=True).tf32 is True
+        assert torch.backends.cuda.matmul.allow_tf32 is True
+        resolve_backend("torch", "cuda")  # back off for the tests after this one
+        assert torch.backends.cuda.matmul.allow_tf32 is False
