@@ -1,5 +1,260 @@
-"""Optional faster numpy versions of named ops (none yet: the plain xp code is the path)."""
+"""Faster numpy versions of the model's named ops: in place, in fewer passes and calls.
+
+The plain `xp` code in model/ and train/ stays the reference, and tests/test_kernels_numpy.py
+holds every kernel here to it. What makes a numpy training step approach the time of its
+matrix products alone:
+
+- In place, through `out=`: the bias and activation are written into the matmul's fresh
+  output (the layer's own temporary), parameters are updated where they live, and large
+  work arrays are reused from step to step instead of allocated (`Scratch`).
+- One pass where numpy offers two: numpy has no axpy (y += a * x), so `p -= lr * g` costs
+  a temporary and a second sweep over the weights, a sixth of a batch-64 step; numpy's
+  own bundled OpenBLAS has axpy, and runs it on its threads (`Blas`).
+- numpy's fast loops: np.maximum against a scalar takes a slow loop (a row of zeros takes
+  the vectorised one), and a max along a short last axis is slow (down the columns of a
+  transposed copy it is not).
+
+Each kernel does the reference's arithmetic in the reference's order, so the results agree
+bit for bit, except the BLAS updates, whose fused multiply-add rounds once where the
+reference rounds twice. Small arrays take the plainest path: there, every extra Python
+call costs more than the memory it would save.
+
+Contracts (the callers' signatures, xp first):
+  bias_act.<act>(xp, z, b) -> g(z + b); z is the layer's own temporary and is overwritten.
+  act_grad.<act>(xp, y, dy) -> dJ/dz, a new array; y and dy are left untouched.
+  loss.<name>(xp, h, targets) -> (loss, dJ/dh); h and targets are left untouched.
+  sgd_update, momentum_update, adam_update: change p (and the optimizer state) in place, never g.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import threading
+from functools import lru_cache, partial
+
+import numpy as np
 
 
-def numpy_kernels() -> dict:
-    return {}
+def numpy_kernels(use_blas: bool = True) -> dict:
+    """Every override, keyed by the op name the model asks its backend for.
+
+    `use_blas=False` keeps the updates on ufuncs even where numpy's OpenBLAS could do them
+    (the tests run both paths).
+    """
+    work = Scratch(Blas.load() if use_blas else None)
+    kernels = {
+        "bias_act.identity": bias_identity, "bias_act.relu": bias_relu,
+        "bias_act.sigmoid": bias_sigmoid, "bias_act.tanh": bias_tanh,
+        "act_grad.relu": relu_grad, "act_grad.sigmoid": sigmoid_grad, "act_grad.tanh": tanh_grad,
+        "loss.cross_entropy": cross_entropy, "loss.quadratic": quadratic,
+        "sgd_update": sgd_update, "momentum_update": momentum_update, "adam_update": adam_update,
+    }
+    # Each kernel takes the shared `work` first, then the caller's (xp, ...) arguments.
+    return {name: partial(kernel, work) for name, kernel in kernels.items()}
+
+
+# -- the machinery: numpy's BLAS and reusable work arrays ------------------------------------------
+class Blas:
+    """numpy's own OpenBLAS, for the level-1 routines numpy does not expose.
+
+    numpy's wheels bundle OpenBLAS with 64-bit integers and `scipy_`-prefixed symbols
+    (older wheels: no prefix, the same `64_` suffix). Where numpy was built another way
+    (conda's MKL, Apple's Accelerate) or the library fails a self-check, `load()` returns
+    None and the ufunc paths run.
+    """
+
+    MIN_SIZE = 1 << 16  # below this the ctypes call (about 10 us) costs more than the saved pass
+    PREFIXES = ("scipy_", "")
+
+    def __init__(self, lib, prefix: str):
+        i64, vp = ctypes.c_int64, ctypes.c_void_p
+        self._routines = {}
+        for char, real in (("s", ctypes.c_float), ("d", ctypes.c_double)):
+            axpy = getattr(lib, f"{prefix}cblas_{char}axpy64_")
+            axpy.argtypes, axpy.restype = [i64, real, vp, i64, vp, i64], None
+            axpby = getattr(lib, f"{prefix}cblas_{char}axpby64_")
+            axpby.argtypes, axpby.restype = [i64, real, vp, i64, real, vp, i64], None
+            self._routines[np.dtype(real).char] = (axpy, axpby)
+
+    @classmethod
+    @lru_cache(maxsize=None)  # one probe per process: the library does not change
+    def load(cls) -> "Blas | None":
+        """numpy's bundled OpenBLAS if it is there and computes correctly, else None."""
+        base = os.path.dirname(np.__file__)
+        paths = glob.glob(base + ".libs/*openblas*") + glob.glob(os.path.join(base, ".dylibs", "*openblas*"))
+        for path in sorted(paths):
+            for prefix in cls.PREFIXES:
+                try:
+                    blas = cls(ctypes.CDLL(path), prefix)
+                except (OSError, AttributeError):
+                    continue
+                if blas._self_check():
+                    return blas
+        return None
+
+    def fits(self, y: np.ndarray, x: np.ndarray) -> bool:
+        """Whether y += a * x can go to BLAS: same float dtype and shape, contiguous, large."""
+        return (y.size >= self.MIN_SIZE and y.dtype == x.dtype and y.dtype.char in self._routines
+                and y.shape == x.shape and y.flags.c_contiguous and x.flags.c_contiguous
+                and y.flags.writeable)
+
+    def axpy(self, alpha: float, x: np.ndarray, y: np.ndarray) -> None:
+        """y += alpha * x, in place, in one pass."""
+        self._routines[y.dtype.char][0](y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
+
+    def axpby(self, alpha: float, x: np.ndarray, beta: float, y: np.ndarray) -> None:
+        """y = alpha * x + beta * y, in place, in one pass."""
+        self._routines[y.dtype.char][1](y.size, alpha, x.ctypes.data, 1, beta, y.ctypes.data, 1)
+
+    def _self_check(self) -> bool:
+        for dtype in (np.float32, np.float64):
+            x, y = np.arange(1.0, 6.0, dtype=dtype), np.full(5, 2.0, dtype=dtype)
+            self.axpy(-0.5, x, y)
+            self.axpby(2.0, x, 0.5, y)
+            if not np.array_equal(y, 0.5 * (2.0 - 0.5 * np.arange(1.0, 6.0)) + 2.0 * np.arange(1.0, 6.0)):
+                return False
+        return True
+
+
+class Scratch:
+    """What the kernels share: numpy's BLAS (or None) and reusable work arrays.
+
+    A work array is kept per (shape, dtype, slot, thread) and is only ever live inside one
+    kernel call, so one backend's kernels can share them, even between training loops in
+    different threads. Below MIN_SIZE elements a fresh temporary is cheaper than the lookup.
+    """
+
+    MAX_ARRAYS = 64  # a sweep over many network shapes must not hoard memory
+    MIN_SIZE = 1 << 14
+
+    def __init__(self, blas: Blas | None = None):
+        self.blas = blas
+        self._arrays: dict = {}
+
+    def like(self, array: np.ndarray, slot: int = 0) -> np.ndarray | None:
+        """A work array of `array`'s shape and dtype (contents garbage); None for small ones,
+        which numpy's `out=None` then allocates fresh."""
+        if array.size < self.MIN_SIZE:
+            return None
+        key = (array.shape, array.dtype, slot, threading.get_ident())
+        return self._get(key, lambda: np.empty(array.shape, array.dtype))
+
+    def zeros_row(self, array: np.ndarray) -> np.ndarray:
+        """Zeros the shape of one row of `array`. np.maximum(z, 0) takes a slow scalar loop;
+        against a row of zeros it takes the vectorised one, nearly twice as fast."""
+        shape = array.shape[-1:]
+        return self._get((shape, array.dtype, "zeros"), lambda: np.zeros(shape, array.dtype))
+
+    def _get(self, key, make) -> np.ndarray:
+        found = self._arrays.get(key)
+        if found is None:
+            if len(self._arrays) >= self.MAX_ARRAYS:
+                self._arrays.clear()
+            found = self._arrays[key] = make()
+        return found
+
+
+# -- forward: bias add and activation, in place in the matmul's output z (B, n_out) -------------
+def bias_identity(work: Scratch, xp, z, b):
+    return np.add(z, b, out=z)
+
+
+def bias_relu(work: Scratch, xp, z, b):
+    np.add(z, b, out=z)
+    return np.maximum(z, work.zeros_row(z), out=z)
+
+
+def bias_sigmoid(work: Scratch, xp, z, b):
+    """0.5 + 0.5 * tanh(0.5 * (z + b)), the reference's overflow-free form, in place."""
+    np.add(z, b, out=z)
+    np.multiply(z, 0.5, out=z)
+    np.tanh(z, out=z)
+    np.multiply(z, 0.5, out=z)
+    return np.add(z, 0.5, out=z)
+
+
+def bias_tanh(work: Scratch, xp, z, b):
+    np.add(z, b, out=z)
+    return np.tanh(z, out=z)
+
+
+# -- backward: the activation's derivative from its output y, into one new array ----------------
+def relu_grad(work: Scratch, xp, y, dy):
+    """dy where the unit fired, else 0: dy times a bool mask (np.where is far slower)."""
+    return np.multiply(dy, np.greater(y, 0))
+
+
+def sigmoid_grad(work: Scratch, xp, y, dy):
+    """(dy * y) * (1 - y), in the reference's order, with 1 - y in a reused work array."""
+    dz = np.multiply(dy, y)
+    return np.multiply(dz, np.subtract(1, y, out=work.like(dz)), out=dz)
+
+
+def tanh_grad(work: Scratch, xp, y, dy):
+    """dy * (1 - y^2)."""
+    dz = np.multiply(y, y)
+    np.subtract(1, dz, out=dz)
+    return np.multiply(dy, dz, out=dz)
+
+
+# -- losses on the (B, n_out) output: small arrays, so the win is fewer and faster calls ---------
+def cross_entropy(work: Scratch, xp, logits, targets):
+    """Softmax cross-entropy as the reference computes it, reusing its two temporaries.
+
+    The row max is taken down the columns of a transposed copy: numpy's max along a short
+    last axis (10 classes) is several times slower, and a max is exact in any order. The
+    row sums stay along the rows, so every rounding matches the reference's.
+    """
+    n = logits.shape[0]
+    row_max = np.maximum.reduce(np.ascontiguousarray(logits.T), axis=0)  # (B,)
+    shifted = np.subtract(logits, row_max[:, None])
+    exp = np.exp(shifted)
+    total = np.add.reduce(exp, axis=-1, keepdims=True)  # (B, 1)
+    log_probs = np.subtract(shifted, np.log(total), out=shifted)
+    loss = -np.add.reduce(np.multiply(targets, log_probs, out=log_probs), axis=None) / n
+    dh = np.divide(exp, total, out=exp)
+    np.subtract(dh, targets, out=dh)
+    return loss, np.divide(dh, n, out=dh)
+
+
+def quadratic(work: Scratch, xp, h, targets):
+    """sum((h - y)^2) / 2n and its gradient (h - y) / n, from one temporary."""
+    n = h.shape[0]
+    diff = np.subtract(h, targets)
+    loss = np.add.reduce(np.square(diff), axis=None) / (2 * n)
+    return loss, np.divide(diff, n, out=diff)
+
+
+# -- parameter updates, in place ------------------------------------------------------------------
+def sgd_update(work: Scratch, xp, p, g, lr):
+    """p -= lr * g: one BLAS axpy pass where it fits, else two ufunc passes."""
+    if work.blas and work.blas.fits(p, g):
+        return work.blas.axpy(-lr, g, p)
+    np.subtract(p, np.multiply(g, lr, out=work.like(g)), out=p)
+
+
+def momentum_update(work: Scratch, xp, p, g, v, lr, momentum):
+    """v = momentum * v - lr * g; p += v."""
+    blas = work.blas
+    if blas and blas.fits(v, g) and blas.fits(p, v):
+        blas.axpby(-lr, g, momentum, v)
+        return blas.axpy(1.0, v, p)
+    np.multiply(v, momentum, out=v)
+    np.subtract(v, np.multiply(g, lr, out=work.like(g)), out=v)
+    np.add(p, v, out=p)
+
+
+def adam_update(work: Scratch, xp, p, g, m, v, step_size, beta1, beta2, eps_hat):
+    """m, v = running means of g and g^2; p -= step_size * m / (sqrt(v) + eps_hat)."""
+    tmp = np.multiply(g, 1 - beta1, out=work.like(g, 0))
+    np.multiply(m, beta1, out=m)
+    np.add(m, tmp, out=m)
+    np.multiply(v, beta2, out=v)
+    np.multiply(g, g, out=tmp)
+    np.add(v, np.multiply(tmp, 1 - beta2, out=tmp), out=v)
+    denom = np.sqrt(v, out=work.like(g, 1))
+    np.add(denom, eps_hat, out=denom)
+    np.multiply(m, step_size, out=tmp)
+    np.subtract(p, np.divide(tmp, denom, out=tmp), out=p)

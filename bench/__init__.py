@@ -1,0 +1,1 @@
+"""Benchmark scripts: each prints its ratios side by side from one interleaved run."""

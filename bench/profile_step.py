@@ -1,0 +1,178 @@
+"""Where a numpy training step's time goes: products, bias + activation, loss, backward, update.
+
+The step is rebuilt from the same named ops the model uses (`backend.kernel(name,
+reference)`, so the numpy kernels when they exist), with a clock around each part, and is
+interleaved with the real `loss_and_grads` + `optimizer.step`. Each part is printed as a
+fraction of the real step; `rest` is what the parts do not account for (Python calls,
+dispatch, the wrappers), and `ceiling` is the products-only time of bench/train_step.py
+as a fraction of the same step: the best the step could ever do.
+
+    python bench/profile_step.py
+    python bench/profile_step.py --network sigmoid-quadratic --batch-sizes 64 --plain
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+
+from bench.common import (  # noqa: E402  (needs the path above)
+    LR, NETWORKS, POOL_BATCHES, Spec, Timing, environment_lines, host_batches, limit_threads,
+    networks_from, parse_ints, products_contestant,
+)
+
+PARTS = ["products", "bias+act", "loss", "act grad", "bias grad", "update"]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch-sizes", default="64,256,1024", help="comma-separated (default: 64,256,1024)")
+    p.add_argument("--layers", default="784,512,256,10", help="layer sizes, input first (default: 784,512,256,10)")
+    p.add_argument("--network", default="both", choices=[*NETWORKS, "both"],
+                   help="relu-ce, sigmoid-quadratic, or both (default); see bench/train_step.py")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="float dtype (default: float32)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="BLAS threads (default: all cores)")
+    p.add_argument("--repeats", type=int, default=None, help="interleaved repetitions (default: 9, or 3 with --quick)")
+    p.add_argument("--quick", action="store_true", help="short rounds: a smoke test, noisier numbers")
+    p.add_argument("--plain", action="store_true", help="profile the plain xp ops (numpy kernels off)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    limit_threads(args.threads)
+    from backends import resolve_backend
+
+    backend = resolve_backend("numpy", "cpu", args.dtype)
+    if args.plain:
+        backend = dataclasses.replace(backend, kernels={})
+    timing = Timing.quick(args.repeats) if args.quick else Timing(repeats=args.repeats or 9)
+    print("\n".join(environment_lines(args.threads)[:-1]))
+    print(f"kernels: {'off (plain xp)' if args.plain else 'numpy_kernels'}; best of {timing.repeats} rounds")
+    for network in networks_from(args.network):
+        print(f"\n== {Spec(tuple(parse_ints(args.layers)), network, 0, args.dtype).describe()} ==")
+        print(f"{'batch':>6}{'step us':>9}" + "".join(f"{p:>10}" for p in PARTS) + f"{'rest':>8}{'ceiling':>9}")
+        for batch_size in parse_ints(args.batch_sizes):
+            spec = Spec(tuple(parse_ints(args.layers)), network, batch_size, args.dtype)
+            step, parts, ceiling = profile(backend, spec, timing)
+            shares = [parts[p] / step for p in PARTS]
+            print(f"{batch_size:>6}{step * 1e6:>9.0f}" + "".join(f"{s:>10.1%}" for s in shares)
+                  + f"{1 - sum(shares):>8.1%}{ceiling / step:>9.1%}")
+
+
+def profile(backend, spec: Spec, timing: Timing):
+    """(real step seconds, {part: seconds per step}, products-only seconds), each the best round."""
+    from model import Network
+    from train.optimizers import SGD
+
+    net = Network.from_sizes(list(spec.layers), backend, activation=spec.activation, output=spec.output,
+                             loss=spec.loss, seed=0)
+    opt = SGD(backend, net.params, LR)
+    X, T, _ = host_batches(spec)
+    x, t = backend.asarray(X), backend.asarray(T)
+    B = spec.batch_size
+    batches = [(x[i * B:(i + 1) * B, ...], t[i * B:(i + 1) * B, ...]) for i in range(POOL_BATCHES)]
+    ops = StepOps(backend, net)
+    ceiling = products_contestant("numpy", "cpu", spec)
+    steps = max(2, round(timing.round_seconds / _seconds(lambda: _real_step(net, opt, *batches[0]))))
+    best_step, best_ceiling, best_parts = float("inf"), float("inf"), {}
+    for _ in range(timing.repeats):
+        start = time.perf_counter()
+        for i in range(steps):
+            _real_step(net, opt, *batches[i % POOL_BATCHES])
+        best_step = min(best_step, (time.perf_counter() - start) / steps)
+        parts = defaultdict(float)
+        for i in range(steps):
+            ops.step(*batches[i % POOL_BATCHES], parts)
+        for name in PARTS:
+            best_parts[name] = min(best_parts.get(name, float("inf")), parts[name] / steps)
+        start = time.perf_counter()
+        for _ in range(steps):
+            ceiling.step()
+        best_ceiling = min(best_ceiling, (time.perf_counter() - start) / steps)
+    return best_step, best_parts, best_ceiling
+
+
+def _real_step(net, opt, xb, tb):
+    _, _, grads = net.loss_and_grads(xb, tb)
+    opt.step(net.params, grads)
+
+
+def _seconds(fn, n: int = 5) -> float:
+    fn()
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n
+
+
+class StepOps:
+    """The training step of model/dense.py, model/network.py and SGD, one clock per part.
+
+    It asks the backend for the same named ops the model does, so it profiles whatever
+    kernels the backend carries; its parameters are copies, so the real network is untouched.
+    """
+
+    def __init__(self, backend, net):
+        from model.activations import ACTIVATIONS
+        from model.losses import LOSSES
+        from train.optimizers import sgd_update
+
+        self.xp = backend.xp
+        self.W = [self.xp.asarray(layer.W, copy=True) for layer in net.layers]
+        self.b = [self.xp.asarray(layer.b, copy=True) for layer in net.layers]
+        self.bias_act, self.act_grad = [], []
+        for layer in net.layers:
+            forward, backward = ACTIVATIONS[layer.activation]
+            self.bias_act.append(backend.kernel(f"bias_act.{layer.activation}",
+                                                lambda xp, z, b, f=forward: f(xp, z + b)))
+            self.act_grad.append(backend.kernel(f"act_grad.{layer.activation}", backward))
+        self.loss = backend.kernel(f"loss.{net.loss}", LOSSES[net.loss])
+        self.update = backend.kernel("sgd_update", sgd_update)
+
+    def step(self, x, targets, parts) -> None:
+        xp, clock = self.xp, time.perf_counter
+        inputs, outputs = [], []
+        for W, b, bias_act in zip(self.W, self.b, self.bias_act):
+            t0 = clock()
+            z = xp.matmul(x, W.T)
+            t1 = clock()
+            y = bias_act(xp, z, b)
+            t2 = clock()
+            parts["products"] += t1 - t0
+            parts["bias+act"] += t2 - t1
+            inputs.append(x)
+            outputs.append(y)
+            x = y
+        t0 = clock()
+        _, dy = self.loss(xp, x, targets)
+        parts["loss"] += clock() - t0
+        grads = []
+        for i in range(len(self.W) - 1, -1, -1):
+            t0 = clock()
+            dz = self.act_grad[i](xp, outputs[i], dy)
+            t1 = clock()
+            dW = xp.matmul(dz.T, inputs[i])
+            dy = xp.matmul(dz, self.W[i]) if i else None
+            t2 = clock()
+            db = xp.sum(dz, axis=0)
+            t3 = clock()
+            parts["act grad"] += t1 - t0
+            parts["products"] += t2 - t1
+            parts["bias grad"] += t3 - t2
+            grads[:0] = [dW, db]
+        t0 = clock()
+        for p, g in zip([q for pair in zip(self.W, self.b) for q in pair], grads):
+            self.update(xp, p, g, LR)
+        parts["update"] += clock() - t0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Training-step speed: xpnet on each backend against PyTorch eager and the products-only ceiling.
+
+For every network, backend and batch size this times, interleaved in one process, three
+contestants on the same float dtype and thread count:
+  products     only the step's matrix products on the backend's own library (the ceiling),
+  xpnet        model.loss_and_grads + optimizer.step through the backend,
+  torch eager  the same network as an nn.Linear stack with torch.optim.SGD, same device,
+and prints samples/s (best round, and the median), each one's ratio to the ceiling and to
+PyTorch eager (best rounds), and the spread across repetitions. A row whose spread is above
+--noisy-above says NOISY instead of pretending to a clean number.
+
+    python bench/train_step.py                                   # all usable backends
+    python bench/train_step.py --backends numpy --network relu-ce --quick
+    python bench/train_step.py --layers 784,32,10 --batch-sizes 32  # a tiny network
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+
+from bench.common import (  # noqa: E402  (needs the path above)
+    BACKEND_CHOICES, DEFAULT_BACKENDS, NETWORKS, Contestant, Spec, Timing, ceiling_library,
+    environment_lines, limit_threads, measure, networks_from, parse_ints, products_contestant,
+    best_speed, median_speed, ratio, spread, thousands, torch_eager_contestant, xpnet_contestant,
+)
+
+
+@dataclass
+class Config:
+    backends: list  # names from BACKEND_CHOICES, in the order asked
+    batch_sizes: list
+    layers: tuple
+    networks: list  # keys of NETWORKS
+    dtype: str = "float32"
+    threads: int = 1  # for numpy's BLAS and torch alike
+    timing: Timing = dataclasses.field(default_factory=Timing)
+    noisy_above: float = 0.10  # spread above which a row's ratios are flagged untrustworthy
+    reference: bool = False  # also time xpnet with the backend's kernels switched off
+
+
+def parse_args(argv=None) -> Config:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--backends", default=DEFAULT_BACKENDS,
+                   help=f"comma-separated, from {', '.join(BACKEND_CHOICES)}; unusable ones are "
+                        f"skipped with the reason (default: {DEFAULT_BACKENDS})")
+    p.add_argument("--batch-sizes", default="64,256,1024", help="comma-separated (default: 64,256,1024)")
+    p.add_argument("--layers", default="784,512,256,10", help="layer sizes, input first (default: 784,512,256,10)")
+    p.add_argument("--network", default="both", choices=[*NETWORKS, "both"],
+                   help="relu-ce: ReLU hidden, linear output, softmax cross-entropy; sigmoid-quadratic: "
+                        "sigmoid hidden and output, quadratic loss (the course's); both (default)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="float dtype (default: float32)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(),
+                   help="CPU threads for numpy's BLAS and for torch alike (default: all cores)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="interleaved repetitions per contestant (default: 9, or 3 with --quick)")
+    p.add_argument("--quick", action="store_true", help="short warm-up and rounds: a smoke test, noisier numbers")
+    p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                   help="on a shared machine, wait up to SECONDS before each round for the CPUs to be "
+                        "90%% idle (Linux; default: 0, no waiting)")
+    p.add_argument("--noisy-above", type=float, default=0.10,
+                   help="spread ((max-min)/median) above which a row is flagged NOISY (default: 0.10)")
+    p.add_argument("--reference", action="store_true",
+                   help="also time xpnet with the backend's fused kernels off (the plain xp ops)")
+    a = p.parse_args(argv)
+    timing = (Timing.quick(a.repeats, a.wait_idle) if a.quick
+              else Timing(repeats=a.repeats or 9, wait_idle_seconds=a.wait_idle))
+    unknown = [b for b in a.backends.split(",") if b not in BACKEND_CHOICES]
+    if unknown:
+        p.error(f"unknown backend(s) {', '.join(unknown)}: use {', '.join(BACKEND_CHOICES)}")
+    return Config(backends=a.backends.split(","), batch_sizes=parse_ints(a.batch_sizes),
+                  layers=tuple(parse_ints(a.layers)), networks=networks_from(a.network), dtype=a.dtype,
+                  threads=a.threads, timing=timing, noisy_above=a.noisy_above, reference=a.reference)
+
+
+def main(argv=None) -> None:
+    config = parse_args(argv)
+    limit_threads(config.threads)  # before numpy or torch load their thread pools
+    backends = usable_backends(config)
+    _set_torch_threads(config.threads)
+    print("\n".join(environment_lines(config.threads)))
+    for network in config.networks:
+        print()
+        print(f"== {Spec(config.layers, network, 0, config.dtype).describe()} ==")
+        print(HEADER)
+        for label, backend in backends:
+            for batch_size in config.batch_sizes:
+                spec = Spec(config.layers, network, batch_size, config.dtype)
+                contestants, notes = build_contestants(label, backend, spec, config)
+                measure(contestants, config.timing)
+                print_rows(label, batch_size, contestants, config.noisy_above)
+                for note in notes:
+                    print(f"{INDENT}{note}")
+
+
+def usable_backends(config: Config) -> list:
+    """(label, Backend) for each asked backend that runs here; the others are named with why."""
+    from backends import BackendError, resolve_backend
+
+    found = []
+    for label in config.backends:
+        name, device = BACKEND_CHOICES[label]
+        try:
+            found.append((label, resolve_backend(name, device, config.dtype)))
+        except BackendError as exc:
+            print(f"skipping {label}: {exc}")
+    return found
+
+
+def build_contestants(label: str, backend, spec: Spec, config: Config) -> tuple[list, list]:
+    """products (when the library has a matmul with out=), xpnet, [xpnet plain], torch eager."""
+    contestants, notes = [], []
+    library = ceiling_library(backend)
+    if library:
+        contestants.append(products_contestant(library, backend.device_name, spec))
+    else:
+        notes.append(f"no products ceiling for {label}")
+    contestants.append(xpnet_contestant(backend, spec))
+    if config.reference and backend.kernels:
+        plain = dataclasses.replace(backend, kernels={})
+        contestants.append(xpnet_contestant(plain, spec, name="xpnet plain-xp"))
+    try:
+        contestants.append(torch_eager_contestant(spec, backend.device_name))
+    except (ImportError, RuntimeError, AssertionError) as exc:
+        notes.append(f"no torch eager on {backend.device_name}: {str(exc).splitlines()[0]}")
+    return contestants, notes
+
+
+LABEL = 17  # wide enough for array_api_strict
+HEADER = (f"{'backend':<{LABEL}}{'batch':>6}  {'contestant':<16}{'samples/s':>10}{'median':>9}{'spread':>8}"
+          f"{'x products':>12}{'x torch':>9}")
+INDENT = " " * (LABEL + 8)
+
+
+def print_rows(label: str, batch_size: int, contestants: list[Contestant], noisy_above: float) -> None:
+    by_name = {c.name: c for c in contestants}
+    ceiling, eager = by_name.get("products"), by_name.get("torch eager")
+    noisy = [c.name for c in contestants if spread(c.times) > noisy_above]
+    for c in contestants:
+        vs_ceiling = f"{ratio(c, ceiling):.2f}" if ceiling else "-"
+        vs_eager = f"{ratio(c, eager):.2f}" if eager else "-"
+        print(f"{label:<{LABEL}}{batch_size:>6}  {c.name:<16}{thousands(best_speed(c, batch_size)):>10}"
+              f"{thousands(median_speed(c, batch_size)):>9}{spread(c.times):>7.0%} {vs_ceiling:>11}{vs_eager:>9}")
+    if noisy:
+        print(f"{INDENT}NOISY: spread above {noisy_above:.0%} in {', '.join(noisy)}: "
+              f"do not trust these ratios (rerun on a quieter machine or with more --repeats)")
+
+
+def _set_torch_threads(threads: int) -> None:
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
+
+
+if __name__ == "__main__":
+    main()
