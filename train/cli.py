@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except XpnetError as exc:
-        print(f"xpnet: error: {exc}", file=sys.stderr)
+        print(f"xpnet: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("xpnet: interrupted; the last finished epoch's checkpoint is kept", file=sys.stderr)
@@ -33,7 +33,12 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (what was wrong, where to read more)."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(text: str) -> str:
+    """A message stays one line whatever it quotes: a path or an argument may hold a newline."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +89,12 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", metavar="RUN", help="continue a run folder from its last finished epoch "
                    "(with --epochs to train longer; other settings come from the run)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--distributed", action="store_true",
+                   help="one rank of a data-parallel MPI job: start with mpirun -n N xpnet train --distributed "
+                        "(needs pip install 'xpnet[mpi]')")
+    p.add_argument("--mpi-timeout", type=_positive_float, default=300.0, metavar="SECONDS",
+                   help="with --distributed: end the job when a rank has waited this long for the others "
+                        "(default 300)")
     p.set_defaults(handler=cmd_train)
 
 
@@ -133,6 +144,13 @@ def cmd_train(args) -> int:
     from train.jobs import train_job
 
     config = config_from_args(args)
+    if args.distributed:
+        return train_distributed(config, args)
+    from train.distributed import launched_by_mpi
+
+    if launched_by_mpi() > 1:  # N copies of a single-process run would overwrite each other's files
+        raise XpnetError(f"started by an MPI launcher as one of {launched_by_mpi()} processes without "
+                         "--distributed: add --distributed to train data-parallel")
     with tqdm(total=config.epochs, desc="epochs", disable=args.no_progress or not sys.stderr.isatty(),
               leave=False) as bar:
         def log(line: str) -> None:
@@ -142,6 +160,18 @@ def cmd_train(args) -> int:
 
         train_job(config, log, progress=not args.no_progress, resume=bool(args.resume))
     return 0
+
+
+def train_distributed(config, args) -> int:
+    """`xpnet train --distributed`: every rank runs this; rank 0 prints (no progress bar under MPI)."""
+    from train.distributed import run_distributed, train_job_distributed
+
+    def log(line: str) -> None:
+        print(line, flush=True)  # under mpirun stdout is a pipe: flush, or lines come in clumps
+
+    progress = not args.no_progress and sys.stderr.isatty()
+    return run_distributed(lambda ctx: train_job_distributed(config, log, ctx, progress, resume=bool(args.resume)),
+                           timeout=args.mpi_timeout)
 
 
 def cmd_evaluate(args) -> int:
@@ -189,6 +219,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 

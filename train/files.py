@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from backends import XpnetError
@@ -22,8 +22,11 @@ class OutputError(XpnetError):
 def atomic_write(path: str | Path, data: bytes) -> Path:
     """Write `data` to `path` atomically; raises OutputError (one line) on failure."""
     path = Path(path)
-    fd, tmp = _open_temp(path)
+    # Named before it exists, so an interruption at any point (Ctrl-C included) can remove it.
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
+        # 0o666 less the umask, as any new file gets (mkstemp's 0600 hid checkpoints from others)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -55,11 +58,16 @@ def ensure_folder(path: str | Path) -> Path:
     return path
 
 
-def _open_temp(path: Path):
-    try:
-        return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    except OSError as exc:
-        raise OutputError(f"cannot write in {path.parent}: {exc.strerror or exc}; choose another --out") from None
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete the temp files (`.NAME.*.tmp`) a killed xpnet left in a run folder.
+
+    A run folder has one writer, so a temp file found when a run starts is from a process
+    that died mid-write; without this every crash would leave one more behind.
+    """
+    stale = sorted(Path(folder).glob(".*.tmp"))
+    for tmp in stale:
+        _remove_quietly(str(tmp))
+    return stale
 
 
 def _remove_quietly(tmp: str) -> None:

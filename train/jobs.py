@@ -12,15 +12,17 @@ import numpy as np
 
 from backends import XpnetError, resolve_backend
 from model import INITS, ModelError, Network
+from model.checkpoint import CheckpointError
 from model.activations import check_activation
 from model.losses import check_loss
 from train.checkpoints import CHECKPOINT_NAME, load_checkpoint, load_for_resume, save_checkpoint
 from train.config import TrainConfig
 from train.data import DataSet, load_data
-from train.files import atomic_write_json, ensure_folder
+from train.files import atomic_write_json, ensure_folder, remove_stale_temps
 from train.loop import evaluate, learn
 from train.metrics import confusion_matrix, summary_lines
 from train.optimizers import OPTIMIZERS, OptimizerError
+from train.targets import check_targets_fit_loss
 
 Log = Callable[[str], None]
 
@@ -54,32 +56,57 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
     log(f"backend {backend}" + (f"  [{backend.note}]" if backend.note else ""))
     data = load_data(config.data, seed=config.seed, n_train=config.train_samples, n_test=config.test_samples,
                      progress=progress)
-    run_dir = ensure_folder(config.out or f"runs/{_slug(config.data)}-{time.strftime('%Y%m%d-%H%M%S')}")
-    net, state = _resume(run_dir, backend, log) if resume else (build_network(config, data, backend), None)
-    log(f"network {' -> '.join(map(str, net.sizes))}  {config.activation}  {config.loss}  "
-        f"{config.optimizer} lr {config.lr}  batch {config.batch_size}  {len(data.y_train)} training samples")
+    check_targets_fit_loss(config.loss, data.y_train, config.data)
+    run_dir = ensure_folder(run_folder(config))
+    remove_stale_temps(run_dir)
+    net, state = resume_run(run_dir, backend, log) if resume else (build_network(config, data, backend), None)
+    if resume:
+        check_resumable(net, state, config, run_dir)
+    log(network_line(config, net, data))
     held_out = (data.X_test, data.y_test) if data.X_test is not None else None
     if data.classes and not resume:
-        _log_baseline(net, held_out or (data.X_train, data.y_train), len(data.classes), log)
-    meta = {"config": dataclasses.asdict(config), "classes": list(data.classes or []),
-            "image_shape": list(data.image_shape or []), "seed": config.seed, "data": data.info}
+        log_baseline(net, held_out or (data.X_train, data.y_train), len(data.classes), log)
+    meta = run_metadata(config, data)
     atomic_write_json(run_dir / "config.json", meta["config"])
-
-    def checkpoint(model: Network, record: dict, training_state) -> None:
-        save_checkpoint(model, run_dir / CHECKPOINT_NAME,
-                        {**meta, "epochs": record["epoch"], "accuracy": record.get("val_accuracy")}, training_state)
-        atomic_write_json(run_dir / "history.json", model.history)
-
     learn(net, (data.X_train, data.y_train), epochs=config.epochs, batch_size=config.batch_size,
           lr=config.lr, optimizer=config.optimizer, seed=config.seed, validation=held_out,
-          patience=config.patience, log=log, on_epoch=checkpoint, resume=state)
+          patience=config.patience, log=log, on_epoch=epoch_saver(run_dir, meta), resume=state)
     if held_out is not None and data.classes:
         report_classification(net, held_out, data, run_dir, log)
     log(f"saved {run_dir / CHECKPOINT_NAME}")
     return run_dir
 
 
-def _resume(run_dir: Path, backend, log: Log):
+def run_folder(config: TrainConfig) -> str:
+    """--out, else runs/<data>-<time>."""
+    return config.out or f"runs/{_slug(config.data)}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def network_line(config: TrainConfig, net: Network, data: DataSet) -> str:
+    return (f"network {' -> '.join(map(str, net.sizes))}  {config.activation}  {config.loss}  "
+            f"{config.optimizer} lr {config.lr}  batch {config.batch_size}  {len(data.y_train)} training samples")
+
+
+def run_metadata(config: TrainConfig, data: DataSet) -> dict:
+    """What every checkpoint of the run records besides the weights."""
+    return {"config": dataclasses.asdict(config), "classes": list(data.classes or []),
+            "image_shape": list(data.image_shape or []), "seed": config.seed, "data": data.info}
+
+
+def epoch_saver(run_dir: Path, meta: dict) -> Callable:
+    """The on_epoch callback: the checkpoint and the history, rewritten after every epoch."""
+
+    def checkpoint(model: Network, record: dict, training_state) -> None:
+        # History first: killed between the two writes it is one epoch ahead, and resuming
+        # trims it to the checkpoint's epochs; the other way round that epoch's record is lost.
+        atomic_write_json(run_dir / "history.json", model.history)
+        save_checkpoint(model, run_dir / CHECKPOINT_NAME,
+                        {**meta, "epochs": record["epoch"], "accuracy": record.get("val_accuracy")}, training_state)
+
+    return checkpoint
+
+
+def resume_run(run_dir: Path, backend, log: Log):
     """The run's network and training state, its history restored up to the saved epoch."""
     net, _, state = load_for_resume(run_dir, backend)
     history_file = run_dir / "history.json"
@@ -87,6 +114,18 @@ def _resume(run_dir: Path, backend, log: Log):
         net.history = json.loads(history_file.read_text())[:state.epoch]
     log(f"resuming {run_dir} after epoch {state.epoch} (step {state.step}, lr {state.lr:g})")
     return net, state
+
+
+def check_resumable(net: Network, state, config: TrainConfig, run_dir: Path) -> None:
+    """The checkpoint must be this run's, and there must be epochs left to train."""
+    if net.sizes[1:-1] != list(config.hidden) or net.loss != config.loss or state.optimizer_name != config.optimizer:
+        raise CheckpointError(f"{run_dir / CHECKPOINT_NAME} holds a {' -> '.join(map(str, net.sizes))} {net.loss} "
+                              f"network trained with {state.optimizer_name}, not this run's (--layers "
+                              f"{','.join(map(str, config.hidden))}, {config.loss}, {config.optimizer}): "
+                              "it is another run's checkpoint; restore this run's or start a new one")
+    if state.epoch >= config.epochs:
+        raise XpnetError(f"{run_dir} has already trained {state.epoch} epochs; give --epochs above "
+                         f"{state.epoch} to train it longer")
 
 
 def read_run_config(run_dir: str | Path) -> TrainConfig:
@@ -102,7 +141,7 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
         raise XpnetError(f"{path} is damaged or from another xpnet version; cannot resume") from None
 
 
-def _log_baseline(net: Network, held_out, n_classes: int, log: Log) -> None:
+def log_baseline(net: Network, held_out, n_classes: int, log: Log) -> None:
     """The course's point: before learning, a network guesses, scoring about 1/26."""
     acc = evaluate(net, *held_out)["accuracy"]
     log(f"untrained network: accuracy {100 * acc:.1f}% (random guessing: 1/{n_classes} = {100 / n_classes:.1f}%)")

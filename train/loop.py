@@ -86,7 +86,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
           lr: float | str = 0.1, optimizer: str = "sgd", seed: int = 0, validation=None,
           patience: int | None = None, log: Callable[[str], None] | None = print,
           on_epoch: Callable[[Network, dict, TrainingState], None] | None = None,
-          resume: TrainingState | None = None) -> Network:
+          resume: TrainingState | None = None, distributed=None) -> Network:
     """Train `model` on `data` = (X, y) by gradient descent; returns the trained model.
 
     batch_size=None is full-batch gradient descent; lr="auto" runs the course's recipe
@@ -95,31 +95,40 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     `patience` stops early when the validation loss has not improved for that many epochs.
     The history (one dict per epoch) is appended to `model.history`. `on_epoch` is called
     after every finished epoch (to checkpoint it); `resume` continues a saved run exactly.
+    `distributed` (a `train.distributed.Distributed`) makes this one rank of a data-parallel
+    MPI job: it trains on its piece of every batch and the ranks sum their gradients.
     """
     _check_settings(epochs, batch_size)
-    train_set = DeviceData.from_host(model, *data, what="training data")
+    if distributed is None:
+        train_set = DeviceData.from_host(model, *data, what="training data")
+    else:
+        train_set = distributed.shard(model, *data, what="training data")
     val_set = DeviceData.from_host(model, *validation, what="validation data") if validation else None
     batch_size = batch_size or train_set.n
     state = resume
     if state is None:
         if lr == "auto":
-            lr, report = find_learning_rate(model, train_set, optimizer, batch_size, seed)
+            lr_data = train_set if distributed is None else train_set.whole()
+            lr, report = find_learning_rate(model, lr_data, optimizer, batch_size, seed)
             _say(log, report)
         state = TrainingState.fresh(model, optimizer, lr, seed)
     with out_of_memory_as_error(batch_size):
         while state.epoch < epochs:
-            record = run_epoch(model, state.optimizer, train_set, batch_size, state.rng)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported below, in one line
+                record = run_epoch(model, state.optimizer, train_set, batch_size, state.rng, distributed=distributed)
+                if val_set is not None:
+                    record.update({f"val_{k}": v for k, v in evaluate_device(model, val_set).items()})
+            if distributed is not None:  # rank 0 alone validates; every rank must stop early alike
+                record = distributed.share_validation(record)
             state.epoch += 1
             record["epoch"] = state.epoch
-            _check_divergence(model, record, state)
+            _check_divergence(model, record, state)  # a non-finite validation loss too: never saved as good
             state.step += record.pop("steps")
             record.pop("finite_steps")
-            if val_set is not None:
-                record.update({f"val_{k}": v for k, v in evaluate_device(model, val_set).items()})
             model.history.append(record)
             _say(log, format_epoch(record, epochs))
             _warn_if_exploding(model.history, state.lr, log)
-            if patience is not None and val_set is not None:
+            if patience is not None and "val_loss" in record:
                 improved = record["val_loss"] < state.best_val_loss
                 state.best_val_loss = record["val_loss"] if improved else state.best_val_loss
                 state.epochs_since_best = 0 if improved else state.epochs_since_best + 1
@@ -131,8 +140,13 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     return model
 
 
-def run_epoch(model: Network, opt, data: DeviceData, batch_size: int, rng: np.random.Generator) -> dict:
-    """One pass over the data in shuffled minibatches; reads the device once, at the end."""
+def run_epoch(model: Network, opt, data: DeviceData, batch_size: int, rng: np.random.Generator,
+              distributed=None) -> dict:
+    """One pass over the data in shuffled minibatches; reads the device once, at the end.
+
+    With `distributed`, `data` hands out this rank's piece of each global batch, the step
+    uses the gradient summed over every rank, and the totals are summed once, at the end.
+    """
     backend, xp = model.backend, model.backend.xp
     start = time.perf_counter()
     order = data.order(rng, batch_size)
@@ -142,13 +156,18 @@ def run_epoch(model: Network, opt, data: DeviceData, batch_size: int, rng: np.ra
     steps = 0                                          # count is also the index of the first bad one
     for first in range(0, data.n, batch_size):
         xb, tb = data.batch(order, first, batch_size)
-        loss, out, grads = model.loss_and_grads(xb, tb)
+        if distributed is None:
+            loss, out, grads = model.loss_and_grads(xb, tb)
+        else:
+            loss, out, grads = distributed.loss_and_grads(model, xb, tb, min(batch_size, data.n - first))
         opt.step(model.params, grads)
         steps += 1
         loss_sum = loss_sum + loss * xb.shape[0]
         finite_steps = finite_steps + xp.astype(xp.isfinite(loss), backend.dtype)
         if data.classification:
             correct = correct + count_correct(xp, out, tb)
+    if distributed is not None:
+        loss_sum, correct, finite_steps = distributed.epoch_totals(model, loss_sum, correct, finite_steps)
     loss_value = float(loss_sum) / data.n  # the one synchronisation of the epoch
     seconds = time.perf_counter() - start
     record = {"loss": loss_value, "seconds": seconds, "samples_per_s": data.n / seconds,
@@ -259,16 +278,19 @@ def _check_divergence(model: Network, record: dict, state) -> None:
     Raised before the epoch is checkpointed, so the last good checkpoint stays on disk.
     """
     bad_loss = not math.isfinite(record["loss"])
-    if not bad_loss and all_finite(model):
+    bad_val = not math.isfinite(record.get("val_loss", 0.0))
+    if not bad_loss and not bad_val and all_finite(model):
         return
     where = f"epoch {record['epoch']}"
     if bad_loss:
         step = state.step + record["finite_steps"] + 1
         where += f", step {step} (step {record['finite_steps'] + 1} of the epoch)"
-    what = "the loss became " + ("NaN" if math.isnan(record["loss"]) else "infinite") if bad_loss \
-        else "a weight became non-finite"
+    what = ("the loss became " + ("NaN" if math.isnan(record["loss"]) else "infinite") if bad_loss
+            else "the validation loss became non-finite" if bad_val else "a weight became non-finite")
+    kept = (f"epoch {state.epoch - 1}'s checkpoint is kept" if state.epoch > 1
+            else "no epoch finished, so no checkpoint was written")
     raise DivergenceError(f"training diverged at {where}: {what} with learning rate {state.lr:g}; "
-                          f"try --lr {state.lr / 10:g} (the last finished epoch's checkpoint is kept)")
+                          f"try --lr {state.lr / 10:g} ({kept})")
 
 
 def all_finite(model: Network) -> bool:

@@ -58,5 +58,5 @@ class TrainingState:
             best = entry["best_val_loss"]
             return cls(int(entry["epoch"]), int(entry["step"]), float(entry["lr"]), entry["optimizer"], opt, rng,
                        math.inf if best is None else float(best), int(entry["epochs_since_best"]))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CheckpointError(f"{source} has an incomplete training state ({exc}); cannot resume") from None

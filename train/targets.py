@@ -34,6 +34,7 @@ def check_data(net: Network, X, y, what: str = "data") -> tuple[np.ndarray, np.n
         raise DataError(f"{what}: samples have {X.shape[1]} features but the network takes {net.sizes[0]}")
     if X.dtype.kind not in "fiub" or not np.all(np.isfinite(X)):
         raise DataError(f"{what}: X must be finite numbers (found NaN, inf or non-numbers); clean the inputs")
+    check_targets_fit_loss(net.loss, y, what)
     if y.dtype.kind == "f":
         return X, _check_regression(net, y, what)
     if y.dtype.kind not in "iu" or y.ndim != 1:
@@ -43,6 +44,16 @@ def check_data(net: Network, X, y, what: str = "data") -> tuple[np.ndarray, np.n
         raise DataError(f"{what}: labels must be in 0..{n_classes - 1} for this {n_classes}-output "
                         f"network, found {y.min()}..{y.max()}")
     return X, y
+
+
+def check_targets_fit_loss(loss: str, y, what: str = "data") -> None:
+    """Float y means regression; cross-entropy over one output is 0 whatever the network does,
+    so float class labels would train "successfully" and learn nothing."""
+    y = np.asarray(y)
+    if loss == "cross_entropy" and y.dtype.kind == "f" and (y.ndim == 1 or y.shape[1] == 1):
+        raise DataError(f"{what}: y holds floats, which xpnet reads as regression targets, but the "
+                        "cross_entropy loss needs integer class labels: save y as integers for classes, "
+                        "or use --loss quadratic for regression")
 
 
 def _check_regression(net: Network, y: np.ndarray, what: str) -> np.ndarray:

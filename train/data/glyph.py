@@ -10,7 +10,7 @@ looks to the network like the letters it was trained on.
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps
 
 from train.data import DataError
 
@@ -24,15 +24,26 @@ MIN_CONTRAST = 12.0  # grey levels (of 255) between background and ink below whi
 def load_image(path) -> np.ndarray:
     """Read an image file of any size and colour and frame it as a 28x28 float32 letter in [0, 1]."""
     path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
+    with _decoded(path) as img:
+        try:
             return preprocess_image(img)
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as e:
+        except DataError as e:
+            raise DataError(f"image {path}: {e}") from None
+
+
+def _decoded(path: Path) -> Image.Image:
+    """The picture in `path`, fully read. A damaged file can make Pillow raise almost anything
+    (OSError, TypeError, struct.error, EOFError...): each is the same one line."""
+    img = None
+    try:
+        img = Image.open(path)
+        img.load()
+        return img
+    except Exception as e:
+        if img is not None:
+            img.close()
         raise DataError(f"cannot read image {path}: {e.__class__.__name__}: {e}; "
                         "give a PNG or JPEG picture of one letter") from None
-    except DataError as e:
-        raise DataError(f"image {path}: {e}") from None
 
 
 def preprocess_image(img: Image.Image) -> np.ndarray:
@@ -54,14 +65,23 @@ def to_grayscale(img: Image.Image) -> np.ndarray:
     it is composited over whichever of black or white its opaque pixels stand out against.
     """
     img = ImageOps.exif_transpose(img)
+    if img.mode == "LAB":  # its first channel is lightness already
+        return np.asarray(img.getchannel("L"), dtype=np.float32)
+    if img.mode in ("La", "RGBa"):  # premultiplied alpha: Pillow converts these only to their plain forms
+        img = img.convert("LA" if img.mode == "La" else "RGBA")
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         a = np.asarray(img, dtype=np.float32)
+        if not np.isfinite(a).all():
+            raise DataError("the picture holds NaN or infinite values; save it as PNG or JPEG")
         return 255 * (a - a.min()) / max(float(a.max() - a.min()), 1e-12)
     if img.mode == "P":
         img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if img.mode in ("RGBA", "LA", "PA"):
         return _flatten_alpha(img.convert("RGBA"))
-    return np.asarray(img.convert("L"), dtype=np.float32)
+    try:
+        return np.asarray(img.convert("L"), dtype=np.float32)
+    except ValueError:  # a mode Pillow cannot turn into grayscale
+        raise DataError(f"pictures in mode {img.mode} cannot be read; save it as PNG or JPEG") from None
 
 
 def _flatten_alpha(img: Image.Image) -> np.ndarray:

@@ -1,0 +1,267 @@
+"""Data-parallel training on MPI: the same weights as one process, and failures that end the job.
+
+The tests that launch ranks run `mpirun -n N python -m train.cli train --distributed ...` on
+this machine (each bounded in time) and compare the run rank 0 wrote with a single-process
+run of the same command. They skip, saying why, without mpi4py or an `mpirun`
+(pip install 'xpnet[mpi]' brings both). The split of batches into pieces is tested without MPI.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from backends import resolve_backend
+from model import Network
+from train.cli import main
+from train.distributed import ShardedData, piece
+from train.loop import DeviceData
+
+LAUNCH_LIMIT_S = 60  # no launch may take longer; a hang fails the test instead of the suite
+N_TRAIN = 450  # 7 batches of 64 and a last batch of 2: with 4 ranks, two ranks get nothing in it
+
+
+def find_mpirun() -> str | None:
+    """The mpirun next to this Python (the one pip's mpich installs), else the one on PATH."""
+    beside = Path(sys.executable).with_name("mpirun")
+    return str(beside) if beside.exists() else shutil.which("mpirun")
+
+
+def mpi_missing() -> str | None:
+    if importlib.util.find_spec("mpi4py") is None:
+        return "mpi4py is not installed (pip install 'xpnet[mpi]')"
+    if find_mpirun() is None:
+        return "no mpirun found beside python or on PATH (pip install 'xpnet[mpi]')"
+    return None
+
+
+needs_mpi = pytest.mark.skipif(mpi_missing() is not None, reason=mpi_missing() or "")
+
+
+@pytest.fixture
+def toy_npz(tmp_path):
+    """Four well-separated classes in 12 features, with a held-out split."""
+    rng = np.random.default_rng(0)
+    centres = 2 * rng.standard_normal((4, 12))
+    y = rng.integers(0, 4, N_TRAIN + 100)
+    X = (centres[y] + rng.standard_normal((len(y), 12))).astype(np.float32)
+    path = tmp_path / "toy.npz"
+    np.savez(path, X=X[:N_TRAIN], y=y[:N_TRAIN], X_test=X[N_TRAIN:], y_test=y[N_TRAIN:])
+    return path
+
+
+@pytest.fixture
+def mpi_leftovers():
+    """MPICH leaves a shared-memory segment behind when a job is aborted: remove the ones this test made."""
+    shm = Path("/dev/shm")
+    before = set(shm.glob("mpich_shm_*"))
+    yield
+    for path in set(shm.glob("mpich_shm_*")) - before:
+        path.unlink(missing_ok=True)
+
+
+def train_args(npz, out, *extra) -> list[str]:
+    return ["train", "--data", f"npz:{npz}", "--epochs", "3", "--layers", "16", "--batch-size", "64",
+            "--backend", "numpy", "--dtype", "float64", "--no-progress", "--out", str(out), *extra]
+
+
+def launch(ranks: int, argv: list[str], cwd: Path, script: list[str] | None = None):
+    """(exit code, stdout, stderr, seconds) of `mpirun -n ranks python -m train.cli argv`."""
+    mpirun = find_mpirun()
+    command = [mpirun, *oversubscribe(mpirun), "-n", str(ranks), sys.executable,
+               *(script or ["-m", "train.cli"]), *argv]
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
+    return run_bounded(command, cwd, env)
+
+
+def run_bounded(command, cwd, env):
+    start = time.monotonic()
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=LAUNCH_LIMIT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # mpirun and every rank it started
+        out, err = proc.communicate()
+        pytest.fail(f"{' '.join(command)} hung for {LAUNCH_LIMIT_S} s:\n{out}\n{err}")
+    return proc.returncode, out, err, time.monotonic() - start
+
+
+def oversubscribe(mpirun: str) -> list[str]:
+    """Open MPI refuses more ranks than cores unless told; MPICH does not need telling."""
+    version = subprocess.run([mpirun, "--version"], capture_output=True, text=True).stdout
+    return ["--oversubscribe"] if "Open MPI" in version or "OpenRTE" in version else []
+
+
+def single_process_run(capsys, npz, out, *extra) -> Path:
+    assert main(train_args(npz, out, *extra)) == 0
+    capsys.readouterr()
+    return out
+
+
+def assert_same_run(reference: Path, run: Path, rtol: float) -> None:
+    """Same tensors (weights and optimizer state) and the same loss every epoch."""
+    import json
+
+    want, got = load_file(str(reference / "model.safetensors")), load_file(str(run / "model.safetensors"))
+    assert sorted(want) == sorted(got)
+    for name in want:
+        scale = max(float(np.max(np.abs(want[name]))), 1e-300)
+        assert float(np.max(np.abs(want[name] - got[name]))) <= rtol * scale, name
+    losses = [[r["loss"] for r in json.loads((path / "history.json").read_text())] for path in (reference, run)]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=rtol)
+
+
+# -- the split, without MPI --------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4])
+@pytest.mark.parametrize("batch_size", [64, 1000])
+def test_the_ranks_pieces_make_up_each_global_batch(size, batch_size):
+    """Every rank draws the same shuffle; its pieces, put back together, are the batch one process trains on."""
+    backend = resolve_backend("numpy", "cpu", "float64")
+    net = Network.from_sizes([3, 4, 5], backend)
+    X = np.arange(N_TRAIN * 3, dtype=np.float64).reshape(N_TRAIN, 3)
+    y = np.arange(N_TRAIN) % 5
+    whole = DeviceData.from_host(net, X, y)
+    shards = [ShardedData(X, y, N_TRAIN, True, net, rank, size) for rank in range(size)]
+    order = whole.order(np.random.default_rng(7), batch_size)
+    orders = [shard.order(np.random.default_rng(7), batch_size) for shard in shards]
+    for first in range(0, N_TRAIN, batch_size):
+        xb, tb = whole.batch(order, first, batch_size)
+        pieces = [shard.batch(o, first, batch_size) for shard, o in zip(shards, orders)]
+        np.testing.assert_array_equal(np.concatenate([p[0] for p in pieces]), xb)
+        np.testing.assert_array_equal(np.concatenate([p[1] for p in pieces]), tb)
+
+
+def test_pieces_are_consecutive_and_near_equal():
+    assert [piece(10, r, 4) for r in range(4)] == [(0, 2), (2, 5), (5, 7), (7, 10)]
+    assert [piece(2, r, 4) for r in range(4)] == [(0, 0), (0, 1), (1, 1), (1, 2)]
+
+
+# -- the command line, without MPI --------------------------------------------------------
+
+def test_mpirun_without_distributed_is_refused(capsys, monkeypatch, toy_npz, tmp_path):
+    monkeypatch.setenv("PMI_SIZE", "2")
+    code = main(train_args(toy_npz, tmp_path / "run"))
+    err = capsys.readouterr().err
+    assert code == 1 and "without --distributed" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_distributed_without_mpi4py_says_how_to_install_it(capsys, monkeypatch, toy_npz, tmp_path):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py now raises ImportError
+    code = main(train_args(toy_npz, tmp_path / "run", "--distributed"))
+    err = capsys.readouterr().err
+    assert code == 1 and "pip install 'xpnet[mpi]'" in err and len(err.strip().splitlines()) == 1
+
+
+# -- launched ranks ------------------------------------------------------------------------
+
+@needs_mpi
+@pytest.mark.parametrize("ranks, extra, rtol", [
+    (1, [], 0.0),  # one rank is the single-process run, bit for bit
+    (2, [], 1e-12),  # float64: equal up to the order of the sums
+    (4, [], 1e-12),
+    (2, ["--dtype", "float32"], 1e-4),
+    (2, ["--lr", "auto", "--optimizer", "adam", "--patience", "1"], 1e-12),
+    (2, ["--backend", "array_api_strict"], 1e-12),  # gradients staged through host memory
+], ids=["1-rank", "2-ranks", "4-ranks", "2-ranks-float32", "2-ranks-lr-auto-adam-patience", "2-ranks-staged"])
+def test_ranks_train_the_same_weights_as_one_process(capsys, toy_npz, tmp_path, ranks, extra, rtol):
+    reference = single_process_run(capsys, toy_npz, tmp_path / "single", *extra)
+    code, out, err, _ = launch(ranks, train_args(toy_npz, tmp_path / "multi", "--distributed", *extra), tmp_path)
+    assert code == 0, err
+    assert_same_run(reference, tmp_path / "multi", rtol)
+    assert out.count("epoch 1/3") == 1 and f"distributed: {ranks} rank" in out  # rank 0 alone logs
+    if "array_api_strict" in extra:
+        assert "staged through host memory" in out
+    else:
+        assert "numpy buffers go to MPI directly" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["multi", "single", "toy.npz"]  # no stray run folders
+
+
+@needs_mpi
+def test_a_distributed_run_resumes_where_it_stopped(capsys, toy_npz, tmp_path):
+    """Two epochs on 2 ranks, then resumed on 2 ranks to the third: the 3-epoch single-process run."""
+    reference = single_process_run(capsys, toy_npz, tmp_path / "single")
+    argv = train_args(toy_npz, tmp_path / "multi", "--distributed")
+    argv[argv.index("--epochs") + 1] = "2"
+    code, _, err, _ = launch(2, argv, tmp_path)
+    assert code == 0, err
+    resume = ["train", "--resume", str(tmp_path / "multi"), "--epochs", "3", "--no-progress", "--distributed"]
+    code, out, err, _ = launch(2, resume, tmp_path)
+    assert code == 0, err
+    assert "resuming" in out and out.count("epoch 3/3") == 1 and "epoch 2/3" not in out
+    assert_same_run(reference, tmp_path / "multi", 1e-12)
+
+
+@needs_mpi
+def test_distributed_without_mpirun_is_one_rank_and_fails_like_a_plain_run(tmp_path):
+    argv = [sys.executable, "-m", "train.cli", *train_args(tmp_path / "missing.npz", tmp_path / "run", "--distributed")]
+    code, out, err, _ = run_bounded(argv, tmp_path, dict(os.environ))
+    assert code == 1 and "distributed: 1 rank on 1 machine" in out
+    assert err.strip().splitlines() == [f"xpnet: error: npz file {tmp_path / 'missing.npz'} does not exist; "
+                                        "give the path of an .npz archive"]
+
+
+@needs_mpi
+def test_ranks_started_differently_stop_before_training_naming_the_difference(toy_npz, tmp_path, mpi_leftovers):
+    argv = train_args(toy_npz, tmp_path / "run", "--distributed")
+    rank0 = ["-n", "1", sys.executable, "-m", "train.cli", *argv]
+    rank1 = ["-n", "1", sys.executable, "-m", "train.cli", *argv, "--batch-size", "32"]
+    mpirun = find_mpirun()
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    code, out, err, seconds = run_bounded([mpirun, *rank0, ":", *rank1], tmp_path, env)
+    assert code != 0
+    assert "--batch-size is 64 on rank 0 but 32 on rank 1" in err, err
+    assert "epoch 1/3" not in out
+
+
+FAULTY_RANK = """
+import os, signal, sys, time
+from mpi4py import MPI
+import train.loop
+from train.data import DataError
+from train.cli import main
+
+def faulty_epoch(*args, **kwargs):
+    fault = os.environ["FAULT"]
+    if fault == "raise":
+        raise DataError("rank 1 lost its disk")
+    if fault == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(600)  # stuck: alive, but never answers
+
+if MPI.COMM_WORLD.Get_rank() == 1:
+    train.loop.run_epoch = faulty_epoch
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@needs_mpi
+@pytest.mark.parametrize("fault, timeout, says", [
+    ("raise", 100, "rank 1 of 2: rank 1 lost its disk"),  # its Abort ends the job, long before the timeout
+    ("kill", 100, ""),  # mpirun takes the others down
+    ("hang", 2, "waited 2 s for the other ranks (summing gradients)"),  # the deadline notices
+])
+def test_a_rank_that_fails_ends_the_job_instead_of_hanging_it(toy_npz, tmp_path, monkeypatch, mpi_leftovers,
+                                                             fault, timeout, says):
+    script = tmp_path / "faulty_rank.py"
+    script.write_text(FAULTY_RANK)
+    monkeypatch.setenv("FAULT", fault)
+    argv = train_args(toy_npz, tmp_path / "run", "--distributed", "--mpi-timeout", str(timeout))
+    code, out, err, seconds = launch(2, argv, tmp_path, script=[str(script)])
+    assert code != 0
+    assert says in err, err
+    assert seconds < 30, f"the job took {seconds:.0f} s to end"
+    assert "epoch 1/3" not in out

@@ -1,0 +1,366 @@
+"""Bad input through the command line: one line on stderr, a non-zero exit, nothing half-written.
+
+The loaders' own tests (test_data_*.py, test_checkpoint_format.py) hold each message; these
+tests hold what the user meets at the command line, and that a refused input leaves no run
+folder, no temp file and no damaged checkpoint behind. A full disk is simulated by making
+the atomic writer's write (or fsync, or rename) fail with ENOSPC half-way.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import train.files as files
+from backends import resolve_backend
+from model import Network
+from train.checkpoints import load_checkpoint, save_checkpoint
+from train.files import OutputError, atomic_write
+
+from test_cli import assert_one_line_error, run_cli
+
+
+def toy(folder: Path, name: str = "toy.npz", features: int = 6, **override) -> Path:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, features)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64) + 2 * (X[:, 1] > 0)
+    arrays = dict(X=X[:60], y=y[:60], X_test=X[60:], y_test=y[60:])
+    arrays.update(override)
+    path = folder / name
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return path
+
+
+def train_argv(data: str, out: Path, *extra: str) -> list[str]:
+    return ["train", "--data", data, "--epochs", "2", "--layers", "8", "--out", str(out), "--no-progress",
+            "--backend", "numpy", *extra]
+
+
+def temp_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*.tmp"))
+
+
+@pytest.fixture
+def run(capsys, tmp_path):
+    """A finished two-epoch run on 6-feature, 4-class data."""
+    code, _, err = run_cli(capsys, *train_argv(f"npz:{toy(tmp_path)}", tmp_path / "run"))
+    assert code == 0, err
+    return tmp_path / "run"
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+# -- data ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("override, needle", [
+    (dict(y=np.zeros(59, np.int64)), "59 entries for 60 samples"),
+    (dict(X=np.zeros((0, 6), np.float32), y=np.zeros(0, np.int64), X_test=None, y_test=None), "empty"),
+    (dict(X=np.full((60, 6), np.nan, np.float32)), "NaN"),
+    (dict(X_test=np.full((20, 6), np.inf, np.float32)), "infinite"),
+    (dict(y=-np.ones(60, np.int64)), "negative label"),
+    (dict(y=np.array(["a"] * 60)), "integer labels or float targets"),
+], ids=["length-mismatch", "empty", "nan-inputs", "inf-test-inputs", "negative-labels", "string-labels"])
+def test_bad_data_file_is_one_line_and_creates_no_run_folder(capsys, tmp_path, override, needle):
+    data = toy(tmp_path, **override)
+    code, _, err = run_cli(capsys, *train_argv(f"npz:{data}", tmp_path / "run"))
+    assert_one_line_error(code, err, needle, "toy.npz")
+    assert not (tmp_path / "run").exists()
+
+
+def test_float_class_labels_are_not_silently_trained_as_one_output(capsys, tmp_path):
+    """y = [0., 2., 1., ...] read as floats means regression; under cross-entropy a 1-output
+    network's loss is 0 whatever it does, so training would "succeed" and learn nothing.
+    A user meant classes: say so in one line, before anything is written."""
+    data = toy(tmp_path)
+    with np.load(data) as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez(data, **dict(arrays, y=arrays["y"].astype(np.float32), y_test=arrays["y_test"].astype(np.float32)))
+    code, out, err = run_cli(capsys, *train_argv(f"npz:{data}", tmp_path / "run"))
+    assert_one_line_error(code, err, "float", "integer", "quadratic")
+    assert not (tmp_path / "run").exists()
+    # what the message offers works: the same floats as regression targets under the quadratic loss
+    code, out, err = run_cli(capsys, *train_argv(f"npz:{data}", tmp_path / "reg", "--loss", "quadratic",
+                                                 "--activation", "tanh"))
+    assert code == 0, err
+    assert "-> 1  tanh  quadratic" in out
+
+
+def write_idx(folder: Path, images: np.ndarray, labels: np.ndarray, images_magic: int = 0x803) -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / "train-images-idx3-ubyte").write_bytes(struct.pack(">IIII", images_magic, *images.shape)
+                                                     + images.astype(np.uint8).tobytes())
+    (folder / "train-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, len(labels))
+                                                     + labels.astype(np.uint8).tobytes())
+
+
+@pytest.mark.parametrize("damage, needle", [
+    ("magic", "bad magic number"),
+    ("truncated", "truncated"),
+    ("labels", "outside 0..9"),
+])
+def test_damaged_idx_files_through_the_cli_are_one_line(capsys, tmp_path, damage, needle):
+    images, labels = np.zeros((5, 28, 28), np.uint8), np.arange(5)
+    write_idx(tmp_path / "idx", images, labels if damage != "labels" else labels + 8,
+              images_magic=0x801 if damage == "magic" else 0x803)
+    if damage == "truncated":
+        path = tmp_path / "idx" / "train-images-idx3-ubyte"
+        path.write_bytes(path.read_bytes()[:-1])
+    code, _, err = run_cli(capsys, *train_argv(f"idx:{tmp_path / 'idx'}", tmp_path / "run"))
+    assert_one_line_error(code, err, needle, "idx1-ubyte" if damage == "labels" else "idx3-ubyte")
+    assert not (tmp_path / "run").exists()
+
+
+# -- evaluate and predict: a checkpoint that does not fit --------------------------------
+
+def test_evaluate_on_data_of_another_width_is_one_line(capsys, tmp_path, run):
+    before = snapshot(run)
+    code, _, err = run_cli(capsys, "evaluate", str(run), "--data", f"npz:{toy(tmp_path, 'w4.npz', features=4)}",
+                           "--backend", "numpy")
+    assert_one_line_error(code, err, "4 features", "takes 6")
+    assert snapshot(run) == before  # no confusion matrix of a model that was never run
+
+
+def test_evaluate_on_labels_beyond_the_model_classes_is_one_line(capsys, tmp_path, run):
+    data = toy(tmp_path, "nine.npz", y_test=np.arange(20) % 9)
+    code, _, err = run_cli(capsys, "evaluate", str(run), "--data", f"npz:{data}", "--backend", "numpy")
+    assert_one_line_error(code, err, "labels must be in 0..3", "0..8")
+
+
+def tampered(data: bytes, old: bytes, new: bytes) -> bytes:
+    assert len(old) == len(new) and data.count(old) == 1
+    return data.replace(old, new)
+
+
+@pytest.mark.parametrize("damage, needle", [
+    ("truncated", "damaged"),
+    ("header-value", "integrity check"),
+    ("header-json", "not JSON"),
+    ("tensor-bytes", "integrity check"),
+])
+def test_damaged_checkpoint_is_one_line_for_evaluate_and_predict(capsys, tmp_path, run, damage, needle):
+    data = (run / "model.safetensors").read_bytes()
+    header_end = 8 + int.from_bytes(data[:8], "little")
+    if damage == "truncated":
+        data = data[:header_end + 10]
+    elif damage == "header-value":  # a plausible edit: claim more epochs, same length
+        data = tampered(data, b'"epochs":"2"', b'"epochs":"9"')
+    elif damage == "header-json":
+        data = data[:8] + b"x" + data[9:]
+    else:
+        data = data[:-4] + bytes(b ^ 0xFF for b in data[-4:])
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(data)
+    code, _, err = run_cli(capsys, "evaluate", str(bad), "--data", f"npz:{toy(tmp_path)}", "--backend", "numpy")
+    assert_one_line_error(code, err, "bad.safetensors", needle)
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(img)
+    code, out, err = run_cli(capsys, "predict", str(bad), str(img), "--backend", "numpy")
+    assert_one_line_error(code, err, "bad.safetensors", needle)
+    assert out == ""
+    assert not (tmp_path / "confusion.json").exists()
+
+
+def test_predict_names_the_file_that_is_not_an_image_and_reads_the_rest(capsys, tmp_path):
+    numpy = resolve_backend("numpy")
+    save_checkpoint(Network.from_sizes([784, 26], numpy), tmp_path / "m.safetensors",
+                    {"classes": [chr(ord("A") + i) for i in range(26)]})
+    good, bad, missing = tmp_path / "good.png", tmp_path / "notes.png", tmp_path / "missing.png"
+    picture = np.zeros((40, 30), np.uint8)
+    picture[8:32, 12:18] = 255
+    Image.fromarray(picture).save(good)
+    bad.write_text("not an image at all\n")
+    code, out, err = run_cli(capsys, "predict", str(tmp_path / "m.safetensors"), str(bad), str(good), str(missing),
+                             "--backend", "numpy")
+    assert code != 0
+    assert len(out.splitlines()) == 1 and out.startswith(f"{good}: ")
+    errors = err.splitlines()
+    assert len(errors) == 2 and "Traceback" not in err
+    assert errors[0].startswith(f"{bad}: error: cannot read image") and "PNG or JPEG" in errors[0]
+    assert errors[1].startswith(f"{missing}: error: cannot read image")
+
+
+# -- settings: refused before anything is written ----------------------------------------
+
+@pytest.mark.parametrize("argv, needle, usage", [
+    (["--activation", "swish"], "unknown activation", False),
+    (["--loss", "hinge"], "unknown loss", False),
+    (["--optimizer", "lion"], "unknown optimizer", False),
+    (["--init", "zeros"], "unknown init", False),
+    (["--lr", "0"], "--lr", True),
+    (["--lr", "-0"], "--lr", True),
+    (["--lr", "nan"], "--lr", True),
+    (["--lr", "inf"], "--lr", True),
+    (["--lr", "1e999"], "--lr", True),
+    (["--batch-size", "-3"], "--batch-size", True),
+    (["--epochs", "0"], "--epochs", True),
+    (["--patience", "0"], "--patience", True),
+    (["--train-samples", "0"], "--train-samples", True),
+    (["--layers", "8,0"], "--layers", True),
+    (["--seed", "-1"], "seed", False),
+    (["--dtype", "float16"], "--dtype", True),
+], ids=lambda v: "-".join(v) if isinstance(v, list) else None)
+def test_bad_settings_are_one_line_and_write_nothing(capsys, tmp_path, argv, needle, usage):
+    code, _, err = run_cli(capsys, *train_argv(f"npz:{toy(tmp_path)}", tmp_path / "run"), *argv)
+    assert_one_line_error(code, err, needle)
+    assert code == (2 if usage else 1)
+    assert err.startswith("xpnet train: error:" if usage else "xpnet: error:")
+    assert not (tmp_path / "run").exists()
+
+
+def test_output_that_is_a_file_is_one_line(capsys, tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    code, _, err = run_cli(capsys, *train_argv(f"npz:{toy(tmp_path)}", tmp_path / "taken"))
+    assert_one_line_error(code, err, "taken", "--out")
+    assert (tmp_path / "taken").read_text() == "a file, not a folder"
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_read_only_output_folder_is_one_line(capsys, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        code, _, err = run_cli(capsys, *train_argv(f"npz:{toy(tmp_path)}", locked / "run"))
+        assert_one_line_error(code, err, "--out")
+        code, _, err = run_cli(capsys, *train_argv(f"npz:{toy(tmp_path)}", locked))
+        assert_one_line_error(code, err, "not writable", "--out")
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
+
+
+# -- a full disk while saving ------------------------------------------------------------
+
+class FullDisk:
+    """From the `after`+1-th save of `folder/name` on, the atomic writer fails at `stage`:
+    `write` puts half the bytes in the temp file and raises ENOSPC, as a disk filling up
+    does; `fsync` raises ENOSPC after the write; `replace` raises EIO at the rename.
+
+    It hooks `os.fdopen`, `os.fsync` and `os.replace` as train/files.py calls them, and
+    recognises the writer's temp file (`.NAME.*.tmp` next to the target) by its inode.
+    """
+
+    def __init__(self, monkeypatch, folder: Path, name: str, after: int = 0, stage: str = "write"):
+        self.folder, self.name, self.after, self.stage = Path(folder), name, after, stage
+        self.saves, self.doomed, self.partial = 0, {}, []
+        real_fdopen, real_fsync, real_replace = os.fdopen, os.fsync, os.replace
+        disk = self
+
+        class HalfWriter:
+            def __init__(self, f, tmp):
+                self.f, self.tmp = f, tmp
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self.f.close()
+
+            def write(self, data):
+                self.f.write(data[:len(data) // 2])
+                self.f.flush()
+                disk.partial.append((self.tmp, os.path.getsize(self.tmp)))
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+            def __getattr__(self, attr):
+                return getattr(self.f, attr)
+
+        def fdopen(fd, *args, **kwargs):
+            f = real_fdopen(fd, *args, **kwargs)
+            tmp = self._temp_of(fd)
+            if tmp is None:
+                return f
+            self.saves += 1
+            if self.saves <= self.after:
+                return f
+            self.doomed[fd] = tmp
+            return HalfWriter(f, tmp) if self.stage == "write" else f
+
+        def fsync(fd):
+            if fd in self.doomed and self.stage == "fsync":
+                self.partial.append((self.doomed[fd], os.path.getsize(self.doomed[fd])))
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_fsync(fd)
+
+        def replace(src, dst):
+            if str(src) in map(str, self.doomed.values()) and self.stage == "replace":
+                self.partial.append((str(src), os.path.getsize(src)))
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(files.os, "fdopen", fdopen)
+        monkeypatch.setattr(files.os, "fsync", fsync)
+        monkeypatch.setattr(files.os, "replace", replace)
+
+    def _temp_of(self, fd: int) -> str | None:
+        """The writer's temp file for our target that `fd` is open on, if it is one."""
+        try:
+            inode = os.fstat(fd).st_ino
+        except OSError:
+            return None
+        for tmp in self.folder.glob(f".{self.name}.*.tmp"):
+            if tmp.stat().st_ino == inode:
+                return str(tmp)
+        return None
+
+
+@pytest.mark.parametrize("stage", ["write", "fsync", "replace"])
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatch, stage):
+    target = tmp_path / "model.safetensors"
+    atomic_write(target, b"old checkpoint")
+    disk = FullDisk(monkeypatch, tmp_path, "model.safetensors", stage=stage)
+    with pytest.raises(OutputError) as info:
+        atomic_write(target, b"new checkpoint, longer than the old one" * 1000)
+    message = str(info.value)
+    assert "\n" not in message and str(target) in message and "choose another --out" in message
+    assert os.strerror(errno.ENOSPC if stage != "replace" else errno.EIO) in message
+    assert disk.partial and disk.partial[0][1] > 0  # something half-written existed...
+    assert not os.path.exists(disk.partial[0][0])  # ...and is gone
+    assert target.read_bytes() == b"old checkpoint"
+    assert temp_files(tmp_path) == []
+
+
+def test_full_disk_while_training_keeps_the_last_checkpoint_and_resumes_after(capsys, tmp_path, monkeypatch):
+    data = f"npz:{toy(tmp_path)}"
+    run = tmp_path / "run"
+    disk = FullDisk(monkeypatch, run, "model.safetensors", after=2)  # epochs 1 and 2 save, epoch 3 hits the full disk
+    code, out, err = run_cli(capsys, *train_argv(data, run, "--epochs", "5"))
+    assert_one_line_error(code, err, "model.safetensors", "No space left on device", "free space")
+    assert disk.partial and disk.partial[0][1] > 0
+    assert temp_files(run) == []
+    assert "epoch 3/5" in out and "epoch 4/5" not in out  # it stopped at the failed save
+    numpy = resolve_backend("numpy")
+    net, meta = load_checkpoint(run, numpy)
+    assert meta["epochs"] == 2
+    assert [r["epoch"] for r in json.loads((run / "history.json").read_text())][:2] == [1, 2]
+    monkeypatch.undo()  # space freed: the run carries on and ends as if nothing happened
+    code, _, err = run_cli(capsys, "train", "--resume", str(run), "--no-progress")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, *train_argv(data, tmp_path / "whole", "--epochs", "5"))
+    assert code == 0, err
+    a, b = load_checkpoint(run, numpy)[0], load_checkpoint(tmp_path / "whole", numpy)[0]
+    for p, q in zip(a.params, b.params):
+        assert p.tobytes() == q.tobytes()
+    assert [r["loss"] for r in json.loads((run / "history.json").read_text())] == \
+        [r["loss"] for r in json.loads((tmp_path / "whole" / "history.json").read_text())]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_files_xpnet_writes_are_readable_like_any_other(tmp_path):
+    """mkstemp makes 0600 files; a checkpoint renamed from one must still get the usual
+    permissions (what the umask allows), or a shared run folder is unreadable to others."""
+    umask = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "model.safetensors", b"x")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
