@@ -42,7 +42,8 @@ import numpy as np
 from backends import XpnetError, resolve_backend
 from train.data import DataError, DataSet, load_data
 from train.loop import DeviceData, learn
-from train.targets import check_data, is_classification, targets_for
+from train.files import remove_stale_temps
+from train.targets import check_data, check_targets_fit_loss, is_classification, targets_for
 
 DEFAULT_TIMEOUT = 300.0  # seconds a rank waits for the others before it ends the job
 SPIN_SECONDS = 0.0005  # poll flat out this long (a balanced step's gradient sum takes less), then nap
@@ -464,9 +465,14 @@ def train_job_distributed(config, log, ctx: Distributed, progress: bool = True, 
     if hint:
         log(hint)
     data = ctx.load_data(config, progress)
-    run_dir = jobs.ensure_folder(jobs.run_folder(config)) if ctx.is_root else None
+    check_targets_fit_loss(config.loss, data.y_train, config.data)
+    run_dir = None
+    if ctx.is_root:  # the run folder has one writer
+        run_dir = jobs.ensure_folder(jobs.run_folder(config))
+        remove_stale_temps(run_dir)
     if resume:
         net, state = jobs.resume_run(Path(config.out), backend, log)
+        jobs.check_resumable(net, state, config, Path(config.out))
     else:
         net, state = jobs.build_network(config, data, backend), None
     ctx.check_same(run_facts(config, backend, net, data))
