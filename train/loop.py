@@ -129,9 +129,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             _say(log, format_epoch(record, epochs))
             _warn_if_exploding(model.history, state.lr, log)
             if patience is not None and "val_loss" in record:
-                improved = record["val_loss"] < state.best_val_loss
-                state.best_val_loss = record["val_loss"] if improved else state.best_val_loss
-                state.epochs_since_best = 0 if improved else state.epochs_since_best + 1
+                state.track_validation(record["val_loss"])
             if on_epoch is not None:
                 on_epoch(model, record, state)
             if patience is not None and state.epochs_since_best >= patience:

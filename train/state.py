@@ -34,6 +34,13 @@ class TrainingState:
         opt = make_optimizer(optimizer_name, model.backend, model.params, lr)
         return cls(0, 0, float(lr), optimizer_name, opt, np.random.default_rng(seed))
 
+    def track_validation(self, val_loss: float) -> None:
+        """Early-stopping bookkeeping: the best validation loss, and epochs since it."""
+        if val_loss < self.best_val_loss:
+            self.best_val_loss, self.epochs_since_best = val_loss, 0
+        else:
+            self.epochs_since_best += 1
+
     def to_checkpoint(self) -> tuple[dict[str, np.ndarray], dict]:
         """(extra host tensors, a JSON-able metadata entry) for the checkpoint."""
         backend = self.optimizer.backend
