@@ -3,7 +3,7 @@
 #   1. the backend table, 2. `xpnet parity` (every backend, both dtypes, against numpy
 #   float64), 3. the test suite's GPU cases (every test the backend fixture runs on cupy and
 #   torch-cuda, plus the GPU-only ones; PYTEST_K="" runs the whole suite), 4. the default
-#   letters job on the auto backend (cupy), 5. bench/gpu.sh.
+#   letters job on the auto backend (cupy), 5. bench/pipeline.py on cupy, 6. bench/gpu.sh.
 # Run from the repository root: bash scripts/gpu-check.sh [LOG_DIR]
 # Each step's log goes to LOG_DIR (default gpu-check/); the letters run and its data cache go
 # to $WORK (default /tmp/xpnet-gpu-check). A summary prints at the end.
@@ -31,6 +31,7 @@ step backends $py -m train.cli backends
 step parity $py -m train.cli parity
 step pytest $py -m pytest -q -p no:cacheprovider -rs -k "${PYTEST_K-cuda or gpu}" tests
 step letters env XPNET_CACHE="$work/cache" $py -m train.cli train --no-progress --out "$work/run"
+step pipeline env XPNET_CACHE="$work/cache" $py bench/pipeline.py --backend cupy
 if [ -f bench/gpu.sh ]; then step bench bash bench/gpu.sh; fi
 
 echo "== summary"
