@@ -83,6 +83,12 @@ def from_bytes(data: bytes, backend: Backend, source: str = "checkpoint",
                expect: dict | None = None) -> tuple[Network, dict]:
     """Rebuild the network on `backend`. `expect` (sizes/activations/loss) must match if given."""
     tensors, meta = read(data, source)
+    return from_tensors(tensors, meta, backend, source, expect), meta
+
+
+def from_tensors(tensors: dict, meta: dict, backend: Backend, source: str = "checkpoint",
+                 expect: dict | None = None) -> Network:
+    """The network described by an already-read (tensors, metadata) pair, checked against `expect`."""
     arch = meta.get("architecture")
     if not isinstance(arch, dict):
         raise CheckpointError(f"{source} does not describe a network (its architecture entry is not an object)")
@@ -90,7 +96,7 @@ def from_bytes(data: bytes, backend: Backend, source: str = "checkpoint",
         for key, want in expect.items():
             if want is not None and arch.get(key) != want:
                 raise CheckpointError(f"{source} holds {key}={arch.get(key)}, not the asked {want}")
-    return build(tensors, arch, backend, source), meta
+    return build(tensors, arch, backend, source)
 
 
 def build(tensors: dict, arch: dict, backend: Backend, source: str) -> Network:

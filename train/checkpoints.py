@@ -6,7 +6,7 @@ from pathlib import Path
 
 from backends import Backend
 from model import Network
-from model.checkpoint import CheckpointError, from_bytes, read, to_bytes
+from model.checkpoint import CheckpointError, from_bytes, from_tensors, read, to_bytes
 from train.files import atomic_write
 from train.state import TrainingState
 
@@ -40,9 +40,8 @@ def load_checkpoint(path: str | Path, backend: Backend, expect: dict | None = No
 def load_for_resume(path: str | Path, backend: Backend, expect: dict | None = None):
     """(network, metadata, training state) from a run's checkpoint, to carry on training."""
     path = checkpoint_path(path)
-    data = _read(path)
-    net, meta = from_bytes(data, backend, source=str(path), expect=expect)
-    tensors, _ = read(data, str(path))
+    tensors, meta = read(_read(path), str(path))  # parsed and digest-checked once
+    net = from_tensors(tensors, meta, backend, str(path), expect)
     return net, meta, TrainingState.from_checkpoint(net, tensors, meta, str(path))
 
 

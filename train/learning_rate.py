@@ -22,9 +22,8 @@ LOWEST, HIGHEST = 1e-7, 1e3
 
 def find_learning_rate(model, data, optimizer: str, batch_size: int, seed: int) -> tuple[float, str]:
     """Returns (chosen lr, a one-line report of the trials)."""
-    xp = model.backend.xp
     probe_x, probe_t = data.rows(0, PROBE_SIZE)
-    base = _probe_loss(model, xp, probe_x, probe_t)
+    base = _probe_loss(model, probe_x, probe_t)
     lr, good, going_down, trials = START, None, False, []
     while LOWEST <= lr <= HIGHEST:
         after = _trial(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t)
@@ -49,8 +48,8 @@ def _trial(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t) -> fl
 
     trial_model = model.copy()
     run_steps(trial_model, data, optimizer, lr, batch_size, TRIAL_STEPS, np.random.default_rng(seed))
-    return _probe_loss(trial_model, trial_model.backend.xp, probe_x, probe_t)
+    return _probe_loss(trial_model, probe_x, probe_t)
 
 
-def _probe_loss(model, xp, x, t) -> float:
+def _probe_loss(model, x, t) -> float:
     return float(model.loss_of(model.forward(x), t))
