@@ -47,6 +47,17 @@ def limit_threads(threads: int) -> None:
         os.environ[var] = str(threads)
 
 
+def numpy_backend(dtype: str, threads: int, plain: bool = False):
+    """The numpy backend with BLAS limited to `threads`; `plain` turns its kernels off."""
+    import dataclasses
+
+    from backends import resolve_backend
+
+    limit_threads(threads)
+    backend = resolve_backend("numpy", "cpu", dtype)
+    return dataclasses.replace(backend, kernels={}) if plain else backend
+
+
 def parse_ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 

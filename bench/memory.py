@@ -15,7 +15,6 @@ what the network and data already hold.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import tracemalloc
@@ -24,7 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 from bench.common import (  # noqa: E402  (needs the path above)
-    NETWORKS, Spec, limit_threads, networks_from, parse_ints, xpnet_contestant,
+    numpy_backend,
+    NETWORKS, Spec, networks_from, parse_ints, xpnet_contestant,
 )
 
 MIB = 1 << 20
@@ -47,12 +47,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    limit_threads(args.threads)
-    from backends import resolve_backend
-
-    backend = resolve_backend("numpy", "cpu", args.dtype)
-    if args.plain:
-        backend = dataclasses.replace(backend, kernels={})
+    backend = numpy_backend(args.dtype, args.threads, plain=args.plain)
     print(f"numpy backend, {'plain xp' if args.plain else 'numpy_kernels'}, {args.steps} steps per run")
     print(f"{'network':<18}{'batch':>6}{'rss start':>11}{'rss end':>9}{'traced start':>14}"
           f"{'traced end':>12}{'growth':>9}{'step peak':>11}  verdict")

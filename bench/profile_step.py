@@ -14,7 +14,6 @@ as a fraction of the same step: the best the step could ever do.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -24,7 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 from bench.common import (  # noqa: E402  (needs the path above)
-    LR, NETWORKS, POOL_BATCHES, Spec, Timing, environment_lines, host_batches, limit_threads,
+    numpy_backend,
+    LR, NETWORKS, POOL_BATCHES, Spec, Timing, environment_lines, host_batches,
     networks_from, parse_ints, products_contestant,
 )
 
@@ -47,12 +47,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    limit_threads(args.threads)
-    from backends import resolve_backend
-
-    backend = resolve_backend("numpy", "cpu", args.dtype)
-    if args.plain:
-        backend = dataclasses.replace(backend, kernels={})
+    backend = numpy_backend(args.dtype, args.threads, plain=args.plain)
     timing = Timing.quick(args.repeats) if args.quick else Timing(repeats=args.repeats or 9)
     print("\n".join(environment_lines(args.threads)[:-1]))
     print(f"kernels: {'off (plain xp)' if args.plain else 'numpy_kernels'}; best of {timing.repeats} rounds")
