@@ -24,6 +24,7 @@ Contracts (the callers' signatures, xp first):
   act_grad.<act>(xp, y, dy) -> dJ/dz, a new array; y and dy are left untouched.
   loss.<name>(xp, h, targets) -> (loss, dJ/dh); h and targets are left untouched.
   sgd_update, momentum_update, adam_update: change p (and the optimizer state) in place, never g.
+  matmul_add(xp, c, a, b, alpha, beta), sum_add(xp, c, a, alpha, beta): change c in place.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def numpy_kernels(use_blas: bool = True) -> dict:
         "act_grad.relu": relu_grad, "act_grad.sigmoid": sigmoid_grad, "act_grad.tanh": tanh_grad,
         "loss.cross_entropy": cross_entropy, "loss.quadratic": quadratic,
         "sgd_update": sgd_update, "momentum_update": momentum_update, "adam_update": adam_update,
+        "matmul_add": matmul_add, "sum_add": sum_add,
     }
     # Each kernel takes the shared `work` first, then the caller's (xp, ...) arguments.
     return {name: partial(kernel, work) for name, kernel in kernels.items()}
@@ -57,26 +59,38 @@ def numpy_kernels(use_blas: bool = True) -> dict:
 
 # -- the machinery: numpy's BLAS and reusable work arrays ------------------------------------------
 class Blas:
-    """numpy's own OpenBLAS, for the level-1 routines numpy does not expose.
+    """numpy's own OpenBLAS, for the routines numpy does not expose.
 
     numpy's wheels bundle OpenBLAS with 64-bit integers and `scipy_`-prefixed symbols
     (older wheels: no prefix, the same `64_` suffix). Where numpy was built another way
     (conda's MKL, Apple's Accelerate) or the library fails a self-check, `load()` returns
     None and the ufunc paths run.
+
+    Level 1 (axpy, axpby) saves numpy's temporary in p -= lr * g. Levels 2 and 3 (gemv,
+    gemm) compute c = alpha * (a @ b) + beta * c in one call, which is how SGD folds its
+    update into the gradient's product: W -= lr * dz.T @ x never forms dz.T @ x at all.
     """
 
-    MIN_SIZE = 1 << 16  # below this the ctypes call (about 10 us) costs more than the saved pass
+    MIN_SIZE = 1 << 16  # below this an axpy's ctypes call costs more than the pass it saves
     PREFIXES = ("scipy_", "")
+    ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112  # the CBLAS enums
 
     def __init__(self, lib, prefix: str):
-        i64, vp = ctypes.c_int64, ctypes.c_void_p
+        i64, vp, enum = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
         self._routines = {}
         for char, real in (("s", ctypes.c_float), ("d", ctypes.c_double)):
-            axpy = getattr(lib, f"{prefix}cblas_{char}axpy64_")
-            axpy.argtypes, axpy.restype = [i64, real, vp, i64, vp, i64], None
-            axpby = getattr(lib, f"{prefix}cblas_{char}axpby64_")
-            axpby.argtypes, axpby.restype = [i64, real, vp, i64, real, vp, i64], None
-            self._routines[np.dtype(real).char] = (axpy, axpby)
+            def routine(name, *argtypes):
+                fn = getattr(lib, f"{prefix}cblas_{char}{name}64_")
+                fn.argtypes, fn.restype = list(argtypes), None
+                return fn
+
+            self._routines[np.dtype(real).char] = {
+                "axpy": routine("axpy", i64, real, vp, i64, vp, i64),
+                "axpby": routine("axpby", i64, real, vp, i64, real, vp, i64),
+                "gemv": routine("gemv", enum, enum, i64, i64, real, vp, i64, vp, i64, real, vp, i64),
+                "gemm": routine("gemm", enum, enum, enum, i64, i64, i64, real, vp, i64, vp, i64,
+                                real, vp, i64),
+            }
 
     @classmethod
     @lru_cache(maxsize=None)  # one probe per process: the library does not change
@@ -102,20 +116,86 @@ class Blas:
 
     def axpy(self, alpha: float, x: np.ndarray, y: np.ndarray) -> None:
         """y += alpha * x, in place, in one pass."""
-        self._routines[y.dtype.char][0](y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
+        self._routines[y.dtype.char]["axpy"](y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
 
     def axpby(self, alpha: float, x: np.ndarray, beta: float, y: np.ndarray) -> None:
         """y = alpha * x + beta * y, in place, in one pass."""
-        self._routines[y.dtype.char][1](y.size, alpha, x.ctypes.data, 1, beta, y.ctypes.data, 1)
+        self._routines[y.dtype.char]["axpby"](y.size, alpha, x.ctypes.data, 1, beta, y.ctypes.data, 1)
+
+    def matmul_add(self, c: np.ndarray, a: np.ndarray, b: np.ndarray, alpha: float, beta: float) -> bool:
+        """c = alpha * (a @ b) + beta * c in one gemm; False, with c untouched, where the
+        operands are not BLAS-shaped (another dtype, a strided view, an empty side)."""
+        if not (a.ndim == b.ndim == c.ndim == 2 and self._owns(c, a, b)):
+            return False
+        (m, k), n = a.shape, b.shape[1]
+        a_layout, b_layout = _layout(a), _layout(b)
+        if (a_layout is None or b_layout is None or not c.flags.c_contiguous or 0 in (m, n, k)
+                or b.shape[0] != k or c.shape != (m, n)):
+            return False
+        self._routines[c.dtype.char]["gemm"](
+            self.ROW_MAJOR, a_layout[0], b_layout[0], m, n, k, alpha, a_layout[1], a_layout[2],
+            b_layout[1], b_layout[2], beta, _address(c), n)
+        return True
+
+    def sum_add(self, c: np.ndarray, a: np.ndarray, ones: np.ndarray, alpha: float, beta: float) -> bool:
+        """c = alpha * (column sums of a) + beta * c as one gemv of a.T with a ones vector;
+        False, with c untouched, where the operands are not BLAS-shaped."""
+        if not (a.ndim == 2 and c.ndim == 1 and self._owns(c, a, ones)):
+            return False
+        m, n = a.shape
+        if not (a.flags.c_contiguous and c.flags.c_contiguous and c.shape == (n,)
+                and ones.shape == (m,) and m and n):
+            return False
+        self._routines[c.dtype.char]["gemv"](
+            self.ROW_MAJOR, self.TRANS, m, n, alpha, _address(a), n, _address(ones), 1, beta, _address(c), 1)
+        return True
+
+    def _owns(self, c: np.ndarray, *operands: np.ndarray) -> bool:
+        """Same BLAS float dtype everywhere and a writeable output."""
+        return (c.dtype.char in self._routines and c.flags.writeable
+                and all(x.dtype == c.dtype for x in operands))
 
     def _self_check(self) -> bool:
+        rng = np.random.default_rng(0)
         for dtype in (np.float32, np.float64):
             x, y = np.arange(1.0, 6.0, dtype=dtype), np.full(5, 2.0, dtype=dtype)
             self.axpy(-0.5, x, y)
             self.axpby(2.0, x, 0.5, y)
             if not np.array_equal(y, 0.5 * (2.0 - 0.5 * np.arange(1.0, 6.0)) + 2.0 * np.arange(1.0, 6.0)):
                 return False
+            # Small integers, so every product and sum is exact in either precision.
+            a, b, c = (rng.integers(-4, 5, shape).astype(dtype) for shape in ((3, 4), (4, 5), (3, 5)))
+            for a_, b_ in ((a, b), (np.asfortranarray(a), b), (a, np.asfortranarray(b))):
+                out = c.copy()
+                if not (self.matmul_add(out, a_, b_, -2.0, 0.5) and np.array_equal(out, -2.0 * (a @ b) + 0.5 * c)):
+                    return False
+            out = c[0].copy()
+            if not (self.sum_add(out, b, np.ones(4, dtype), 3.0, 2.0)
+                    and np.array_equal(out, 3.0 * b.sum(axis=0) + 2.0 * c[0])):
+                return False
         return True
+
+
+def _layout(a: np.ndarray):
+    """(CBLAS transpose flag, address, leading dimension) of a 2-D operand, or None.
+
+    A C-contiguous array goes as it is; an F-contiguous one (the transpose of a C-contiguous
+    array, like dz.T) goes as its transpose with the TRANS flag, so nothing is copied."""
+    if a.flags.c_contiguous:
+        return Blas.NO_TRANS, _address(a), a.shape[1]
+    if a.flags.f_contiguous:
+        return Blas.TRANS, _address(a.T), a.shape[0]
+    return None
+
+
+def _address(a: np.ndarray) -> int:
+    """The address of a C-contiguous array's first element. Through the buffer protocol it
+    costs a quarter of `a.ctypes.data`, which matters on tiny networks; read-only arrays
+    refuse a writable buffer and take the slow way."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(a))
+    except (TypeError, ValueError, BufferError):
+        return a.ctypes.data
 
 
 class Scratch:
@@ -146,6 +226,10 @@ class Scratch:
         against a row of zeros it takes the vectorised one, nearly twice as fast."""
         shape = array.shape[-1:]
         return self._get((shape, array.dtype, "zeros"), lambda: np.zeros(shape, array.dtype))
+
+    def ones(self, n: int, dtype) -> np.ndarray:
+        """A vector of n ones: column sums as a product, for BLAS's gemv."""
+        return self._get(((n,), np.dtype(dtype), "ones"), lambda: np.ones(n, dtype))
 
     def _get(self, key, make) -> np.ndarray:
         found = self._arrays.get(key)
@@ -258,3 +342,26 @@ def adam_update(work: Scratch, xp, p, g, m, v, step_size, beta1, beta2, eps_hat)
     np.add(denom, eps_hat, out=denom)
     np.multiply(m, step_size, out=tmp)
     np.subtract(p, np.divide(tmp, denom, out=tmp), out=p)
+
+
+# -- an update folded into the gradient's product (see SGD.update_layer) ---------------------------
+def matmul_add(work: Scratch, xp, c, a, b, alpha, beta):
+    """c = alpha * (a @ b) + beta * c as one BLAS gemm: the product's result goes straight
+    into c, with no (n_out, n_in) gradient written and read back. Elsewhere, the
+    reference's ufuncs."""
+    if work.blas and work.blas.matmul_add(c, a, b, alpha, beta):
+        return
+    if beta != 1.0:
+        np.multiply(c, beta, out=c)
+    product = np.matmul(a, b)
+    np.add(c, np.multiply(product, alpha, out=product), out=c)
+
+
+def sum_add(work: Scratch, xp, c, a, alpha, beta):
+    """c = alpha * (column sums of a) + beta * c as one BLAS gemv against a ones vector."""
+    if work.blas and work.blas.sum_add(c, a, work.ones(a.shape[0], a.dtype), alpha, beta):
+        return
+    if beta != 1.0:
+        np.multiply(c, beta, out=c)
+    column_sums = np.sum(a, axis=0)
+    np.add(c, np.multiply(column_sums, alpha, out=column_sums), out=c)

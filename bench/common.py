@@ -7,9 +7,11 @@ that waits for queued device work, so host clocks measure what the device did.
 
 Timing is interleaved: after a warm-up, every contestant runs one round in turn, the order
 rotating, and this repeats. On a shared machine the load changes from second to second;
-interleaving makes every contestant see the same weather. Speeds and ratios use each
-contestant's best round: other tenants only ever slow a round down, so the fastest round is
-the closest to what the code itself costs, and the spread says how much the rest varied.
+interleaving makes every contestant see the same weather. Speeds are each contestant's best
+round (other tenants only ever slow a round down). Ratios are paired: within one repetition
+the contestants ran back to back under the same load, so each repetition gives one ratio,
+and the median of those is reported; their interquartile range over the median (the
+ratio's `noise`) says whether the machine let the comparison be made at all.
 """
 
 from __future__ import annotations
@@ -116,7 +118,7 @@ def host_batches(spec: Spec, seed: int = 0):
 
 
 def xpnet_contestant(backend, spec: Spec, name: str = "xpnet") -> Contestant:
-    """xpnet's own training step, `loss_and_grads` + `optimizer.step`, through `backend`."""
+    """xpnet's own training step, `Network.train_step` with SGD, through `backend`."""
     from model import Network
     from train.optimizers import SGD
 
@@ -131,8 +133,7 @@ def xpnet_contestant(backend, spec: Spec, name: str = "xpnet") -> Contestant:
 
     def step():
         xb, tb = next(batches)
-        _, _, grads = net.loss_and_grads(xb, tb)
-        opt.step(net.params, grads)
+        net.train_step(xb, tb, opt)
 
     return Contestant(name, step, backend.synchronize)
 
@@ -227,15 +228,15 @@ def ceiling_library(backend) -> str | None:
 # -- the interleaved timer ----------------------------------------------------------------------
 @dataclass
 class Timing:
-    repeats: int = 9
-    round_seconds: float = 0.2  # one contestant's turn
+    repeats: int = 21
+    round_seconds: float = 0.1  # one contestant's turn: short, so a pair sees the same load
     warmup_seconds: float = 0.5  # per contestant, before anything is recorded
     settle_seconds: float = 0.1  # idle before each round, untimed (see `measure`)
     wait_idle_seconds: float = 0.0  # at most this long before a round for other tenants to go quiet
 
     @classmethod
     def quick(cls, repeats: int | None = None, wait_idle_seconds: float = 0.0) -> "Timing":
-        return cls(repeats=repeats or 3, round_seconds=0.08, warmup_seconds=0.2, settle_seconds=0.02,
+        return cls(repeats=repeats or 5, round_seconds=0.05, warmup_seconds=0.2, settle_seconds=0.02,
                    wait_idle_seconds=wait_idle_seconds)
 
 
@@ -322,9 +323,23 @@ def median_speed(c: Contestant, batch_size: int) -> float:
     return batch_size / statistics.median(c.times)
 
 
+def paired_ratios(numerator: Contestant, denominator: Contestant) -> list[float]:
+    """speed(numerator) / speed(denominator) in each repetition (they ran back to back)."""
+    return [d / n for n, d in zip(numerator.times, denominator.times)]
+
+
 def ratio(numerator: Contestant, denominator: Contestant) -> float:
-    """speed(numerator) / speed(denominator), each from its best round."""
-    return min(denominator.times) / min(numerator.times)
+    """The median of the paired per-repetition speed ratios."""
+    return statistics.median(paired_ratios(numerator, denominator))
+
+
+def ratio_noise(numerator: Contestant, denominator: Contestant) -> float:
+    """Interquartile range / median of the paired ratios: 0 on a quiet machine."""
+    ratios = paired_ratios(numerator, denominator)
+    if len(ratios) < 4:
+        return (max(ratios) - min(ratios)) / statistics.median(ratios)
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return (q3 - q1) / statistics.median(ratios)
 
 
 def thousands(samples_per_s: float) -> str:

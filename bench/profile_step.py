@@ -2,10 +2,13 @@
 
 The step is rebuilt from the same named ops the model uses (`backend.kernel(name,
 reference)`, so the numpy kernels when they exist), with a clock around each part, and is
-interleaved with the real `loss_and_grads` + `optimizer.step`. Each part is printed as a
-fraction of the real step; `rest` is what the parts do not account for (Python calls,
-dispatch, the wrappers), and `ceiling` is the products-only time of bench/train_step.py
-as a fraction of the same step: the best the step could ever do.
+interleaved with the real `Network.train_step` with SGD. As there, each layer's update is
+folded into its weight-gradient product: `dW+update` is W -= lr * dz.T @ x as one call,
+`db+update` the same for the bias. `products` is the forward products and dx = dz @ W.
+Each part is printed as a fraction of the real step; `rest` is what the parts do not
+account for (Python calls, dispatch, the wrappers), and `ceiling` is the products-only time
+of bench/train_step.py (which includes the dW products) as a fraction of the same step:
+the best the step could ever do.
 
     python bench/profile_step.py
     python bench/profile_step.py --network sigmoid-quadratic --batch-sizes 64 --plain
@@ -28,7 +31,7 @@ from bench.common import (  # noqa: E402  (needs the path above)
     networks_from, parse_ints, products_contestant,
 )
 
-PARTS = ["products", "bias+act", "loss", "act grad", "bias grad", "update"]
+PARTS = ["products", "bias+act", "loss", "act grad", "dW+update", "db+update"]
 
 
 def parse_args(argv=None):
@@ -96,8 +99,7 @@ def profile(backend, spec: Spec, timing: Timing):
 
 
 def _real_step(net, opt, xb, tb):
-    _, _, grads = net.loss_and_grads(xb, tb)
-    opt.step(net.params, grads)
+    net.train_step(xb, tb, opt)
 
 
 def _seconds(fn, n: int = 5) -> float:
@@ -118,7 +120,7 @@ class StepOps:
     def __init__(self, backend, net):
         from model.activations import ACTIVATIONS
         from model.losses import LOSSES
-        from train.optimizers import sgd_update
+        from train.optimizers import matmul_add, sum_add
 
         self.xp = backend.xp
         self.W = [self.xp.asarray(layer.W, copy=True) for layer in net.layers]
@@ -130,7 +132,8 @@ class StepOps:
                                                 lambda xp, z, b, f=forward: f(xp, z + b)))
             self.act_grad.append(backend.kernel(f"act_grad.{layer.activation}", backward))
         self.loss = backend.kernel(f"loss.{net.loss}", LOSSES[net.loss])
-        self.update = backend.kernel("sgd_update", sgd_update)
+        self.matmul_add = backend.kernel("matmul_add", matmul_add)
+        self.sum_add = backend.kernel("sum_add", sum_add)
 
     def step(self, x, targets, parts) -> None:
         xp, clock = self.xp, time.perf_counter
@@ -149,25 +152,20 @@ class StepOps:
         t0 = clock()
         _, dy = self.loss(xp, x, targets)
         parts["loss"] += clock() - t0
-        grads = []
         for i in range(len(self.W) - 1, -1, -1):
             t0 = clock()
             dz = self.act_grad[i](xp, outputs[i], dy)
             t1 = clock()
-            dW = xp.matmul(dz.T, inputs[i])
             dy = xp.matmul(dz, self.W[i]) if i else None
             t2 = clock()
-            db = xp.sum(dz, axis=0)
+            self.matmul_add(xp, self.W[i], dz.T, inputs[i], -LR, 1.0)
             t3 = clock()
+            self.sum_add(xp, self.b[i], dz, -LR, 1.0)
+            t4 = clock()
             parts["act grad"] += t1 - t0
             parts["products"] += t2 - t1
-            parts["bias grad"] += t3 - t2
-            grads[:0] = [dW, db]
-        t0 = clock()
-        for p, g in zip([q for pair in zip(self.W, self.b) for q in pair], grads):
-            self.update(xp, p, g, LR)
-        parts["update"] += clock() - t0
-
+            parts["dW+update"] += t3 - t2
+            parts["db+update"] += t4 - t3
 
 if __name__ == "__main__":
     main()

@@ -6,8 +6,9 @@ contestants on the same float dtype and thread count:
   xpnet        model.loss_and_grads + optimizer.step through the backend,
   torch eager  the same network as an nn.Linear stack with torch.optim.SGD, same device,
 and prints samples/s (best round, and the median), each one's ratio to the ceiling and to
-PyTorch eager (best rounds), and the spread across repetitions. A row whose spread is above
---noisy-above says NOISY instead of pretending to a clean number.
+PyTorch eager (the median of the ratios paired within each repetition), and the noise of
+those ratios (interquartile range / median). A row whose noise is above --noisy-above says
+NOISY instead of pretending to a clean number.
 
     python bench/train_step.py                                   # all usable backends
     python bench/train_step.py --backends numpy --network relu-ce --quick
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 from bench.common import (  # noqa: E402  (needs the path above)
     BACKEND_CHOICES, DEFAULT_BACKENDS, NETWORKS, Contestant, Spec, Timing, ceiling_library,
     environment_lines, limit_threads, measure, networks_from, parse_ints, products_contestant,
-    best_speed, median_speed, ratio, spread, thousands, torch_eager_contestant, xpnet_contestant,
+    best_speed, median_speed, ratio, ratio_noise, thousands, torch_eager_contestant, xpnet_contestant,
 )
 
 
@@ -41,7 +42,7 @@ class Config:
     dtype: str = "float32"
     threads: int = 1  # for numpy's BLAS and torch alike
     timing: Timing = dataclasses.field(default_factory=Timing)
-    noisy_above: float = 0.10  # spread above which a row's ratios are flagged untrustworthy
+    noisy_above: float = 0.10  # ratio noise above which a row's ratios are flagged untrustworthy
     reference: bool = False  # also time xpnet with the backend's kernels switched off
 
 
@@ -59,18 +60,19 @@ def parse_args(argv=None) -> Config:
     p.add_argument("--threads", type=int, default=os.cpu_count(),
                    help="CPU threads for numpy's BLAS and for torch alike (default: all cores)")
     p.add_argument("--repeats", type=int, default=None,
-                   help="interleaved repetitions per contestant (default: 9, or 3 with --quick)")
+                   help="interleaved repetitions per contestant (default: 21, or 5 with --quick)")
     p.add_argument("--quick", action="store_true", help="short warm-up and rounds: a smoke test, noisier numbers")
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
                    help="on a shared machine, wait up to SECONDS before each round for the CPUs to be "
                         "90%% idle (Linux; default: 0, no waiting)")
     p.add_argument("--noisy-above", type=float, default=0.10,
-                   help="spread ((max-min)/median) above which a row is flagged NOISY (default: 0.10)")
+                   help="noise of the paired ratios (interquartile range / median) above which a row is "
+                        "flagged NOISY (default: 0.10)")
     p.add_argument("--reference", action="store_true",
                    help="also time xpnet with the backend's fused kernels off (the plain xp ops)")
     a = p.parse_args(argv)
     timing = (Timing.quick(a.repeats, a.wait_idle) if a.quick
-              else Timing(repeats=a.repeats or 9, wait_idle_seconds=a.wait_idle))
+              else Timing(repeats=a.repeats or 21, wait_idle_seconds=a.wait_idle))
     unknown = [b for b in a.backends.split(",") if b not in BACKEND_CHOICES]
     if unknown:
         p.error(f"unknown backend(s) {', '.join(unknown)}: use {', '.join(BACKEND_CHOICES)}")
@@ -133,22 +135,25 @@ def build_contestants(label: str, backend, spec: Spec, config: Config) -> tuple[
 
 
 LABEL = 17  # wide enough for array_api_strict
-HEADER = (f"{'backend':<{LABEL}}{'batch':>6}  {'contestant':<16}{'samples/s':>10}{'median':>9}{'spread':>8}"
-          f"{'x products':>12}{'x torch':>9}")
+HEADER = (f"{'backend':<{LABEL}}{'batch':>6}  {'contestant':<16}{'samples/s':>10}{'median':>9}"
+          f"{'x products':>12}{'x torch':>9}{'noise':>7}")
 INDENT = " " * (LABEL + 8)
 
 
 def print_rows(label: str, batch_size: int, contestants: list[Contestant], noisy_above: float) -> None:
     by_name = {c.name: c for c in contestants}
     ceiling, eager = by_name.get("products"), by_name.get("torch eager")
-    noisy = [c.name for c in contestants if spread(c.times) > noisy_above]
+    noisy = []
     for c in contestants:
         vs_ceiling = f"{ratio(c, ceiling):.2f}" if ceiling else "-"
         vs_eager = f"{ratio(c, eager):.2f}" if eager else "-"
+        noise = max([ratio_noise(c, other) for other in (ceiling, eager) if other and other is not c], default=0.0)
+        if noise > noisy_above:
+            noisy.append(c.name)
         print(f"{label:<{LABEL}}{batch_size:>6}  {c.name:<16}{thousands(best_speed(c, batch_size)):>10}"
-              f"{thousands(median_speed(c, batch_size)):>9}{spread(c.times):>7.0%} {vs_ceiling:>11}{vs_eager:>9}")
+              f"{thousands(median_speed(c, batch_size)):>9} {vs_ceiling:>11}{vs_eager:>9}{noise:>6.0%}")
     if noisy:
-        print(f"{INDENT}NOISY: spread above {noisy_above:.0%} in {', '.join(noisy)}: "
+        print(f"{INDENT}NOISY: ratio noise above {noisy_above:.0%} for {', '.join(noisy)}: "
               f"do not trust these ratios (rerun on a quieter machine or with more --repeats)")
 
 

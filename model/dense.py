@@ -46,19 +46,24 @@ class Dense:
         y = self._bias_act(self._xp, z, self.b)
         return y, (x, y)
 
-    def backward(self, dy, cache, need_dx: bool = True):
+    def backward(self, dy, cache, need_dx: bool = True, update=None):
         """Backpropagation through the layer: from dJ/dy to dJ/dx, dJ/dW, dJ/db.
 
         dz = g'(z) * dy; dW = dz.T @ x; db = sum of dz over the batch; dx = dz @ W.
-        The first layer skips dx (nobody needs the gradient of the data).
+        Returns dx and [dW, db]. The first layer skips dx (nobody needs the gradient of the
+        data). With `update(W, b, dz, x)`, an optimizer's step, the layer hands over dz and
+        x instead of forming dW and db (and returns no gradients): plain SGD then runs
+        W -= lr * dz.T @ x as one multiply-add product. dx is taken first, from the W the
+        forward pass used.
         """
         x, y = cache
         xp = self._xp
         dz = self._act_grad(xp, y, dy)  # (B, n_out)
-        dW = xp.matmul(dz.T, x)  # (n_out, n_in)
-        db = xp.sum(dz, axis=0)  # (n_out,)
-        dx = xp.matmul(dz, self.W) if need_dx else None  # (B, n_in)
-        return dx, (dW, db)
+        dx = xp.matmul(dz, self.W) if need_dx else None  # (B, n_in), before any update moves W
+        if update is not None:
+            update(self.W, self.b, dz, x)
+            return dx, []
+        return dx, [xp.matmul(dz.T, x), xp.sum(dz, axis=0)]  # (n_out, n_in), (n_out,)
 
     @property
     def params(self) -> list:

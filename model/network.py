@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Sequence
 
 import numpy as np
@@ -97,25 +98,51 @@ class Network:
         Returns (loss as a 0-d device array, output, gradients in `params` order). The loss
         stays on the device so a training loop can sum it without waiting for the GPU.
         """
-        caches = []
-        h = x
-        for layer in self.layers:
-            h, cache = layer.forward(h)
-            caches.append(cache)
-        loss, dh = self._loss_fn(self.backend.xp, h, targets)
-        return loss, h, self.backward(dh, caches)
+        out, caches = self._forward_with_caches(x)
+        loss, dout = self._loss_fn(self.backend.xp, out, targets)
+        return loss, out, self.backward(dout, caches)
+
+    def train_step(self, x, targets, optimizer):
+        """One step of gradient descent on a device batch; returns (loss, output), on the device.
+
+        The same step as `optimizer.step(params, loss_and_grads(...)[2])`. An optimizer with
+        `update_layer` (SGD, with or without momentum) takes each layer's step during
+        backpropagation, straight from the product that would have been its gradient, so no
+        weight-sized gradient is ever written and read back; the others get the gradients.
+        """
+        out, caches = self._forward_with_caches(x)
+        loss, dout = self._loss_fn(self.backend.xp, out, targets)
+        update_layer = getattr(optimizer, "update_layer", None)
+        if update_layer is None:
+            optimizer.step(self.params, self.backward(dout, caches))
+        else:
+            self.backward(dout, caches, update_layer)
+        return loss, out
 
     def loss_of(self, out, targets):
         """The loss of a device output against device targets, as a 0-d device array."""
         return self._loss_fn(self.backend.xp, out, targets)[0]
 
-    def backward(self, dout, caches) -> list:
-        """Chain rule from the last layer to the first: each layer turns dJ/dy into dJ/dx."""
+    def backward(self, dout, caches, update_layer=None) -> list:
+        """Chain rule from the last layer to the first: each layer turns dJ/dy into dJ/dx.
+
+        Returns the gradients in `params` order; with `update_layer(i, W, b, dz, x)`, layer i
+        is updated in place as the chain passes it, and nothing is returned.
+        """
         grads = []
         for i in range(len(self.layers) - 1, -1, -1):
-            dout, (dW, db) = self.layers[i].backward(dout, caches[i], need_dx=i > 0)
-            grads[:0] = [dW, db]
+            update = None if update_layer is None else partial(update_layer, i)
+            dout, layer_grads = self.layers[i].backward(dout, caches[i], need_dx=i > 0, update=update)
+            grads[:0] = layer_grads
         return grads
+
+    def _forward_with_caches(self, x):
+        """The output, and what each layer's backward needs."""
+        caches = []
+        for layer in self.layers:
+            x, cache = layer.forward(x)
+            caches.append(cache)
+        return x, caches
 
     def probabilities(self, out):
         """Class probabilities from the raw output, on the device."""

@@ -41,7 +41,7 @@ def reference_for(key: str):
         return ACTIVATIONS[name][1]
     if kind == "loss" and name in LOSSES:
         return LOSSES[name]
-    if not name and key.endswith("_update"):
+    if not name and (key.endswith("_update") or key in ("matmul_add", "sum_add")):
         return getattr(optimizers, key, None)
     return None
 
@@ -218,6 +218,79 @@ def test_update(xp, key, dtype, use_blas):
         for mine, ref in zip(ours, theirs):
             assert_close(mine, ref, dtype, fused=use_blas)
         np.testing.assert_array_equal(g, g_before)
+
+
+# -- matmul_add / sum_add: c changes in place, a and b never --------------------------------------
+def product_operands(rng, dtype, layout):
+    """(a, b) for c (17, 23) += a @ b with inner size 29, laid out as the optimizer's fold
+    passes them (a = dz.T, a transposed view) or otherwise."""
+    dz, x = host(rng, (29, 17), dtype), host(rng, (29, 23), dtype)
+    if layout == "fold":  # a = dz.T (F-contiguous), b = x
+        return dz.T, x
+    if layout == "both-transposed":
+        return dz.T, np.ascontiguousarray(x.T).T
+    return np.ascontiguousarray(dz.T), x[:, :]  # both C-contiguous
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.9])
+@pytest.mark.parametrize("layout", ["fold", "both-transposed", "c-order"])
+@pytest.mark.parametrize("use_blas", [True, False], ids=["blas", "ufuncs"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_add(xp, dtype, use_blas, layout, beta):
+    rng = np.random.default_rng(7)
+    a, b = product_operands(rng, dtype, layout)
+    c = host(rng, (17, 23), dtype)
+    a_before, b_before = a.copy(), b.copy()
+    ours, theirs = c.copy(), c.copy()
+    kernel = numpy_kernels(use_blas)["matmul_add"]
+    for _ in range(2):
+        kernel(xp, ours, a, b, -0.05, beta)
+        optimizers.matmul_add(xp, theirs, a, b, -0.05, beta)
+    assert_close(ours, theirs, dtype, fused=True)
+    np.testing.assert_array_equal(a, a_before)
+    np.testing.assert_array_equal(b, b_before)
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.9])
+@pytest.mark.parametrize("use_blas", [True, False], ids=["blas", "ufuncs"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sum_add(xp, dtype, use_blas, beta):
+    rng = np.random.default_rng(8)
+    a, c = host(rng, (29, 17), dtype), host(rng, (17,), dtype)
+    a_before = a.copy()
+    ours, theirs = c.copy(), c.copy()
+    for _ in range(2):
+        numpy_kernels(use_blas)["sum_add"](xp, ours, a, -0.05, beta)
+        optimizers.sum_add(xp, theirs, a, -0.05, beta)
+    assert_close(ours, theirs, dtype, fused=True)
+    np.testing.assert_array_equal(a, a_before)
+
+
+def test_blas_takes_the_fold_and_refuses_what_it_cannot_read():
+    """The training step's operands (dz.T, x, a C-ordered W) must reach gemm, or the fold
+    silently loses its point; a strided view or a mixed dtype must not (BLAS would read
+    the wrong memory) and leaves c untouched for the ufunc path."""
+    blas = Blas.load()
+    if blas is None:
+        pytest.skip("no bundled OpenBLAS in this numpy (see the test above)")
+    rng = np.random.default_rng(9)
+    dz, x = host(rng, (64, 10), "float32"), host(rng, (64, 256), "float32")
+    W, b = host(rng, (10, 256), "float32"), host(rng, (10,), "float32")
+    assert blas.matmul_add(W.copy(), dz.T, x, -0.1, 1.0)
+    assert blas.sum_add(b.copy(), dz, np.ones(64, np.float32), -0.1, 1.0)
+    half = np.ascontiguousarray(x[:, :128])
+    refused = {
+        "inner sizes differ": (W, dz.T, x[:32]),
+        "strided b": (np.zeros((10, 128), np.float32), dz.T, x[:, ::2]),
+        "mixed dtypes": (W, dz.T.astype(np.float64), x),
+        "strided c": (W[:, ::2], dz.T, half),
+        "F-ordered c": (np.asfortranarray(W), dz.T, x),
+    }
+    for why, (c, a, b_) in refused.items():
+        before = c.copy()
+        assert not blas.matmul_add(c, a, b_, -0.1, 1.0), why
+        np.testing.assert_array_equal(c, before, err_msg=why)
+    assert not blas.sum_add(b[:5].copy(), dz[:, ::2], np.ones(64, np.float32), -0.1, 1.0)
 
 
 # -- the whole step: kernels on against kernels off ---------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 
 from model.activations import ACTIVATIONS
 from model.losses import LOSSES
-from train.optimizers import adam_update, momentum_update, sgd_update
+from train.optimizers import adam_update, matmul_add, momentum_update, sgd_update, sum_add
 
 TOL = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-12, atol=1e-14)}
 
@@ -25,7 +25,8 @@ def reference_for(key: str):
         return ACTIVATIONS[name][1]
     if kind == "loss":
         return LOSSES[name]
-    return {"sgd_update": sgd_update, "momentum_update": momentum_update, "adam_update": adam_update}[key]
+    return {"sgd_update": sgd_update, "momentum_update": momentum_update, "adam_update": adam_update,
+            "matmul_add": matmul_add, "sum_add": sum_add}[key]
 
 
 def _host_inputs(key: str, rng):
@@ -37,11 +38,16 @@ def _host_inputs(key: str, rng):
         return [y, rng.standard_normal((7, 5))]
     if key.startswith("loss"):
         return [z, np.eye(5)[rng.integers(0, 5, 7)]]
+    if key == "matmul_add":  # c (5, 3) += dz.T @ x, with dz (7, 5) and x (7, 3): the SGD fold
+        return [rng.standard_normal((5, 3)), rng.standard_normal((7, 5)).T, rng.standard_normal((7, 3))]
+    if key == "sum_add":  # c (5,) += column sums of z
+        return [rng.standard_normal(5), z]
     n_state = {"sgd_update": 0, "momentum_update": 1, "adam_update": 2}[key]
     return [z, rng.standard_normal((7, 5))] + [np.abs(rng.standard_normal((7, 5))) for _ in range(n_state)]
 
 
-_SCALARS = {"sgd_update": (0.1,), "momentum_update": (0.1, 0.9), "adam_update": (0.01, 0.9, 0.999, 1e-8)}
+_SCALARS = {"sgd_update": (0.1,), "momentum_update": (0.1, 0.9), "adam_update": (0.01, 0.9, 0.999, 1e-8),
+            "matmul_add": (-0.1, 0.9), "sum_add": (-0.1, 0.9)}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

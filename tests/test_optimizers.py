@@ -158,3 +158,55 @@ def test_numeric_learning_rates_of_any_type_are_accepted(reference, lr):
     p = reference.asarray(np.ones(2))
     make_optimizer("sgd", reference, [p], lr).step([p], [reference.asarray(np.ones(2))])
     np.testing.assert_allclose(reference.to_numpy(p), 1 - float(lr), rtol=1e-7)
+
+
+# -- the update folded into backpropagation (Network.train_step) ---------------------------------
+def run_train_steps(backend, optimizer: str, fold: bool, dtype: str):
+    """Three steps on a small network from host-made data: `train_step` (which folds SGD's
+    update into the gradient products) or the unfolded loss_and_grads + step."""
+    from model import Network
+
+    backend = backend.with_dtype(dtype)
+    rng = np.random.default_rng(11)
+    X, labels = rng.standard_normal((24, 12)), rng.integers(0, 5, 24)
+    net = Network.from_sizes([12, 9, 7, 5], backend, activation="relu", loss="cross_entropy", seed=0)
+    opt = make_optimizer(optimizer, backend, net.params, LR)
+    x, t = backend.asarray(X), backend.asarray(np.eye(5)[labels])
+    for _ in range(3):
+        if fold:
+            net.train_step(x, t, opt)
+        else:
+            opt.step(net.params, net.loss_and_grads(x, t)[2])
+    return [backend.to_numpy(p) for p in net.params] + [backend.to_numpy(s) for s in opt.state().values()]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_train_step_takes_the_same_step_as_grads_then_step(backend, optimizer, dtype):
+    folded = run_train_steps(backend, optimizer, True, dtype)
+    unfolded = run_train_steps(backend, optimizer, False, dtype)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-14)
+    for mine, ref in zip(folded, unfolded):
+        np.testing.assert_allclose(mine, ref, **tol)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_folded_reference_is_the_same_arithmetic(reference, optimizer):
+    """With no fused kernels, the fold performs the unfolded step's very roundings
+    (p += (-lr) * g is p -= lr * g), so the two agree bit for bit."""
+    import dataclasses
+
+    plain = dataclasses.replace(reference, kernels={})
+    folded = run_train_steps(plain, optimizer, True, "float64")
+    for mine, ref in zip(folded, run_train_steps(plain, optimizer, False, "float64")):
+        np.testing.assert_array_equal(mine, ref)
+
+
+def test_only_sgd_folds_its_update():
+    """Adam needs each gradient element by element (g and g^2), so it has no fold; SGD and
+    momentum must keep theirs, or the numpy step loses a pass over every weight."""
+    from backends import resolve_backend
+
+    backend = resolve_backend("numpy", "cpu", "float32")
+    folds = {name: hasattr(make_optimizer(name, backend, [], LR), "update_layer") for name in OPTIMIZERS}
+    assert folds == {"sgd": True, "momentum": True, "adam": False}

@@ -193,6 +193,18 @@ class Distributed:
             X, y = check_data(model, X, y, what)
         return ShardedData(X, y, len(X), is_classification(model, y), model, self.rank, self.size)
 
+    def train_step(self, model, xb, tb, optimizer, global_rows: int):
+        """One step on this rank's piece of a global batch; returns (loss, output).
+
+        The optimizer steps with the gradient summed over every rank. One rank has nothing
+        to sum, so it takes the single process's step (update fold included) bit for bit.
+        """
+        if self.size == 1:
+            return model.train_step(xb, tb, optimizer)
+        loss, out, grads = self.loss_and_grads(model, xb, tb, global_rows)
+        optimizer.step(model.params, grads)
+        return loss, out
+
     def loss_and_grads(self, model, xb, tb, global_rows: int):
         """This rank's piece of a global batch: its loss and output, and the gradient of the
         whole batch's loss (each rank's mean gradient weighted by its share, summed over ranks)."""

@@ -155,10 +155,9 @@ def run_epoch(model: Network, opt, data: DeviceData, batch_size: int, rng: np.ra
     for first in range(0, data.n, batch_size):
         xb, tb = data.batch(order, first, batch_size)
         if distributed is None:
-            loss, out, grads = model.loss_and_grads(xb, tb)
+            loss, out = model.train_step(xb, tb, opt)
         else:
-            loss, out, grads = distributed.loss_and_grads(model, xb, tb, min(batch_size, data.n - first))
-        opt.step(model.params, grads)
+            loss, out = distributed.train_step(model, xb, tb, opt, min(batch_size, data.n - first))
         steps += 1
         loss_sum = loss_sum + loss * xb.shape[0]
         finite_steps = finite_steps + xp.astype(xp.isfinite(loss), backend.dtype)
@@ -183,8 +182,7 @@ def run_steps(model: Network, data: DeviceData, optimizer: str, lr: float, batch
     starts = range(0, data.n, batch_size)
     for i in range(steps):
         xb, tb = data.batch(order, starts[i % len(starts)], batch_size)
-        _, _, grads = model.loss_and_grads(xb, tb)
-        opt.step(model.params, grads)
+        model.train_step(xb, tb, opt)
 
 
 def count_correct(xp, out, targets):
