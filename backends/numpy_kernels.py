@@ -72,6 +72,7 @@ class Blas:
     """
 
     MIN_SIZE = 1 << 16  # below this an axpy's ctypes call costs more than the pass it saves
+    MIN_FOLD = 1 << 15  # the same for gemm's c (measured: 32 x 784 about breaks even)
     PREFIXES = ("scipy_", "")
     ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112  # the CBLAS enums
 
@@ -347,9 +348,9 @@ def adam_update(work: Scratch, xp, p, g, m, v, step_size, beta1, beta2, eps_hat)
 # -- an update folded into the gradient's product (see SGD.update_layer) ---------------------------
 def matmul_add(work: Scratch, xp, c, a, b, alpha, beta):
     """c = alpha * (a @ b) + beta * c as one BLAS gemm: the product's result goes straight
-    into c, with no (n_out, n_in) gradient written and read back. Elsewhere, the
-    reference's ufuncs."""
-    if work.blas and work.blas.matmul_add(c, a, b, alpha, beta):
+    into c, with no (n_out, n_in) gradient written and read back. For a small c, or where
+    BLAS cannot take the operands, the reference's ufuncs."""
+    if work.blas and c.size >= Blas.MIN_FOLD and work.blas.matmul_add(c, a, b, alpha, beta):
         return
     if beta != 1.0:
         np.multiply(c, beta, out=c)
@@ -358,8 +359,9 @@ def matmul_add(work: Scratch, xp, c, a, b, alpha, beta):
 
 
 def sum_add(work: Scratch, xp, c, a, alpha, beta):
-    """c = alpha * (column sums of a) + beta * c as one BLAS gemv against a ones vector."""
-    if work.blas and work.blas.sum_add(c, a, work.ones(a.shape[0], a.dtype), alpha, beta):
+    """c = alpha * (column sums of a) + beta * c as one BLAS gemv against a ones vector
+    (multi-threaded, one pass); for a small a, numpy's sum."""
+    if work.blas and a.size >= Blas.MIN_SIZE and work.blas.sum_add(c, a, work.ones(a.shape[0], a.dtype), alpha, beta):
         return
     if beta != 1.0:
         np.multiply(c, beta, out=c)

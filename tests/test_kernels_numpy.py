@@ -221,10 +221,14 @@ def test_update(xp, key, dtype, use_blas):
 
 
 # -- matmul_add / sum_add: c changes in place, a and b never --------------------------------------
-def product_operands(rng, dtype, layout):
-    """(a, b) for c (17, 23) += a @ b with inner size 29, laid out as the optimizer's fold
+FOLD_BIG = (190, 190)  # c at least Blas.MIN_FOLD, so the gemm path runs
+SUM_BIG = (Blas.MIN_SIZE // 64 + 1, 64)  # a at least Blas.MIN_SIZE, so the gemv path runs
+
+
+def product_operands(rng, dtype, layout, m, n, k=29):
+    """(a, b) for c (m, n) += a @ b with inner size k, laid out as the optimizer's fold
     passes them (a = dz.T, a transposed view) or otherwise."""
-    dz, x = host(rng, (29, 17), dtype), host(rng, (29, 23), dtype)
+    dz, x = host(rng, (k, m), dtype), host(rng, (k, n), dtype)
     if layout == "fold":  # a = dz.T (F-contiguous), b = x
         return dz.T, x
     if layout == "both-transposed":
@@ -232,14 +236,15 @@ def product_operands(rng, dtype, layout):
     return np.ascontiguousarray(dz.T), x[:, :]  # both C-contiguous
 
 
+@pytest.mark.parametrize("shape", [(17, 23), FOLD_BIG], ids=["small", "big"])
 @pytest.mark.parametrize("beta", [1.0, 0.9])
 @pytest.mark.parametrize("layout", ["fold", "both-transposed", "c-order"])
 @pytest.mark.parametrize("use_blas", [True, False], ids=["blas", "ufuncs"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_matmul_add(xp, dtype, use_blas, layout, beta):
+def test_matmul_add(xp, dtype, use_blas, layout, beta, shape):
     rng = np.random.default_rng(7)
-    a, b = product_operands(rng, dtype, layout)
-    c = host(rng, (17, 23), dtype)
+    a, b = product_operands(rng, dtype, layout, *shape)
+    c = host(rng, shape, dtype)
     a_before, b_before = a.copy(), b.copy()
     ours, theirs = c.copy(), c.copy()
     kernel = numpy_kernels(use_blas)["matmul_add"]
@@ -251,12 +256,13 @@ def test_matmul_add(xp, dtype, use_blas, layout, beta):
     np.testing.assert_array_equal(b, b_before)
 
 
+@pytest.mark.parametrize("shape", [(29, 17), SUM_BIG], ids=["small", "big"])
 @pytest.mark.parametrize("beta", [1.0, 0.9])
 @pytest.mark.parametrize("use_blas", [True, False], ids=["blas", "ufuncs"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_sum_add(xp, dtype, use_blas, beta):
+def test_sum_add(xp, dtype, use_blas, beta, shape):
     rng = np.random.default_rng(8)
-    a, c = host(rng, (29, 17), dtype), host(rng, (17,), dtype)
+    a, c = host(rng, shape, dtype), host(rng, shape[1:], dtype)
     a_before = a.copy()
     ours, theirs = c.copy(), c.copy()
     for _ in range(2):
