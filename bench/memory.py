@@ -1,6 +1,6 @@
 """Memory of xpnet's training step: no growth over many steps, and the peak of one step.
 
-Runs --steps training steps (loss_and_grads + optimizer.step) on the numpy backend and
+Runs --steps training steps (`Network.train_step` with SGD) on the numpy backend and
 samples, every tenth of the run, the process's resident memory (RSS) and the bytes
 tracemalloc sees allocated (numpy reports its buffers to tracemalloc). After the first
 tenth, which holds the one-time allocations (work arrays, allocator pools), neither may

@@ -2,7 +2,7 @@
 
 A whole epoch of `run_epoch` (shuffled batch gathering, metrics accumulated on the device,
 the one read at the end) is timed against the same number of bare training steps on one
-batch already on the device (`loss_and_grads` + `optimizer.step`, nothing else). The two
+batch already on the device (`Network.train_step`, nothing else). The two
 alternate, repeated, in one process; the ratio of the best rounds says what the pipeline
 costs. The issue's target: an epoch within 5% of the bare steps.
 
@@ -42,8 +42,7 @@ def bare_steps(net, opt, x, t, steps: int) -> float:
     """Seconds for `steps` training steps on one resident batch, synchronised at the end."""
     start = time.perf_counter()
     for _ in range(steps):
-        _, _, grads = net.loss_and_grads(x, t)
-        opt.step(net.params, grads)
+        net.train_step(x, t, opt)
     net.backend.synchronize()
     return time.perf_counter() - start
 

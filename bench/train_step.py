@@ -3,7 +3,7 @@
 For every network, backend and batch size this times, interleaved in one process, three
 contestants on the same float dtype and thread count:
   products     only the step's matrix products on the backend's own library (the ceiling),
-  xpnet        model.loss_and_grads + optimizer.step through the backend,
+  xpnet        Network.train_step with SGD (update folded into the products) through the backend,
   torch eager  the same network as an nn.Linear stack with torch.optim.SGD, same device,
 and prints samples/s (best round, and the median), each one's ratio to the ceiling and to
 PyTorch eager (the median of the ratios paired within each repetition), and the noise of

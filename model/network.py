@@ -105,18 +105,17 @@ class Network:
     def train_step(self, x, targets, optimizer):
         """One step of gradient descent on a device batch; returns (loss, output), on the device.
 
-        The same step as `optimizer.step(params, loss_and_grads(...)[2])`. An optimizer with
-        `update_layer` (SGD, with or without momentum) takes each layer's step during
+        The same step as `optimizer.step(params, loss_and_grads(...)[2])`. An optimizer that
+        `folds` (SGD, with or without momentum, on numpy) takes each layer's step during
         backpropagation, straight from the product that would have been its gradient, so no
         weight-sized gradient is ever written and read back; the others get the gradients.
         """
         out, caches = self._forward_with_caches(x)
         loss, dout = self._loss_fn(self.backend.xp, out, targets)
-        update_layer = getattr(optimizer, "update_layer", None)
-        if update_layer is None:
-            optimizer.step(self.params, self.backward(dout, caches))
+        if getattr(optimizer, "folds", False):
+            self.backward(dout, caches, optimizer.update_layer)
         else:
-            self.backward(dout, caches, update_layer)
+            optimizer.step(self.params, self.backward(dout, caches))
         return loss, out
 
     def loss_of(self, out, targets):

@@ -21,8 +21,14 @@ class OptimizerError(XpnetError):
 class SGD:
     """Plain gradient descent, optionally with (heavy-ball) momentum."""
 
-    def __init__(self, backend: Backend, params: list, lr: float, momentum: float = 0.0):
+    def __init__(self, backend: Backend, params: list, lr: float, momentum: float = 0.0,
+                 fold: bool | None = None):
         self.backend, self.lr, self.momentum = backend, lr, momentum
+        # Whether Network.train_step folds the update into the products (`update_layer`).
+        # By default, where the backend does a product and an add in one call (numpy's BLAS
+        # gemm): there it saves a pass over every weight. On a GPU the fused update kernels
+        # already make the step one pass, and folding would only add a launch.
+        self.folds = "matmul_add" in backend.kernels if fold is None else fold
         xp = backend.xp
         self.velocity = [xp.zeros_like(p) for p in params] if momentum else []
         self._update = backend.kernel("sgd_update", sgd_update)
