@@ -50,6 +50,14 @@ def test_mnist_files_load_exactly(tmp_path, gz):
     assert ds.X_test.shape == (4, 784) and ds.classes == tuple("0123456789") and ds.image_shape == (28, 28)
 
 
+def test_fashion_mnist_is_mnist_files_with_its_class_names(tmp_path):
+    mnist_dir(tmp_path)
+    ds = load_data(f"fashion-mnist:{tmp_path}")
+    np.testing.assert_array_equal(ds.X_train, load_idx_dir(tmp_path).X_train)
+    assert ds.classes[0] == "T-shirt/top" and ds.classes[9] == "Ankle boot" and len(ds.classes) == 10
+    assert ds.info["source"] == "fashion-mnist"
+
+
 def test_dotted_file_names_and_missing_test_split(tmp_path):
     mnist_dir(tmp_path, sep=".")
     for f in tmp_path.glob("t10k*"):

@@ -66,7 +66,7 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a network (default: letters, on the auto backend)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
                    help="default (relu, cross-entropy, momentum) or course (sigmoid, quadratic, plain SGD)")
-    p.add_argument("--data", help=f"letters, idx:DIR, emnist-letters:DIR, folder:DIR or npz:FILE (default {d.data})")
+    p.add_argument("--data", help=f"letters, idx:DIR, fashion-mnist:DIR, emnist-letters:DIR, folder:DIR or npz:FILE (default {d.data})")
     p.add_argument("--train-samples", type=_positive_int,
                    help="training samples to generate (letters) or keep (files) (default 60000 / all)")
     p.add_argument("--test-samples", type=_positive_int,

@@ -18,17 +18,23 @@ IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions: (N, rows, cols)
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension: (N,)
 MAX_GZIP_RATIO = 1100  # deflate cannot expand more than ~1032x; a header asking for more is corrupt
 MAX_SIDE = 4096  # image rows/cols beyond this are a corrupt header, not an image
-MNIST_CLASSES = tuple(str(d) for d in range(10))  # also Fashion-MNIST and KMNIST: labels 0..9
+MNIST_CLASSES = tuple(str(d) for d in range(10))  # labels 0..9 (also KMNIST's)
+# Fashion-MNIST has MNIST's file names and labels 0..9; only its class names differ.
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot")
 EMNIST_LETTER_CLASSES = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")  # EMNIST stores these as 1..26
 
 
-def load_idx_dir(folder) -> DataSet:
-    """MNIST-style files in a folder: train-images-idx3-ubyte[.gz] and friends, labels 0..9."""
-    folder = _existing_dir(folder, "idx")
-    train = _split(folder, "train", "train", "MNIST or Fashion-MNIST", required=True)
-    test = _split(folder, "t10k", "test", "MNIST or Fashion-MNIST", required=False)
-    return _dataset(train, test, MNIST_CLASSES, label_offset=0, transpose=False,
-                    info={"source": "idx", "dir": str(folder)})
+def load_idx_dir(folder, fashion: bool = False) -> DataSet:
+    """MNIST-style files in a folder: train-images-idx3-ubyte[.gz] and friends, labels 0..9;
+    `fashion` names the classes as Fashion-MNIST's (its files are named like MNIST's)."""
+    scheme = "fashion-mnist" if fashion else "idx"
+    folder = _existing_dir(folder, scheme)
+    what = "Fashion-MNIST" if fashion else "MNIST or Fashion-MNIST"
+    train = _split(folder, "train", "train", what, required=True)
+    test = _split(folder, "t10k", "test", what, required=False)
+    return _dataset(train, test, FASHION_CLASSES if fashion else MNIST_CLASSES, label_offset=0,
+                    transpose=False, info={"source": scheme, "dir": str(folder)})
 
 
 def load_emnist_letters_dir(folder) -> DataSet:

@@ -16,6 +16,7 @@ LETTERS_TRAIN, LETTERS_TEST = 60_000, 10_000  # the default synthetic set, EMNIS
 SCHEMES = {  # scheme -> how to write it, for the error message that lists them
     "letters": "letters",
     "idx": "idx:DIR",
+    "fashion-mnist": "fashion-mnist:DIR",
     "emnist-letters": "emnist-letters:DIR",
     "folder": "folder:DIR",
     "npz": "npz:FILE",
@@ -65,9 +66,9 @@ def load_data(spec: str = "letters", *, seed: int = 0, cache_dir: str | Path | N
 
 def _load_file_source(scheme: str, arg: str, progress: bool) -> DataSet:
     """Dispatch a file-backed scheme to its loader (imported lazily: each is only needed alone)."""
-    if scheme == "idx":
+    if scheme in ("idx", "fashion-mnist"):
         from train.data.idx import load_idx_dir
-        return load_idx_dir(arg)
+        return load_idx_dir(arg, fashion=scheme == "fashion-mnist")
     if scheme == "emnist-letters":
         from train.data.idx import load_emnist_letters_dir
         return load_emnist_letters_dir(arg)
