@@ -126,35 +126,40 @@ class Blas:
     def matmul_add(self, c: np.ndarray, a: np.ndarray, b: np.ndarray, alpha: float, beta: float) -> bool:
         """c = alpha * (a @ b) + beta * c in one gemm; False, with c untouched, where the
         operands are not BLAS-shaped (another dtype, a strided view, an empty side)."""
-        if not (a.ndim == b.ndim == c.ndim == 2 and self._owns(c, a, b)):
+        routines = self._routines_for(c, a, b)
+        if routines is None or not (a.ndim == b.ndim == c.ndim == 2):
             return False
         (m, k), n = a.shape, b.shape[1]
         a_layout, b_layout = _layout(a), _layout(b)
-        if (a_layout is None or b_layout is None or not c.flags.c_contiguous or 0 in (m, n, k)
+        if (a_layout is None or b_layout is None or not c.flags.c_contiguous or not (m and n and k)
                 or b.shape[0] != k or c.shape != (m, n)):
             return False
-        self._routines[c.dtype.char]["gemm"](
-            self.ROW_MAJOR, a_layout[0], b_layout[0], m, n, k, alpha, a_layout[1], a_layout[2],
-            b_layout[1], b_layout[2], beta, _address(c), n)
+        routines["gemm"](self.ROW_MAJOR, a_layout[0], b_layout[0], m, n, k, alpha, a_layout[1], a_layout[2],
+                         b_layout[1], b_layout[2], beta, _address(c), n)
         return True
 
     def sum_add(self, c: np.ndarray, a: np.ndarray, ones: np.ndarray, alpha: float, beta: float) -> bool:
         """c = alpha * (column sums of a) + beta * c as one gemv of a.T with a ones vector;
         False, with c untouched, where the operands are not BLAS-shaped."""
-        if not (a.ndim == 2 and c.ndim == 1 and self._owns(c, a, ones)):
+        routines = self._routines_for(c, a, ones)
+        if routines is None or not (a.ndim == 2 and c.ndim == 1):
             return False
         m, n = a.shape
         if not (a.flags.c_contiguous and c.flags.c_contiguous and c.shape == (n,)
                 and ones.shape == (m,) and m and n):
             return False
-        self._routines[c.dtype.char]["gemv"](
-            self.ROW_MAJOR, self.TRANS, m, n, alpha, _address(a), n, _address(ones), 1, beta, _address(c), 1)
+        routines["gemv"](self.ROW_MAJOR, self.TRANS, m, n, alpha, _address(a), n, _address(ones), 1, beta,
+                         _address(c), 1)
         return True
 
-    def _owns(self, c: np.ndarray, *operands: np.ndarray) -> bool:
-        """Same BLAS float dtype everywhere and a writeable output."""
-        return (c.dtype.char in self._routines and c.flags.writeable
-                and all(x.dtype == c.dtype for x in operands))
+    def _routines_for(self, c: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict | None:
+        """c's dtype's routines when a and b share that BLAS float dtype and c is writeable.
+        (Written out, not with all(): this runs every layer of every step.)"""
+        dtype = c.dtype
+        routines = self._routines.get(dtype.char)
+        if routines is None or a.dtype != dtype or b.dtype != dtype or not c.flags.writeable:
+            return None
+        return routines
 
     def _self_check(self) -> bool:
         rng = np.random.default_rng(0)
@@ -182,9 +187,10 @@ def _layout(a: np.ndarray):
 
     A C-contiguous array goes as it is; an F-contiguous one (the transpose of a C-contiguous
     array, like dz.T) goes as its transpose with the TRANS flag, so nothing is copied."""
-    if a.flags.c_contiguous:
+    flags = a.flags
+    if flags.c_contiguous:
         return Blas.NO_TRANS, _address(a), a.shape[1]
-    if a.flags.f_contiguous:
+    if flags.f_contiguous:
         return Blas.TRANS, _address(a.T), a.shape[0]
     return None
 
