@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -265,3 +266,37 @@ def test_a_rank_that_fails_ends_the_job_instead_of_hanging_it(toy_npz, tmp_path,
     assert says in err, err
     assert seconds < 30, f"the job took {seconds:.0f} s to end"
     assert "epoch 1/3" not in out
+
+
+def test_inputs_folder_is_removed_when_writing_fails(tmp_path, monkeypatch):
+    """Non-finite training inputs stop the job before any rank maps them; the half-written
+    folder must not stay behind in $TMPDIR."""
+    from train.data import DataError, DataSet
+    from train.distributed import write_inputs_file
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    X = np.zeros((5, 3), np.float32)
+    X[3, 1] = np.nan
+    with pytest.raises(DataError, match="finite"):
+        write_inputs_file(DataSet(X, np.zeros(5, np.int64), None, None, classes=("a",), image_shape=None),
+                          "float32")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_orphaned_inputs_of_killed_jobs_are_removed(tmp_path):
+    from train.distributed import INPUTS_PREFIX, remove_orphaned_inputs
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process id that no longer runs
+    orphan = tmp_path / f"{INPUTS_PREFIX}{gone.pid}-abc123"
+    recent = tmp_path / f"{INPUTS_PREFIX}{gone.pid}-ghi789"  # the same dead id, but written just now
+    live = tmp_path / f"{INPUTS_PREFIX}{os.getpid()}-def456"
+    unrelated = tmp_path / "xpnet-mpi-notapid"
+    two_hours_ago = time.time() - 7200
+    for folder in (orphan, recent, live, unrelated):
+        folder.mkdir()
+        (folder / "X_train.npy").write_bytes(b"x")
+        if folder is not recent:
+            os.utime(folder, (two_hours_ago, two_hours_ago))
+    assert remove_orphaned_inputs(tmp_path) == [orphan]
+    assert not orphan.exists() and recent.exists() and live.exists() and unrelated.exists()

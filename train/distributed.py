@@ -51,6 +51,7 @@ NAP_SECONDS = 0.0001  # between polls, so a rank waiting for a late one leaves i
 GRACE_SECONDS = 1.0  # a failing rank other than 0 waits this long, so an error every rank met is told once
 FORWARD_SECONDS = 0.5  # between saying why and aborting: mpirun drops output still in flight when it kills
 CHUNK_ROWS = 8192  # rows converted and hashed at a time when the inputs file is written
+INPUTS_PREFIX = "xpnet-mpi-"  # + the writing process id: orphaned folders can be told apart
 MPI_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")  # how MPICH and Open MPI tell a process its job's size
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -269,6 +270,7 @@ class Distributed:
         labels in memory, the held-out split on rank 0 only."""
         held_out, manifest = None, None
         if self.local_rank == 0:
+            remove_orphaned_inputs()
             data = load_data(config.data, seed=config.seed, n_train=config.train_samples,
                              n_test=config.test_samples, progress=progress and self.is_root)
             manifest = write_inputs_file(data, config.dtype)
@@ -277,11 +279,13 @@ class Distributed:
             del data
         manifest = self.broadcast(manifest, "waiting for this machine's first rank to load the data", self.node)
         folder = Path(manifest["folder"])
-        X = np.load(folder / "X_train.npy", mmap_mode="r")
-        y = np.load(folder / "y_train.npy")
-        self.barrier("waiting for this machine's ranks to open the data", self.node)
-        if self.local_rank == 0:
-            shutil.rmtree(folder, ignore_errors=True)  # the mappings keep the data readable
+        try:
+            X = np.load(folder / "X_train.npy", mmap_mode="r")
+            y = np.load(folder / "y_train.npy")
+            self.barrier("waiting for this machine's ranks to open the data", self.node)
+        finally:  # also when a rank fails here; a killed job's folder goes at the next start
+            if self.local_rank == 0:
+                shutil.rmtree(folder, ignore_errors=True)  # the mappings keep the data readable
         return DataSet(X, y, *(held_out or (None, None)), classes=manifest["classes"],
                        image_shape=manifest["image_shape"], info=dict(manifest["info"], digest=manifest["digest"]))
 
@@ -369,7 +373,15 @@ def check_mapped(net, X: np.ndarray, y: np.ndarray, what: str) -> np.ndarray:
 def write_inputs_file(data: DataSet, dtype: str) -> dict:
     """Write the training inputs (in the compute dtype) and labels to a fresh temporary folder,
     a chunk at a time, checking every value is finite and hashing what was written."""
-    folder = Path(tempfile.mkdtemp(prefix="xpnet-mpi-"))
+    folder = Path(tempfile.mkdtemp(prefix=f"{INPUTS_PREFIX}{os.getpid()}-"))
+    try:
+        return _write_inputs(folder, data, dtype)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _write_inputs(folder: Path, data: DataSet, dtype: str) -> dict:
     X = data.X_train
     out = np.lib.format.open_memmap(folder / "X_train.npy", mode="w+", dtype=dtype, shape=X.shape)
     digest = hashlib.sha256()
@@ -386,6 +398,37 @@ def write_inputs_file(data: DataSet, dtype: str) -> dict:
     digest.update(np.ascontiguousarray(data.y_train).tobytes())
     return {"folder": str(folder), "digest": digest.hexdigest()[:16], "classes": data.classes,
             "image_shape": data.image_shape, "info": data.info}
+
+
+def remove_orphaned_inputs(tmp: str | Path | None = None, min_age_s: float = 3600.0) -> list[Path]:
+    """Remove input folders that killed jobs left behind; returns what was removed.
+
+    A job's first rank on a machine deletes its folder once every rank there has mapped it,
+    but a job killed before that (mpirun ending it after another rank aborted) cannot. The
+    writer's process id is in the folder's name; a folder whose writer is gone, and that is
+    over an hour old (a writer in another container's process ids may look gone), is orphaned.
+    """
+    removed, now = [], time.time()
+    for folder in Path(tmp or tempfile.gettempdir()).glob(f"{INPUTS_PREFIX}*-*"):
+        pid = folder.name[len(INPUTS_PREFIX):].split("-")[0]
+        try:
+            old = now - folder.stat().st_mtime >= min_age_s
+        except OSError:  # removed meanwhile
+            continue
+        if old and pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive, and not ours to judge
+        return True
+    return True
 
 
 def weights_digest(model) -> bytes:
