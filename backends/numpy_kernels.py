@@ -72,7 +72,8 @@ class Blas:
     """
 
     MIN_SIZE = 1 << 16  # below this an axpy's ctypes call costs more than the pass it saves
-    MIN_FOLD = 1 << 15  # the same for gemm's c (measured: 32 x 784 about breaks even)
+    MIN_FOLD = 1 << 14  # below this, gemm's c is cheaper updated by ufuncs (measured crossover)
+    MIN_SUM = 1 << 15  # the same for gemv's summed array
     PREFIXES = ("scipy_", "")
     ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112  # the CBLAS enums
 
@@ -367,7 +368,8 @@ def matmul_add(work: Scratch, xp, c, a, b, alpha, beta):
 def sum_add(work: Scratch, xp, c, a, alpha, beta):
     """c = alpha * (column sums of a) + beta * c as one BLAS gemv against a ones vector
     (multi-threaded, one pass); for a small a, numpy's sum."""
-    if work.blas and a.size >= Blas.MIN_SIZE and work.blas.sum_add(c, a, work.ones(a.shape[0], a.dtype), alpha, beta):
+    blas = work.blas
+    if blas and a.size >= Blas.MIN_SUM and blas.sum_add(c, a, work.ones(a.shape[0], a.dtype), alpha, beta):
         return
     if beta != 1.0:
         np.multiply(c, beta, out=c)

@@ -222,7 +222,7 @@ def test_update(xp, key, dtype, use_blas):
 
 # -- matmul_add / sum_add: c changes in place, a and b never --------------------------------------
 FOLD_BIG = (190, 190)  # c at least Blas.MIN_FOLD, so the gemm path runs
-SUM_BIG = (Blas.MIN_SIZE // 64 + 1, 64)  # a at least Blas.MIN_SIZE, so the gemv path runs
+SUM_BIG = (Blas.MIN_SUM // 64 + 1, 64)  # a at least Blas.MIN_SUM, so the gemv path runs
 
 
 def product_operands(rng, dtype, layout, m, n, k=29):
