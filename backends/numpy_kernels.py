@@ -10,13 +10,16 @@ matrix products alone:
 - One pass where numpy offers two: numpy has no axpy (y += a * x), so `p -= lr * g` costs
   a temporary and a second sweep over the weights, a sixth of a batch-64 step; numpy's
   own bundled OpenBLAS has axpy, and runs it on its threads (`Blas`).
+- No pass at all where BLAS can fold it: SGD's W -= lr * dz.T @ x is one gemm with
+  alpha = -lr and beta = 1 (`matmul_add`), and the bias's b -= lr * sum(dz) one gemv
+  against a ones vector (`sum_add`), so the weight gradient is never written out.
 - numpy's fast loops: np.maximum against a scalar takes a slow loop (a row of zeros takes
   the vectorised one), and a max along a short last axis is slow (down the columns of a
   transposed copy it is not).
 
 Each kernel does the reference's arithmetic in the reference's order, so the results agree
-bit for bit, except the BLAS updates, whose fused multiply-add rounds once where the
-reference rounds twice. Small arrays take the plainest path: there, every extra Python
+bit for bit, except the BLAS updates and folds, which round once where the reference
+rounds twice (and gemv sums in its own order). Small arrays take the plainest path: there, every extra Python
 call costs more than the memory it would save.
 
 Contracts (the callers' signatures, xp first):
