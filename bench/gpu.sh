@@ -45,4 +45,4 @@ if required_missing:
 EOF
 
 timeout --signal=INT "$LIMIT_S" "$PYTHON" bench/train_step.py \
-    --backends cupy,torch-cuda,numpy --batch-sizes 256,1024,4096 --network both --quick --repeats 5 "$@"
+    --backends cupy,torch-cuda,numpy --batch-sizes 256,1024,4096 --network both --quick --repeats 9 "$@"
