@@ -49,6 +49,19 @@ def mpi_missing() -> str | None:
 needs_mpi = pytest.mark.skipif(mpi_missing() is not None, reason=mpi_missing() or "")
 
 
+def cupy_missing() -> str | None:
+    from backends import BackendError
+
+    try:
+        resolve_backend("cupy", "cuda", "float64")
+    except BackendError as exc:
+        return f"cupy on cuda unavailable here: {exc}"
+    return None
+
+
+CUPY_MISSING = cupy_missing()
+
+
 @pytest.fixture
 def toy_npz(tmp_path):
     """Four well-separated classes in 12 features, with a held-out split."""
@@ -189,6 +202,20 @@ def test_ranks_train_the_same_weights_as_one_process(capsys, toy_npz, tmp_path, 
     else:
         assert "numpy buffers go to MPI directly" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["multi", "single", "toy.npz"]  # no stray run folders
+
+
+@needs_mpi
+@pytest.mark.skipif(CUPY_MISSING is not None, reason=CUPY_MISSING or "")
+def test_cupy_ranks_on_the_gpu_train_the_same_weights_as_one_cupy_process(capsys, toy_npz, tmp_path):
+    """The GPU path: each rank on a device (shared when there is one GPU), the gradients
+    through CUDA-aware MPI or staged through host memory, as the log says; float64 equal up
+    to the order of the sums."""
+    extra = ["--backend", "cupy"]
+    reference = single_process_run(capsys, toy_npz, tmp_path / "single", *extra)
+    code, out, err, _ = launch(2, train_args(toy_npz, tmp_path / "multi", "--distributed", *extra), tmp_path)
+    assert code == 0, err
+    assert_same_run(reference, tmp_path / "multi", 1e-9)
+    assert "cupy buffers go to MPI directly" in out or "cupy buffers are staged through host memory" in out
 
 
 @needs_mpi
