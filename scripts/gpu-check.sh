@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The GPU checks, in one go, for a machine with a CUDA GPU and cupy / torch installed:
+# The GPU checks, in one go, for a machine with a CUDA GPU and cupy / torch installed, most
+# wanted first (a short device loan may end part-way):
 #   1. the backend table, 2. `xpnet parity` (every backend, both dtypes, against numpy
 #   float64), 3. the test suite's GPU cases (every test the backend fixture runs on cupy and
-#   torch-cuda, plus the GPU-only ones; PYTEST_K="" runs the whole suite), 4. the default
-#   letters job on the auto backend (cupy), 5. bench/pipeline.py on cupy, 6. bench/gpu.sh.
+#   torch-cuda, plus the GPU-only ones, the 2-rank cupy MPI test among them when mpi4py is
+#   installed; PYTEST_K="" runs the whole suite), 4. bench/gpu.sh, 5. bench/scaling.py on
+#   cupy with 1 and 2 ranks (when mpi4py is installed), 6. the default letters job on the
+#   auto backend (cupy), 7. bench/pipeline.py on cupy.
 # Run from the repository root: bash scripts/gpu-check.sh [LOG_DIR]
 # Each step's log goes to LOG_DIR (default gpu-check/); the letters run and its data cache go
 # to $WORK (default /tmp/xpnet-gpu-check). A summary prints at the end.
@@ -30,9 +33,12 @@ $py -c "import sys, numpy, cupy, torch; print(sys.version.split()[0], 'numpy', n
 step backends $py -m train.cli backends
 step parity $py -m train.cli parity
 step pytest $py -m pytest -q -p no:cacheprovider -rs -k "${PYTEST_K-cuda or gpu}" tests
+step bench bash bench/gpu.sh
+if $py -c "import mpi4py" 2>/dev/null; then
+    step scaling $py bench/scaling.py --backend cupy --ranks 1,2 --batch-sizes 256,1024 --repeats 2
+fi
 step letters env XPNET_CACHE="$work/cache" $py -m train.cli train --no-progress --out "$work/run"
 step pipeline env XPNET_CACHE="$work/cache" $py bench/pipeline.py --backend cupy
-if [ -f bench/gpu.sh ]; then step bench bash bench/gpu.sh; fi
 
 echo "== summary"
 printf '%s\n' "${status[@]}" | tee "$out/summary.txt"
