@@ -117,14 +117,15 @@ def host_batches(spec: Spec, seed: int = 0):
     return X, T, labels
 
 
-def xpnet_contestant(backend, spec: Spec, name: str = "xpnet") -> Contestant:
-    """xpnet's own training step, `Network.train_step` with SGD, through `backend`."""
+def xpnet_contestant(backend, spec: Spec, name: str = "xpnet", fold: bool | None = None) -> Contestant:
+    """xpnet's own training step, `Network.train_step` with SGD, through `backend`; `fold`
+    forces SGD's update into (True) or out of (False) the products, None is the default."""
     from model import Network
     from train.optimizers import SGD
 
     net = Network.from_sizes(list(spec.layers), backend, activation=spec.activation,
                              output=spec.output, loss=spec.loss, seed=0)
-    opt = SGD(backend, net.params, LR)
+    opt = SGD(backend, net.params, LR, fold=fold)
     X, T, _ = host_batches(spec)
     x, t = backend.asarray(X), backend.asarray(T)  # moved to the device once
     B = spec.batch_size

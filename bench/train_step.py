@@ -44,6 +44,7 @@ class Config:
     timing: Timing = dataclasses.field(default_factory=Timing)
     noisy_above: float = 0.10  # ratio noise above which a row's ratios are flagged untrustworthy
     reference: bool = False  # also time xpnet with the backend's kernels switched off
+    unfolded: bool = False  # also time xpnet with SGD's update kept out of the products
 
 
 def parse_args(argv=None) -> Config:
@@ -68,6 +69,9 @@ def parse_args(argv=None) -> Config:
     p.add_argument("--noisy-above", type=float, default=0.10,
                    help="noise of the paired ratios (interquartile range / median) above which a row is "
                         "flagged NOISY (default: 0.10)")
+    p.add_argument("--unfolded", action="store_true",
+                   help="also time xpnet with SGD's update not folded into the products "
+                        "(gradients, then the step), where the backend folds it")
     p.add_argument("--reference", action="store_true",
                    help="also time xpnet with the backend's fused kernels off (the plain xp ops)")
     a = p.parse_args(argv)
@@ -78,7 +82,8 @@ def parse_args(argv=None) -> Config:
         p.error(f"unknown backend(s) {', '.join(unknown)}: use {', '.join(BACKEND_CHOICES)}")
     return Config(backends=a.backends.split(","), batch_sizes=parse_ints(a.batch_sizes),
                   layers=tuple(parse_ints(a.layers)), networks=networks_from(a.network), dtype=a.dtype,
-                  threads=a.threads, timing=timing, noisy_above=a.noisy_above, reference=a.reference)
+                  threads=a.threads, timing=timing, noisy_above=a.noisy_above, reference=a.reference,
+                  unfolded=a.unfolded)
 
 
 def main(argv=None) -> None:
@@ -124,6 +129,8 @@ def build_contestants(label: str, backend, spec: Spec, config: Config) -> tuple[
     else:
         notes.append(f"no products ceiling for {label}")
     contestants.append(xpnet_contestant(backend, spec))
+    if config.unfolded and "matmul_add" in backend.kernels:
+        contestants.append(xpnet_contestant(backend, spec, name="xpnet unfolded", fold=False))
     if config.reference and backend.kernels:
         plain = dataclasses.replace(backend, kernels={})
         contestants.append(xpnet_contestant(plain, spec, name="xpnet plain-xp"))
