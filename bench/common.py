@@ -60,6 +60,18 @@ def numpy_backend(dtype: str, threads: int, plain: bool = False):
     return dataclasses.replace(backend, kernels={}) if plain else backend
 
 
+def add_step_arguments(p, batch_sizes: str = "64,256,1024",
+                       threads_help: str = "BLAS threads (default: all cores)") -> None:
+    """The options every step benchmark takes: batch sizes, layers, network, dtype, threads."""
+    p.add_argument("--batch-sizes", default=batch_sizes, help=f"comma-separated (default: {batch_sizes})")
+    p.add_argument("--layers", default="784,512,256,10", help="layer sizes, input first (default: 784,512,256,10)")
+    p.add_argument("--network", default="both", choices=[*NETWORKS, "both"],
+                   help="relu-ce: ReLU hidden, linear output, softmax cross-entropy; sigmoid-quadratic: "
+                        "sigmoid hidden and output, quadratic loss (the course's); both (default)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="float dtype (default: float32)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help=threads_help)
+
+
 def parse_ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 

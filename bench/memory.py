@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from bench.common import (  # noqa: E402  (needs the path above)
     numpy_backend,
-    NETWORKS, Spec, networks_from, parse_ints, xpnet_contestant,
+    Spec, add_step_arguments, networks_from, parse_ints, xpnet_contestant,
 )
 
 MIB = 1 << 20
@@ -32,13 +32,8 @@ MIB = 1 << 20
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--batch-sizes", default="64,1024", help="comma-separated (default: 64,1024)")
-    p.add_argument("--layers", default="784,512,256,10", help="layer sizes, input first (default: 784,512,256,10)")
-    p.add_argument("--network", default="both", choices=[*NETWORKS, "both"],
-                   help="relu-ce, sigmoid-quadratic, or both (default); see bench/train_step.py")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="float dtype (default: float32)")
+    add_step_arguments(p, batch_sizes="64,1024")
     p.add_argument("--steps", type=int, default=1000, help="training steps per run (default: 1000)")
-    p.add_argument("--threads", type=int, default=os.cpu_count(), help="BLAS threads (default: all cores)")
     p.add_argument("--tolerance", type=float, default=0.5,
                    help="MiB of traced growth after the first tenth that counts as a leak (default: 0.5)")
     p.add_argument("--plain", action="store_true", help="the plain xp ops (numpy kernels off)")

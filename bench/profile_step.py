@@ -17,7 +17,6 @@ the best the step could ever do.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections import defaultdict
@@ -26,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 from bench.common import (  # noqa: E402  (needs the path above)
-    numpy_backend,
-    LR, NETWORKS, POOL_BATCHES, Spec, Timing, environment_lines, host_batches,
+    add_step_arguments, numpy_backend,
+    LR, POOL_BATCHES, Spec, Timing, environment_lines, host_batches,
     networks_from, parse_ints, products_contestant,
 )
 
@@ -36,13 +35,8 @@ PARTS = ["products", "bias+act", "loss", "act grad", "dW+update", "db+update"]
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--batch-sizes", default="64,256,1024", help="comma-separated (default: 64,256,1024)")
-    p.add_argument("--layers", default="784,512,256,10", help="layer sizes, input first (default: 784,512,256,10)")
-    p.add_argument("--network", default="both", choices=[*NETWORKS, "both"],
-                   help="relu-ce, sigmoid-quadratic, or both (default); see bench/train_step.py")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="float dtype (default: float32)")
-    p.add_argument("--threads", type=int, default=os.cpu_count(), help="BLAS threads (default: all cores)")
-    p.add_argument("--repeats", type=int, default=None, help="interleaved repetitions (default: 9, or 3 with --quick)")
+    add_step_arguments(p)
+    p.add_argument("--repeats", type=int, default=None, help="interleaved repetitions (default: 9, or 5 with --quick)")
     p.add_argument("--quick", action="store_true", help="short rounds: a smoke test, noisier numbers")
     p.add_argument("--plain", action="store_true", help="profile the plain xp ops (numpy kernels off)")
     return p.parse_args(argv)

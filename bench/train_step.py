@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 from bench.common import (  # noqa: E402  (needs the path above)
-    BACKEND_CHOICES, DEFAULT_BACKENDS, NETWORKS, Contestant, Spec, Timing, ceiling_library,
+    BACKEND_CHOICES, DEFAULT_BACKENDS, Contestant, Spec, Timing, add_step_arguments, ceiling_library,
     environment_lines, limit_threads, measure, networks_from, parse_ints, products_contestant,
     best_speed, median_speed, ratio, ratio_noise, thousands, torch_eager_contestant, xpnet_contestant,
 )
@@ -52,14 +51,7 @@ def parse_args(argv=None) -> Config:
     p.add_argument("--backends", default=DEFAULT_BACKENDS,
                    help=f"comma-separated, from {', '.join(BACKEND_CHOICES)}; unusable ones are "
                         f"skipped with the reason (default: {DEFAULT_BACKENDS})")
-    p.add_argument("--batch-sizes", default="64,256,1024", help="comma-separated (default: 64,256,1024)")
-    p.add_argument("--layers", default="784,512,256,10", help="layer sizes, input first (default: 784,512,256,10)")
-    p.add_argument("--network", default="both", choices=[*NETWORKS, "both"],
-                   help="relu-ce: ReLU hidden, linear output, softmax cross-entropy; sigmoid-quadratic: "
-                        "sigmoid hidden and output, quadratic loss (the course's); both (default)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="float dtype (default: float32)")
-    p.add_argument("--threads", type=int, default=os.cpu_count(),
-                   help="CPU threads for numpy's BLAS and for torch alike (default: all cores)")
+    add_step_arguments(p, threads_help="CPU threads for numpy's BLAS and for torch alike (default: all cores)")
     p.add_argument("--repeats", type=int, default=None,
                    help="interleaved repetitions per contestant (default: 21, or 5 with --quick)")
     p.add_argument("--quick", action="store_true", help="short warm-up and rounds: a smoke test, noisier numbers")
