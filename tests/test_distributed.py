@@ -27,6 +27,7 @@ from model import Network
 from train.cli import main
 from train.distributed import ShardedData, piece
 from train.loop import DeviceData
+from conftest import make_backend
 
 LAUNCH_LIMIT_S = 60  # no launch may take longer; a hang fails the test instead of the suite
 N_TRAIN = 450  # 7 batches of 64 and a last batch of 2: with 4 ranks, two ranks get nothing in it
@@ -48,18 +49,6 @@ def mpi_missing() -> str | None:
 
 needs_mpi = pytest.mark.skipif(mpi_missing() is not None, reason=mpi_missing() or "")
 
-
-def cupy_missing() -> str | None:
-    from backends import BackendError
-
-    try:
-        resolve_backend("cupy", "cuda", "float64")
-    except BackendError as exc:
-        return f"cupy on cuda unavailable here: {exc}"
-    return None
-
-
-CUPY_MISSING = cupy_missing()
 
 
 @pytest.fixture
@@ -205,11 +194,11 @@ def test_ranks_train_the_same_weights_as_one_process(capsys, toy_npz, tmp_path, 
 
 
 @needs_mpi
-@pytest.mark.skipif(CUPY_MISSING is not None, reason=CUPY_MISSING or "")
 def test_cupy_ranks_on_the_gpu_train_the_same_weights_as_one_cupy_process(capsys, toy_npz, tmp_path):
     """The GPU path: each rank on a device (shared when there is one GPU), the gradients
     through CUDA-aware MPI or staged through host memory, as the log says; float64 equal up
     to the order of the sums."""
+    make_backend("cupy", "cuda")  # skips, saying why, where cupy or a GPU is missing
     extra = ["--backend", "cupy"]
     reference = single_process_run(capsys, toy_npz, tmp_path / "single", *extra)
     code, out, err, _ = launch(2, train_args(toy_npz, tmp_path / "multi", "--distributed", *extra), tmp_path)
