@@ -161,5 +161,6 @@ class StepOps:
             parts["dW+update"] += t3 - t2
             parts["db+update"] += t4 - t3
 
+
 if __name__ == "__main__":
     main()
