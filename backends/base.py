@@ -55,7 +55,8 @@ class Backend:
         host = np.asarray(host)
         if dtype is None:
             dtype = self.dtype_name if host.dtype.kind == "f" else str(host.dtype)
-        return self.to_device_fn(np.ascontiguousarray(host, dtype=dtype), getattr(self.xp, dtype))
+        # order="C", not np.ascontiguousarray, which turns a 0-d array into a 1-d one
+        return self.to_device_fn(np.asarray(host, dtype=dtype, order="C"), getattr(self.xp, dtype))
 
     def to_numpy(self, array: Any) -> np.ndarray:
         """Copy a device array back to a numpy array the caller owns."""

@@ -261,6 +261,12 @@ def test_asarray_keeps_values_of_non_contiguous_input(backend):
     np.testing.assert_array_equal(backend.to_numpy(backend.asarray(host)), host)
 
 
+def test_asarray_keeps_a_0_d_array_0_d(backend):
+    y = backend.asarray(np.array(2.5))  # np.ascontiguousarray would make it (1,)
+    assert_on(backend, y, ())
+    assert float(y) == 2.5
+
+
 def test_explicit_dtype_wins_over_the_backend_dtype(backend):
     b = backend.with_dtype("float32")
     assert_on(b, b.asarray(np.ones(2), dtype="float64"), (2,), dtype="float64")
