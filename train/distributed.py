@@ -341,6 +341,10 @@ class ShardedData:
         b = X.shape[0] if b is None else b
         return X[a:b, ...], T[a:b, ...]
 
+    def labels_in(self, order):
+        """The true classes of this rank's rows this epoch, in the order `batch` hands them out."""
+        return self.net.backend.xp.argmax(self._local[1], axis=1)
+
     def whole(self) -> DeviceData:
         """The whole set, streamed from the file a batch at a time (for lr="auto", whose few
         trial steps every rank runs alike, so every rank picks the same rate)."""

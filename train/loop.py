@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -20,6 +20,7 @@ from model import Network
 from train.learning_rate import find_learning_rate
 from train.optimizers import make_optimizer
 from train.state import TrainingState
+from train.tally import EpochTally
 from train.targets import DataError, check_data, is_classification, targets_for
 
 
@@ -42,6 +43,7 @@ class DeviceData:
     classification: bool
     backend: object
     streamed: bool = False
+    _labels: object = field(default=None, repr=False)  # classes, once `labels_in` has needed them
 
     @classmethod
     def from_host(cls, net: Network, X, y, what: str = "data") -> "DeviceData":
@@ -71,6 +73,15 @@ class DeviceData:
             return self.backend.asarray(self.X[idx]), self.backend.asarray(self.T[idx])
         xp, idx = self.backend.xp, order[first:last]
         return xp.take(self.X, idx, axis=0), xp.take(self.T, idx, axis=0)
+
+    def labels_in(self, order):
+        """The true classes of every sample, in the order `batch` hands them out (device ints)."""
+        if self._labels is None:  # argmax of the one-hot targets: one pass, kept for every epoch
+            self._labels = (np.argmax(self.T, axis=1) if self.streamed
+                            else self.backend.xp.argmax(self.T, axis=1))
+        if self.streamed:
+            return self.backend.asarray(self._labels if order is None else self._labels[order])
+        return self._labels if order is None else self.backend.xp.take(self._labels, order, axis=0)
 
     def rows(self, first: int, last: int):
         """Device arrays of samples first..last-1, in their stored order."""
@@ -145,30 +156,23 @@ def run_epoch(model: Network, opt, data: DeviceData, batch_size: int, rng: np.ra
     With `distributed`, `data` hands out this rank's piece of each global batch, the step
     uses the gradient summed over every rank, and the totals are summed once, at the end.
     """
-    backend, xp = model.backend, model.backend.xp
     start = time.perf_counter()
     order = data.order(rng, batch_size)
-    loss_sum = xp.zeros((), dtype=backend.dtype)
-    correct = xp.zeros((), dtype=backend.dtype)
-    finite_steps = xp.zeros((), dtype=backend.dtype)  # a NaN poisons every later step, so this
-    steps = 0                                          # count is also the index of the first bad one
+    tally = EpochTally(model.backend, data.classification)
     for first in range(0, data.n, batch_size):
         xb, tb = data.batch(order, first, batch_size)
         if distributed is None:
             loss, out = model.train_step(xb, tb, opt)
         else:
             loss, out = distributed.train_step(model, xb, tb, opt, min(batch_size, data.n - first))
-        steps += 1
-        loss_sum = loss_sum + loss * xb.shape[0]
-        finite_steps = finite_steps + xp.astype(xp.isfinite(loss), backend.dtype)
-        if data.classification:
-            correct = correct + count_correct(xp, out, tb)
+        tally.add(loss, out)
+    loss_sum, correct, finite_steps = tally.totals(data.labels_in(order) if data.classification else None)
     if distributed is not None:
         loss_sum, correct, finite_steps = distributed.epoch_totals(model, loss_sum, correct, finite_steps)
     loss_value = float(loss_sum) / data.n  # the one synchronisation of the epoch
     seconds = time.perf_counter() - start
     record = {"loss": loss_value, "seconds": seconds, "samples_per_s": data.n / seconds,
-              "steps": steps, "finite_steps": int(float(finite_steps))}
+              "steps": tally.steps, "finite_steps": int(float(finite_steps))}
     if data.classification:
         record["accuracy"] = float(correct) / data.n
     return record
