@@ -1,7 +1,11 @@
 """The synthetic letters: deterministic, split by font design, cached, and learnable."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import matplotlib
@@ -110,6 +114,40 @@ def test_unwritable_cache_warns_and_still_returns_the_data(tmp_path, small):
     with pytest.warns(UserWarning, match="could not cache"):
         ds = load_data("letters", seed=0, cache_dir=blocker / "cache", **SMALL)
     np.testing.assert_array_equal(ds.X_train, small.X_train)
+
+
+def test_a_killed_writers_old_temp_is_swept_and_a_fresh_one_is_left_to_its_writer(small, tmp_path):
+    tmp_path.joinpath("notes.txt").write_text("not ours")
+    old, fresh = tmp_path / ".letters-x.npz.123.ab.tmp", tmp_path / ".letters-y.npz.456.cd.tmp"
+    legacy = tmp_path / "letters-zq3k9.tmp"  # how writers before atomic_write named theirs
+    for temp in (old, fresh, legacy):
+        temp.write_bytes(b"half a cache")
+    hour_ago = time.time() - 3600
+    for temp in (old, legacy):
+        os.utime(temp, (hour_ago, hour_ago))
+    load_data("letters", seed=0, cache_dir=tmp_path, **SMALL)
+    assert not old.exists() and not legacy.exists()
+    assert fresh.exists()  # another process may be writing it right now
+    assert tmp_path.joinpath("notes.txt").exists()
+
+
+def test_sigkill_while_writing_the_cache_leaves_no_file_or_a_whole_one(small, tmp_path):
+    """A real process rewrites a 30 MB cache in a loop and is killed at random moments."""
+    path = tmp_path / "letters-kill.npz"
+    script = (f"import numpy as np; from train.data.letters import write_cache\n"
+              f"X = np.arange(30_000_000, dtype=np.uint32).astype(np.uint8)\n"
+              f"while True: write_cache(__import__('pathlib').Path({str(path)!r}), {{'X_train': X}}, {{}})\n")
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1])
+        time.sleep(1.0 + rng.uniform(0.0, 1.5))
+        proc.kill()
+        proc.wait()
+        if path.exists():
+            with np.load(path) as f:  # a torn file would fail to load or come back short
+                assert f["X_train"].shape == (30_000_000,) and f["X_train"][-1] == (30_000_000 - 1) % 256
+    temps = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(temps) <= 4  # at most one per kill; old ones are swept (the test above)
 
 
 def test_cache_dir_defaults_to_xpnet_cache_env(monkeypatch, tmp_path):

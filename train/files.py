@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from pathlib import Path
 
 from backends import XpnetError
@@ -19,8 +20,8 @@ class OutputError(XpnetError):
     """A file or folder could not be written; nothing half-written was left."""
 
 
-def atomic_write(path: str | Path, data: bytes) -> Path:
-    """Write `data` to `path` atomically; raises OutputError (one line) on failure."""
+def atomic_write(path: str | Path, data: bytes, advice: str = "free space or choose another --out") -> Path:
+    """Write `data` to `path` atomically; raises OutputError (one line, ending in `advice`) on failure."""
     path = Path(path)
     # Named before it exists, so an interruption at any point (Ctrl-C included) can remove it.
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
@@ -34,7 +35,7 @@ def atomic_write(path: str | Path, data: bytes) -> Path:
         os.replace(tmp, path)
     except OSError as exc:
         _remove_quietly(tmp)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}; free space or choose another --out") from None
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}; {advice}") from None
     except BaseException:
         _remove_quietly(tmp)
         raise
@@ -58,15 +59,23 @@ def ensure_folder(path: str | Path) -> Path:
     return path
 
 
-def remove_stale_temps(folder: str | Path) -> list[Path]:
-    """Delete the temp files (`.NAME.*.tmp`) a killed xpnet left in a run folder.
+def remove_stale_temps(folder: str | Path, pattern: str = ".*.tmp", min_age_s: float = 0.0) -> list[Path]:
+    """Delete the temp files (`.NAME.*.tmp`) a killed xpnet left in `folder`.
 
     A run folder has one writer, so a temp file found when a run starts is from a process
-    that died mid-write; without this every crash would leave one more behind.
+    that died mid-write; without this every crash would leave one more behind. In a shared
+    folder (the letters cache) another process may be writing right now, so there only
+    temps untouched for `min_age_s` seconds go.
     """
-    stale = sorted(Path(folder).glob(".*.tmp"))
-    for tmp in stale:
+    stale, now = [], time.time()
+    for tmp in sorted(Path(folder).glob(pattern)):
+        try:
+            if now - tmp.stat().st_mtime < min_age_s:
+                continue
+        except OSError:  # gone meanwhile
+            continue
         _remove_quietly(str(tmp))
+        stale.append(tmp)
     return stale
 
 

@@ -15,9 +15,9 @@ generation parameter.
 """
 
 import hashlib
+import io
 import json
 import os
-import tempfile
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -31,9 +31,11 @@ from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from train.data import DataSet
+from train.files import OutputError, atomic_write, remove_stale_temps
 from train.data.fonts import Font, candidate_font_files, render_letters, split_fonts, usable_fonts
 from train.data.glyph import BOX, FRAME, centre_of_mass, clamped_start, ink_bbox
 
+STALE_TEMP_S = 600  # a cache write takes seconds: a temp untouched this long is a killed writer's
 VERSION = 1  # bump whenever the generator's output changes, so stale caches are not reused
 CLASSES = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 SUPER = 2  # samples are warped at 2x resolution, then box-downsampled: cheap anti-aliasing
@@ -83,6 +85,7 @@ def load_letters(*, seed: int = 0, cache_dir=None, fonts_dir=None, n_train: int 
     """
     font_files = candidate_font_files(fonts_dir)
     path = cache_path(cache_dir, cache_key_params(seed, n_train, n_test, augment, font_files))
+    remove_stale_temps(path.parent, "*letters-*.tmp", min_age_s=STALE_TEMP_S)  # killed writers' leftovers
     cached = read_cache(path)
     if cached is None:
         started = time.perf_counter()
@@ -368,23 +371,16 @@ def read_cache(path: Path) -> tuple[dict, dict] | None:
 
 
 def write_cache(path: Path, arrays: dict, info: dict) -> None:
-    """Write atomically (temp file in the same folder, flush, fsync, rename): never half a file.
+    """Write atomically (train.files.atomic_write: a temp file, fsync, rename): never half a file.
 
     A cache that cannot be written costs the next run a regeneration, not this run its
     data, so it is a warning rather than an error.
     """
-    tmp = None
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays, info=np.array(json.dumps(dict(info, cache_hit=False))))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays, info=np.array(json.dumps(dict(info, cache_hit=False))))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        warnings.warn(f"could not cache the letters in {path.parent} ({e.strerror or e}); "
-                      "set XPNET_CACHE or cache_dir to a writable folder", stacklevel=3)
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        atomic_write(path, buffer.getbuffer(), advice="set XPNET_CACHE or cache_dir to a writable folder")
+    except (OSError, OutputError) as e:
+        reason = e if isinstance(e, OutputError) else f"cannot create {path.parent}: {e.strerror or e}"
+        warnings.warn(f"could not cache the letters: {reason}", stacklevel=3)
