@@ -20,6 +20,7 @@ from model import Network
 from train.learning_rate import find_learning_rate
 from train.optimizers import make_optimizer
 from train.state import TrainingState
+from train.subnormals import flush_subnormals
 from train.tally import EpochTally
 from train.targets import DataError, check_data, is_classification, targets_for
 
@@ -93,6 +94,7 @@ class DeviceData:
         return self.X[first:last, ...], self.T[first:last, ...]
 
 
+@flush_subnormals()  # see train/subnormals.py: late steps as fast as early ones
 def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64,
           lr: float | str = 0.1, optimizer: str = "sgd", seed: int = 0, validation=None,
           patience: int | None = None, log: Callable[[str], None] | None = print,
@@ -108,6 +110,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     after every finished epoch (to checkpoint it); `resume` continues a saved run exactly.
     `distributed` (a `train.distributed.Distributed`) makes this one rank of a data-parallel
     MPI job: it trains on its piece of every batch and the ranks sum their gradients.
+    On x86-64 Linux, subnormal floats count as zero while it runs (train/subnormals.py).
     """
     _check_settings(epochs, batch_size)
     if distributed is None:

@@ -1,0 +1,96 @@
+"""Do late training steps slow down on a CPU? A trained network's step against a fresh one's.
+
+Trains the default letters network (numpy, float32) for --epochs on --samples letters,
+outside `learn`, so nothing flushes subnormal floats; by then some of its numbers have
+shrunk below float32's smallest normal (the softmax gradient of classes it is sure are
+wrong, the momentum of weights fed by always-dark pixels). Then 100-step rounds of the
+trained network and of a fresh one on the same batches run in turns, first as they are,
+then inside `train.subnormals.flush_subnormals()` (what `learn` does). Prints the median
+of the paired ratios and how many subnormals the trained network's momentum holds.
+
+    python bench/subnormals.py
+    python bench/subnormals.py --samples 20000 --epochs 60 --repeats 21
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+
+from backends import resolve_backend  # noqa: E402
+from train.config import TrainConfig  # noqa: E402
+from train.data import load_data  # noqa: E402
+from train.jobs import build_network  # noqa: E402
+from train.loop import DeviceData, run_epoch  # noqa: E402
+from train.optimizers import make_optimizer  # noqa: E402
+from train.subnormals import available, flush_subnormals  # noqa: E402
+
+STEPS = 100  # steps a round
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--samples", type=int, default=20000, help="training letters (default 20000)")
+    p.add_argument("--epochs", type=int, default=40, help="epochs to train before timing (default 40)")
+    p.add_argument("--repeats", type=int, default=15, help="rounds of each network (default 15)")
+    return p.parse_args(argv)
+
+
+def subnormal_count(arrays) -> int:
+    tiny = np.finfo(np.float32).tiny
+    return sum(int(np.sum((a != 0) & (np.abs(a) < tiny))) for a in arrays)
+
+
+def paired_ratio(trained, fresh, data, repeats: int) -> tuple[float, float]:
+    """Median and interquartile range / median of (trained round time / fresh round time).
+    Each round starts from the network's state before the first, so rounds stay alike."""
+    def round_of(net, opt, saved):
+        for array, value in zip(net.params + opt.velocity, saved):
+            array[...] = value
+        start = time.perf_counter()
+        for i in range(STEPS):
+            x, t = data.rows(i * 64, (i + 1) * 64)
+            net.train_step(x, t, opt)
+        return time.perf_counter() - start
+
+    states = [[a.copy() for a in net.params + opt.velocity] for net, opt in (trained, fresh)]
+    ratios = [round_of(*trained, states[0]) / round_of(*fresh, states[1]) for _ in range(repeats)]
+    q1, median, q3 = statistics.quantiles(ratios, n=4)
+    return median, (q3 - q1) / median
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    config = TrainConfig()
+    backend = resolve_backend("numpy", "cpu", "float32")
+    data = load_data("letters", n_train=args.samples, n_test=100, progress=False)
+    nets = []
+    for _ in range(2):  # the same seed: the trained one and a fresh one, from the same start
+        net = build_network(config, data, backend)
+        nets.append((net, make_optimizer(config.optimizer, backend, net.params, config.lr)))
+    device_data = DeviceData.from_host(nets[0][0], data.X_train, data.y_train)
+    rng = np.random.default_rng(0)
+    for _ in range(args.epochs):
+        record = run_epoch(*nets[0], device_data, config.batch_size, rng)
+    print(f"trained {args.epochs} epochs on {args.samples} letters: loss {record['loss']:.2e}, "
+          f"{subnormal_count(nets[0][1].velocity)} subnormal momentum terms")
+    median, noise = paired_ratio(nets[0], nets[1], device_data, args.repeats)
+    print(f"trained / fresh step time, as is:            {median:.3f} (noise {100 * noise:.0f}%)")
+    if not available():
+        print("flush_subnormals does nothing on this machine (x86-64 Linux only)")
+        return 0
+    with flush_subnormals():
+        median, noise = paired_ratio(nets[0], nets[1], device_data, args.repeats)
+    print(f"trained / fresh step time, subnormals flushed: {median:.3f} (noise {100 * noise:.0f}%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
