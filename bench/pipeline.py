@@ -83,18 +83,20 @@ def main(argv=None) -> int:
     opt = make_optimizer(config.optimizer, backend, net.params, config.lr)
     device_data = DeviceData.from_host(net, data.X_train, data.y_train)
     rng = np.random.default_rng(0)
+    steps = math.ceil(device_data.n / config.batch_size)
     runs = {"bare steps": bare_steps, "gathered steps": gathered_steps, "epoch": whole_epoch}
     runs["epoch"](net, opt, device_data, config.batch_size, rng)  # warm-up
     timed = {name: Contestant(name, lambda: None) for name in runs}
     for r in range(args.repeats):
         names = list(runs)
         for name in names[r % 3:] + names[:r % 3]:  # rotate which goes first
-            timed[name].times.append(runs[name](net, opt, device_data, config.batch_size, rng))
-    steps = math.ceil(device_data.n / config.batch_size)
+            seconds = runs[name](net, opt, device_data, config.batch_size, rng)
+            timed[name].times.append(seconds / steps)  # a Contestant's times are per step
+
     print(f"{backend}: {steps} steps of batch {config.batch_size}, network {net.sizes}")
     for who in timed.values():
-        print(f"{who.name:15s} median {statistics.median(who.times):.3f} s   "
-              f"rounds {' '.join(f'{s:.3f}' for s in who.times)}")
+        print(f"{who.name:15s} median {statistics.median(who.times) * steps:.3f} s   "
+              f"rounds {' '.join(f'{s * steps:.3f}' for s in who.times)}")
     report(timed["epoch"], timed["gathered steps"], timed["bare steps"], args)
     return 0
 

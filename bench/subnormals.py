@@ -48,7 +48,7 @@ def subnormal_count(arrays) -> int:
     return sum(int(np.sum((a != 0) & (np.abs(a) < tiny))) for a in arrays)
 
 
-def paired_ratio(trained, fresh, data, repeats: int) -> tuple[float, float]:
+def paired_ratio(trained, fresh, data, batch_size: int, repeats: int) -> tuple[float, float]:
     """Median and interquartile range / median of (trained round time / fresh round time).
     Each round starts from the network's state before the first, so rounds stay alike."""
     def round_of(net, opt, saved):
@@ -56,7 +56,7 @@ def paired_ratio(trained, fresh, data, repeats: int) -> tuple[float, float]:
             array[...] = value
         start = time.perf_counter()
         for i in range(STEPS):
-            x, t = data.rows(i * 64, (i + 1) * 64)
+            x, t = data.rows(i * batch_size, (i + 1) * batch_size)
             net.train_step(x, t, opt)
         return time.perf_counter() - start
 
@@ -69,6 +69,9 @@ def paired_ratio(trained, fresh, data, repeats: int) -> tuple[float, float]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     config = TrainConfig()
+    if args.samples < STEPS * config.batch_size:
+        sys.exit(f"--samples must be at least {STEPS * config.batch_size}: a round is {STEPS} batches "
+                 f"of {config.batch_size}")
     backend = resolve_backend("numpy", "cpu", "float32")
     data = load_data("letters", n_train=args.samples, n_test=100, progress=False)
     nets = []
@@ -81,13 +84,13 @@ def main(argv=None) -> int:
         record = run_epoch(*nets[0], device_data, config.batch_size, rng)
     print(f"trained {args.epochs} epochs on {args.samples} letters: loss {record['loss']:.2e}, "
           f"{subnormal_count(nets[0][1].velocity)} subnormal momentum terms")
-    median, noise = paired_ratio(nets[0], nets[1], device_data, args.repeats)
+    median, noise = paired_ratio(nets[0], nets[1], device_data, config.batch_size, args.repeats)
     print(f"trained / fresh step time, as is:            {median:.3f} (noise {100 * noise:.0f}%)")
     if not available():
         print("flush_subnormals does nothing on this machine (x86-64 Linux only)")
         return 0
     with flush_subnormals():
-        median, noise = paired_ratio(nets[0], nets[1], device_data, args.repeats)
+        median, noise = paired_ratio(nets[0], nets[1], device_data, config.batch_size, args.repeats)
     print(f"trained / fresh step time, subnormals flushed: {median:.3f} (noise {100 * noise:.0f}%)")
     return 0
 

@@ -140,11 +140,16 @@ def test_the_ranks_pieces_make_up_each_global_batch(size, batch_size):
     shards = [ShardedData(X, y, N_TRAIN, True, net, rank, size) for rank in range(size)]
     order = whole.order(np.random.default_rng(7), batch_size)
     orders = [shard.order(np.random.default_rng(7), batch_size) for shard in shards]
+    trained = [[] for _ in shards]  # each rank's targets, in the order it trains on them
     for first in range(0, N_TRAIN, batch_size):
         xb, tb = whole.batch(order, first, batch_size)
         pieces = [shard.batch(o, first, batch_size) for shard, o in zip(shards, orders)]
         np.testing.assert_array_equal(np.concatenate([p[0] for p in pieces]), xb)
         np.testing.assert_array_equal(np.concatenate([p[1] for p in pieces]), tb)
+        for mine, p in zip(trained, pieces):
+            mine.append(p[1])
+    for shard, o, mine in zip(shards, orders, trained):  # what the epoch's accuracy compares against
+        np.testing.assert_array_equal(shard.labels_in(o), np.argmax(np.concatenate(mine), axis=1))
 
 
 def test_pieces_are_consecutive_and_near_equal():

@@ -60,7 +60,7 @@ def ensure_folder(path: str | Path) -> Path:
 
 
 def remove_stale_temps(folder: str | Path, pattern: str = ".*.tmp", min_age_s: float = 0.0) -> list[Path]:
-    """Delete the temp files (`.NAME.*.tmp`) a killed xpnet left in `folder`.
+    """Delete the temp files (`.NAME.*.tmp`) a killed xpnet left in `folder`; returns those removed.
 
     A run folder has one writer, so a temp file found when a run starts is from a process
     that died mid-write; without this every crash would leave one more behind. In a shared
@@ -74,16 +74,17 @@ def remove_stale_temps(folder: str | Path, pattern: str = ".*.tmp", min_age_s: f
                 continue
         except OSError:  # gone meanwhile
             continue
-        _remove_quietly(str(tmp))
-        stale.append(tmp)
+        if _remove_quietly(str(tmp)):
+            stale.append(tmp)
     return stale
 
 
-def _remove_quietly(tmp: str) -> None:
+def _remove_quietly(tmp: str) -> bool:
     try:
         os.unlink(tmp)
     except OSError:
-        pass
+        return False
+    return True
 
 
 def _sync_folder(folder: Path) -> None:

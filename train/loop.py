@@ -2,8 +2,8 @@
 
 Training is minibatch gradient descent: shuffle on the host from one seeded generator,
 move the whole data set to the device once, and per step take a batch, backpropagate and
-update. Loss and accuracy accumulate on the device and are read once per epoch, so a GPU
-never waits on the host inside an epoch.
+update. Each step's loss and predictions stay on the device and are summed and read once
+per epoch (train/tally.py), so a GPU never waits on the host inside an epoch.
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     after every finished epoch (to checkpoint it); `resume` continues a saved run exactly.
     `distributed` (a `train.distributed.Distributed`) makes this one rank of a data-parallel
     MPI job: it trains on its piece of every batch and the ranks sum their gradients.
-    On x86-64 Linux, subnormal floats count as zero while it runs (train/subnormals.py).
+    On x86-64 Linux, subnormal floats count as zero on this thread while it runs, `log` and
+    `on_epoch` included (train/subnormals.py).
     """
     _check_settings(epochs, batch_size)
     if distributed is None:

@@ -41,10 +41,10 @@ def _libm():
         return None
     try:
         libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
-    except OSError:
-        return None
-    env = _FEnv()
-    if libm.fegetenv(ctypes.byref(env)) != 0 or env.mxcsr & MASKED != MASKED:
+        env = _FEnv()
+        if libm.fegetenv(ctypes.byref(env)) != 0 or env.mxcsr & MASKED != MASKED:
+            return None
+    except (OSError, AttributeError):  # no maths library, or one without fegetenv
         return None
     return libm
 
@@ -56,17 +56,16 @@ def available() -> bool:
 @contextmanager
 def flush_subnormals():
     """Within the block, this thread's float arithmetic flushes subnormals to zero; yields
-    whether it could (False: nothing changed)."""
+    whether it does (False: nothing changed)."""
     libm = _libm()
     env = _FEnv()
     if libm is None or libm.fegetenv(ctypes.byref(env)) != 0:
         yield False
         return
     before = env.mxcsr & FTZ_DAZ
-    env.mxcsr |= FTZ_DAZ
-    libm.fesetenv(ctypes.byref(env))
-    try:
-        yield True
+    try:  # set inside the try, so an interrupt right after setting still restores
+        env.mxcsr |= FTZ_DAZ
+        yield libm.fesetenv(ctypes.byref(env)) == 0
     finally:
         libm.fegetenv(ctypes.byref(env))
         env.mxcsr = (env.mxcsr & ~FTZ_DAZ) | before

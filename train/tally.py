@@ -1,11 +1,11 @@
-"""An epoch's running totals (loss, correct answers, finite steps), kept cheap per step.
+"""An epoch's running totals (loss, correct answers, steps before any went bad), cheap per step.
 
-Adding each step's loss and hit count into device scalars as training goes costs about ten
-small array operations a step: on a GPU ten kernel launches, on numpy ten calls of a few
-microseconds, as much as the arithmetic of a small network's step. The tally instead keeps
-what each step already made (its 0-d loss and the argmax of its output, one operation) and
-does the arithmetic once, at the end of the epoch, still on the device.
-"""
+Adding each step's loss, finite flag and hit count into device scalars as training goes
+costs eleven small array operations a step: on a GPU eleven kernel launches, on numpy
+eleven calls of a few microseconds, as much as the arithmetic of a small network's step.
+The tally instead keeps what each step already made (its 0-d loss and the argmax of its
+output, one operation) and does the arithmetic once, at the end of the epoch, still on the
+device."""
 
 from __future__ import annotations
 
@@ -34,15 +34,22 @@ class EpochTally:
             self.predictions.append(self.backend.xp.argmax(out, axis=1))
 
     def totals(self, labels=None):
-        """(loss summed over samples, samples classified right, steps with a finite loss),
-        each a 0-d device array. `labels` are the true classes in the order trained."""
+        """(loss summed over samples, samples classified right, steps before the first
+        non-finite loss), each a 0-d device array. `labels` are the true classes in the order
+        trained."""
         backend, xp = self.backend, self.backend.xp
         losses = xp.stack(self.losses)  # (steps,)
         rows = backend.asarray(np.asarray(self.rows, dtype=np.float64))  # one small copy an epoch
         loss_sum = xp.sum(losses * rows)
-        finite_steps = xp.sum(xp.astype(xp.isfinite(losses), backend.dtype))
-        correct = xp.zeros((), dtype=backend.dtype)
+        correct = xp.zeros((), dtype=xp.int64)
         if self.classification:
-            hits = xp.concat(self.predictions) == labels
-            correct = xp.sum(xp.astype(hits, backend.dtype))
-        return loss_sum, correct, finite_steps
+            correct = xp.sum(xp.astype(xp.concat(self.predictions) == labels, xp.int64))
+        return loss_sum, correct, self._steps_before_non_finite(losses)
+
+    def _steps_before_non_finite(self, losses):
+        """How many steps came before the first non-finite loss (all of them if none was)."""
+        xp = self.backend.xp
+        bad = xp.astype(~xp.isfinite(losses), self.backend.dtype)
+        first_bad = xp.argmax(bad)  # the first maximum: the first bad step, or 0 when none is
+        none_bad = xp.astype(xp.max(bad) == 0, first_bad.dtype)
+        return xp.astype(first_bad + none_bad * self.steps, self.backend.dtype)

@@ -85,7 +85,8 @@ def load_letters(*, seed: int = 0, cache_dir=None, fonts_dir=None, n_train: int 
     """
     font_files = candidate_font_files(fonts_dir)
     path = cache_path(cache_dir, cache_key_params(seed, n_train, n_test, augment, font_files))
-    remove_stale_temps(path.parent, "*letters-*.tmp", min_age_s=STALE_TEMP_S)  # killed writers' leftovers
+    for pattern in (".letters-*.npz.*.tmp", "letters-*.tmp"):  # atomic_write's temps; older writers' mkstemp ones
+        remove_stale_temps(path.parent, pattern, min_age_s=STALE_TEMP_S)
     cached = read_cache(path)
     if cached is None:
         started = time.perf_counter()
