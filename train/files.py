@@ -12,6 +12,7 @@ import os
 import secrets
 import time
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 from backends import XpnetError
 
@@ -20,8 +21,13 @@ class OutputError(XpnetError):
     """A file or folder could not be written; nothing half-written was left."""
 
 
-def atomic_write(path: str | Path, data: bytes, advice: str = "free space or choose another --out") -> Path:
-    """Write `data` to `path` atomically; raises OutputError (one line, ending in `advice`) on failure."""
+def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None],
+                 advice: str = "free space or choose another --out") -> Path:
+    """Write `data` to `path` atomically; raises OutputError (one line, ending in `advice`) on failure.
+
+    `data` is the bytes, or a function that writes them to the file it is given (so a large
+    file need not be built in memory first).
+    """
     path = Path(path)
     # Named before it exists, so an interruption at any point (Ctrl-C included) can remove it.
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
@@ -29,7 +35,10 @@ def atomic_write(path: str | Path, data: bytes, advice: str = "free space or cho
         # 0o666 less the umask, as any new file gets (mkstemp's 0600 hid checkpoints from others)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -15,7 +15,6 @@ generation parameter.
 """
 
 import hashlib
-import io
 import json
 import os
 import time
@@ -377,11 +376,11 @@ def write_cache(path: Path, arrays: dict, info: dict) -> None:
     A cache that cannot be written costs the next run a regeneration, not this run its
     data, so it is a warning rather than an error.
     """
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays, info=np.array(json.dumps(dict(info, cache_hit=False))))
+    info = np.array(json.dumps(dict(info, cache_hit=False)))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, buffer.getbuffer(), advice="set XPNET_CACHE or cache_dir to a writable folder")
+        atomic_write(path, lambda f: np.savez(f, **arrays, info=info),
+                     advice="set XPNET_CACHE or cache_dir to a writable folder")
     except (OSError, OutputError) as e:
         reason = e if isinstance(e, OutputError) else f"cannot create {path.parent}: {e.strerror or e}"
         warnings.warn(f"could not cache the letters: {reason}", stacklevel=3)
