@@ -376,10 +376,10 @@ def write_cache(path: Path, arrays: dict, info: dict) -> None:
     A cache that cannot be written costs the next run a regeneration, not this run its
     data, so it is a warning rather than an error.
     """
-    info = np.array(json.dumps(dict(info, cache_hit=False)))
+    stored_info = np.array(json.dumps(dict(info, cache_hit=False)))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda f: np.savez(f, **arrays, info=info),
+        atomic_write(path, lambda f: np.savez(f, **arrays, info=stored_info),
                      advice="set XPNET_CACHE or cache_dir to a writable folder")
     except (OSError, OutputError) as e:
         reason = e if isinstance(e, OutputError) else f"cannot create {path.parent}: {e.strerror or e}"
