@@ -15,7 +15,6 @@ of the paired ratios and how many subnormals the trained network's momentum hold
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 from backends import resolve_backend  # noqa: E402
+from bench.common import Contestant, ratio, ratio_noise  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 from train.data import load_data  # noqa: E402
 from train.jobs import build_network  # noqa: E402
@@ -49,8 +49,9 @@ def subnormal_count(arrays) -> int:
 
 
 def paired_ratio(trained, fresh, data, batch_size: int, repeats: int) -> tuple[float, float]:
-    """Median and interquartile range / median of (trained round time / fresh round time).
-    Each round starts from the network's state before the first, so rounds stay alike."""
+    """The paired median of (trained step time / fresh step time), and its noise (bench.common's
+    `ratio`, `ratio_noise`). Each round starts from the network's state before the first, so
+    rounds stay alike."""
     def round_of(net, opt, saved):
         for array, value in zip(net.params + opt.velocity, saved):
             array[...] = value
@@ -58,12 +59,14 @@ def paired_ratio(trained, fresh, data, batch_size: int, repeats: int) -> tuple[f
         for i in range(STEPS):
             x, t = data.rows(i * batch_size, (i + 1) * batch_size)
             net.train_step(x, t, opt)
-        return time.perf_counter() - start
+        return (time.perf_counter() - start) / STEPS
 
+    timed = [Contestant(name, lambda: None) for name in ("trained", "fresh")]
     states = [[a.copy() for a in net.params + opt.velocity] for net, opt in (trained, fresh)]
-    ratios = [round_of(*trained, states[0]) / round_of(*fresh, states[1]) for _ in range(repeats)]
-    q1, median, q3 = statistics.quantiles(ratios, n=4)
-    return median, (q3 - q1) / median
+    for _ in range(repeats):
+        for who, (net, opt), saved in zip(timed, (trained, fresh), states):
+            who.times.append(round_of(net, opt, saved))
+    return ratio(timed[1], timed[0]), ratio_noise(timed[1], timed[0])  # trained time / fresh time
 
 
 def main(argv=None) -> int:

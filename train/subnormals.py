@@ -4,10 +4,10 @@ As a network fits, some numbers shrink below the smallest normal float32 (1.2e-3
 softmax gradient of classes it is sure are wrong, and the momentum of weights fed by pixels
 that are always dark, which decays by 0.9 a step. x86 CPUs compute with such subnormal
 numbers through a slow microcode path, so on numpy a step of the default letters network
-after 40 epochs on 20,000 letters ran 12% slower than a fresh network's
-(`python bench/subnormals.py`). The MXCSR register's
-FTZ and DAZ bits make the CPU treat them as zero instead, as TensorFlow and XLA do on CPU;
-only numbers below 1.2e-38 (2.2e-308 in float64) are touched.
+after 40 epochs on 20,000 letters ran 12% slower than a fresh network's (`python
+bench/subnormals.py`). The MXCSR register's FTZ and DAZ bits make the CPU treat them as zero
+instead, as TensorFlow and XLA do on CPU; only numbers below 1.2e-38 (2.2e-308 in float64)
+are touched.
 
 Only the calling thread's register is set, only inside `flush_subnormals()`, and its
 previous mode comes back afterwards; elsewhere (another CPU, another operating system) it
