@@ -31,6 +31,7 @@ class Dense:
         self._bias_act = self.backend.kernel(
             f"bias_act.{self.activation}", lambda xp, z, b: act_forward(xp, z + b))
         self._act_grad = self.backend.kernel(f"act_grad.{self.activation}", act_backward)
+        self._matmul = self.backend.kernel("matmul", matmul)
 
     @property
     def n_in(self) -> int:
@@ -42,7 +43,7 @@ class Dense:
 
     def forward(self, x):
         """Returns y and what backward needs (the input and the output)."""
-        z = self._xp.matmul(x, self.W.T)  # (B, n_out)
+        z = self._matmul(self._xp, x, self.W.T)  # (B, n_out)
         y = self._bias_act(self._xp, z, self.b)
         return y, (x, y)
 
@@ -59,12 +60,17 @@ class Dense:
         x, y = cache
         xp = self._xp
         dz = self._act_grad(xp, y, dy)  # (B, n_out)
-        dx = xp.matmul(dz, self.W) if need_dx else None  # (B, n_in), before any update moves W
+        dx = self._matmul(xp, dz, self.W) if need_dx else None  # (B, n_in), before any update moves W
         if update is not None:
             update(self.W, self.b, dz, x)
             return dx, []
-        return dx, [xp.matmul(dz.T, x), xp.sum(dz, axis=0)]  # (n_out, n_in), (n_out,)
+        return dx, [self._matmul(xp, dz.T, x), xp.sum(dz, axis=0)]  # (n_out, n_in), (n_out,)
 
     @property
     def params(self) -> list:
         return [self.W, self.b]
+
+
+def matmul(xp, a, b):
+    """The reference product; a backend may override it (cupy: cuBLAS called directly)."""
+    return xp.matmul(a, b)

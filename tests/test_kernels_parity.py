@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from model.activations import ACTIVATIONS
+from model.dense import matmul
 from model.losses import LOSSES
 from train.optimizers import adam_update, matmul_add, momentum_update, sgd_update, sum_add
 
@@ -26,7 +27,7 @@ def reference_for(key: str):
     if kind == "loss":
         return LOSSES[name]
     return {"sgd_update": sgd_update, "momentum_update": momentum_update, "adam_update": adam_update,
-            "matmul_add": matmul_add, "sum_add": sum_add}[key]
+            "matmul_add": matmul_add, "sum_add": sum_add, "matmul": matmul}[key]
 
 
 def _host_inputs(key: str, rng):
@@ -40,6 +41,8 @@ def _host_inputs(key: str, rng):
         return [z, np.eye(5)[rng.integers(0, 5, 7)]]
     if key == "matmul_add":  # c (5, 3) += dz.T @ x, with dz (7, 5) and x (7, 3): the SGD fold
         return [rng.standard_normal((5, 3)), rng.standard_normal((7, 5)).T, rng.standard_normal((7, 3))]
+    if key == "matmul":  # x (7, 5) @ W.T (5, 3)
+        return [z, rng.standard_normal((5, 3))]
     if key == "sum_add":  # c (5,) += column sums of z
         return [rng.standard_normal(5), z]
     n_state = {"sgd_update": 0, "momentum_update": 1, "adam_update": 2}[key]
@@ -68,3 +71,20 @@ def test_every_override_matches_its_reference(backend, dtype):
         for got, want in zip(*results):
             assert got.dtype == np.dtype(dtype), key
             np.testing.assert_allclose(got, want, err_msg=key, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_an_overridden_product_takes_every_layout_a_layer_multiplies(backend, dtype):
+    """x @ W.T, dz @ W and dz.T @ x: C- and F-ordered operands (transposed views), and a
+    strided one that the override must hand back to the library's own matmul."""
+    backend = backend.with_dtype(dtype)
+    if "matmul" not in backend.kernels:
+        pytest.skip(f"{backend.name} does not override the matrix product")
+    rng = np.random.default_rng(1)
+    x, W, dz = (backend.asarray(rng.standard_normal(s)) for s in ((7, 5), (3, 5), (7, 3)))
+    product = backend.kernels["matmul"]
+    for a, b in ((x, W.T), (dz, W), (dz.T, x), (x[::2], W.T), (x[:, ::2], W[:, ::2].T)):
+        got = backend.to_numpy(product(backend.xp, a, b))
+        want = backend.to_numpy(a) @ backend.to_numpy(b)
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(got, want, **TOL[dtype])
