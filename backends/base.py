@@ -12,6 +12,10 @@ import numpy as np
 FLOAT_DTYPES = ("float32", "float64")
 
 
+class GraphUnavailable(Exception):
+    """This backend cannot record a CUDA graph; the message says why."""
+
+
 @dataclass(frozen=True)
 class Backend:
     """Where arrays live and how to reach them; immutable so a model can own one safely.
@@ -34,6 +38,8 @@ class Backend:
     synchronize_fn: Callable[[], None] = field(repr=False, default=lambda: None)
     kernels: Mapping[str, Callable] = field(repr=False, default_factory=lambda: MappingProxyType({}))
     free_memory_fn: Callable[[], int | None] = field(repr=False, default=lambda: None)
+    # capture_fn(fn): run fn once for real, then record it as a CUDA graph; returns replay()
+    capture_fn: Callable[[Callable[[], Any]], Callable[[], None]] | None = field(repr=False, default=None)
     tf32: bool = False  # float32 matrix products in TF32 (faster, ~3 digits): only when asked
     note: str = ""  # why this backend was chosen (e.g. what `auto` found)
 
@@ -69,6 +75,18 @@ class Backend:
     def free_memory(self) -> int | None:
         """Free device memory in bytes, or None where arrays live in host memory."""
         return self.free_memory_fn()
+
+    def capture(self, fn: Callable[[], Any]) -> Callable[[], None]:
+        """Run `fn()` once, for real, then record its device work as a CUDA graph and
+        return a function that replays it: every launch of `fn` again, on the same memory,
+        for the cost of one launch. `fn` must keep its results in arrays that outlive it
+        and read nothing back to the host. Where no graph can be recorded (every CPU
+        backend, or a step the library refuses to record) it raises GraphUnavailable with
+        the reason; `fn` has run exactly once either way."""
+        if self.capture_fn is None:
+            fn()
+            raise GraphUnavailable(f"{self.name} on {self.device_name} has no CUDA graphs")
+        return self.capture_fn(fn)
 
     def with_dtype(self, dtype_name: str) -> "Backend":
         """The same backend computing in another float dtype."""

@@ -13,6 +13,7 @@ import numpy as np
 
 from backends.base import Backend
 from backends.errors import XpnetError
+from backends.graphs import cupy_capture, torch_capture
 
 
 class BackendError(XpnetError):
@@ -82,6 +83,7 @@ def make_torch(device: str | None, dtype: str, tf32: bool = False) -> Backend:
         to_numpy_fn=lambda t: t.detach().to("cpu").numpy().copy(),
         synchronize_fn=(lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None),
         free_memory_fn=(lambda: torch.cuda.mem_get_info(dev)[0]) if dev.type == "cuda" else (lambda: None),
+        capture_fn=torch_capture(dev) if dev.type == "cuda" else None,
         tf32=tf32 and dev.type == "cuda",
     )
 
@@ -103,7 +105,6 @@ def make_cupy(device: str | None, dtype: str, tf32: bool = False) -> Backend:
         ) from None
     index = _cuda_index("cupy", device)
     dev = _probe_cupy(cp, index)
-    from backends.cupy_kernels import cupy_kernels
 
     def to_device(host, dt):
         with dev:
@@ -113,10 +114,22 @@ def make_cupy(device: str | None, dtype: str, tf32: bool = False) -> Backend:
         name="cupy", xp=xp, device=dev, device_name=f"cuda:{index}", dtype_name=dtype,
         library_version=cp.__version__,
         to_device_fn=to_device, to_numpy_fn=cp.asnumpy,
-        synchronize_fn=lambda: dev.synchronize(), kernels=cupy_kernels() if _fused_enabled() else {},
-        free_memory_fn=lambda: _cupy_free_memory(cp, dev),
+        synchronize_fn=lambda: dev.synchronize(), kernels=_cupy_overrides(cp, dev, os.environ.get("CUPY_TF32") == "1"),
+        free_memory_fn=lambda: _cupy_free_memory(cp, dev), capture_fn=cupy_capture(dev),
         tf32=os.environ.get("CUPY_TF32") == "1",
     )
+
+
+def _cupy_overrides(cp, dev, tf32: bool) -> dict:
+    """The fused elementwise kernels and the direct cuBLAS product (backends/cublas.py);
+    none with XPNET_FUSED=0."""
+    if not _fused_enabled():
+        return {}
+    from backends.cublas import make_gemm
+    from backends.cupy_kernels import cupy_kernels
+
+    gemm = make_gemm(cp, dev, tf32)
+    return {**cupy_kernels(), **({"matmul": gemm} if gemm is not None else {})}
 
 
 def _cupy_free_memory(cp, dev) -> int:
