@@ -89,6 +89,18 @@ def test_train_writes_checkpoint_history_and_logs_epochs(capsys, toy_npz, tmp_pa
     assert "samples/s" in out and "test accuracy" in out
 
 
+def test_cuda_graphs_on_a_cpu_backend_say_why_they_are_off_and_train_the_same(capsys, toy_npz, tmp_path):
+    code, out, err, run_dir = train_toy(capsys, toy_npz, tmp_path, "--cuda-graphs")
+    assert code == 0, err
+    assert "CUDA graphs: off (numpy on cpu has no CUDA graphs)" in out.splitlines()
+    assert json.loads((run_dir / "config.json").read_text())["cuda_graphs"] is True
+    graphs_history = json.loads((run_dir / "history.json").read_text())
+    code, out, err, run_dir = train_toy(capsys, toy_npz, tmp_path)
+    assert code == 0 and "CUDA graphs" not in out
+    plain_history = json.loads((run_dir / "history.json").read_text())
+    assert [r["loss"] for r in graphs_history] == [r["loss"] for r in plain_history]
+
+
 def test_unwritable_output_folder_is_one_line(capsys, toy_npz, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

@@ -547,7 +547,8 @@ def train_job_distributed(config, log, ctx: Distributed, progress: bool = True, 
         on_epoch = jobs.epoch_saver(run_dir, meta)
     learn(net, (data.X_train, data.y_train), epochs=config.epochs, batch_size=config.batch_size,
           lr=config.lr, optimizer=config.optimizer, seed=config.seed, validation=held_out,
-          patience=config.patience, log=log, on_epoch=on_epoch, resume=state, distributed=ctx)
+          patience=config.patience, log=log, on_epoch=on_epoch, resume=state, distributed=ctx,
+          cuda_graphs=config.cuda_graphs)
     if ctx.is_root:
         if held_out is not None and data.classes:
             jobs.report_classification(net, held_out, data, run_dir, log)

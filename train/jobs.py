@@ -70,7 +70,8 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
     atomic_write_json(run_dir / "config.json", meta["config"])
     learn(net, (data.X_train, data.y_train), epochs=config.epochs, batch_size=config.batch_size,
           lr=config.lr, optimizer=config.optimizer, seed=config.seed, validation=held_out,
-          patience=config.patience, log=log, on_epoch=epoch_saver(run_dir, meta), resume=state)
+          patience=config.patience, log=log, on_epoch=epoch_saver(run_dir, meta), resume=state,
+          cuda_graphs=config.cuda_graphs)
     if held_out is not None and data.classes:
         report_classification(net, held_out, data, run_dir, log)
     log(f"saved {run_dir / CHECKPOINT_NAME}")

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from model import Network
+from train.graphs import GraphedSteps, combine_totals, graph_blocker
 from train.learning_rate import find_learning_rate
 from train.optimizers import make_optimizer
 from train.state import TrainingState
@@ -99,7 +100,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
           lr: float | str = 0.1, optimizer: str = "sgd", seed: int = 0, validation=None,
           patience: int | None = None, log: Callable[[str], None] | None = print,
           on_epoch: Callable[[Network, dict, TrainingState], None] | None = None,
-          resume: TrainingState | None = None, distributed=None) -> Network:
+          resume: TrainingState | None = None, distributed=None, cuda_graphs: bool = False) -> Network:
     """Train `model` on `data` = (X, y) by gradient descent; returns the trained model.
 
     batch_size=None is full-batch gradient descent; lr="auto" runs the course's recipe
@@ -110,6 +111,8 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     after every finished epoch (to checkpoint it); `resume` continues a saved run exactly.
     `distributed` (a `train.distributed.Distributed`) makes this one rank of a data-parallel
     MPI job: it trains on its piece of every batch and the ranks sum their gradients.
+    `cuda_graphs` replays each full batch's step as one recorded CUDA graph where the
+    backend can (cupy, torch on CUDA; SGD and momentum) and logs why not where it cannot.
     On x86-64 Linux, subnormal floats count as zero on this thread while it runs, `log` and
     `on_epoch` included (train/subnormals.py).
     """
@@ -127,10 +130,12 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             lr, report = find_learning_rate(model, lr_data, optimizer, batch_size, seed)
             _say(log, report)
         state = TrainingState.fresh(model, optimizer, lr, seed)
+    graphed = _graphed_steps(model, state.optimizer, train_set, batch_size, distributed, log) if cuda_graphs else None
     with out_of_memory_as_error(batch_size):
         while state.epoch < epochs:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported below, in one line
-                record = run_epoch(model, state.optimizer, train_set, batch_size, state.rng, distributed=distributed)
+                record = run_epoch(model, state.optimizer, train_set, batch_size, state.rng,
+                                   distributed=distributed, graphed=graphed)
                 if val_set is not None:
                     record.update({f"val_{k}": v for k, v in evaluate_device(model, val_set).items()})
             if distributed is not None:  # rank 0 alone validates; every rank must stop early alike
@@ -142,6 +147,9 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             record.pop("finite_steps")
             model.history.append(record)
             _say(log, format_epoch(record, epochs))
+            if graphed is not None and graphed.failure:
+                _say(log, f"CUDA graphs: recording failed, steps run one kernel at a time ({graphed.failure})")
+                graphed.failure = None
             _warn_if_exploding(model.history, state.lr, log)
             if patience is not None and "val_loss" in record:
                 state.track_validation(record["val_loss"])
@@ -153,33 +161,63 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     return model
 
 
+def _graphed_steps(model, opt, data, batch_size: int, distributed, log) -> GraphedSteps | None:
+    """The recorded step for this run's full batches, or None (and a log line saying why)."""
+    why = graph_blocker(model, opt, data, batch_size, distributed)
+    if why is not None:
+        _say(log, f"CUDA graphs: off ({why})")
+        return None
+    _say(log, f"CUDA graphs: on (each full batch of {batch_size} is one replay of a recorded step)")
+    return GraphedSteps(model, opt, data, batch_size)
+
+
 def run_epoch(model: Network, opt, data: DeviceData, batch_size: int, rng: np.random.Generator,
-              distributed=None) -> dict:
+              distributed=None, graphed: GraphedSteps | None = None) -> dict:
     """One pass over the data in shuffled minibatches; reads the device once, at the end.
 
     With `distributed`, `data` hands out this rank's piece of each global batch, the step
     uses the gradient summed over every rank, and the totals are summed once, at the end.
+    With `graphed`, every full batch is one replay of a recorded step (train/graphs.py) and
+    only a shorter last batch runs as an ordinary step.
     """
     start = time.perf_counter()
     order = data.order(rng, batch_size)
     tally = EpochTally(model.backend, data.classification)
-    for first in range(0, data.n, batch_size):
+    full = data.n - data.n % batch_size if graphed is not None else 0  # rows the graph trains on
+    if graphed is not None:
+        graphed.start_epoch()
+        for first in range(0, full, batch_size):
+            graphed.step(order, first)
+    for first in range(full, data.n, batch_size):
         xb, tb = data.batch(order, first, batch_size)
         if distributed is None:
             loss, out = model.train_step(xb, tb, opt)
         else:
             loss, out = distributed.train_step(model, xb, tb, opt, min(batch_size, data.n - first))
         tally.add(loss, out)
-    loss_sum, correct, finite_steps = tally.totals(data.labels_in(order) if data.classification else None)
+    loss_sum, correct, finite_steps = _epoch_totals(model, data, order, tally, graphed, full)
     if distributed is not None:
         loss_sum, correct, finite_steps = distributed.epoch_totals(model, loss_sum, correct, finite_steps)
     loss_value = float(loss_sum) / data.n  # the one synchronisation of the epoch
     seconds = time.perf_counter() - start
     record = {"loss": loss_value, "seconds": seconds, "samples_per_s": data.n / seconds,
-              "steps": tally.steps, "finite_steps": int(float(finite_steps))}
+              "steps": tally.steps + (graphed.steps if graphed is not None else 0), "finite_steps": int(float(finite_steps))}
     if data.classification:
         record["accuracy"] = float(correct) / data.n
     return record
+
+
+def _epoch_totals(model, data, order, tally: EpochTally, graphed: GraphedSteps | None, full: int):
+    """(loss sum, hits, steps before a non-finite loss) over the graph's `full` rows, then the
+    ordinary steps' rows, as device arrays."""
+    labels = data.labels_in(order) if data.classification else None
+    if labels is not None and full:
+        labels = labels[full:]
+    if graphed is None:
+        return tally.totals(labels)
+    if not tally.steps:
+        return graphed.totals()
+    return combine_totals(model.backend.xp, graphed.totals(), tally.totals(labels), graphed.steps)
 
 
 def run_steps(model: Network, data: DeviceData, optimizer: str, lr: float, batch_size: int,

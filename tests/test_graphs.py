@@ -1,0 +1,181 @@
+"""Graph-replayed steps (train/graphs.py) train exactly as ordinary steps do.
+
+On the CPU no backend records CUDA graphs, so these tests give the backends a stand-in
+that runs the step and then "replays" it by running it again: everything but the
+recording itself (the fixed index buffer, the gather inside the step, the totals added on
+the device, the shorter last batch, the fallback) is held to the ordinary loop on every
+backend. On a GPU, the same comparison runs with real recordings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+
+from backends.base import GraphUnavailable
+from model import Network
+from train.graphs import GraphedSteps, combine_totals, graph_blocker
+from train.loop import DeviceData, DivergenceError, learn
+from train.optimizers import SGD, Adam
+
+
+def rerunning(fn):
+    """A CPU stand-in for recording a graph: run the step; each replay runs it again."""
+    fn()
+    return fn
+
+
+def refusing(fn):
+    """A library that runs the step but refuses to record it (as CuPy does for cuBLAS)."""
+    fn()
+    raise GraphUnavailable("NotImplementedError: cuBLAS during capture")
+
+
+def blobs(n=203, seed=0):
+    """Three classes; 203 rows, so batches of 32 leave a last batch of 11."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 4))
+    y = (X[:, 0] > 0).astype(np.int64) + (X[:, 1] > 0.7)
+    return X, y
+
+
+def trained(backend, graphs: bool, n=203, batch_size=32, optimizer="momentum", lines=None):
+    X, y = blobs(n)
+    net = Network.from_sizes([4, 6, 3], backend, activation="tanh", seed=1)
+    log = None if lines is None else lines.append
+    learn(net, (X, y), epochs=3, batch_size=batch_size, lr=0.2, optimizer=optimizer, seed=3, log=log,
+          cuda_graphs=graphs)
+    return net
+
+
+def host_params(net):
+    return [net.backend.to_numpy(p) for p in net.params]
+
+
+@pytest.mark.parametrize("n", [203, 192], ids=["short-last-batch", "full-batches-only"])
+def test_replayed_steps_train_exactly_as_ordinary_steps(backend, n):
+    runs = []
+
+    def counting(fn):
+        def counted():
+            runs.append(1)
+            fn()
+        return rerunning(counted)
+
+    graphing = dataclasses.replace(backend, capture_fn=counting)
+    lines: list[str] = []
+    ours, plain = trained(graphing, True, n, lines=lines), trained(backend, False, n)
+    assert any(line.startswith("CUDA graphs: on") for line in lines), lines
+    assert len(runs) == 3 * (n // 32)  # every full batch of the 3 epochs, and only those
+    for a, b in zip(host_params(ours), host_params(plain)):
+        np.testing.assert_array_equal(a, b)  # the same batches, the same steps, bit for bit
+    for mine, theirs in zip(ours.history, plain.history):
+        assert mine["accuracy"] == theirs["accuracy"]
+        assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-12)
+    assert 0.4 < ours.history[-1]["accuracy"] < 1.0
+
+
+def test_float32_totals_are_summed_in_float64(reference):
+    graphing = dataclasses.replace(reference.with_dtype("float32"), capture_fn=rerunning)
+    ours, plain = trained(graphing, True), trained(reference.with_dtype("float32"), False)
+    for mine, theirs in zip(ours.history, plain.history):
+        assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-6)
+
+
+def test_a_refused_recording_falls_back_to_ordinary_steps_and_says_so(reference):
+    lines: list[str] = []
+    ours = trained(dataclasses.replace(reference, capture_fn=refusing), True, lines=lines)
+    plain = trained(reference, False)
+    for a, b in zip(host_params(ours), host_params(plain)):
+        np.testing.assert_array_equal(a, b)
+    said = [line for line in lines if "recording failed" in line]
+    assert len(said) == 1 and "cuBLAS during capture" in said[0], lines
+
+
+def exploding(backend, graphs: bool) -> str:
+    """h = w + b fitted to 0 from x = 1 with lr 5: the error grows 9-fold a step until the
+    loss overflows float32, in a full batch or in the shorter last one."""
+    net = Network.from_sizes([1, 1], backend, activation="identity", loss="quadratic", seed=0)
+    X, y = np.ones((30, 1)), np.zeros(30)
+    with pytest.raises(DivergenceError) as caught:
+        learn(net, (X, y), epochs=200, batch_size=8, lr=5.0, optimizer="sgd", log=None, cuda_graphs=graphs)
+    return str(caught.value)
+
+
+def test_a_diverging_run_names_the_same_step_with_or_without_graphs(reference):
+    float32 = reference.with_dtype("float32")
+    message = exploding(dataclasses.replace(float32, capture_fn=rerunning), True)
+    assert message == exploding(float32, False)
+    assert re.search(r"at epoch \d+, step \d+ \(step \d of the epoch\)", message), message
+
+
+def test_combined_totals_count_later_finite_steps_only_after_clean_ones(reference):
+    xp = reference.xp
+    full = (xp.asarray(6.0), xp.asarray(4), xp.asarray(3))
+    tail = (xp.asarray(1.5), xp.asarray(2), xp.asarray(1.0))
+    loss, correct, finite = combine_totals(xp, full, tail, first_steps=3)
+    assert (float(loss), int(correct), int(finite)) == (7.5, 6, 4)
+    broken = (xp.asarray(6.0), xp.asarray(4), xp.asarray(2))  # step 3 of 3 was not finite
+    assert int(combine_totals(xp, broken, tail, first_steps=3)[2]) == 2
+
+
+def test_graphs_are_off_with_the_reason_where_they_cannot_run(reference):
+    X, y = blobs()
+    net = Network.from_sizes([4, 6, 3], reference, seed=1)
+    data = DeviceData.from_host(net, X, y)
+    sgd = SGD(reference, net.params, 0.1)
+    assert "numpy on cpu has no CUDA graphs" in graph_blocker(net, sgd, data, 32)
+    graphing = dataclasses.replace(reference, capture_fn=rerunning)
+    net = Network.from_sizes([4, 6, 3], graphing, seed=1)
+    data = DeviceData.from_host(net, X, y)
+    sgd = SGD(graphing, net.params, 0.1)
+    assert graph_blocker(net, sgd, data, 32) is None
+    assert "changes every step" in graph_blocker(net, Adam(graphing, net.params, 0.1), data, 32)
+    assert "MPI" in graph_blocker(net, sgd, data, 32, distributed=object())
+    assert "no batch is full" in graph_blocker(net, sgd, data, 500)
+    streamed = dataclasses.replace(data, streamed=True)
+    assert "does not fit on the device" in graph_blocker(net, sgd, streamed, 32)
+    lines: list[str] = []
+    trained(reference, True, lines=lines)
+    assert "CUDA graphs: off (numpy on cpu has no CUDA graphs)" in lines
+
+
+def test_a_changed_learning_rate_is_recorded_anew(reference):
+    """The rate is frozen into a recording, so a new rate must mean a new recording."""
+    recordings = []
+
+    def counting(fn):
+        recordings.append(fn)
+        return rerunning(fn)
+
+    graphing = dataclasses.replace(reference, capture_fn=counting)
+    X, y = blobs()
+    net = Network.from_sizes([4, 6, 3], graphing, seed=1)
+    opt = SGD(graphing, net.params, 0.1)
+    steps = GraphedSteps(net, opt, DeviceData.from_host(net, X, y), 32)
+    order = graphing.asarray(np.arange(203))
+    for lr in (0.1, 0.1, 0.05):
+        opt.lr = lr
+        steps.start_epoch()
+        steps.step(order, 0)
+        steps.step(order, 32)
+    assert len(recordings) == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+def test_recorded_graphs_train_as_ordinary_steps_on_a_gpu(backend, optimizer):
+    if backend.capture_fn is None:
+        pytest.skip(f"{backend} records no CUDA graphs (the CPU stand-in tests above hold its logic)")
+    lines: list[str] = []
+    ours, plain = trained(backend, True, optimizer=optimizer, lines=lines), trained(backend, False, optimizer=optimizer)
+    assert any(line.startswith("CUDA graphs: on") for line in lines), lines
+    assert not any("recording failed" in line for line in lines), lines
+    for a, b in zip(host_params(ours), host_params(plain)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    for mine, theirs in zip(ours.history, plain.history):
+        assert mine["accuracy"] == theirs["accuracy"]
+        assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-10)
