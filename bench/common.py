@@ -151,6 +151,32 @@ def xpnet_contestant(backend, spec: Spec, name: str = "xpnet", fold: bool | None
     return Contestant(name, step, backend.synchronize)
 
 
+def xpnet_graph_contestant(backend, spec: Spec, name: str = "xpnet graph") -> Contestant:
+    """xpnet's training loop on a GPU with --cuda-graphs: each step one replay of a recorded
+    step that gathers its batch by index and adds to the epoch's totals (train/graphs.py).
+    `failure` on the returned step says why recording failed, if it did."""
+    import numpy as np
+
+    from model import Network
+    from train.graphs import GraphedSteps
+    from train.loop import DeviceData
+    from train.optimizers import SGD
+
+    net = Network.from_sizes(list(spec.layers), backend, activation=spec.activation,
+                             output=spec.output, loss=spec.loss, seed=0)
+    X, T, _ = host_batches(spec)
+    data = DeviceData(backend.asarray(X), backend.asarray(T), X.shape[0], spec.loss == "cross_entropy", backend)
+    graphed = GraphedSteps(net, SGD(backend, net.params, LR), data, spec.batch_size)
+    order = backend.asarray(np.arange(X.shape[0]))
+    firsts = itertools.cycle(range(0, X.shape[0], spec.batch_size))
+
+    def step():
+        graphed.step(order, next(firsts))
+
+    step.graphed = graphed
+    return Contestant(name, step, backend.synchronize)
+
+
 def torch_eager_contestant(spec: Spec, device: str, name: str = "torch eager") -> Contestant:
     """The same network written the usual PyTorch way: nn.Linear stack, loss, optim.SGD."""
     import torch

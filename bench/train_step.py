@@ -1,9 +1,11 @@
 """Training-step speed: xpnet on each backend against PyTorch eager and the products-only ceiling.
 
-For every network, backend and batch size this times, interleaved in one process, three
+For every network, backend and batch size this times, interleaved in one process, these
 contestants on the same float dtype and thread count:
   products     only the step's matrix products on the backend's own library (the ceiling),
   xpnet        Network.train_step with SGD (update folded into the products) through the backend,
+  xpnet graph  on a GPU, the training loop's --cuda-graphs step: one replay of a recorded
+               step that also gathers its batch by index and adds to the epoch's totals,
   torch eager  the same network as an nn.Linear stack with torch.optim.SGD, same device,
 and prints samples/s (best round, and the median), each one's ratio to the ceiling and to
 PyTorch eager (the median of the ratios paired within each repetition), and the noise of
@@ -29,6 +31,7 @@ from bench.common import (  # noqa: E402  (needs the path above)
     BACKEND_CHOICES, DEFAULT_BACKENDS, Contestant, Spec, Timing, add_step_arguments, ceiling_library,
     environment_lines, limit_threads, measure, networks_from, parse_ints, products_contestant,
     best_speed, median_speed, ratio, ratio_noise, thousands, torch_eager_contestant, xpnet_contestant,
+    xpnet_graph_contestant,
 )
 
 
@@ -94,6 +97,8 @@ def main(argv=None) -> None:
                 contestants, notes = build_contestants(label, backend, spec, config)
                 measure(contestants, config.timing)
                 print_rows(label, batch_size, contestants, config.noisy_above)
+                notes += [f"xpnet graph: recording failed, so it ran unrecorded ({c.step.graphed.failure})"
+                          for c in contestants if getattr(c.step, "graphed", None) and c.step.graphed.failure]
                 for note in notes:
                     print(f"{INDENT}{note}")
 
@@ -121,6 +126,8 @@ def build_contestants(label: str, backend, spec: Spec, config: Config) -> tuple[
     else:
         notes.append(f"no products ceiling for {label}")
     contestants.append(xpnet_contestant(backend, spec))
+    if backend.capture_fn is not None:  # a GPU: the loop's --cuda-graphs step too
+        contestants.append(xpnet_graph_contestant(backend, spec))
     if config.unfolded and "matmul_add" in backend.kernels:
         contestants.append(xpnet_contestant(backend, spec, name="xpnet unfolded", fold=False))
     if config.reference and backend.kernels:

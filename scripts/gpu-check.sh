@@ -6,7 +6,8 @@
 #   torch-cuda, plus the GPU-only ones, the 2-rank cupy MPI test among them when mpi4py is
 #   installed; PYTEST_K="" runs the whole suite), 4. bench/gpu.sh, 5. bench/scaling.py on
 #   cupy with 1 and 2 ranks (when mpi4py is installed), 6. the default letters job on the
-#   auto backend (cupy), 7. bench/pipeline.py on cupy.
+#   auto backend (cupy), 7. 4 epochs of it with --cuda-graphs on cupy and on torch (their
+#   samples/s against step 6's), 8. bench/pipeline.py on cupy.
 # Run from the repository root: bash scripts/gpu-check.sh [LOG_DIR]
 # Each step's log goes to LOG_DIR (default gpu-check/); the letters run and its data cache go
 # to $WORK (default /tmp/xpnet-gpu-check). A summary prints at the end.
@@ -38,6 +39,10 @@ if $py -c "import mpi4py" 2>/dev/null; then
     step scaling $py bench/scaling.py --backend cupy --ranks 1,2 --batch-sizes 256,1024 --repeats 2
 fi
 step letters env XPNET_CACHE="$work/cache" $py -m train.cli train --no-progress --out "$work/run"
+for lib in cupy torch; do
+    step "letters-graphs-$lib" env XPNET_CACHE="$work/cache" $py -m train.cli train --no-progress --backend $lib \
+        --device cuda --cuda-graphs --epochs 4 --out "$work/run-graphs-$lib"
+done
 step pipeline env XPNET_CACHE="$work/cache" $py bench/pipeline.py --backend cupy
 
 echo "== summary"
