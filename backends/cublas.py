@@ -26,11 +26,10 @@ class CublasError(RuntimeError):
 
 def loaded_cublas(cp) -> ctypes.CDLL | None:
     """The libcublas this process's CuPy loaded (Linux), or None."""
-    paths = _mapped_cublas()
-    if not paths:  # CuPy may load it on first use: use it once
-        cp.matmul(cp.ones((2, 2), dtype=cp.float32), cp.ones((2, 2), dtype=cp.float32))
-        paths = _mapped_cublas()
-    for path in sorted(paths):
+    cp.cuda.device.get_cublas_handle()  # CuPy loads cuBLAS lazily: make sure it is in
+    major = f".so.{cp.cuda.runtime.runtimeGetVersion() // 1000}"
+    # CuPy's CUDA major first: torch, loaded beside it, may bring another libcublas
+    for path in sorted(_mapped_cublas(), key=lambda p: (major not in p, p)):
         try:
             lib = ctypes.CDLL(path)
             lib.cublasSgemm_v2, lib.cublasDgemm_v2  # noqa: B018  (both must be there)
@@ -120,10 +119,9 @@ def _check(status: int, what: str) -> None:
 
 def make_gemm(cp, device, tf32: bool) -> Gemm | None:
     """The direct product for `device`, or None where libcublas cannot be reached this way."""
-    lib = loaded_cublas(cp)
-    if lib is None:
-        return None
     try:
-        return Gemm(cp, lib, device, tf32)
-    except (CublasError, AttributeError, OSError):
+        with device:
+            lib = loaded_cublas(cp)
+            return None if lib is None else Gemm(cp, lib, device, tf32)
+    except (RuntimeError, AttributeError, OSError):  # CuPy's and cuBLAS's errors are RuntimeErrors
         return None

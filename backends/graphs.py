@@ -23,16 +23,23 @@ def torch_capture(device) -> Callable[[Callable[[], Any]], Callable[[], None]]:
 
     def capture(fn):
         with torch.cuda.device(device):
+            home = torch.cuda.current_stream()
             side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
+            side.wait_stream(home)
             with torch.cuda.stream(side):
                 fn()  # the real run: the one PyTorch asks for before recording
-            torch.cuda.current_stream().wait_stream(side)
+            home.wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             try:
                 with torch.cuda.graph(graph):
                     fn()
             except RuntimeError as exc:
+                # A failed recording can leave PyTorch on its capture stream (torch.cuda.graph's
+                # exit ends the capture before it restores the stream, and that end can raise).
+                torch.cuda.set_stream(home)
+                torch.cuda.synchronize()
+                if "OutOfMemory" in type(exc).__name__:
+                    raise
                 raise GraphUnavailable(f"PyTorch could not record the step: {_first_line(exc)}") from None
         return graph.replay
 
@@ -44,8 +51,8 @@ def cupy_capture(device) -> Callable[[Callable[[], Any]], Callable[[], None]]:
     import cupy as cp
 
     def capture(fn):
-        pool, stream = cp.cuda.MemoryPool(), cp.cuda.Stream(non_blocking=True)
-        with device:
+        with device:  # a stream belongs to the device current when it is made
+            pool, stream = cp.cuda.MemoryPool(), cp.cuda.Stream(non_blocking=True)
             device.synchronize()  # what the host queued for this step (its batch) has landed
             with cp.cuda.using_allocator(pool.malloc), stream:
                 fn()  # the real run: kernels compile, and `pool` gets blocks of the step's sizes
@@ -67,6 +74,8 @@ def _record(stream, fn):
             stream.end_capture()
         except Exception:  # the failed call may have invalidated the recording; it is discarded anyway
             pass
+        if "OutOfMemory" in type(exc).__name__:  # the step needs less memory, not a fallback
+            raise
         raise GraphUnavailable(f"CuPy could not record the step: {_first_line(exc)}") from None
     return stream.end_capture()
 

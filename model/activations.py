@@ -39,7 +39,7 @@ def tanh_backward(xp, y, dy):
 
 
 def relu_forward(xp, z):
-    return xp.maximum(z, xp.zeros((), dtype=z.dtype))
+    return xp.maximum(z, xp.zeros((), dtype=z.dtype, device=z.device))
 
 
 def relu_backward(xp, y, dy):

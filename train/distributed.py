@@ -214,8 +214,8 @@ class Distributed:
         if local_rows:
             loss, out, grads = model.loss_and_grads(xb, tb)
         else:  # a last batch smaller than the number of ranks leaves this rank nothing
-            loss = xp.zeros((), dtype=model.backend.dtype)
-            out = xp.zeros((0, model.sizes[-1]), dtype=model.backend.dtype)
+            loss = xp.zeros((), dtype=model.backend.dtype, device=model.backend.device)
+            out = xp.zeros((0, model.sizes[-1]), dtype=model.backend.dtype, device=model.backend.device)
             grads = [xp.zeros_like(p) for p in model.params]
         return loss, out, self.sum_gradients(model.backend, grads, local_rows / global_rows)
 

@@ -46,14 +46,15 @@ class GraphedSteps:
     """
 
     def __init__(self, model, opt, data, batch_size: int):
-        backend, xp = model.backend, model.backend.xp
+        backend = model.backend
         self.model, self.opt, self.data, self.batch_size = model, opt, data, batch_size
         self.lr = opt.lr
         self.index = backend.asarray(np.zeros(batch_size, dtype=np.int64))  # the batch's rows
-        self.loss_sum = xp.zeros((), dtype=xp.float64)  # sum over samples of the loss
-        self.correct = xp.zeros((), dtype=xp.int64)
-        self.finite_steps = xp.zeros((), dtype=xp.int64)  # steps before the first non-finite loss
-        self.all_finite = xp.ones((), dtype=xp.bool)
+        self.loss_sum = backend.asarray(np.zeros(()), "float64")  # sum over samples of the loss
+        self.correct = backend.asarray(np.zeros((), dtype=np.int64))
+        self.finite_steps = backend.asarray(np.zeros((), dtype=np.int64))  # steps before a non-finite loss
+        self.all_finite = backend.asarray(np.ones((), dtype=bool))
+        self._every_row = None  # the order of a batch that holds every sample (data.order gives None)
         self.steps = 0
         self._replay = None
         self.failure: str | None = None  # why recording failed, until the loop has said so
@@ -68,6 +69,10 @@ class GraphedSteps:
             self.lr, self._replay = self.opt.lr, None
 
     def step(self, order, first: int) -> None:
+        if order is None:  # one batch holds the whole set, in its stored order
+            if self._every_row is None:
+                self._every_row = self.model.backend.asarray(np.arange(self.data.n))
+            order = self._every_row
         self.index[...] = order[first:first + self.batch_size]
         if self._replay is not None:
             self._replay()

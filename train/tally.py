@@ -41,7 +41,7 @@ class EpochTally:
         losses = xp.stack(self.losses)  # (steps,)
         rows = backend.asarray(np.asarray(self.rows, dtype=np.float64))  # one small copy an epoch
         loss_sum = xp.sum(losses * rows)
-        correct = xp.zeros((), dtype=xp.int64)
+        correct = xp.zeros((), dtype=xp.int64, device=backend.device)
         if self.classification:
             correct = xp.sum(xp.astype(xp.concat(self.predictions) == labels, xp.int64))
         return loss_sum, correct, self._steps_before_non_finite(losses)
