@@ -39,17 +39,24 @@ def make_numpy(device: str | None, dtype: str, tf32: bool = False) -> Backend:
 
 
 def make_array_api_strict(device: str | None, dtype: str, tf32: bool = False) -> Backend:
-    """array-api-strict: no speed, but it refuses anything outside the standard."""
+    """array-api-strict: no speed, but it refuses anything outside the standard.
+
+    Its pretend second device, `device1`, stands in for a GPU in the tests: an array made
+    without the backend's device lands on the CPU device, and mixing the two raises, as
+    mixing host and GPU arrays would.
+    """
     try:
         import array_api_strict as xp
     except ImportError:
         raise BackendError("array_api_strict is not installed: pip install array-api-strict") from None
-    _require_cpu("array_api_strict", device)
+    if device != "device1":
+        _require_cpu("array_api_strict", device)
+    where, home = xp.Device("device1" if device == "device1" else "CPU_DEVICE"), xp.Device("CPU_DEVICE")
     return Backend(
-        name="array_api_strict", xp=xp, device=xp.Device("CPU_DEVICE"), device_name="cpu",
+        name="array_api_strict", xp=xp, device=where, device_name=device or "cpu",
         dtype_name=dtype, library_version=xp.__version__,
-        to_device_fn=lambda host, dt: xp.asarray(host, dtype=dt, copy=True),
-        to_numpy_fn=lambda a: np.array(np.from_dlpack(a), copy=True),
+        to_device_fn=lambda host, dt: xp.asarray(host, dtype=dt, device=where, copy=True),
+        to_numpy_fn=lambda a: np.array(np.from_dlpack(a.to_device(home)), copy=True),
     )
 
 

@@ -14,6 +14,7 @@ from backends import BackendError, resolve_backend
 BACKEND_CASES = [
     ("numpy", "cpu"),
     ("array_api_strict", "cpu"),
+    ("array_api_strict", "device1"),  # a pretend second device: arrays made off it raise when mixed
     ("torch", "cpu"),
     ("cupy", "cuda"),
     ("torch", "cuda"),

@@ -20,6 +20,7 @@ from model import Network
 from train.graphs import GraphedSteps, combine_totals, graph_blocker
 from train.loop import DeviceData, DivergenceError, learn
 from train.optimizers import SGD, Adam
+from conftest import make_backend
 
 
 def rerunning(fn):
@@ -88,26 +89,17 @@ def test_a_batch_of_the_whole_set_replays_too(reference):
     assert [r["loss"] for r in ours.history] == pytest.approx([r["loss"] for r in plain.history], rel=1e-12)
 
 
-def on_another_device(strict):
-    """array_api_strict on its second device: an array made anywhere without the backend's
-    device lands on CPU_DEVICE, and mixing the two raises, as mixing CPU and GPU would."""
-    xp = strict.xp
-    there, home = xp.Device("device1"), xp.Device("CPU_DEVICE")
-    return dataclasses.replace(
-        strict, device=there, device_name="device1", capture_fn=rerunning,
-        to_device_fn=lambda host, dt: xp.asarray(host, dtype=dt, device=there, copy=True),
-        to_numpy_fn=lambda a: np.array(np.from_dlpack(a.to_device(home)), copy=True))
+def on_another_device():
+    """array_api_strict on its pretend second device, replaying with the stand-in: an array
+    made anywhere without the backend's device lands on its CPU device, and mixing the two
+    raises, as mixing host and GPU arrays would."""
+    return dataclasses.replace(make_backend("array_api_strict", "device1"), capture_fn=rerunning)
 
 
 @pytest.mark.parametrize("activation, loss", [("tanh", "cross_entropy"), ("relu", "cross_entropy"),
                                               ("sigmoid", "quadratic")])
 def test_every_array_the_loop_makes_lives_on_the_models_device(activation, loss):
-    from backends import resolve_backend
-
-    try:
-        strict = on_another_device(resolve_backend("array_api_strict", "cpu", "float64"))
-    except Exception as exc:  # BackendError: not installed
-        pytest.skip(f"array_api_strict unavailable: {exc}")
+    strict = on_another_device()
     for graphs in (True, False):
         for n, batch_size in ((203, 32), (192, None)):
             net = trained(strict, graphs, n, batch_size, activation=activation, loss=loss)
@@ -116,12 +108,7 @@ def test_every_array_the_loop_makes_lives_on_the_models_device(activation, loss)
 
 
 def test_regression_arrays_live_on_the_models_device_too():
-    from backends import resolve_backend
-
-    try:
-        strict = on_another_device(resolve_backend("array_api_strict", "cpu", "float64"))
-    except Exception as exc:  # BackendError: not installed
-        pytest.skip(f"array_api_strict unavailable: {exc}")
+    strict = on_another_device()
     X = np.random.default_rng(0).standard_normal((203, 4))
     for graphs in (True, False):
         net = Network.from_sizes([4, 6, 1], strict, activation="tanh", loss="quadratic", seed=1)
