@@ -40,9 +40,10 @@ def graph_blocker(model, opt, data, batch_size: int, distributed=None) -> str | 
 class GraphedSteps:
     """Replays one recorded training step for every full batch of an epoch.
 
-    `step(order, first)` trains on the batch order[first:first + batch_size]. The first
-    call runs the step for real and records it; later calls refill the index buffer and
-    replay. `totals()` gives the epoch's sums so far, like `EpochTally.totals`.
+    `run_epoch(order)` zeroes the totals and calls `step(order, first)` for each full batch,
+    which trains on order[first:first + batch_size]: the first call of a run trains for real
+    and records; later calls refill the index buffer and replay. `totals()` gives the
+    epoch's sums, like `EpochTally.totals`.
     """
 
     def __init__(self, model, opt, data, batch_size: int):
@@ -67,6 +68,14 @@ class GraphedSteps:
         self.steps = 0
         if self.opt.lr != self.lr:  # the rate is frozen into the recording: record anew
             self.lr, self._replay = self.opt.lr, None
+
+    def run_epoch(self, order) -> int:
+        """Train on every full batch of this epoch's `order`; returns how many rows that was."""
+        self.start_epoch()
+        full = self.data.n - self.data.n % self.batch_size
+        for first in range(0, full, self.batch_size):
+            self.step(order, first)
+        return full
 
     def step(self, order, first: int) -> None:
         if order is None:  # one batch holds the whole set, in its stored order

@@ -183,11 +183,7 @@ def run_epoch(model: Network, opt, data: DeviceData, batch_size: int, rng: np.ra
     start = time.perf_counter()
     order = data.order(rng, batch_size)
     tally = EpochTally(model.backend, data.classification)
-    full = data.n - data.n % batch_size if graphed is not None else 0  # rows the graph trains on
-    if graphed is not None:
-        graphed.start_epoch()
-        for first in range(0, full, batch_size):
-            graphed.step(order, first)
+    full = graphed.run_epoch(order) if graphed is not None else 0  # rows the replays trained on
     for first in range(full, data.n, batch_size):
         xb, tb = data.batch(order, first, batch_size)
         if distributed is None:
@@ -200,8 +196,9 @@ def run_epoch(model: Network, opt, data: DeviceData, batch_size: int, rng: np.ra
         loss_sum, correct, finite_steps = distributed.epoch_totals(model, loss_sum, correct, finite_steps)
     loss_value = float(loss_sum) / data.n  # the one synchronisation of the epoch
     seconds = time.perf_counter() - start
+    steps = tally.steps + (graphed.steps if graphed is not None else 0)
     record = {"loss": loss_value, "seconds": seconds, "samples_per_s": data.n / seconds,
-              "steps": tally.steps + (graphed.steps if graphed is not None else 0), "finite_steps": int(float(finite_steps))}
+              "steps": steps, "finite_steps": int(float(finite_steps))}
     if data.classification:
         record["accuracy"] = float(correct) / data.n
     return record
@@ -210,14 +207,13 @@ def run_epoch(model: Network, opt, data: DeviceData, batch_size: int, rng: np.ra
 def _epoch_totals(model, data, order, tally: EpochTally, graphed: GraphedSteps | None, full: int):
     """(loss sum, hits, steps before a non-finite loss) over the graph's `full` rows, then the
     ordinary steps' rows, as device arrays."""
+    if graphed is not None and not tally.steps:  # every batch was a replay
+        return graphed.totals()
     labels = data.labels_in(order) if data.classification else None
     if labels is not None and full:
         labels = labels[full:]
-    if graphed is None:
-        return tally.totals(labels)
-    if not tally.steps:
-        return graphed.totals()
-    return combine_totals(model.backend.xp, graphed.totals(), tally.totals(labels), graphed.steps)
+    totals = tally.totals(labels)
+    return totals if graphed is None else combine_totals(model.backend.xp, graphed.totals(), totals, graphed.steps)
 
 
 def run_steps(model: Network, data: DeviceData, optimizer: str, lr: float, batch_size: int,
