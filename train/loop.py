@@ -148,7 +148,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             model.history.append(record)
             _say(log, format_epoch(record, epochs))
             if graphed is not None and graphed.failure:
-                _say(log, f"CUDA graphs: recording failed, steps run one kernel at a time ({graphed.failure})")
+                _say(log, f"CUDA graphs: recording failed, so every step runs unrecorded ({graphed.failure})")
                 graphed.failure = None
             _warn_if_exploding(model.history, state.lr, log)
             if patience is not None and "val_loss" in record:
