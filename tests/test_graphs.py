@@ -253,3 +253,49 @@ def test_a_step_the_gpu_cannot_record_falls_back_and_trains_the_same(backend):
         import cupy
 
         assert cupy.cuda.get_current_stream().ptr == cupy.cuda.Stream.null.ptr
+
+
+class RecordingStream:
+    """What `_record` uses of a CuPy stream, keeping a log of its calls."""
+
+    def __init__(self, end_fails: bool = False):
+        self.log: list[str] = []
+        self.end_fails = end_fails
+
+    def begin_capture(self):
+        self.log.append("begin")
+
+    def end_capture(self):
+        self.log.append("end")
+        if self.end_fails:
+            raise RuntimeError("cudaErrorStreamCaptureInvalidated")
+        return "graph"
+
+
+class OutOfMemoryError(Exception):
+    """Named like CuPy's and PyTorch's: a step too big for the device, not a refusal."""
+
+
+def test_cupy_recording_ends_the_capture_and_says_why_when_a_call_is_refused():
+    from backends.graphs import _record
+
+    stream = RecordingStream()
+    assert _record(stream, lambda: stream.log.append("step")) == "graph"
+    assert stream.log == ["begin", "step", "end"]
+
+    def refused():
+        raise NotImplementedError("calling cuBLAS API during stream capture is currently unsupported")
+
+    for end_fails in (False, True):  # an invalidated recording fails to end too: still one clear reason
+        stream = RecordingStream(end_fails)
+        with pytest.raises(GraphUnavailable, match="NotImplementedError: calling cuBLAS API"):
+            _record(stream, refused)
+        assert stream.log == ["begin", "end"]
+
+    def too_big():
+        raise OutOfMemoryError("out of memory allocating 8 GB")
+
+    stream = RecordingStream()
+    with pytest.raises(OutOfMemoryError):  # the run's out-of-memory line, not a fallback
+        _record(stream, too_big)
+    assert stream.log == ["begin", "end"]
