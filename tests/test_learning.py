@@ -146,6 +146,21 @@ def test_lr_auto_goes_up_by_tens_until_the_loss_rises(reference, monkeypatch):
     assert "chose 0.1 " in report and report.endswith("0.001:fell 0.01:fell 0.1:fell 1:rose)")
 
 
+def test_lr_auto_passes_over_a_rate_that_barely_moved_the_loss(reference, monkeypatch):
+    """The sigmoid-on-letters case: 10 still 'fell' in its 20 steps, but by half as much as
+    1 did, and then never learnt; the largest rate that fell nearly as far is the one."""
+    drops = {0.001: 0.01, 0.01: 0.05, 0.1: 0.148, 1.0: 0.142, 10.0: 0.073}
+
+    def fake(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t):
+        base = learning_rate._probe_loss(model, probe_x, probe_t)
+        return base - drops[min(drops, key=lambda rate: abs(rate - lr))] if lr < 50 else math.inf
+
+    monkeypatch.setattr(learning_rate, "_trial", fake)
+    chosen, report = run_finder(reference)
+    assert chosen == pytest.approx(1.0)
+    assert report.endswith("0.1:fell 1:fell 10:fell 100:rose)")
+
+
 def test_lr_auto_goes_down_by_tens_until_the_loss_falls(reference, monkeypatch):
     tried = scripted_trials(monkeypatch, lambda lr: lr <= 1.1e-5)
     chosen, report = run_finder(reference)
