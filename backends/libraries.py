@@ -49,8 +49,9 @@ def make_array_api_strict(device: str | None, dtype: str, tf32: bool = False) ->
         import array_api_strict as xp
     except ImportError:
         raise BackendError("array_api_strict is not installed: pip install array-api-strict") from None
-    if device != "device1":
-        _require_cpu("array_api_strict", device)
+    if device not in (None, "cpu", "device1"):
+        raise BackendError(f"array_api_strict's devices are cpu and device1 (a pretend second device for "
+                           f"tests), not {device!r}; use --backend cupy or torch for a GPU")
     where, home = xp.Device("device1" if device == "device1" else "CPU_DEVICE"), xp.Device("CPU_DEVICE")
     return Backend(
         name="array_api_strict", xp=xp, device=where, device_name=device or "cpu",

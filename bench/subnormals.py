@@ -37,7 +37,7 @@ STEPS = 100  # steps a round
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--samples", type=int, default=20000, help="training letters (default 20000)")
+    p.add_argument("--samples", type=int, default=20000, help="training letters, at least 100 batches' worth (default 20000)")
     p.add_argument("--epochs", type=int, default=40, help="epochs to train before timing (default 40)")
     p.add_argument("--repeats", type=int, default=15, help="rounds of each network (default 15)")
     return p.parse_args(argv)

@@ -85,6 +85,8 @@ def main(argv=None) -> None:
     config = parse_args(argv)
     limit_threads(config.threads)  # before numpy or torch load their thread pools
     backends = usable_backends(config)
+    if not backends:
+        sys.exit(f"none of the backends asked for ({', '.join(config.backends)}) can run here")
     _set_torch_threads(config.threads)
     print("\n".join(environment_lines(config.threads)))
     for network in config.networks:

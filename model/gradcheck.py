@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.activations import ModelError
 from model.network import Network
 
 
@@ -55,8 +56,28 @@ def _assign(param, value, xp) -> None:
 
 
 def gradient_check(net: Network, X: np.ndarray, T: np.ndarray, eps: float = 1e-6) -> float:
-    """Worst relative error between backprop and central differences; ~1e-8 when right."""
+    """Worst relative error between backprop and central differences; ~1e-8 when right.
+
+    Runs on a float64 copy of `net` on the same backend (the network itself is untouched):
+    in float32 the difference quotient drowns in rounding and every check reads ~1. `T` is
+    the loss's targets: one-hot rows (or regression values), or integer class labels.
+    """
+    net = net.to(net.backend.with_dtype("float64"))
+    X, T = np.asarray(X, dtype=np.float64), _targets(net, np.asarray(T))
     backend = net.backend
     _, _, grads = net.loss_and_grads(backend.asarray(X), backend.asarray(T))
     numeric = numerical_gradients(net, X, T, eps)
     return max(relative_error(backend.to_numpy(g), n) for g, n in zip(grads, numeric))
+
+
+def _targets(net: Network, T: np.ndarray) -> np.ndarray:
+    """Float targets of the output's shape; integer labels become one-hot rows."""
+    n_out = net.sizes[-1]
+    if T.dtype.kind in "iu" and T.ndim == 1 and n_out > 1:
+        if T.size and (T.min() < 0 or T.max() >= n_out):
+            raise ModelError(f"class labels must be in 0..{n_out - 1} for this {n_out}-output network")
+        T = np.eye(n_out)[T]
+    T = np.asarray(T, dtype=np.float64).reshape(len(T), -1)
+    if T.shape[1] != n_out:
+        raise ModelError(f"targets have width {T.shape[1]} but the network outputs {n_out}")
+    return T

@@ -42,8 +42,8 @@ def toy_npz(tmp_path):
     return path
 
 
-def train_toy(capsys, toy_npz, tmp_path, *extra):
-    out_dir = tmp_path / "run"
+def train_toy(capsys, toy_npz, tmp_path, *extra, name="run"):
+    out_dir = tmp_path / name
     code, out, err = run_cli(capsys, "train", "--data", f"npz:{toy_npz}", "--epochs", "3", "--layers", "16",
                              "--out", str(out_dir), "--no-progress", "--backend", "numpy", *extra)
     return code, out, err, out_dir
@@ -62,6 +62,8 @@ def train_toy(capsys, toy_npz, tmp_path, *extra):
     (["--batch-size", "0"], ["--batch-size"]),
     (["--epochs", "x"], ["--epochs"]),
     (["--layers", "12,a"], ["--layers"]),
+    (["--layers", "256,,128"], ["--layers", "256,,128"]),
+    (["--layers", ","], ["--layers"]),
     (["--data", "npz:/no/such/file.npz"], ["/no/such/file.npz"]),
     (["--data", "ftp:thing"], ["ftp"]),
 ])
@@ -95,10 +97,35 @@ def test_cuda_graphs_on_a_cpu_backend_say_why_they_are_off_and_train_the_same(ca
     assert "CUDA graphs: off (numpy on cpu has no CUDA graphs)" in out.splitlines()
     assert json.loads((run_dir / "config.json").read_text())["cuda_graphs"] is True
     graphs_history = json.loads((run_dir / "history.json").read_text())
-    code, out, err, run_dir = train_toy(capsys, toy_npz, tmp_path)
+    code, out, err, run_dir = train_toy(capsys, toy_npz, tmp_path, name="plain")
     assert code == 0 and "CUDA graphs" not in out
     plain_history = json.loads((run_dir / "history.json").read_text())
     assert [r["loss"] for r in graphs_history] == [r["loss"] for r in plain_history]
+
+
+def test_tf32_on_a_cpu_backend_says_it_is_off(capsys, toy_npz, tmp_path):
+    code, out, err, _ = train_toy(capsys, toy_npz, tmp_path, "--tf32")
+    assert code == 0, err
+    assert "tf32: off (numpy on cpu has no TF32; it computes in full float32)" in out.splitlines()
+
+
+def test_regression_from_the_command_line_gets_a_linear_output_and_learns(capsys, tmp_path):
+    """Float targets: a ReLU (the default) on the output would stop learning below zero."""
+    from backends import resolve_backend
+    from train.checkpoints import load_checkpoint
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 3)).astype(np.float32)
+    y = (X @ np.array([1.5, -2.0, 0.5]) - 1.0).astype(np.float32)  # half the targets below zero
+    np.savez(tmp_path / "reg.npz", X=X[:300], y=y[:300], X_test=X[300:], y_test=y[300:])
+    code, out, err = run_cli(capsys, "train", "--data", f"npz:{tmp_path / 'reg.npz'}", "--loss", "quadratic",
+                             "--layers", "16", "--epochs", "8", "--lr", "0.05", "--out", str(tmp_path / "run"),
+                             "--no-progress", "--backend", "numpy")
+    assert code == 0, err
+    net, _ = load_checkpoint(tmp_path / "run", resolve_backend("numpy"))
+    assert net.activations == ["relu", "identity"]
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history[-1]["loss"] < 0.1 * history[0]["loss"]
 
 
 def test_unwritable_output_folder_is_one_line(capsys, toy_npz, tmp_path):

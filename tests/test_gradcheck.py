@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from model import ACTIVATIONS, Dense, Network, gradient_check
+from model.activations import ModelError
 from model.gradcheck import relative_error
 from model.losses import quadratic, softmax_cross_entropy
 from test_backends import assert_on
@@ -179,3 +180,17 @@ def test_relative_error_sees_a_one_percent_mistake():
     wrong = exact.copy()
     wrong[1, 2] *= 1.01
     assert relative_error(exact, wrong) > 1e-4
+
+
+def test_a_float32_network_with_class_labels_is_checked_in_float64(reference):
+    """As the README calls it: a float32 model (the default) and integer labels. The check
+    runs on a float64 copy, so it reads ~1e-8, and leaves the model as it was."""
+    net = Network.from_sizes([4, 5, 3], reference.with_dtype("float32"), seed=0)
+    before = [net.backend.to_numpy(p) for p in net.params]
+    X = np.random.default_rng(0).standard_normal((6, 4))
+    assert gradient_check(net, X, np.array([0, 1, 2, 0, 1, 2])) < 1e-6
+    assert net.backend.dtype_name == "float32"
+    for p, old in zip(net.params, before):
+        np.testing.assert_array_equal(net.backend.to_numpy(p), old)
+    with pytest.raises(ModelError, match="labels must be in 0..2"):
+        gradient_check(net, X, np.array([0, 1, 2, 0, 1, 3]))

@@ -132,7 +132,46 @@ def test_evaluate_on_data_of_another_width_is_one_line(capsys, tmp_path, run):
 def test_evaluate_on_labels_beyond_the_model_classes_is_one_line(capsys, tmp_path, run):
     data = toy(tmp_path, "nine.npz", y_test=np.arange(20) % 9)
     code, _, err = run_cli(capsys, "evaluate", str(run), "--data", f"npz:{data}", "--backend", "numpy")
-    assert_one_line_error(code, err, "labels must be in 0..3", "0..8")
+    assert_one_line_error(code, err, "tells 4 classes", "has 9")
+
+
+def test_a_single_class_is_one_line(capsys, tmp_path):
+    """One class: a one-output softmax is always right and its loss always 0; nothing to learn."""
+    data = toy(tmp_path, "one.npz", y=np.zeros(60, np.int64), y_test=np.zeros(20, np.int64))
+    code, _, err = run_cli(capsys, *train_argv(f"npz:{data}", tmp_path / "run"))
+    assert_one_line_error(code, err, "at least two classes")
+
+
+def test_evaluate_on_fewer_classes_than_the_model_is_one_line(capsys, tmp_path, run):
+    """Labels 0..1 fit inside a 4-class model's range, so only the class count tells."""
+    data = toy(tmp_path, "two.npz", y_test=np.arange(20) % 2, y=np.arange(60) % 2)
+    code, _, err = run_cli(capsys, "evaluate", str(run), "--data", f"npz:{data}", "--backend", "numpy")
+    assert_one_line_error(code, err, "tells 4 classes", "has 2")
+
+
+def test_evaluate_takes_the_runs_own_data_and_says_when_it_has_no_held_out_part(capsys, tmp_path, run):
+    code, out, err = run_cli(capsys, "evaluate", str(run), "--backend", "numpy")
+    assert code == 0, err
+    assert "on 20 held-out samples" in out  # the run's npz, not the default letters
+    whole = toy(tmp_path, "whole.npz", X_test=None, y_test=None)
+    code, out, err = run_cli(capsys, "evaluate", str(run), "--data", f"npz:{whole}", "--backend", "numpy")
+    assert code == 0, err
+    assert "held-out samples" not in out and "60 samples of" in out and "it has no held-out part" in out
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
+    """`xpnet train ... | head -1`: the pipe closes under a running job."""
+    import subprocess
+    import sys
+
+    argv = train_argv(f"npz:{toy(tmp_path)}", tmp_path / "run", "--epochs", "50")
+    proc = subprocess.Popen([sys.executable, "-m", "train.cli", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1])
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader leaves
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141, err
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
 
 
 def tampered(data: bytes, old: bytes, new: bytes) -> bytes:

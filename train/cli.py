@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 
 from backends import XpnetError
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("xpnet: interrupted; the last finished epoch's checkpoint is kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `xpnet train | head`: the reader left; stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -58,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_backend_flags(p) -> None:
     p.add_argument("--backend", help="numpy, cupy, torch, array_api_strict or auto (default: $XPNET_BACKEND, else auto)")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: $XPNET_DEVICE, else the backend's own)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N; array_api_strict also takes device1, a pretend second "
+                                    "device (default: $XPNET_DEVICE, else the backend's own)")
 
 
 def _add_train(sub) -> None:
@@ -104,7 +109,8 @@ def _add_train(sub) -> None:
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy, per-class figures and confusion matrix of a checkpoint")
     p.add_argument("checkpoint", help="a run folder or a .safetensors checkpoint")
-    p.add_argument("--data", default="letters", help="data to evaluate on (default letters: its held-out fonts)")
+    p.add_argument("--data", help="data to evaluate on (default: the data the run trained on, its held-out "
+                                  "part; letters for a bare checkpoint)")
     p.add_argument("--out", help="folder for the confusion matrix (default: the checkpoint's folder)")
     _add_backend_flags(p)
     p.set_defaults(handler=cmd_evaluate)
@@ -240,8 +246,11 @@ def _learning_rate(text: str):
 
 
 def _sizes(text: str) -> list[int]:
+    """Hidden sizes like 256,128; an empty string means no hidden layer at all."""
+    if not text.strip():
+        return []
     try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
+        sizes = [int(s) for s in text.split(",")]  # an empty part (256,,128) is a typo, not a size
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of sizes like 256,128") from None
     if any(s < 1 for s in sizes):

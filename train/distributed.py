@@ -527,6 +527,8 @@ def train_job_distributed(config, log, ctx: Distributed, progress: bool = True, 
     check_targets_fit_loss(config.loss, data.y_train, config.data)
     run_dir = None
     if ctx.is_root:  # the run folder has one writer
+        if not resume:
+            jobs.check_new_run_folder(jobs.run_folder(config))
         run_dir = jobs.ensure_folder(jobs.run_folder(config))
         remove_stale_temps(run_dir)
     if resume:

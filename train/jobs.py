@@ -18,7 +18,7 @@ from model.losses import check_loss
 from train.checkpoints import CHECKPOINT_NAME, load_checkpoint, load_for_resume, save_checkpoint
 from train.config import TrainConfig
 from train.data import DataSet, load_data
-from train.files import atomic_write_json, ensure_folder, remove_stale_temps
+from train.files import OutputError, atomic_write_json, ensure_folder, remove_stale_temps
 from train.loop import evaluate, learn
 from train.metrics import confusion_matrix, summary_lines
 from train.optimizers import OPTIMIZERS, OptimizerError
@@ -28,11 +28,15 @@ Log = Callable[[str], None]
 
 
 def build_network(config: TrainConfig, data: DataSet, backend) -> Network:
-    """Input width from the data, hidden sizes from the config, one output per class."""
+    """Input width from the data, hidden sizes from the config, one output per class.
+
+    Float targets are regression: the output layer stays linear, since a value can be any
+    number (a ReLU or sigmoid output would cap it, or stop learning below zero)."""
+    regression = np.asarray(data.y_train).dtype.kind == "f"
     n_out = len(data.classes) if data.classes else (data.y_train.reshape(len(data.y_train), -1).shape[1])
     sizes = [data.X_train.shape[1], *config.hidden, n_out]
     return Network.from_sizes(sizes, backend, activation=config.activation, loss=config.loss,
-                              init=config.init, seed=config.seed)
+                              output="identity" if regression else None, init=config.init, seed=config.seed)
 
 
 def check_config(config: TrainConfig) -> None:
@@ -52,8 +56,12 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
     state, shuffling state and epoch count carry on where they stopped.
     """
     check_config(config)
+    if not resume:
+        check_new_run_folder(run_folder(config))
     backend = resolve_backend(config.backend, config.device, config.dtype, config.tf32)
     log(f"backend {backend}" + (f"  [{backend.note}]" if backend.note else ""))
+    if config.tf32 and not backend.tf32:
+        log(f"tf32: off ({backend.name} on {backend.device_name} has no TF32; it computes in full float32)")
     data = load_data(config.data, seed=config.seed, n_train=config.train_samples, n_test=config.test_samples,
                      progress=progress)
     check_targets_fit_loss(config.loss, data.y_train, config.data)
@@ -76,6 +84,14 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
         report_classification(net, held_out, data, run_dir, log)
     log(f"saved {run_dir / CHECKPOINT_NAME}")
     return run_dir
+
+
+def check_new_run_folder(path: str | Path) -> None:
+    """A new run must not write over a finished epoch of another: say so before any work."""
+    path = Path(path)
+    if (path / CHECKPOINT_NAME).exists():
+        raise OutputError(f"{path} already holds a trained run ({CHECKPOINT_NAME}): continue it with "
+                          f"--resume {path}, or give another --out")
 
 
 def run_folder(config: TrainConfig) -> str:
@@ -109,6 +125,9 @@ def epoch_saver(run_dir: Path, meta: dict) -> Callable:
 
 def resume_run(run_dir: Path, backend, log: Log):
     """The run's network and training state, its history restored up to the saved epoch."""
+    if (run_dir / "config.json").is_file() and not (run_dir / CHECKPOINT_NAME).exists():
+        raise CheckpointError(f"{run_dir} has no checkpoint ({CHECKPOINT_NAME}): no epoch of it finished, so "
+                              f"there is nothing to resume; start it anew with --out {run_dir}")
     net, _, state = load_for_resume(run_dir, backend)
     history_file = run_dir / "history.json"
     if history_file.is_file():
@@ -148,11 +167,12 @@ def log_baseline(net: Network, held_out, n_classes: int, log: Log) -> None:
     log(f"untrained network: accuracy {100 * acc:.1f}% (random guessing: 1/{n_classes} = {100 / n_classes:.1f}%)")
 
 
-def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, log: Log) -> np.ndarray:
+def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, log: Log,
+                          what: str = "held-out samples") -> np.ndarray:
     X, y = held_out
     pred = net.predict(X)
     cm = confusion_matrix(np.asarray(y), pred, len(data.classes))
-    log(f"test accuracy {100 * np.mean(pred == y):.2f}% on {len(y)} held-out samples")
+    log(f"test accuracy {100 * np.mean(pred == y):.2f}% on {len(y)} {what}")
     for line in summary_lines(cm, data.classes):
         log(line)
     atomic_write_json(run_dir / "confusion.json", {"classes": list(data.classes), "counts": cm.tolist()})
@@ -163,21 +183,39 @@ def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, 
     return cm
 
 
-def evaluate_job(checkpoint: str, data_spec: str, backend_name, device, log: Log, out: str | None = None) -> dict:
+def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, log: Log,
+                 out: str | None = None) -> dict:
+    """Score a checkpoint on a data set's held-out part (by default the data it trained on)."""
     backend = resolve_backend(backend_name, device)
     net, meta = load_checkpoint(checkpoint, backend)
     trained = meta.get("config") or {}
+    data_spec = data_spec or trained.get("data") or "letters"
     same = trained.get("data") == data_spec  # then regenerate (or hit the cache of) the same set
     data = load_data(data_spec, seed=meta.get("seed", 0), n_train=trained.get("train_samples") if same else None,
                      n_test=trained.get("test_samples") if same else None)
-    X, y = (data.X_test, data.y_test) if data.X_test is not None else (data.X_train, data.y_train)
+    check_same_classes(net, meta, data, checkpoint, data_spec)
+    held_out = data.X_test is not None
+    X, y = (data.X_test, data.y_test) if held_out else (data.X_train, data.y_train)
+    what = "held-out samples" if held_out else f"samples of {data_spec} (it has no held-out part: maybe the ones it trained on)"
     result = evaluate(net, X, y)
     log(f"{checkpoint}: loss {result['loss']:.4f}" +
-        (f"  accuracy {100 * result['accuracy']:.2f}%" if "accuracy" in result else "") + f"  on {len(y)} samples")
+        (f"  accuracy {100 * result['accuracy']:.2f}%" if "accuracy" in result else "") + f"  on {len(y)} {what}")
     if data.classes:
         folder = ensure_folder(out) if out else Path(checkpoint if Path(checkpoint).is_dir() else Path(checkpoint).parent)
-        report_classification(net, (X, y), data, folder, log)
+        report_classification(net, (X, y), data, folder, log, what)
     return result
+
+
+def check_same_classes(net: Network, meta: dict, data: DataSet, checkpoint: str, data_spec: str) -> None:
+    """A classifier scored on data with other classes would count nonsense: refuse in one line."""
+    if not data.classes:
+        return
+    trained = list(meta.get("classes") or [])
+    if net.sizes[-1] != len(data.classes) or (trained and trained != list(data.classes)):
+        names = f" ({', '.join(trained[:5])}{', ...' if len(trained) > 5 else ''})" if trained else ""
+        raise XpnetError(f"{checkpoint} tells {net.sizes[-1]} classes{names} apart, but {data_spec} has "
+                         f"{len(data.classes)} ({', '.join(list(data.classes)[:5])}"
+                         f"{', ...' if len(data.classes) > 5 else ''}): evaluate it on data with its own classes")
 
 
 def _slug(spec: str) -> str:

@@ -35,6 +35,9 @@ def check_data(net: Network, X, y, what: str = "data") -> tuple[np.ndarray, np.n
     if X.dtype.kind not in "fiub" or not np.all(np.isfinite(X)):
         raise DataError(f"{what}: X must be finite numbers (found NaN, inf or non-numbers); clean the inputs")
     check_targets_fit_loss(net.loss, y, what)
+    if net.loss == "cross_entropy" and net.sizes[-1] < 2:
+        raise DataError(f"{what}: cross_entropy over a single output is always 0, so nothing would be learnt; "
+                        "a classifier needs at least two classes")
     if y.dtype.kind == "f":
         return X, _check_regression(net, y, what)
     if y.dtype.kind not in "iu" or y.ndim != 1:
