@@ -50,8 +50,8 @@ def make_array_api_strict(device: str | None, dtype: str, tf32: bool = False) ->
     except ImportError:
         raise BackendError("array_api_strict is not installed: pip install array-api-strict") from None
     if device not in (None, "cpu", "device1"):
-        raise BackendError(f"array_api_strict's devices are cpu and device1 (a pretend second device for "
-                           f"tests), not {device!r}; use --backend cupy or torch for a GPU")
+        raise BackendError(f"array_api_strict runs on the CPU only (devices cpu and device1, a pretend second "
+                           f"device for tests), not {device!r}: use --backend cupy or torch for a GPU")
     where, home = xp.Device("device1" if device == "device1" else "CPU_DEVICE"), xp.Device("CPU_DEVICE")
     return Backend(
         name="array_api_strict", xp=xp, device=where, device_name=device or "cpu",
