@@ -278,3 +278,19 @@ def test_bad_settings_are_one_line_errors(reference, settings):
     with pytest.raises(XpnetError) as info:
         learn(net, (XOR_X, XOR_Y), log=None, **settings)
     one_line(info.value)
+
+
+def test_a_loss_far_above_where_training_started_is_reported_once(reference):
+    """h = w + b fitted to 0 from x = 1 with lr 5: each step multiplies the error by -9, so
+    the loss is finite but millions of times its start after one epoch: said then, once."""
+    net = Network.from_sizes([1, 1], reference, activation="identity", loss="quadratic", seed=0)
+    lines: list[str] = []
+    learn(net, (np.ones((32, 1)), np.zeros(32)), epochs=3, batch_size=8, lr=5.0, log=lines.append)
+    warned = [i for i, line in enumerate(lines) if "times what training started from" in line]
+    assert len(warned) == 1 and "learning rate 5 is probably too high: try --lr 0.5" in lines[warned[0]]
+    assert lines[warned[0] - 1].startswith("epoch 1/3")
+    assert all(math.isfinite(r["loss"]) for r in net.history)
+    quiet: list[str] = []
+    learn(Network.from_sizes([1, 1], reference, activation="identity", loss="quadratic", seed=0),
+          (np.ones((32, 1)), np.zeros(32)), epochs=3, batch_size=8, lr=0.1, log=quiet.append)
+    assert not any("times what training started from" in line for line in quiet)

@@ -131,6 +131,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             _say(log, report)
         state = TrainingState.fresh(model, optimizer, lr, seed)
     graphed = _graphed_steps(model, state.optimizer, train_set, batch_size, distributed, log) if cuda_graphs else None
+    start_loss = _probe_loss(model, train_set) if distributed is None else None  # for _warn_if_far_above
     with out_of_memory_as_error(batch_size):
         while state.epoch < epochs:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported below, in one line
@@ -151,6 +152,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
                 _say(log, f"CUDA graphs: recording failed, so every step runs unrecorded ({graphed.failure})")
                 graphed.failure = None
             _warn_if_exploding(model.history, state.lr, log)
+            start_loss = _warn_if_far_above(record["loss"], start_loss, state.lr, log)
             if patience is not None and "val_loss" in record:
                 state.track_validation(record["val_loss"])
             if on_epoch is not None:
@@ -334,6 +336,26 @@ def _check_divergence(model: Network, record: dict, state) -> None:
 def all_finite(model: Network) -> bool:
     xp = model.backend.xp
     return all(bool(xp.all(xp.isfinite(p))) for p in model.params)
+
+
+FAR_ABOVE = 100  # an epoch's loss this many times the loss training started from is reported
+
+
+def _probe_loss(model: Network, data: DeviceData, rows: int = 2048) -> float:
+    """The loss on the first `rows` training samples: where training starts from."""
+    x, t = data.rows(0, rows)
+    return float(model.loss_of(model.forward(x), t))
+
+
+def _warn_if_far_above(loss: float, start_loss: float | None, lr: float, log) -> float | None:
+    """Report, once, an epoch whose (finite) loss is FAR_ABOVE times where training started:
+    the weights are being thrown about, though nothing has overflowed yet. Returns the start
+    loss to compare with next time, or None once it has been said."""
+    if start_loss is None or not (math.isfinite(loss) and loss > FAR_ABOVE * max(start_loss, 1e-12)):
+        return start_loss
+    _say(log, f"warning: the loss ({loss:.4g}) is over {FAR_ABOVE} times what training started from "
+              f"({start_loss:.4g}); learning rate {lr:g} is probably too high: try --lr {lr / 10:g}")
+    return None
 
 
 def _warn_if_exploding(history: list, lr: float, log) -> None:
