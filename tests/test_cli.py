@@ -103,10 +103,13 @@ def test_cuda_graphs_on_a_cpu_backend_say_why_they_are_off_and_train_the_same(ca
     assert [r["loss"] for r in graphs_history] == [r["loss"] for r in plain_history]
 
 
-def test_tf32_on_a_cpu_backend_says_it_is_off(capsys, toy_npz, tmp_path):
+def test_tf32_where_it_cannot_apply_says_it_is_off_and_why(capsys, toy_npz, tmp_path):
     code, out, err, _ = train_toy(capsys, toy_npz, tmp_path, "--tf32")
     assert code == 0, err
-    assert "tf32: off (numpy on cpu has no TF32; it computes in full float32)" in out.splitlines()
+    assert "tf32: off (numpy on cpu has no TF32; products run in full float32)" in out.splitlines()
+    code, out, err, _ = train_toy(capsys, toy_npz, tmp_path, "--tf32", "--dtype", "float64", name="double")
+    assert code == 0, err
+    assert "tf32: off (TF32 only speeds float32 products; products run in full float64)" in out.splitlines()
 
 
 def test_regression_from_the_command_line_gets_a_linear_output_and_learns(capsys, tmp_path):

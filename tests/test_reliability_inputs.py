@@ -136,10 +136,12 @@ def test_evaluate_on_labels_beyond_the_model_classes_is_one_line(capsys, tmp_pat
 
 
 def test_a_single_class_is_one_line(capsys, tmp_path):
-    """One class: a one-output softmax is always right and its loss always 0; nothing to learn."""
+    """One class: a one-output softmax is always right and its loss always 0; nothing to learn.
+    Said of the training data, before a network or a run folder is made."""
     data = toy(tmp_path, "one.npz", y=np.zeros(60, np.int64), y_test=np.zeros(20, np.int64))
     code, _, err = run_cli(capsys, *train_argv(f"npz:{data}", tmp_path / "run"))
-    assert_one_line_error(code, err, "at least two classes")
+    assert_one_line_error(code, err, "holds a single class (0)", "at least two")
+    assert not (tmp_path / "run").exists()
 
 
 def test_evaluate_on_fewer_classes_than_the_model_is_one_line(capsys, tmp_path, run):
@@ -156,7 +158,48 @@ def test_evaluate_takes_the_runs_own_data_and_says_when_it_has_no_held_out_part(
     whole = toy(tmp_path, "whole.npz", X_test=None, y_test=None)
     code, out, err = run_cli(capsys, "evaluate", str(run), "--data", f"npz:{whole}", "--backend", "numpy")
     assert code == 0, err
-    assert "held-out samples" not in out and "60 samples of" in out and "it has no held-out part" in out
+    assert "held-out samples" not in out and "60 samples of" in out
+    assert "(no held-out part: the run may have trained on them)" in out
+
+
+def test_the_same_classes_in_another_order_are_relabelled_by_name(capsys, tmp_path):
+    named = toy(tmp_path, "named.npz", classes=np.array(["a", "b", "c", "d"]))
+    code, _, err = run_cli(capsys, *train_argv(f"npz:{named}", tmp_path / "run"))
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "evaluate", str(tmp_path / "run"), "--backend", "numpy")
+    assert code == 0, err
+    as_trained = out.splitlines()[0].split("accuracy")[1]
+    arrays = dict(np.load(named))
+    swap = np.array([1, 0, 2, 3])  # a <-> b: the same names, listed in another order
+    arrays.update(classes=np.array(["b", "a", "c", "d"]), y=swap[arrays["y"]], y_test=swap[arrays["y_test"]])
+    np.savez(tmp_path / "permuted.npz", **arrays)
+    code, out, err = run_cli(capsys, "evaluate", str(tmp_path / "run"), "--data", f"npz:{tmp_path / 'permuted.npz'}",
+                             "--backend", "numpy")
+    assert code == 0, err
+    assert out.splitlines()[0].split("accuracy")[1] == as_trained
+
+
+def test_a_regression_run_on_class_labels_is_one_line(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 6)).astype(np.float32)
+    np.savez(tmp_path / "reg.npz", X=X[:60], y=X[:60, 0], X_test=X[60:], y_test=X[60:, 0])
+    code, _, err = run_cli(capsys, *train_argv(f"npz:{tmp_path / 'reg.npz'}", tmp_path / "run", "--loss", "quadratic"))
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "evaluate", str(tmp_path / "run"), "--data", f"npz:{toy(tmp_path)}",
+                           "--backend", "numpy")
+    assert_one_line_error(code, err, "is a regression model")
+
+
+def test_a_run_evaluates_from_another_folder(capsys, tmp_path, monkeypatch):
+    """The run records its data's absolute path, so a relative --data still loads from elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    toy(tmp_path, "here.npz")
+    code, _, err = run_cli(capsys, *train_argv("npz:here.npz", tmp_path / "run"))
+    assert code == 0, err
+    monkeypatch.chdir("/")
+    code, out, err = run_cli(capsys, "evaluate", str(tmp_path / "run"), "--backend", "numpy")
+    assert code == 0, err
+    assert "on 20 held-out samples" in out
 
 
 def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):

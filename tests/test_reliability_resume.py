@@ -411,6 +411,6 @@ def test_same_seed_gives_bitwise_identical_runs(capsys, tmp_path, name):
 def test_a_new_run_never_writes_over_a_trained_one(capsys, finished_run):
     before = files_of(finished_run)
     code, _, err = run_cli(capsys, "train", "--out", str(finished_run), "--epochs", "1", "--no-progress",
-                           "--data", "letters:nosuchfonts")  # refused before the data spec is even read
+                           "--data", "npz:/no/such/data.npz")  # refused before the data is read
     assert_one_line_error(code, err, "already holds a trained run", "--resume")
     assert files_of(finished_run) == before

@@ -29,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         print("xpnet: interrupted; the last finished epoch's checkpoint is kept", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `xpnet train | head`: the reader left; stop quietly, as Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        except (OSError, ValueError):  # stdout is not a file (captured, replaced): nothing to flush
+            pass
         return 141
 
 

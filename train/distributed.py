@@ -43,7 +43,7 @@ from backends import XpnetError, resolve_backend
 from train.data import DataError, DataSet, load_data
 from train.loop import DeviceData, learn
 from train.files import remove_stale_temps
-from train.targets import check_data, check_targets_fit_loss, is_classification, targets_for
+from train.targets import check_data, is_classification, targets_for
 
 DEFAULT_TIMEOUT = 300.0  # seconds a rank waits for the others before it ends the job
 SPIN_SECONDS = 0.0005  # poll flat out this long (a balanced step's gradient sum takes less), then nap
@@ -516,6 +516,9 @@ def train_job_distributed(config, log, ctx: Distributed, progress: bool = True, 
     from train import jobs
 
     jobs.check_config(config)
+    config = dataclasses.replace(config, data=jobs.absolute_spec(config.data))
+    if ctx.is_root and not resume:  # refused before any rank makes data
+        jobs.check_new_run_folder(jobs.run_folder(config))
     backend = ctx.place(resolve_backend(config.backend, config.device, config.dtype, config.tf32), config.device)
     log = log if ctx.is_root else (lambda line: None)
     log(f"backend {backend}" + (f"  [{backend.note}]" if backend.note else ""))
@@ -524,11 +527,9 @@ def train_job_distributed(config, log, ctx: Distributed, progress: bool = True, 
     if hint:
         log(hint)
     data = ctx.load_data(config, progress)
-    check_targets_fit_loss(config.loss, data.y_train, config.data)
+    jobs.check_data_fits(config, data)
     run_dir = None
     if ctx.is_root:  # the run folder has one writer
-        if not resume:
-            jobs.check_new_run_folder(jobs.run_folder(config))
         run_dir = jobs.ensure_folder(jobs.run_folder(config))
         remove_stale_temps(run_dir)
     if resume:

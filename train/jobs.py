@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -17,7 +18,7 @@ from model.activations import check_activation
 from model.losses import check_loss
 from train.checkpoints import CHECKPOINT_NAME, load_checkpoint, load_for_resume, save_checkpoint
 from train.config import TrainConfig
-from train.data import DataSet, load_data
+from train.data import DataError, DataSet, absolute_spec, load_data
 from train.files import OutputError, atomic_write_json, ensure_folder, remove_stale_temps
 from train.loop import evaluate, learn
 from train.metrics import confusion_matrix, summary_lines
@@ -56,20 +57,21 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
     state, shuffling state and epoch count carry on where they stopped.
     """
     check_config(config)
+    config = dataclasses.replace(config, data=absolute_spec(config.data))  # recorded so it loads from anywhere
     if not resume:
         check_new_run_folder(run_folder(config))
     backend = resolve_backend(config.backend, config.device, config.dtype, config.tf32)
     log(f"backend {backend}" + (f"  [{backend.note}]" if backend.note else ""))
-    if config.tf32 and not backend.tf32:
-        log(f"tf32: off ({backend.name} on {backend.device_name} has no TF32; it computes in full float32)")
+    log_tf32(config, backend, log)
     data = load_data(config.data, seed=config.seed, n_train=config.train_samples, n_test=config.test_samples,
                      progress=progress)
-    check_targets_fit_loss(config.loss, data.y_train, config.data)
+    check_data_fits(config, data)
     run_dir = ensure_folder(run_folder(config))
     remove_stale_temps(run_dir)
     net, state = resume_run(run_dir, backend, log) if resume else (build_network(config, data, backend), None)
     if resume:
         check_resumable(net, state, config, run_dir)
+        warn_if_capped_output(net, data, run_dir, log)
     log(network_line(config, net, data))
     held_out = (data.X_test, data.y_test) if data.X_test is not None else None
     if data.classes and not resume:
@@ -84,6 +86,31 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
         report_classification(net, held_out, data, run_dir, log)
     log(f"saved {run_dir / CHECKPOINT_NAME}")
     return run_dir
+
+
+def warn_if_capped_output(net: Network, data: DataSet, run_dir: Path, log: Log) -> None:
+    """Runs saved before regression got a linear output layer keep theirs: say what it costs."""
+    if np.asarray(data.y_train).dtype.kind == "f" and net.activations[-1] != "identity":
+        log(f"warning: {run_dir}'s output layer is {net.activations[-1]} (from an older xpnet), so its "
+            "regression outputs are bounded; a new run gets a linear output layer")
+
+
+def log_tf32(config: TrainConfig, backend, log: Log) -> None:
+    """TF32 asked for (--tf32 or $XPNET_TF32) but not in effect: say why in one line."""
+    asked = config.tf32 if config.tf32 is not None else os.environ.get("XPNET_TF32", "") == "1"
+    if not asked or backend.tf32:
+        return
+    why = ("TF32 only speeds float32 products" if config.dtype != "float32"
+           else f"{backend.name} on {backend.device_name} has no TF32")
+    log(f"tf32: off ({why}; products run in full {config.dtype})")
+
+
+def check_data_fits(config: TrainConfig, data: DataSet) -> None:
+    """Targets that suit the loss, and at least two classes: before a network or a folder is made."""
+    check_targets_fit_loss(config.loss, data.y_train, config.data)
+    if data.classes is not None and len(data.classes) < 2:
+        raise DataError(f"{config.data} holds a single class ({', '.join(map(str, data.classes))}): a "
+                        "classifier needs at least two")
 
 
 def check_new_run_folder(path: str | Path) -> None:
@@ -193,10 +220,11 @@ def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, l
     same = trained.get("data") == data_spec  # then regenerate (or hit the cache of) the same set
     data = load_data(data_spec, seed=meta.get("seed", 0), n_train=trained.get("train_samples") if same else None,
                      n_test=trained.get("test_samples") if same else None)
-    check_same_classes(net, meta, data, checkpoint, data_spec)
+    data = same_classes(net, meta, data, checkpoint, data_spec)
     held_out = data.X_test is not None
     X, y = (data.X_test, data.y_test) if held_out else (data.X_train, data.y_train)
-    what = "held-out samples" if held_out else f"samples of {data_spec} (it has no held-out part: maybe the ones it trained on)"
+    what = ("held-out samples" if held_out else f"samples of {data_spec} (no held-out part: "
+            + ("the ones it trained on)" if same else "the run may have trained on them)"))
     result = evaluate(net, X, y)
     log(f"{checkpoint}: loss {result['loss']:.4f}" +
         (f"  accuracy {100 * result['accuracy']:.2f}%" if "accuracy" in result else "") + f"  on {len(y)} {what}")
@@ -206,12 +234,28 @@ def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, l
     return result
 
 
-def check_same_classes(net: Network, meta: dict, data: DataSet, checkpoint: str, data_spec: str) -> None:
-    """A classifier scored on data with other classes would count nonsense: refuse in one line."""
+def same_classes(net: Network, meta: dict, data: DataSet, checkpoint: str, data_spec: str) -> DataSet:
+    """`data` with its labels in the run's class order; one line where its classes are others.
+
+    A classifier scored on other classes would count nonsense. The same classes in another
+    order (a folder listed differently) are relabelled by name."""
     if not data.classes:
-        return
-    trained = list(meta.get("classes") or [])
-    if net.sizes[-1] != len(data.classes) or (trained and trained != list(data.classes)):
+        return data
+    trained = [str(c) for c in meta.get("classes") or []]
+    names = [str(c) for c in data.classes]
+    if trained and trained != names and sorted(trained) == sorted(names):
+        index = np.array([trained.index(c) for c in names])  # the data's class i is the run's index[i]
+        return dataclasses.replace(data, y_train=index[data.y_train], classes=tuple(trained),
+                                   y_test=None if data.y_test is None else index[data.y_test])
+    _check_same_classes(net, trained, data, checkpoint, data_spec)
+    return data
+
+
+def _check_same_classes(net: Network, trained: list, data: DataSet, checkpoint: str, data_spec: str) -> None:
+    if not trained and net.loss == "quadratic" and net.activations[-1] == "identity":
+        raise XpnetError(f"{checkpoint} is a regression model (it outputs values, not classes), but {data_spec} "
+                         "holds class labels: evaluate it on data with float targets")
+    if net.sizes[-1] != len(data.classes) or (trained and trained != [str(c) for c in data.classes]):
         names = f" ({', '.join(trained[:5])}{', ...' if len(trained) > 5 else ''})" if trained else ""
         raise XpnetError(f"{checkpoint} tells {net.sizes[-1]} classes{names} apart, but {data_spec} has "
                          f"{len(data.classes)} ({', '.join(list(data.classes)[:5])}"

@@ -28,7 +28,7 @@ GOOD_ENOUGH = 2 / 3  # share of the best trial's drop in J that the chosen rate 
 
 def find_learning_rate(model, data, optimizer: str, batch_size: int, seed: int) -> tuple[float, str]:
     """Returns (chosen lr, a one-line report of the trials)."""
-    probe_x, probe_t = data.rows(0, PROBE_SIZE)
+    probe_x, probe_t = data.spread(PROBE_SIZE)
     base = _probe_loss(model, probe_x, probe_t)
     lr, drops, going_down, trials = START, {}, False, []
     while LOWEST <= lr <= HIGHEST:

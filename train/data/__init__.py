@@ -52,8 +52,8 @@ def _check_pair(X, y, side):
 
 
 from train.data.glyph import load_image, preprocess_image  # noqa: E402  (needs DataError above)
-from train.data.spec import SCHEMES, load_data, parse_spec  # noqa: E402
+from train.data.spec import SCHEMES, absolute_spec, load_data, parse_spec  # noqa: E402
 
 __all__ = [
-    "DataError", "DataSet", "load_data", "parse_spec", "SCHEMES", "preprocess_image", "load_image",
+    "DataError", "DataSet", "absolute_spec", "load_data", "parse_spec", "SCHEMES", "preprocess_image", "load_image",
 ]

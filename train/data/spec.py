@@ -38,6 +38,15 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return scheme, arg.strip()
 
 
+def absolute_spec(spec: str) -> str:
+    """The spec with its path made absolute, so a run's recorded data loads from any folder."""
+    scheme, arg = parse_spec(spec)
+    if arg is None:
+        return str(spec).strip()
+    prefix = str(spec).strip().partition(":")[0]
+    return f"{prefix}:{Path(arg).expanduser().absolute()}"
+
+
 def load_data(spec: str = "letters", *, seed: int = 0, cache_dir: str | Path | None = None,
               fonts_dir: str | None = None, n_train: int | None = None, n_test: int | None = None,
               progress: bool = True) -> DataSet:
