@@ -199,7 +199,8 @@ def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, 
     X, y = held_out
     pred = net.predict(X)
     cm = confusion_matrix(np.asarray(y), pred, len(data.classes))
-    log(f"test accuracy {100 * np.mean(pred == y):.2f}% on {len(y)} {what}")
+    score = "test accuracy" if what == "held-out samples" else "accuracy"
+    log(f"{score} {100 * np.mean(pred == y):.2f}% on {len(y)} {what}")
     for line in summary_lines(cm, data.classes):
         log(line)
     atomic_write_json(run_dir / "confusion.json", {"classes": list(data.classes), "counts": cm.tolist()})
@@ -227,7 +228,8 @@ def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, l
             + ("the ones it trained on)" if same else "the run may have trained on them)"))
     result = evaluate(net, X, y)
     log(f"{checkpoint}: loss {result['loss']:.4f}" +
-        (f"  accuracy {100 * result['accuracy']:.2f}%" if "accuracy" in result else "") + f"  on {len(y)} {what}")
+        (f"  accuracy {100 * result['accuracy']:.2f}%" if "accuracy" in result else "")
+        + f"  on {len(y)} {what if not data.classes else 'samples'}")  # the report below says which
     if data.classes:
         folder = ensure_folder(out) if out else Path(checkpoint if Path(checkpoint).is_dir() else Path(checkpoint).parent)
         report_classification(net, (X, y), data, folder, log, what)
