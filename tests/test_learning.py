@@ -152,7 +152,7 @@ def test_lr_auto_passes_over_a_rate_that_barely_moved_the_loss(reference, monkey
     drops = {0.001: 0.01, 0.01: 0.05, 0.1: 0.148, 1.0: 0.142, 10.0: 0.073}
 
     def fake(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t):
-        base = learning_rate._probe_loss(model, probe_x, probe_t)
+        base = learning_rate.probe_loss(model, probe_x, probe_t)
         return base - drops[min(drops, key=lambda rate: abs(rate - lr))] if lr < 50 else math.inf
 
     monkeypatch.setattr(learning_rate, "_trial", fake)

@@ -20,6 +20,7 @@ import numpy as np
 
 from backends.base import GraphUnavailable
 from train.optimizers import SGD
+from train.tally import count_correct
 
 
 def graph_blocker(model, opt, data, batch_size: int, distributed=None) -> str | None:
@@ -107,8 +108,7 @@ class GraphedSteps:
         self.finite_steps += xp.astype(self.all_finite, xp.int64)
         self.loss_sum += xp.astype(loss, xp.float64) * self.batch_size
         if data.classification:
-            hits = xp.argmax(out, axis=1) == xp.argmax(tb, axis=1)
-            self.correct += xp.sum(xp.astype(hits, xp.int64))
+            self.correct += count_correct(xp, out, tb)
 
 
 def combine_totals(xp, first, second, first_steps: int):

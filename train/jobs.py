@@ -33,8 +33,8 @@ def build_network(config: TrainConfig, data: DataSet, backend) -> Network:
 
     Float targets are regression: the output layer stays linear, since a value can be any
     number (a ReLU or sigmoid output would cap it, or stop learning below zero)."""
-    regression = np.asarray(data.y_train).dtype.kind == "f"
-    n_out = len(data.classes) if data.classes else (data.y_train.reshape(len(data.y_train), -1).shape[1])
+    regression = data.classes is None
+    n_out = data.y_train.reshape(len(data.y_train), -1).shape[1] if regression else len(data.classes)
     sizes = [data.X_train.shape[1], *config.hidden, n_out]
     return Network.from_sizes(sizes, backend, activation=config.activation, loss=config.loss,
                               output="identity" if regression else None, init=config.init, seed=config.seed)
@@ -90,7 +90,7 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
 
 def warn_if_capped_output(net: Network, data: DataSet, run_dir: Path, log: Log) -> None:
     """Runs saved before regression got a linear output layer keep theirs: say what it costs."""
-    if np.asarray(data.y_train).dtype.kind == "f" and net.activations[-1] != "identity":
+    if data.classes is None and net.activations[-1] != "identity":
         log(f"warning: {run_dir}'s output layer is {net.activations[-1]} (from an older xpnet), so its "
             "regression outputs are bounded; a new run gets a linear output layer")
 
@@ -195,11 +195,10 @@ def log_baseline(net: Network, held_out, n_classes: int, log: Log) -> None:
 
 
 def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, log: Log,
-                          what: str = "held-out samples") -> np.ndarray:
+                          what: str = "held-out samples", score: str = "test accuracy") -> np.ndarray:
     X, y = held_out
     pred = net.predict(X)
     cm = confusion_matrix(np.asarray(y), pred, len(data.classes))
-    score = "test accuracy" if what == "held-out samples" else "accuracy"
     log(f"{score} {100 * np.mean(pred == y):.2f}% on {len(y)} {what}")
     for line in summary_lines(cm, data.classes):
         log(line)
@@ -232,7 +231,7 @@ def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, l
         + f"  on {len(y)} {what if not data.classes else 'samples'}")  # the report below says which
     if data.classes:
         folder = ensure_folder(out) if out else Path(checkpoint if Path(checkpoint).is_dir() else Path(checkpoint).parent)
-        report_classification(net, (X, y), data, folder, log, what)
+        report_classification(net, (X, y), data, folder, log, what, "test accuracy" if held_out else "accuracy")
     return result
 
 
@@ -249,19 +248,22 @@ def same_classes(net: Network, meta: dict, data: DataSet, checkpoint: str, data_
         index = np.array([trained.index(c) for c in names])  # the data's class i is the run's index[i]
         return dataclasses.replace(data, y_train=index[data.y_train], classes=tuple(trained),
                                    y_test=None if data.y_test is None else index[data.y_test])
-    _check_same_classes(net, trained, data, checkpoint, data_spec)
+    _check_same_classes(net, trained, names, checkpoint, data_spec)
     return data
 
 
-def _check_same_classes(net: Network, trained: list, data: DataSet, checkpoint: str, data_spec: str) -> None:
+def _check_same_classes(net: Network, trained: list, names: list, checkpoint: str, data_spec: str) -> None:
     if not trained and net.loss == "quadratic" and net.activations[-1] == "identity":
         raise XpnetError(f"{checkpoint} is a regression model (it outputs values, not classes), but {data_spec} "
                          "holds class labels: evaluate it on data with float targets")
-    if net.sizes[-1] != len(data.classes) or (trained and trained != [str(c) for c in data.classes]):
-        names = f" ({', '.join(trained[:5])}{', ...' if len(trained) > 5 else ''})" if trained else ""
-        raise XpnetError(f"{checkpoint} tells {net.sizes[-1]} classes{names} apart, but {data_spec} has "
-                         f"{len(data.classes)} ({', '.join(list(data.classes)[:5])}"
-                         f"{', ...' if len(data.classes) > 5 else ''}): evaluate it on data with its own classes")
+    if net.sizes[-1] != len(names) or (trained and trained != names):
+        raise XpnetError(f"{checkpoint} tells {net.sizes[-1]} classes{_listed(trained)} apart, but {data_spec} "
+                         f"has {len(names)}{_listed(names)}: evaluate it on data with its own classes")
+
+
+def _listed(names: list) -> str:
+    """' (a, b, c, d, e, ...)': the first few names, for a one-line message."""
+    return f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""
 
 
 def _slug(spec: str) -> str:

@@ -29,7 +29,7 @@ GOOD_ENOUGH = 2 / 3  # share of the best trial's drop in J that the chosen rate 
 def find_learning_rate(model, data, optimizer: str, batch_size: int, seed: int) -> tuple[float, str]:
     """Returns (chosen lr, a one-line report of the trials)."""
     probe_x, probe_t = data.spread(PROBE_SIZE)
-    base = _probe_loss(model, probe_x, probe_t)
+    base = probe_loss(model, probe_x, probe_t)
     lr, drops, going_down, trials = START, {}, False, []
     while LOWEST <= lr <= HIGHEST:
         after = _trial(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t)
@@ -56,8 +56,8 @@ def _trial(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t) -> fl
 
     trial_model = model.copy()
     run_steps(trial_model, data, optimizer, lr, batch_size, TRIAL_STEPS, np.random.default_rng(seed))
-    return _probe_loss(trial_model, probe_x, probe_t)
+    return probe_loss(trial_model, probe_x, probe_t)
 
 
-def _probe_loss(model, x, t) -> float:
+def probe_loss(model, x, t) -> float:
     return float(model.loss_of(model.forward(x), t))

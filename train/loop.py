@@ -18,11 +18,11 @@ import numpy as np
 
 from model import Network
 from train.graphs import GraphedSteps, combine_totals, graph_blocker
-from train.learning_rate import find_learning_rate
+from train.learning_rate import PROBE_SIZE, find_learning_rate, probe_loss
 from train.optimizers import make_optimizer
 from train.state import TrainingState
 from train.subnormals import flush_subnormals
-from train.tally import EpochTally
+from train.tally import EpochTally, count_correct
 from train.targets import DataError, check_data, is_classification, targets_for
 
 
@@ -137,7 +137,8 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             _say(log, report)
         state = TrainingState.fresh(model, optimizer, lr, seed)
     graphed = _graphed_steps(model, state.optimizer, train_set, batch_size, distributed, log) if cuda_graphs else None
-    start_loss = _probe_loss(model, train_set) if distributed is None else None  # for _warn_if_far_above
+    # where training starts from, for _warn_if_far_above: rows spread over the set, as lr=auto's probe
+    start_loss = probe_loss(model, *train_set.spread(PROBE_SIZE)) if distributed is None else None
     with out_of_memory_as_error(batch_size):
         while state.epoch < epochs:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported below, in one line
@@ -233,12 +234,6 @@ def run_steps(model: Network, data: DeviceData, optimizer: str, lr: float, batch
     for i in range(steps):
         xb, tb = data.batch(order, starts[i % len(starts)], batch_size)
         model.train_step(xb, tb, opt)
-
-
-def count_correct(xp, out, targets):
-    """How many rows' largest output is the true class, as a device scalar."""
-    hits = xp.argmax(out, axis=1) == xp.argmax(targets, axis=1)
-    return xp.sum(xp.astype(hits, out.dtype))
 
 
 def evaluate_device(model: Network, data: DeviceData, batch_size: int = 4096) -> dict:
@@ -345,12 +340,6 @@ def all_finite(model: Network) -> bool:
 
 
 FAR_ABOVE = 100  # an epoch's loss this many times the loss training started from is reported
-
-
-def _probe_loss(model: Network, data: DeviceData, rows: int = 2048) -> float:
-    """The loss on `rows` training samples spread over the set: where training starts from."""
-    x, t = data.spread(rows)
-    return float(model.loss_of(model.forward(x), t))
 
 
 def _warn_if_far_above(loss: float, start_loss: float | None, lr: float, log) -> float | None:

@@ -12,6 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 
+def count_correct(xp, out, targets):
+    """How many rows' largest output is the true class, as a 0-d int64 device array."""
+    hits = xp.argmax(out, axis=1) == xp.argmax(targets, axis=1)
+    return xp.sum(xp.astype(hits, xp.int64))
+
+
 class EpochTally:
     """Per-step losses and predicted classes of one epoch, summed on the device at its end."""
 
