@@ -79,6 +79,12 @@ def _momentum(kernel):
 def _adam(kernel):
     def adam_update(xp, p, g, m, v, step_size, beta1, beta2, eps_hat):
         t = p.dtype.type
-        kernel(g, t(step_size), t(beta1), t(beta2), t(eps_hat), p, m, v)
+        kernel(g, _scalar(step_size, t), t(beta1), t(beta2), _scalar(eps_hat, t), p, m, v)
 
     return adam_update
+
+
+def _scalar(value, dtype):
+    """A Python number as the kernel's type; a 0-d device array (Adam counting its steps on
+    the device, for a CUDA graph) as it is: turning it into a number would read the GPU."""
+    return dtype(value) if isinstance(value, (int, float)) else value

@@ -10,8 +10,9 @@ it adds the epoch's running totals (loss, hits, steps before a non-finite loss) 
 device scalars itself. A step is two launches instead of some forty.
 
 A recorded step freezes every number it was given as a plain Python value: the learning
-rate, the batch size. So the last, shorter batch of an epoch runs as an ordinary step, and
-Adam, whose step size changes every step, does not use graphs.
+rate, the batch size. So the last, shorter batch of an epoch runs as an ordinary step, a
+changed learning rate is recorded anew, and Adam, whose bias-corrected step size changes
+every step, counts its steps on the device (`Adam.count_on_device`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 
 from backends.base import GraphUnavailable
-from train.optimizers import SGD
 from train.tally import count_correct
 
 
@@ -31,8 +31,6 @@ def graph_blocker(model, opt, data, batch_size: int, distributed=None) -> str | 
         return "a distributed step sums gradients through MPI between its kernels"
     if getattr(data, "streamed", False):
         return "the training set does not fit on the device, so batches come from the host"
-    if not isinstance(opt, SGD):
-        return f"{type(opt).__name__}'s step size changes every step"
     if data.n < batch_size:
         return "no batch is full"
     return None
@@ -51,6 +49,8 @@ class GraphedSteps:
         backend = model.backend
         self.model, self.opt, self.data, self.batch_size = model, opt, data, batch_size
         self.lr = opt.lr
+        if hasattr(opt, "count_on_device"):  # Adam: its step size must advance on each replay
+            opt.count_on_device()
         self.index = backend.asarray(np.zeros(batch_size, dtype=np.int64))  # the batch's rows
         self.loss_sum = backend.asarray(np.zeros(()), "float64")  # sum over samples of the loss
         self.correct = backend.asarray(np.zeros((), dtype=np.int64))

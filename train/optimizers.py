@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from backends import Backend, XpnetError
 
 
@@ -83,16 +85,52 @@ class Adam:
         xp = backend.xp
         self.m = [xp.zeros_like(p) for p in params]
         self.v = [xp.zeros_like(p) for p in params]
+        self._t_on_device = None  # the step count as a device scalar, once counting there
         self.t = 0
         self._update = backend.kernel("adam_update", adam_update)
 
+    def count_on_device(self) -> None:
+        """Keep the step count, and the step size made from it, on the device from now on.
+
+        A recorded CUDA graph (train/graphs.py) freezes every Python number it was given, so
+        a step size computed on the host would stay the first step's forever; computed on
+        the device from a device counter, each replay advances it. It costs a few scalar
+        kernels a step, which is why ordinary training keeps the count on the host.
+        """
+        if self._t_on_device is None:
+            self._t_on_device = self.backend.asarray(np.asarray(float(self._t)), "float64")
+
+    @property
+    def t(self) -> int:
+        """Steps taken so far (read back from the device, once, where it counts there)."""
+        return self._t if self._t_on_device is None else int(self.backend.to_numpy(self._t_on_device))
+
+    @t.setter
+    def t(self, steps: int) -> None:
+        self._t = int(steps)
+        if self._t_on_device is not None:
+            self._t_on_device[...] = float(steps)
+
     def step(self, params: list, grads: list) -> None:
-        self.t += 1
-        # Bias correction folded into the step size, so the kernel stays one fused pass.
-        step_size = self.lr * math.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t)
-        eps_hat = self.eps * math.sqrt(1 - self.beta2 ** self.t)
+        step_size, eps_hat = self._step_sizes()
         for p, g, m, v in zip(params, grads, self.m, self.v):
             self._update(self.backend.xp, p, g, m, v, step_size, self.beta1, self.beta2, eps_hat)
+
+    def _step_sizes(self):
+        """This step's size and epsilon, with the bias correction folded in, so the update
+        kernel stays one fused pass: Python floats, or device scalars when counting there."""
+        if self._t_on_device is None:
+            self._t += 1
+            t, sqrt = self._t, math.sqrt
+        else:
+            self._t_on_device += 1
+            t, sqrt = self._t_on_device, self.backend.xp.sqrt
+        correction = sqrt(1 - self.beta2 ** t)
+        step_size, eps_hat = self.lr * correction / (1 - self.beta1 ** t), self.eps * correction
+        if self._t_on_device is None:
+            return step_size, eps_hat
+        xp, dtype = self.backend.xp, self.m[0].dtype
+        return xp.astype(step_size, dtype), xp.astype(eps_hat, dtype)
 
     def state(self) -> dict:
         out = {f"m.{i}": m for i, m in enumerate(self.m)}
@@ -104,7 +142,7 @@ class Adam:
 
     def load_state(self, host: dict, counters: dict) -> None:
         _load_arrays(self, host)
-        self.t = int(counters["t"])
+        self.t = counters["t"]
 
 
 def _load_arrays(optimizer, host: dict) -> None:
