@@ -20,7 +20,7 @@ import pytest
 
 from backends import resolve_backend
 from backends.numpy_kernels import Blas, Scratch, numpy_kernels
-from model import Network
+from model import Network, dense
 from model.activations import ACTIVATIONS
 from model.losses import LOSSES
 from train import optimizers
@@ -43,6 +43,8 @@ def reference_for(key: str):
         return LOSSES[name]
     if not name and (key.endswith("_update") or key in ("matmul_add", "sum_add")):
         return getattr(optimizers, key, None)
+    if key == "matmul":
+        return dense.matmul
     return None
 
 
