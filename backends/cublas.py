@@ -117,11 +117,20 @@ def _check(status: int, what: str) -> None:
         raise CublasError(f"{what} failed with cuBLAS status {status}")
 
 
+_MADE: dict = {}  # (device index, tf32) -> Gemm: one handle and workspace each, for the process
+
+
 def make_gemm(cp, device, tf32: bool) -> Gemm | None:
-    """The direct product for `device`, or None where libcublas cannot be reached this way."""
-    try:
-        with device:
-            lib = loaded_cublas(cp)
-            return None if lib is None else Gemm(cp, lib, device, tf32)
-    except (RuntimeError, AttributeError, OSError):  # CuPy's and cuBLAS's errors are RuntimeErrors
-        return None
+    """The direct product for `device`, or None where libcublas cannot be reached this way.
+
+    Every cupy backend on the same device and math mode shares one: a handle holds a 32 MiB
+    workspace for the life of the process, and a test suite makes hundreds of backends."""
+    key = (device.id, tf32)
+    if key not in _MADE:
+        try:
+            with device:
+                lib = loaded_cublas(cp)
+                _MADE[key] = None if lib is None else Gemm(cp, lib, device, tf32)
+        except (RuntimeError, AttributeError, OSError):  # CuPy's and cuBLAS's errors are RuntimeErrors
+            _MADE[key] = None
+    return _MADE[key]

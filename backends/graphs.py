@@ -6,8 +6,9 @@ array would be handed the same addresses and the replay would write over it. PyT
 every graph a private memory pool itself; CuPy does not, so its recording allocates from a
 pool of its own that nothing else ever draws from.
 
-Both run the function once for real first (on the side stream the recording will use):
-kernels compile and libraries set up their handles there, outside the recording.
+Both run the function once for real first, on a side stream (CuPy records on that same
+stream; PyTorch on a capture stream of its own): kernels compile and libraries set up their
+handles there, outside the recording.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def cupy_capture(device) -> Callable[[Callable[[], Any]], Callable[[], None]]:
 
 
 def _record(stream, fn):
-    """fn's kernels on `stream`, recorded, not run; GraphUnavailable if CuPy refuses one."""
+    """fn's kernels on `stream`, recorded, not run; GraphUnavailable if CuPy refuses one,
+    or if CUDA refuses to end or instantiate the recording."""
     stream.begin_capture()
     try:
         fn()
@@ -74,10 +76,19 @@ def _record(stream, fn):
             stream.end_capture()
         except Exception:  # the failed call may have invalidated the recording; it is discarded anyway
             pass
-        if "OutOfMemory" in type(exc).__name__:  # the step needs less memory, not a fallback
-            raise
-        raise GraphUnavailable(f"CuPy could not record the step: {_first_line(exc)}") from None
-    return stream.end_capture()
+        raise _unavailable(exc) from None
+    try:
+        return stream.end_capture()
+    except Exception as exc:  # CUDARuntimeError: an invalidated recording, or one CUDA cannot instantiate
+        raise _unavailable(exc) from None
+
+
+def _unavailable(exc: Exception) -> Exception:
+    """Why the step cannot be replayed, or the error itself when it is out of memory: a step
+    that needs less memory is the fix there, not a fallback to unrecorded steps."""
+    if "OutOfMemory" in type(exc).__name__:
+        return exc
+    return GraphUnavailable(f"CuPy could not record the step: {_first_line(exc)}")
 
 
 class CupyRecording:

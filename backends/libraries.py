@@ -113,6 +113,9 @@ def make_cupy(device: str | None, dtype: str, tf32: bool = False) -> Backend:
         ) from None
     index = _cuda_index("cupy", device)
     dev = _probe_cupy(cp, index)
+    # CuPy launches every kernel on the current device and refuses arrays that live on
+    # another, so the device the backend computes on must be the current one.
+    dev.use()
 
     def to_device(host, dt):
         with dev:

@@ -44,5 +44,5 @@ if required_missing:
     sys.exit(f"missing {', '.join(required_missing)}: pip install numpy array-api-compat")
 EOF
 
-timeout --signal=INT "$LIMIT_S" "$PYTHON" bench/train_step.py \
+timeout --signal=INT -k 10 "$LIMIT_S" "$PYTHON" bench/train_step.py \
     --backends cupy,torch-cuda,numpy --batch-sizes 256,1024,4096 --network both --quick --repeats 9 "$@"

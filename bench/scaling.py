@@ -77,7 +77,8 @@ def run(ranks: int | None, threads: int, batch: int, npz: Path, out: Path, args)
     command = train if ranks is None else [mpirun(), "-n", str(ranks), *train, "--distributed"]
     wait_for_idle(args.wait_idle)
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
-               MKL_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT))
+               MKL_NUM_THREADS=str(threads),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     done = subprocess.run(command, env=env, cwd=out.parent, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")

@@ -157,6 +157,21 @@ def test_pieces_are_consecutive_and_near_equal():
     assert [piece(2, r, 4) for r in range(4)] == [(0, 0), (0, 1), (1, 1), (1, 2)]
 
 
+def test_ranks_run_from_a_checkout_agree_on_a_version_too(monkeypatch):
+    """Run with PYTHONPATH instead of installed (the GPU machine's way), xpnet has no package
+    version; the ranks' settings check must still get one to compare, not a traceback."""
+    import importlib.metadata
+
+    from train import distributed
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    assert distributed._xpnet_version() == importlib.metadata.version("xpnet")
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert "not installed" in distributed._xpnet_version()
+
+
 # -- the command line, without MPI --------------------------------------------------------
 
 def test_mpirun_without_distributed_is_refused(capsys, monkeypatch, toy_npz, tmp_path):

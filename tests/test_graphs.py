@@ -86,7 +86,9 @@ def test_replayed_steps_train_exactly_as_ordinary_steps(backend, n, optimizer):
     assert 0.4 < ours.history[-1]["accuracy"] < 1.0
 
 
-STEP_SIZE_TOL = {"float64": dict(rtol=1e-13, atol=1e-15), "float32": dict(rtol=1e-5, atol=1e-6)}
+# 1 - beta2 ** t magnifies a last-bit difference in pow about a thousandfold at t = 1 (a GPU's
+# pow may be 2 ulp from libm's), so float64 Adam is held to 1e-10, as GPU results are below.
+STEP_SIZE_TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=1e-5, atol=1e-6)}
 
 
 def test_a_batch_of_the_whole_set_replays_too(reference):
@@ -362,3 +364,14 @@ def test_cupy_recording_ends_the_capture_and_says_why_when_a_call_is_refused():
     with pytest.raises(OutOfMemoryError):  # the run's out-of-memory line, not a fallback
         _record(stream, too_big)
     assert stream.log == ["begin", "end"]
+
+
+def test_cupy_recording_that_cuda_will_not_end_falls_back_too():
+    """A step that ran clean can still leave a recording CUDA refuses to end or instantiate
+    (invalidated by another stream, say): that too is a reason to train unrecorded."""
+    from backends.graphs import _record
+
+    stream = RecordingStream(end_fails=True)
+    with pytest.raises(GraphUnavailable, match="RuntimeError: cudaErrorStreamCaptureInvalidated"):
+        _record(stream, lambda: stream.log.append("step"))
+    assert stream.log == ["begin", "step", "end"]

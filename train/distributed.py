@@ -497,14 +497,23 @@ def loaded_libmpi() -> list[str]:
 
 def run_facts(config, backend, net, data) -> dict:
     """What every rank must agree on: the command's settings, versions, data and weights."""
-    import importlib.metadata
-
     facts = {("--layers" if k == "hidden" else "--" + k.replace("_", "-")): v
              for k, v in dataclasses.asdict(config).items() if k not in ("out", "device")}
     facts.update({"backend": backend.name, "numpy version": np.__version__,
-                  "xpnet version": importlib.metadata.version("xpnet"),
+                  "xpnet version": _xpnet_version(),
                   "training data": data.info.get("digest"), "initial weights": weights_digest(net).hex()[:16]})
     return facts
+
+
+def _xpnet_version() -> str:
+    """The installed xpnet's version; a checkout run without installing (PYTHONPATH) has none,
+    and ranks started from the same checkout agree on that."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("xpnet")
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed (run from a checkout)"
 
 
 def train_job_distributed(config, log, ctx: Distributed, progress: bool = True, resume: bool = False):

@@ -118,7 +118,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     `distributed` (a `train.distributed.Distributed`) makes this one rank of a data-parallel
     MPI job: it trains on its piece of every batch and the ranks sum their gradients.
     `cuda_graphs` replays each full batch's step as one recorded CUDA graph where the
-    backend can (cupy, torch on CUDA; SGD and momentum) and logs why not where it cannot.
+    backend can (cupy, torch on CUDA) and logs why not where it cannot.
     On x86-64 Linux, subnormal floats count as zero on this thread while it runs, `log` and
     `on_epoch` included (train/subnormals.py).
     """
