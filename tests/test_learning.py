@@ -89,7 +89,7 @@ def test_a_linear_network_cannot_learn_xor(reference):
 
 # -- lr="auto" -------------------------------------------------------------------------
 
-TRIALS = re.compile(r"lr auto: chose (\S+) \(from \S+, trials ((?:\S+:(?:fell|rose) ?)+)\)$")
+TRIALS = re.compile(r"lr auto: chose (\S+) \(loss (\S+) at the start; after \d+ steps, rate->loss: ((?:\S+->\S+ ?)+)\)$")
 
 
 def test_lr_auto_picks_a_rate_reports_it_and_uses_it(single, monkeypatch):
@@ -109,7 +109,9 @@ def test_lr_auto_picks_a_rate_reports_it_and_uses_it(single, monkeypatch):
     match = TRIALS.match(lines[0])
     assert match, lines[0]
     chosen = float(match.group(1))
-    trials = [(float(rate), verdict) for rate, verdict in (t.split(":") for t in match.group(2).split())]
+    start = float(match.group(2))
+    trials = [(float(rate), "fell" if float(loss) < start else "rose")
+              for rate, loss in (t.split("->") for t in match.group(3).split())]
     # the course's recipe: start at 0.001, then x10 while J falls, /10 while it rises
     assert trials[0][0] == 0.001
     for (rate, verdict), (next_rate, _) in zip(trials, trials[1:]):
@@ -122,7 +124,7 @@ def test_lr_auto_picks_a_rate_reports_it_and_uses_it(single, monkeypatch):
 
 
 def scripted_trials(monkeypatch, falls):
-    """Replace the 20-step trial by a verdict: the probe loss 'falls' exactly when falls(lr)."""
+    """Replace the trial by a verdict: the probe loss 'falls' exactly when falls(lr)."""
     tried = []
 
     def fake(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t):
@@ -143,12 +145,12 @@ def test_lr_auto_goes_up_by_tens_until_the_loss_rises(reference, monkeypatch):
     chosen, report = run_finder(reference)
     assert tried == pytest.approx([0.001, 0.01, 0.1, 1.0])
     assert chosen == pytest.approx(0.1)
-    assert "chose 0.1 " in report and report.endswith("0.001:fell 0.01:fell 0.1:fell 1:rose)")
+    assert "chose 0.1 " in report and report.endswith("0.001->-1 0.01->-1 0.1->-1 1->inf)")
 
 
 def test_lr_auto_passes_over_a_rate_that_barely_moved_the_loss(reference, monkeypatch):
-    """The sigmoid-on-letters case: 10 still 'fell' in its 20 steps, but by half as much as
-    1 did, and then never learnt; the largest rate that fell nearly as far is the one."""
+    """The sigmoid-on-letters case (in 20-step trials): 10 still 'fell', but by half as much
+    as 1 did, and then never learnt; the largest rate that fell nearly as far is the one."""
     drops = {0.001: 0.01, 0.01: 0.05, 0.1: 0.148, 1.0: 0.142, 10.0: 0.073}
 
     def fake(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t):
@@ -158,7 +160,7 @@ def test_lr_auto_passes_over_a_rate_that_barely_moved_the_loss(reference, monkey
     monkeypatch.setattr(learning_rate, "_trial", fake)
     chosen, report = run_finder(reference)
     assert chosen == pytest.approx(1.0)
-    assert report.endswith("0.1:fell 1:fell 10:fell 100:rose)")
+    assert re.search(r" 0\.1->\S+ 1->\S+ 10->\S+ 100->inf\)$", report), report
 
 
 def test_lr_auto_goes_down_by_tens_until_the_loss_falls(reference, monkeypatch):

@@ -131,3 +131,21 @@ def test_predict_refuses_a_model_that_does_not_take_images(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "m.safetensors"), str(img)]) != 0
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "28x28" in err
+
+
+def test_lr_auto_does_not_choose_a_rate_that_stalls_on_the_letters(trained_run, monkeypatch):
+    """The README's API snippet (sigmoid 784-128-64-26, lr="auto") on a few thousand letters:
+    with 20-step trials lr 10 looked as good as 1 (3.299 against 3.282 here) and then stayed
+    at chance; 100-step trials see 1 break through the plateau (2.89) and 10 not (3.31)."""
+    from backends import resolve_backend
+    from model import Network
+    from train.data import load_data
+    from train.learning_rate import find_learning_rate
+    from train.loop import DeviceData
+
+    run_dir, _ = trained_run
+    monkeypatch.setenv("XPNET_CACHE", str(run_dir.parent / "cache"))  # the letters the module's run made
+    data = load_data("letters", n_train=6000, n_test=1000, progress=False)
+    model = Network.from_sizes([784, 128, 64, 26], resolve_backend("numpy"))
+    chosen, report = find_learning_rate(model, DeviceData.from_host(model, data.X_train, data.y_train), "sgd", 64, 0)
+    assert chosen == 1.0, report
