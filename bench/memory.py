@@ -14,7 +14,6 @@ what the network and data already hold.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tracemalloc
@@ -24,17 +23,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from bench.common import (  # noqa: E402  (needs the path above)
     numpy_backend,
-    Spec, add_step_arguments, networks_from, parse_ints, xpnet_contestant,
+    OneLineParser, Spec, add_step_arguments, networks_from, non_negative_float, positive_int, run_main,
+    xpnet_contestant,
 )
 
 MIB = 1 << 20
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = OneLineParser(description=__doc__.split("\n\n")[0])
     add_step_arguments(p, batch_sizes="64,1024")
-    p.add_argument("--steps", type=int, default=1000, help="training steps per run (default: 1000)")
-    p.add_argument("--tolerance", type=float, default=0.5,
+    p.add_argument("--steps", type=positive_int, default=1000, help="training steps per run (default: 1000)")
+    p.add_argument("--tolerance", type=non_negative_float, default=0.5,
                    help="MiB of traced growth after the first tenth that counts as a leak (default: 0.5)")
     p.add_argument("--plain", action="store_true", help="the plain xp ops (numpy kernels off)")
     return p.parse_args(argv)
@@ -48,8 +48,8 @@ def main(argv=None) -> int:
           f"{'traced end':>12}{'growth':>9}{'step peak':>11}  verdict")
     leaks = 0
     for network in networks_from(args.network):
-        for batch_size in parse_ints(args.batch_sizes):
-            spec = Spec(tuple(parse_ints(args.layers)), network, batch_size, args.dtype)
+        for batch_size in args.batch_sizes:
+            spec = Spec(args.layers, network, batch_size, args.dtype)
             leaks += report(network, batch_size, *run(backend, spec, args.steps), args.tolerance)
     return 1 if leaks else 0
 
@@ -94,4 +94,4 @@ def _rss_bytes() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

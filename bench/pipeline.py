@@ -17,7 +17,6 @@ the bare steps.
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 import sys
@@ -29,7 +28,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backends import resolve_backend  # noqa: E402
-from bench.common import Contestant, ratio, ratio_noise  # noqa: E402
+from bench.common import (  # noqa: E402
+    Contestant, OneLineParser, noisy_warning, non_negative_float, positive_int, ratio, ratio_noise, run_main,
+)
 from train.config import TrainConfig  # noqa: E402
 from train.data import load_data  # noqa: E402
 from train.data.spec import LETTERS_TRAIN  # noqa: E402
@@ -39,11 +40,12 @@ from train.optimizers import make_optimizer  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(description=__doc__.splitlines()[0])
     p.add_argument("--backend", default=None, help="backend name (default: $XPNET_BACKEND, else auto)")
-    p.add_argument("--samples", type=int, default=60000, help="training samples (default 60000, the default job's)")
-    p.add_argument("--repeats", type=int, default=7, help="rounds of each of the three (default 7)")
-    p.add_argument("--noisy-above", type=float, default=0.10,
+    p.add_argument("--samples", type=positive_int, default=60000,
+                   help="training samples (default 60000, the default job's)")
+    p.add_argument("--repeats", type=positive_int, default=7, help="rounds of each of the three (default 7)")
+    p.add_argument("--noisy-above", type=non_negative_float, default=0.10,
                    help="noise of the paired ratios (interquartile range / median) above which the result "
                         "is flagged NOISY (default: 0.10)")
     return p.parse_args(argv)
@@ -109,13 +111,14 @@ def report(epoch: Contestant, gathered: Contestant, bare: Contestant, args) -> N
     cost, noise = ratio(bare, epoch), ratio_noise(bare, epoch)  # epoch time / bare time, per round
     print(f"gathered / bare steps = {ratio(bare, gathered):.3f}  (shuffled batches gathered)")
     print(f"epoch / gathered steps = {ratio(gathered, epoch):.3f}  (the epoch's loss and accuracy bookkeeping)")
-    verdict = "within" if cost <= 1.05 else "OVER"
-    print(f"epoch / bare steps = {cost:.3f} (median of {args.repeats} rounds, noise {100 * noise:.0f}%)  "
-          f"{verdict} the 5% target")
-    if noise > args.noisy_above:
-        print(f"NOISY: paired ratios vary by {100 * noise:.0f}% (over {100 * args.noisy_above:.0f}%): "
-              "do not trust this figure (rerun on a quieter machine or with more --repeats)")
+    noisy = noise > args.noisy_above
+    verdict = f"{'within' if cost <= 1.05 else 'OVER'} the 5% target"
+    if noisy:
+        verdict = f"reads {verdict}, but too noisy to tell"
+    print(f"epoch / bare steps = {cost:.3f} (median of {args.repeats} rounds, noise {100 * noise:.0f}%)  {verdict}")
+    if noisy:
+        print(noisy_warning(noise, args.noisy_above))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

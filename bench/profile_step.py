@@ -16,7 +16,6 @@ the best the step could ever do.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections import defaultdict
@@ -26,17 +25,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from bench.common import (  # noqa: E402  (needs the path above)
     add_step_arguments, numpy_backend,
-    LR, POOL_BATCHES, Spec, Timing, environment_lines, host_batches,
-    networks_from, parse_ints, products_contestant,
+    LR, POOL_BATCHES, OneLineParser, Spec, Timing, environment_lines, host_batches,
+    networks_from, positive_int, products_contestant, run_main,
 )
 
 PARTS = ["products", "bias+act", "loss", "act grad", "dW+update", "db+update"]
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = OneLineParser(description=__doc__.split("\n\n")[0])
     add_step_arguments(p)
-    p.add_argument("--repeats", type=int, default=None, help="interleaved repetitions (default: 9, or 5 with --quick)")
+    p.add_argument("--repeats", type=positive_int, default=None,
+                   help="interleaved repetitions (default: 9, or 5 with --quick)")
     p.add_argument("--quick", action="store_true", help="short rounds: a smoke test, noisier numbers")
     p.add_argument("--plain", action="store_true", help="profile the plain xp ops (numpy kernels off)")
     return p.parse_args(argv)
@@ -49,10 +49,10 @@ def main(argv=None) -> None:
     print("\n".join(environment_lines(args.threads)[:-1]))
     print(f"kernels: {'off (plain xp)' if args.plain else 'numpy_kernels'}; best of {timing.repeats} rounds")
     for network in networks_from(args.network):
-        print(f"\n== {Spec(tuple(parse_ints(args.layers)), network, 0, args.dtype).describe()} ==")
+        print(f"\n== {Spec(args.layers, network, 0, args.dtype).describe()} ==")
         print(f"{'batch':>6}{'step us':>9}" + "".join(f"{p:>10}" for p in PARTS) + f"{'rest':>8}{'ceiling':>9}")
-        for batch_size in parse_ints(args.batch_sizes):
-            spec = Spec(tuple(parse_ints(args.layers)), network, batch_size, args.dtype)
+        for batch_size in args.batch_sizes:
+            spec = Spec(args.layers, network, batch_size, args.dtype)
             step, parts, ceiling = profile(backend, spec, timing)
             shares = [parts[p] / step for p in PARTS]
             print(f"{batch_size:>6}{step * 1e6:>9.0f}" + "".join(f"{s:>10.1%}" for s in shares)
@@ -163,4 +163,4 @@ class StepOps:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -17,7 +17,6 @@ the machine was.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -32,20 +31,24 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere
 
-from bench.common import wait_for_idle  # noqa: E402  (needs the path above)
+from bench.common import (  # noqa: E402  (needs the path above)
+    OneLineParser, non_negative_float, positive_int, positive_ints, run_main, wait_for_idle,
+)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--ranks", default="1,2", help="rank counts to compare, comma-separated (default 1,2)")
-    p.add_argument("--batch-sizes", default="64,256", help="global batch sizes, comma-separated (default 64,256)")
-    p.add_argument("--samples", type=int, default=20000, help="training samples (default 20000)")
-    p.add_argument("--epochs", type=int, default=2, help="epochs per run; the best one counts (default 2)")
-    p.add_argument("--repeats", type=int, default=3, help="runs of each row, interleaved (default 3)")
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads per rank (default 1)")
+    p = OneLineParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--ranks", type=positive_ints, default="1,2",
+                   help="rank counts to compare, comma-separated (default 1,2)")
+    p.add_argument("--batch-sizes", type=positive_ints, default="64,256",
+                   help="global batch sizes, comma-separated (default 64,256)")
+    p.add_argument("--samples", type=positive_int, default=20000, help="training samples (default 20000)")
+    p.add_argument("--epochs", type=positive_int, default=2, help="epochs per run; the best one counts (default 2)")
+    p.add_argument("--repeats", type=positive_int, default=3, help="runs of each row, interleaved (default 3)")
+    p.add_argument("--threads", type=positive_int, default=1, help="BLAS threads per rank (default 1)")
     p.add_argument("--backend", default="numpy", help="xpnet backend (default numpy)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="float dtype (default float32)")
-    p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--wait-idle", type=non_negative_float, default=0.0, metavar="SECONDS",
                    help="before each run, wait up to this long for other tenants to go quiet (default 0)")
     return p.parse_args(argv)
 
@@ -89,8 +92,7 @@ def run(ranks: int | None, threads: int, batch: int, npz: Path, out: Path, args)
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    rank_counts = [int(r) for r in args.ranks.split(",")]
-    batches = [int(b) for b in args.batch_sizes.split(",")]
+    rank_counts, batches = args.ranks, args.batch_sizes
     cores = os.cpu_count()
     print(f"data-parallel scaling: {args.samples} samples x 784, network 784-256-128-26 relu momentum, "
           f"{args.backend} {args.dtype}, {args.threads} BLAS thread(s) a rank, {cores} cores, "
@@ -101,6 +103,7 @@ def main(argv=None) -> int:
         most = max(rank_counts)
         if most > 1:
             rows.append((f"1 process, {most * args.threads} threads (no MPI)", None, most * args.threads))
+        width = max(28, *(len(name) for name, _, _ in rows))  # the labels' column
         for batch in batches:
             best = {name: [] for name, _, _ in rows}
             for _ in range(args.repeats):
@@ -108,13 +111,14 @@ def main(argv=None) -> int:
                     best[name].append(max(run(ranks, threads, batch, npz, Path(tmp) / "run", args)))
             base = max(best[rows[0][0]])
             print(f"\nglobal batch {batch}")
-            print(f"  {'':<28} {'samples/s':>10} {'vs ' + rows[0][0]:>12} {'spread':>8}")
+            print(f"  {'':<{width}} {'samples/s':>10} {'vs ' + rows[0][0]:>12} {'spread':>8}")
             for name, _, _ in rows:
                 speeds = best[name]
                 spread = (max(speeds) - min(speeds)) / statistics.median(speeds)
-                print(f"  {name:<28} {max(speeds) / 1000:>9.1f}k {max(speeds) / base:>11.2f}x {100 * spread:>7.0f}%")
+                print(f"  {name:<{width}} {max(speeds) / 1000:>9.1f}k {max(speeds) / base:>11.2f}x "
+                      f"{100 * spread:>7.0f}%")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

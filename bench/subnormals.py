@@ -14,7 +14,6 @@ of the paired ratios and how many subnormals the trained network's momentum hold
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 from backends import resolve_backend  # noqa: E402
-from bench.common import Contestant, ratio, ratio_noise  # noqa: E402
+from bench.common import (  # noqa: E402
+    Contestant, OneLineParser, noisy_warning, non_negative_float, positive_int, ratio, ratio_noise, run_main,
+)
 from train.config import TrainConfig  # noqa: E402
 from train.data import load_data  # noqa: E402
 from train.jobs import build_network  # noqa: E402
@@ -36,11 +37,20 @@ STEPS = 100  # steps a round
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--samples", type=int, default=20000, help="training letters, at least 100 batches' worth (default 20000)")
-    p.add_argument("--epochs", type=int, default=40, help="epochs to train before timing (default 40)")
-    p.add_argument("--repeats", type=int, default=15, help="rounds of each network (default 15)")
-    return p.parse_args(argv)
+    p = OneLineParser(description=__doc__.splitlines()[0])
+    p.add_argument("--samples", type=positive_int, default=20000,
+                   help="training letters, at least 100 batches' worth (default 20000)")
+    p.add_argument("--epochs", type=positive_int, default=40, help="epochs to train before timing (default 40)")
+    p.add_argument("--repeats", type=positive_int, default=15, help="rounds of each network (default 15)")
+    p.add_argument("--noisy-above", type=non_negative_float, default=0.10,
+                   help="noise of the paired ratios (interquartile range / median) above which a ratio is "
+                        "flagged NOISY (default: 0.10)")
+    args = p.parse_args(argv)
+    batch_size = TrainConfig().batch_size
+    if args.samples < STEPS * batch_size:
+        p.error(f"argument --samples: must be at least {STEPS * batch_size}, got {args.samples}: "
+                f"a round is {STEPS} batches of {batch_size}")
+    return args
 
 
 def subnormal_count(arrays) -> int:
@@ -72,9 +82,6 @@ def paired_ratio(trained, fresh, data, batch_size: int, repeats: int) -> tuple[f
 def main(argv=None) -> int:
     args = parse_args(argv)
     config = TrainConfig()
-    if args.samples < STEPS * config.batch_size:
-        sys.exit(f"--samples must be at least {STEPS * config.batch_size}: a round is {STEPS} batches "
-                 f"of {config.batch_size}")
     backend = resolve_backend("numpy", "cpu", "float32")
     data = load_data("letters", n_train=args.samples, n_test=100, progress=False)
     nets = []
@@ -89,14 +96,18 @@ def main(argv=None) -> int:
           f"{subnormal_count(nets[0][1].velocity)} subnormal momentum terms")
     median, noise = paired_ratio(nets[0], nets[1], device_data, config.batch_size, args.repeats)
     print(f"trained / fresh step time, as is:            {median:.3f} (noise {100 * noise:.0f}%)")
+    if noise > args.noisy_above:
+        print(noisy_warning(noise, args.noisy_above))
     if not available():
         print("flush_subnormals does nothing on this machine (x86-64 Linux only)")
         return 0
     with flush_subnormals():
         median, noise = paired_ratio(nets[0], nets[1], device_data, config.batch_size, args.repeats)
     print(f"trained / fresh step time, subnormals flushed: {median:.3f} (noise {100 * noise:.0f}%)")
+    if noise > args.noisy_above:
+        print(noisy_warning(noise, args.noisy_above))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -19,7 +19,6 @@ NOISY instead of pretending to a clean number.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from dataclasses import dataclass
@@ -29,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from bench.common import (  # noqa: E402  (needs the path above)
     BACKEND_CHOICES, DEFAULT_BACKENDS, Contestant, Spec, Timing, add_step_arguments, ceiling_library,
-    environment_lines, limit_threads, measure, networks_from, parse_ints, products_contestant,
-    best_speed, median_speed, ratio, ratio_noise, thousands, torch_eager_contestant, xpnet_contestant,
-    xpnet_graph_contestant,
+    OneLineParser, environment_lines, limit_threads, measure, networks_from, non_negative_float, positive_int,
+    products_contestant, best_speed, median_speed, ratio, ratio_noise, run_main, thousands, torch_eager_contestant,
+    xpnet_contestant, xpnet_graph_contestant,
 )
 
 
@@ -50,18 +49,18 @@ class Config:
 
 
 def parse_args(argv=None) -> Config:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = OneLineParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--backends", default=DEFAULT_BACKENDS,
                    help=f"comma-separated, from {', '.join(BACKEND_CHOICES)}; unusable ones are "
                         f"skipped with the reason (default: {DEFAULT_BACKENDS})")
     add_step_arguments(p, threads_help="CPU threads for numpy's BLAS and for torch alike (default: all cores)")
-    p.add_argument("--repeats", type=int, default=None,
+    p.add_argument("--repeats", type=positive_int, default=None,
                    help="interleaved repetitions per contestant (default: 21, or 5 with --quick)")
     p.add_argument("--quick", action="store_true", help="short warm-up and rounds: a smoke test, noisier numbers")
-    p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--wait-idle", type=non_negative_float, default=0.0, metavar="SECONDS",
                    help="on a shared machine, wait up to SECONDS before each round for the CPUs to be "
                         "90%% idle (Linux; default: 0, no waiting)")
-    p.add_argument("--noisy-above", type=float, default=0.10,
+    p.add_argument("--noisy-above", type=non_negative_float, default=0.10,
                    help="noise of the paired ratios (interquartile range / median) above which a row is "
                         "flagged NOISY (default: 0.10)")
     p.add_argument("--unfolded", action="store_true",
@@ -75,8 +74,8 @@ def parse_args(argv=None) -> Config:
     unknown = [b for b in a.backends.split(",") if b not in BACKEND_CHOICES]
     if unknown:
         p.error(f"unknown backend(s) {', '.join(unknown)}: use {', '.join(BACKEND_CHOICES)}")
-    return Config(backends=a.backends.split(","), batch_sizes=parse_ints(a.batch_sizes),
-                  layers=tuple(parse_ints(a.layers)), networks=networks_from(a.network), dtype=a.dtype,
+    return Config(backends=a.backends.split(","), batch_sizes=a.batch_sizes,
+                  layers=a.layers, networks=networks_from(a.network), dtype=a.dtype,
                   threads=a.threads, timing=timing, noisy_above=a.noisy_above, reference=a.reference,
                   unfolded=a.unfolded)
 
@@ -174,4 +173,4 @@ def _set_torch_threads(threads: int) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

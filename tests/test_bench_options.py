@@ -1,0 +1,73 @@
+"""The bench scripts refuse bad options in one line and a non-zero exit, never a traceback.
+
+Each case fails before any benchmarking starts, so the whole module takes seconds. The
+step benches get a tiny network and --quick first, so that a script that wrongly accepted
+the bad option would still finish (and fail the test) quickly.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--quick", "--network", "relu-ce", "--layers", "8,4,2", "--batch-sizes", "4", "--threads", "1"]
+
+CASES = [  # (script, arguments, what the one line must name)
+    ("train_step", [*TINY, "--backends", "numpy", "--batch-sizes", "-4"], ["--batch-sizes", "-4"]),
+    ("train_step", [*TINY, "--backends", "numpy", "--batch-sizes", "abc"], ["--batch-sizes", "abc"]),
+    ("train_step", [*TINY, "--backends", "numpy", "--batch-sizes", "0"], ["--batch-sizes", "0"]),
+    ("train_step", [*TINY, "--backends", "numpy", "--layers", "784,abc,10"], ["--layers", "784,abc,10"]),
+    ("train_step", [*TINY, "--backends", "numpy", "--layers", "784"], ["--layers", "784"]),
+    ("train_step", [*TINY, "--backends", "numpy", "--layers", "784,0,10"], ["--layers", "784,0,10"]),
+    ("train_step", [*TINY, "--backends", "numpy", "--layers", ""], ["--layers"]),
+    ("train_step", [*TINY, "--backends", "numpy", "--threads", "0"], ["--threads", "0"]),
+    ("train_step", [*TINY, "--backends", "numpy", "--repeats", "0"], ["--repeats", "0"]),
+    ("train_step", [*TINY, "--backends", "numpy", "--noisy-above", "-1"], ["--noisy-above", "-1"]),
+    ("train_step", [*TINY, "--backends", "numpy", "--wait-idle", "-5"], ["--wait-idle", "-5"]),
+    ("profile_step", [*TINY, "--batch-sizes", "x"], ["--batch-sizes", "x"]),
+    ("profile_step", [*TINY, "--batch-sizes", "0"], ["--batch-sizes", "0"]),
+    ("profile_step", [*TINY, "--layers", "784"], ["--layers", "784"]),
+    ("profile_step", [*TINY, "--threads", "0"], ["--threads", "0"]),
+    ("memory", ["--layers", "8,4,2", "--batch-sizes", "4", "--steps", "0"], ["--steps", "0"]),
+    ("memory", ["--layers", "8,4,2", "--steps", "10", "--batch-sizes", "-1"], ["--batch-sizes", "-1"]),
+    ("pipeline", ["--backend", "nump"], ["nump"]),
+    ("pipeline", ["--samples", "0"], ["--samples", "0"]),
+    ("pipeline", ["--samples", "1000", "--repeats", "0"], ["--repeats", "0"]),
+    ("subnormals", ["--epochs", "0"], ["--epochs", "0"]),
+    ("subnormals", ["--samples", "10"], ["--samples", "10"]),
+    ("scaling", ["--ranks", "1,x"], ["--ranks", "1,x"]),
+    ("scaling", ["--samples", "100", "--epochs", "1", "--repeats", "1", "--ranks", "0"], ["--ranks", "0"]),
+]
+
+
+@pytest.mark.parametrize("script, args, named", CASES, ids=[f"{s} {' '.join(a[-2:])}" for s, a, _ in CASES])
+def test_bad_option_is_one_line(script, args, named):
+    done = subprocess.run([sys.executable, f"bench/{script}.py", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0, f"accepted: {done.stdout[-500:]}"
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"{script}.py: error:" in lines[0]
+    for word in named:
+        assert word in lines[0], lines[0]
+
+
+def test_pipeline_noisy_verdict_is_no_pass(capsys):
+    """A NOISY run must not also read as a clean pass of the 5% target."""
+    from argparse import Namespace
+
+    from bench.common import Contestant
+    from bench.pipeline import report
+
+    bare = Contestant("bare steps", None, times=[1.0] * 8)
+    epoch = Contestant("epoch", None, times=[1.0, 0.6, 1.4, 1.0, 0.7, 1.3, 1.0, 1.0])  # median ratio 1.0
+    report(epoch, Contestant("gathered steps", None, times=[1.0] * 8), bare, Namespace(repeats=8, noisy_above=0.10))
+    out = capsys.readouterr().out
+    assert "NOISY" in out
+    assert "within the 5% target\n" not in out
+    assert "too noisy to tell" in out
