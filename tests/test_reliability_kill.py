@@ -154,7 +154,9 @@ def test_ctrl_c_mid_write_is_one_line_and_leaves_nothing_half_written(tmp_path):
                 proc.kill()
                 proc.wait()
         lines = err.read_text().strip().splitlines()
-        assert lines == ["xpnet: interrupted; the last finished epoch's checkpoint is kept"], lines
+        checkpoint = run / "model.safetensors"
+        assert lines == [f"xpnet: interrupted; {checkpoint} holds the last finished epoch: "
+                         f"continue it with --resume {run}"], lines
         assert not temp_files(run), "an interrupted write must remove its temp file"
         _, meta = load_checkpoint(run, numpy)
         assert meta["epochs"] >= max(epochs_on_disk, 1)

@@ -373,6 +373,32 @@ def test_divergence_in_the_first_epoch_does_not_claim_a_checkpoint(tmp_path):
     assert "checkpoint is kept" not in lines[0] and "no checkpoint" in lines[0]
 
 
+@pytest.mark.parametrize("epochs_done", [0, 2])
+def test_ctrl_c_says_whether_a_checkpoint_was_kept(capsys, tmp_path, monkeypatch, epochs_done):
+    """Ctrl-C while the letters were still being made, or in the first epoch, used to promise
+    'the last finished epoch's checkpoint is kept' of a folder that held none."""
+    from train import jobs
+
+    real_learn = jobs.learn
+
+    def interrupted_learn(*args, **kwargs):
+        if epochs_done:
+            real_learn(*args, **{**kwargs, "epochs": epochs_done})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jobs, "learn", interrupted_learn)
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, *train_args(make_npz(tmp_path), run, "--epochs", "5"))
+    assert code == 130
+    if epochs_done:
+        assert err.strip() == (f"xpnet: interrupted; {run / 'model.safetensors'} holds the last finished epoch: "
+                               f"continue it with --resume {run}")
+        assert saved(run)[1]["epochs"] == epochs_done
+    else:
+        assert err.strip() == f"xpnet: interrupted before an epoch finished, so {run} holds no checkpoint"
+        assert not (run / "model.safetensors").exists()
+
+
 def test_a_kept_checkpoint_never_computes_a_non_finite_loss(tmp_path):
     """lr 1e30 leaves finite but enormous weights after epoch 1 whose outputs overflow:
     that epoch is not a good one, so it must not be saved as one (nor its NaN logged as a score)."""

@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     except XpnetError as exc:
         print(f"xpnet: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("xpnet: interrupted; the last finished epoch's checkpoint is kept", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # train_job's Interrupted says what of the run is kept
+        print(f"xpnet: {exc or 'interrupted'}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `xpnet train | head`: the reader left; stop quietly, as Unix tools do
         try:

@@ -557,13 +557,14 @@ def train_job_distributed(config, log, ctx: Distributed, progress: bool = True, 
         meta = jobs.run_metadata(config, data)
         jobs.atomic_write_json(run_dir / "config.json", meta["config"])
         on_epoch = jobs.epoch_saver(run_dir, meta)
-    learn(net, (data.X_train, data.y_train), epochs=config.epochs, batch_size=config.batch_size,
-          lr=config.lr, optimizer=config.optimizer, seed=config.seed, validation=held_out,
-          patience=config.patience, log=log, on_epoch=on_epoch, resume=state, distributed=ctx,
-          cuda_graphs=config.cuda_graphs)
-    if ctx.is_root:
-        if held_out is not None and data.classes:
+    with jobs.telling_what_is_kept(run_dir):
+        learn(net, (data.X_train, data.y_train), epochs=config.epochs, batch_size=config.batch_size,
+              lr=config.lr, optimizer=config.optimizer, seed=config.seed, validation=held_out,
+              patience=config.patience, log=log, on_epoch=on_epoch, resume=state, distributed=ctx,
+              cuda_graphs=config.cuda_graphs)
+        if ctx.is_root and held_out is not None and data.classes:
             jobs.report_classification(net, held_out, data, run_dir, log)
+    if ctx.is_root:
         log(f"saved {run_dir / jobs.CHECKPOINT_NAME}")
     return run_dir
 
@@ -586,7 +587,7 @@ def run_distributed(job, timeout: float = DEFAULT_TIMEOUT) -> int:
             time.sleep(GRACE_SECONDS)
         where = "" if ctx.is_root else f"rank {ctx.rank} of {ctx.size}: "
         if isinstance(exc, KeyboardInterrupt):
-            ctx.abort(f"{where}interrupted; the last finished epoch's checkpoint is kept", 130)
+            ctx.abort(f"{where}{exc or 'interrupted'}", 130)  # train_job_distributed's Interrupted says what is kept
         if not isinstance(exc, XpnetError):  # a bug in xpnet: keep its traceback
             traceback.print_exc()
         ctx.abort(f"{where}{exc}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -78,14 +79,34 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
         log_baseline(net, held_out or (data.X_train, data.y_train), len(data.classes), log)
     meta = run_metadata(config, data)
     atomic_write_json(run_dir / "config.json", meta["config"])
-    learn(net, (data.X_train, data.y_train), epochs=config.epochs, batch_size=config.batch_size,
-          lr=config.lr, optimizer=config.optimizer, seed=config.seed, validation=held_out,
-          patience=config.patience, log=log, on_epoch=epoch_saver(run_dir, meta), resume=state,
-          cuda_graphs=config.cuda_graphs)
-    if held_out is not None and data.classes:
-        report_classification(net, held_out, data, run_dir, log)
+    with telling_what_is_kept(run_dir):
+        learn(net, (data.X_train, data.y_train), epochs=config.epochs, batch_size=config.batch_size,
+              lr=config.lr, optimizer=config.optimizer, seed=config.seed, validation=held_out,
+              patience=config.patience, log=log, on_epoch=epoch_saver(run_dir, meta), resume=state,
+              cuda_graphs=config.cuda_graphs)
+        if held_out is not None and data.classes:
+            report_classification(net, held_out, data, run_dir, log)
     log(f"saved {run_dir / CHECKPOINT_NAME}")
     return run_dir
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, with what of it is kept: the command line says this one line."""
+
+
+@contextlib.contextmanager
+def telling_what_is_kept(run_dir: Path | None):
+    """Ctrl-C inside says whether `run_dir` holds a checkpoint to resume from (each epoch's
+    is written whole or not at all), rather than promising one that no epoch wrote."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if run_dir is None:  # a rank that writes nothing: rank 0 says it
+            raise
+        if (run_dir / CHECKPOINT_NAME).exists():
+            raise Interrupted(f"interrupted; {run_dir / CHECKPOINT_NAME} holds the last finished epoch: "
+                              f"continue it with --resume {run_dir}") from None
+        raise Interrupted(f"interrupted before an epoch finished, so {run_dir} holds no checkpoint") from None
 
 
 def warn_if_capped_output(net: Network, data: DataSet, run_dir: Path, log: Log) -> None:
