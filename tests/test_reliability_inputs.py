@@ -12,6 +12,8 @@ import errno
 import json
 import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -446,3 +448,52 @@ def test_files_xpnet_writes_are_readable_like_any_other(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("data.csv", b"a,b\n1,2\n", "is not an .npz archive (nor a zip file at all)"),
+    ("noise.npz", bytes(range(7, 107)), "is not an .npz archive (nor a zip file at all)"),
+], ids=["csv", "random-bytes"])
+def test_a_file_that_is_no_npz_is_not_said_to_hold_python_objects(capsys, tmp_path, name, content, expected):
+    """numpy reads a file with no zip or .npy header as a pickle, and refuses it as 'Python
+    objects': a CSV given as npz: was told it held objects, which sends the user the wrong way."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    code, _, err = run_cli(capsys, "train", "--data", f"npz:{path}", "--no-progress", "--out", str(tmp_path / "run"))
+    assert code == 1 and expected in err and "Python objects" not in err, err
+
+
+def test_npz_and_folder_sources_given_the_other_kind_say_which_to_use(capsys, tmp_path):
+    archive = tmp_path / "d.npz"
+    np.savez(archive, X=np.zeros((4, 2)), y=np.arange(4) % 2)
+    _, _, err = run_cli(capsys, "train", "--data", f"folder:{archive}", "--no-progress", "--out", str(tmp_path / "a"))
+    assert "is a file, not a folder" in err and f"npz:{archive}" in err, err
+    _, _, err = run_cli(capsys, "train", "--data", f"npz:{tmp_path}", "--no-progress", "--out", str(tmp_path / "b"))
+    assert "is a folder, not an .npz archive" in err and f"folder:{tmp_path}" in err, err
+
+
+def test_cli_warnings_are_one_line(tmp_path):
+    """A skipped image in a folder: data set is a warning, printed as one xpnet line, not
+    Python's two (the warning's source file and line, then the code that raised it)."""
+    for name in ("a", "b"):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(3):
+            ink = np.zeros((28, 28), np.uint8)
+            ink[5 + i:20, 8:20 - i] = 255
+            Image.fromarray(ink).save(tmp_path / "imgs" / name / f"{i}.png")
+    (tmp_path / "imgs" / "a" / "broken.png").write_bytes(b"not an image")
+    argv = ["train", "--data", f"folder:{tmp_path / 'imgs'}", "--epochs", "1", "--no-progress",
+            "--backend", "numpy", "--out", str(tmp_path / "run")]
+    done = subprocess.run([sys.executable, "-m", "train.cli", *argv], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[1], timeout=120)  # pytest would catch the warning itself
+    err = done.stderr
+    assert done.returncode == 0, err
+    warned = [line for line in err.splitlines() if "skipped" in line]
+    assert warned and warned[0].startswith("xpnet: warning: ") and "broken.png" in warned[0], err
+    assert "UserWarning" not in err and ".py:" not in err, err
+
+
+def test_a_negative_parity_seed_is_one_line(capsys):
+    """numpy's generators refuse a negative seed with a traceback from deep inside them."""
+    code, _, err = run_cli(capsys, "parity", "--seed", "-1")
+    assert code == 2 and err.count("\n") == 1 and "--seed" in err and "-1" in err, err

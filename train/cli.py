@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 
 from backends import XpnetError
 from train.config import PRESETS, TrainConfig
@@ -20,6 +21,7 @@ EXIT_ERROR = 1
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = _warning_line  # a warning is one line too, not Python's two with a source line
     try:
         return args.handler(args)
     except XpnetError as exc:
@@ -34,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError):  # stdout is not a file (captured, replaced): nothing to flush
             pass
         return 141
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    return f"xpnet: warning: {one_line(str(message))}\n"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -58,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_backends)
     p = sub.add_parser("parity", help="check every usable backend against numpy float64")
     p.add_argument("--steps", type=_positive_int, default=50, help="SGD steps before comparing weights (default 50)")
-    p.add_argument("--seed", type=int, default=0, help="seed for data and weights (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed for data and weights (default 0)")
     p.set_defaults(handler=cmd_parity)
     return parser
 
@@ -224,14 +230,19 @@ def cmd_parity(args) -> int:
     return EXIT_ERROR if failed or not rows else 0
 
 
-def _positive_int(text: str) -> int:
+def _positive_int(text: str, least: int = 1) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
     return value
+
+
+def _seed(text: str) -> int:
+    """numpy's generators take seeds from 0 up."""
+    return _positive_int(text, least=0)
 
 
 def _positive_float(text: str, what: str = "a positive number") -> float:

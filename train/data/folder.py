@@ -23,6 +23,9 @@ SKIPPED_EXAMPLES = 5  # how many unreadable file names info keeps, to point the 
 def load_folder(folder, progress: bool = True) -> DataSet:
     """Images from class sub-folders (or train/ and test/ holding class sub-folders)."""
     root = Path(folder).expanduser()
+    if root.is_file():
+        hint = f"; for an .npz archive use npz:{root}" if root.suffix == ".npz" else ""
+        raise DataError(f"{root} is a file, not a folder; give a folder holding one sub-folder per class{hint}")
     if not root.is_dir():
         raise DataError(f"folder {root} does not exist; give a folder holding one sub-folder per class")
     if (root / "train").is_dir():

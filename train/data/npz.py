@@ -44,8 +44,11 @@ def load_npz(path) -> DataSet:
 
 def _read_archive(path: Path) -> dict:
     """Every array in the archive, or a DataError saying why the file is not a usable .npz."""
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not an .npz archive; for a folder of class folders use folder:{path}")
     if not path.is_file():
         raise DataError(f"npz file {path} does not exist; give the path of an .npz archive")
+    _check_starts_like_npz(path)
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -61,6 +64,19 @@ def _read_archive(path: Path) -> dict:
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise DataError(f"{path} is not a readable .npz file ({e.__class__.__name__}); "
                         "save it with np.savez") from None
+
+
+def _check_starts_like_npz(path: Path) -> None:
+    """An .npz is a zip archive (a lone array, .npy). Anything else, numpy would try to read as a
+    pickle and refuse with a message about Python objects, which a CSV or an image does not hold."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as e:
+        raise DataError(f"{path} cannot be read ({e.strerror}); check its permissions") from None
+    if head and not head.startswith((b"PK", b"\x93NUMPY")):
+        raise DataError(f"{path} is not an .npz archive (nor a zip file at all); "
+                        "save X and y with np.savez(file, X=samples, y=labels)")
 
 
 def _features(X: np.ndarray, path, key) -> tuple[np.ndarray, tuple[int, int] | None]:
