@@ -497,3 +497,24 @@ def test_a_negative_parity_seed_is_one_line(capsys):
     """numpy's generators refuse a negative seed with a traceback from deep inside them."""
     code, _, err = run_cli(capsys, "parity", "--seed", "-1")
     assert code == 2 and err.count("\n") == 1 and "--seed" in err and "-1" in err, err
+
+
+def test_classes_training_never_shows_are_a_warning(capsys, tmp_path):
+    """Labels 0 and 7 make an 8-output network; held-out labels the training set lacks can
+    only be wrong. Legal, almost always a mistake: one warning each, and training goes on."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3)).astype(np.float32)
+    y = np.where(X[:, 0] > 0, 7, 0)
+    data = tmp_path / "gaps.npz"
+    np.savez(data, X=X, y=y, X_test=X[:10], y_test=np.array([5, 6] * 5))
+    code, out, err = run_cli(capsys, "train", "--data", f"npz:{data}", "--epochs", "1", "--layers", "4",
+                             "--no-progress", "--backend", "numpy", "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    warned = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 2, out
+    assert "6 of 8 classes have no training sample (1, 2, 3, 4, 5, ...)" in warned[0]
+    assert "held-out set has samples of classes training never shows (5, 6)" in warned[1]
+    np.savez(data, X=X, y=(X[:, 0] > 0).astype(np.int64))
+    code, out, _ = run_cli(capsys, "train", "--data", f"npz:{data}", "--epochs", "1", "--layers", "4",
+                           "--no-progress", "--backend", "numpy", "--out", str(tmp_path / "run3"))
+    assert code == 0 and "warning:" not in out, out

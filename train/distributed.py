@@ -537,6 +537,7 @@ def train_job_distributed(config, log, ctx: Distributed, progress: bool = True, 
         log(hint)
     data = ctx.load_data(config, progress)
     jobs.check_data_fits(config, data)
+    jobs.warn_about_empty_classes(data, log)
     run_dir = None
     if ctx.is_root:  # the run folder has one writer
         run_dir = jobs.ensure_folder(jobs.run_folder(config))

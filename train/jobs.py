@@ -67,6 +67,7 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
     data = load_data(config.data, seed=config.seed, n_train=config.train_samples, n_test=config.test_samples,
                      progress=progress)
     check_data_fits(config, data)
+    warn_about_empty_classes(data, log)
     run_dir = ensure_folder(run_folder(config))
     remove_stale_temps(run_dir)
     net, state = resume_run(run_dir, backend, log) if resume else (build_network(config, data, backend), None)
@@ -132,6 +133,24 @@ def check_data_fits(config: TrainConfig, data: DataSet) -> None:
     if data.classes is not None and len(data.classes) < 2:
         raise DataError(f"{config.data} holds a single class ({', '.join(map(str, data.classes))}): a "
                         "classifier needs at least two")
+
+
+def warn_about_empty_classes(data: DataSet, log: Log) -> None:
+    """Classes the training set never shows (a gap in the labels, an empty class folder, held-out
+    labels the training set lacks) are legal but almost always a mistake: say so, once."""
+    if data.classes is None:
+        return
+    seen = np.bincount(data.y_train, minlength=len(data.classes)) > 0
+    missing = [str(data.classes[i]) for i in np.flatnonzero(~seen)]
+    if not missing:
+        return
+    log(f"warning: {len(missing)} of {len(data.classes)} classes have no training sample{_listed(missing)}: "
+        "the network gets an output for each but can never learn to predict it")
+    if data.y_test is not None:
+        tested = [str(data.classes[i]) for i in np.unique(data.y_test) if not seen[i]]
+        if tested:
+            log(f"warning: the held-out set has samples of classes training never shows{_listed(tested)}: "
+                "those samples can only be classified wrong")
 
 
 def check_new_run_folder(path: str | Path) -> None:
