@@ -181,6 +181,8 @@ class Network:
             raise ModelError(f"inputs have shape {X.shape} but this network takes (n, {self.sizes[0]})")
         if X.dtype.kind not in "fiub":
             raise ModelError(f"inputs must be numbers, got dtype {X.dtype}")
+        if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
+            raise ModelError("inputs contain NaN or inf, which have no answer; clean them first")
         return X
 
     def to(self, backend: Backend) -> "Network":

@@ -17,7 +17,7 @@ import pytest
 import train.learning_rate as learning_rate
 import train.loop as loop
 from backends import XpnetError
-from model import Network
+from model import ModelError, Network
 import train
 from train import evaluate, learn
 from train.loop import DeviceData
@@ -254,7 +254,15 @@ def test_test_of_a_classifier_gives_class_indices(single):
     net = Network.from_sizes([2, 4, 2], single, activation="tanh", seed=0)
     labels = train.test(net, XOR_X)
     assert labels.shape == (4,) and labels.dtype.kind == "i"
-    assert np.asarray(train.test(net, XOR_X[1])).shape == (1,)
+    one = train.test(net, XOR_X[1])  # one sample, one row of the network's width: one answer
+    assert type(one) is int and one == labels[1]
+
+
+def test_test_of_nan_inputs_is_a_one_line_error(single):
+    """An all-NaN image used to come back as class 0, as if it were an answer."""
+    net = Network.from_sizes([2, 4, 2], single, activation="tanh", seed=0)
+    with pytest.raises(ModelError, match="NaN or inf"):
+        train.test(net, [[0.0, np.nan]])
 
 
 # -- refusals --------------------------------------------------------------------------

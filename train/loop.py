@@ -165,7 +165,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             if on_epoch is not None:
                 on_epoch(model, record, state)
             if patience is not None and state.epochs_since_best >= patience:
-                _say(log, f"early stop: validation loss has not improved for {patience} epochs")
+                _say(log, f"early stop: validation loss has not improved for {patience} epoch{'s' * (patience != 1)}")
                 break
     return model
 
@@ -261,17 +261,18 @@ def test(model: Network, x):
     """The course's `test(model, x)`: the model's answer for x.
 
     A single number in gives a single number out (test(model, 100) is the area of a circle
-    of radius 100 for the circle model); arrays give arrays: class indices for classifiers,
-    predicted values for regression.
+    of radius 100 for the circle model), and so does one sample (a row of the network's
+    width, one image's pixels); arrays of samples give arrays: class indices for
+    classifiers, predicted values for regression.
     """
     arr = np.asarray(x, dtype=np.float64)
-    scalar = arr.ndim == 0
-    if scalar or (arr.ndim == 1 and model.sizes[0] != 1 and arr.shape[0] == model.sizes[0]):
-        arr = arr.reshape(1, -1)
-    out = model.predict(arr)
-    if scalar or (out.ndim == 2 and out.shape[1] == 1 and arr.shape[0] == 1):
-        return out.item()
-    return out[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
+    one = arr.ndim == 0 or (arr.ndim == 1 and model.sizes[0] != 1 and arr.shape[0] == model.sizes[0])
+    out = model.predict(arr.reshape(1, -1) if one else arr)
+    if out.ndim == 2 and out.shape[1] == 1:  # one output: a value per sample, not a row
+        out = out[:, 0]
+    if not one:
+        return out
+    return out[0].item() if out.ndim == 1 else out[0]
 
 
 def format_epoch(record: dict, epochs: int) -> str:
