@@ -336,3 +336,10 @@ def test_orphaned_inputs_of_killed_jobs_are_removed(tmp_path):
             os.utime(folder, (two_hours_ago, two_hours_ago))
     assert remove_orphaned_inputs(tmp_path) == [orphan]
     assert not orphan.exists() and recent.exists() and live.exists() and unrelated.exists()
+
+
+def test_mpi_timeout_without_distributed_is_refused_in_one_line(capsys, toy_npz, tmp_path):
+    code = main(["train", "--data", f"npz:{toy_npz}", "--mpi-timeout", "10", "--no-progress",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "--mpi-timeout" in err and "--distributed" in err, err

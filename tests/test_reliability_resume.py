@@ -440,3 +440,9 @@ def test_a_new_run_never_writes_over_a_trained_one(capsys, finished_run):
                            "--data", "npz:/no/such/data.npz")  # refused before the data is read
     assert_one_line_error(code, err, "already holds a trained run", "--resume")
     assert files_of(finished_run) == before
+
+
+def test_resuming_a_finished_run_says_only_why_it_cannot(capsys, finished_run):
+    """It used to log 'resuming RUN after epoch N' and then refuse: one line, the refusal."""
+    code, out, err = run_cli(capsys, "train", "--resume", str(finished_run), "--no-progress")
+    assert code == 1 and "already trained" in err and "resuming" not in out, (out, err)

@@ -109,7 +109,7 @@ def _add_train(sub) -> None:
     p.add_argument("--distributed", action="store_true",
                    help="one rank of a data-parallel MPI job: start with mpirun -n N xpnet train --distributed "
                         "(needs pip install 'xpnet[mpi]')")
-    p.add_argument("--mpi-timeout", type=_positive_float, default=300.0, metavar="SECONDS",
+    p.add_argument("--mpi-timeout", type=_positive_float, metavar="SECONDS",
                    help="with --distributed: end the job when a rank has waited this long for the others "
                         "(default 300)")
     p.set_defaults(handler=cmd_train)
@@ -164,6 +164,9 @@ def cmd_train(args) -> int:
     config = config_from_args(args)
     if args.distributed:
         return train_distributed(config, args)
+    if args.mpi_timeout is not None:
+        raise XpnetError("--mpi-timeout applies to --distributed runs only: add --distributed (under mpirun) "
+                         "or leave it out")
     from train.distributed import launched_by_mpi
 
     if launched_by_mpi() > 1:  # N copies of a single-process run would overwrite each other's files
@@ -182,14 +185,14 @@ def cmd_train(args) -> int:
 
 def train_distributed(config, args) -> int:
     """`xpnet train --distributed`: every rank runs this; rank 0 prints (no progress bar under MPI)."""
-    from train.distributed import run_distributed, train_job_distributed
+    from train.distributed import DEFAULT_TIMEOUT, run_distributed, train_job_distributed
 
     def log(line: str) -> None:
         print(line, flush=True)  # under mpirun stdout is a pipe: flush, or lines come in clumps
 
     progress = not args.no_progress and sys.stderr.isatty()
     return run_distributed(lambda ctx: train_job_distributed(config, log, ctx, progress, resume=bool(args.resume)),
-                           timeout=args.mpi_timeout)
+                           timeout=args.mpi_timeout or DEFAULT_TIMEOUT)
 
 
 def cmd_evaluate(args) -> int:

@@ -543,8 +543,7 @@ def train_job_distributed(config, log, ctx: Distributed, progress: bool = True, 
         run_dir = jobs.ensure_folder(jobs.run_folder(config))
         remove_stale_temps(run_dir)
     if resume:
-        net, state = jobs.resume_run(Path(config.out), backend, log)
-        jobs.check_resumable(net, state, config, Path(config.out))
+        net, state = jobs.resume_run(Path(config.out), backend, config, log)
     else:
         net, state = jobs.build_network(config, data, backend), None
     ctx.check_same(run_facts(config, backend, net, data))

@@ -70,9 +70,8 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
     warn_about_empty_classes(data, log)
     run_dir = ensure_folder(run_folder(config))
     remove_stale_temps(run_dir)
-    net, state = resume_run(run_dir, backend, log) if resume else (build_network(config, data, backend), None)
+    net, state = resume_run(run_dir, backend, config, log) if resume else (build_network(config, data, backend), None)
     if resume:
-        check_resumable(net, state, config, run_dir)
         warn_if_capped_output(net, data, run_dir, log)
     log(network_line(config, net, data))
     held_out = (data.X_test, data.y_test) if data.X_test is not None else None
@@ -190,8 +189,9 @@ def epoch_saver(run_dir: Path, meta: dict) -> Callable:
     return checkpoint
 
 
-def resume_run(run_dir: Path, backend, log: Log):
-    """The run's network and training state, its history restored up to the saved epoch."""
+def resume_run(run_dir: Path, backend, config: TrainConfig, log: Log):
+    """The run's network and training state, its history restored up to the saved epoch;
+    checked to be this run's, with epochs left to train, before it says it resumes."""
     if (run_dir / "config.json").is_file() and not (run_dir / CHECKPOINT_NAME).exists():
         raise CheckpointError(f"{run_dir} has no checkpoint ({CHECKPOINT_NAME}): no epoch of it finished, so "
                               f"there is nothing to resume; start it anew with --out {run_dir}")
@@ -199,6 +199,7 @@ def resume_run(run_dir: Path, backend, log: Log):
     history_file = run_dir / "history.json"
     if history_file.is_file():
         net.history = json.loads(history_file.read_text())[:state.epoch]
+    check_resumable(net, state, config, run_dir)
     log(f"resuming {run_dir} after epoch {state.epoch} (step {state.step}, lr {state.lr:g})")
     return net, state
 
