@@ -518,3 +518,19 @@ def test_classes_training_never_shows_are_a_warning(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "train", "--data", f"npz:{data}", "--epochs", "1", "--layers", "4",
                            "--no-progress", "--backend", "numpy", "--out", str(tmp_path / "run3"))
     assert code == 0 and "warning:" not in out, out
+
+
+def test_evaluate_with_an_unwritable_out_says_so_before_scoring(capsys, tmp_path):
+    """It used to print the accuracy line, then fail on --out: the error alone, first."""
+    data = tmp_path / "d.npz"
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3)).astype(np.float32)
+    np.savez(data, X=X, y=(X[:, 0] > 0).astype(np.int64))
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--data", f"npz:{data}", "--epochs", "1", "--layers", "4",
+                           "--no-progress", "--backend", "numpy", "--out", str(run))
+    assert code == 0, err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, out, err = run_cli(capsys, "evaluate", str(run), "--out", str(blocker / "report"))
+    assert code == 1 and out == "" and err.count("\n") == 1, (out, err)

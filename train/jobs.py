@@ -255,6 +255,7 @@ def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, l
                  out: str | None = None) -> dict:
     """Score a checkpoint on a data set's held-out part (by default the data it trained on)."""
     backend = resolve_backend(backend_name, device)
+    out_folder = ensure_folder(out) if out else None  # a bad --out is said before any work
     net, meta = load_checkpoint(checkpoint, backend)
     trained = meta.get("config") or {}
     data_spec = data_spec or trained.get("data") or "letters"
@@ -271,7 +272,7 @@ def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, l
         (f"  accuracy {100 * result['accuracy']:.2f}%" if "accuracy" in result else "")
         + f"  on {len(y)} {what if not data.classes else 'samples'}")  # the report below says which
     if data.classes:
-        folder = ensure_folder(out) if out else Path(checkpoint if Path(checkpoint).is_dir() else Path(checkpoint).parent)
+        folder = out_folder or Path(checkpoint if Path(checkpoint).is_dir() else Path(checkpoint).parent)
         report_classification(net, (X, y), data, folder, log, what, "test accuracy" if held_out else "accuracy")
     return result
 
