@@ -534,3 +534,17 @@ def test_evaluate_with_an_unwritable_out_says_so_before_scoring(capsys, tmp_path
     blocker.write_text("")
     code, out, err = run_cli(capsys, "evaluate", str(run), "--out", str(blocker / "report"))
     assert code == 1 and out == "" and err.count("\n") == 1, (out, err)
+
+
+def test_a_regression_run_folder_has_its_loss_curve_too(capsys, tmp_path):
+    """The README promises pictures in every run folder; regression had none."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 2)).astype(np.float32)
+    data = tmp_path / "r.npz"
+    np.savez(data, X=X, y=(X[:, 0] - X[:, 1]).astype(np.float32))
+    run = tmp_path / "run"
+    code, out, err = run_cli(capsys, "train", "--data", f"npz:{data}", "--loss", "quadratic", "--epochs", "2",
+                             "--layers", "4", "--no-progress", "--backend", "numpy", "--out", str(run))
+    assert code == 0, err
+    assert (run / "curves.png").stat().st_size > 1000 and f"wrote {run / 'curves.png'}" in out
+    assert not (run / "confusion.png").exists()

@@ -564,6 +564,8 @@ def train_job_distributed(config, log, ctx: Distributed, progress: bool = True, 
               cuda_graphs=config.cuda_graphs)
         if ctx.is_root and held_out is not None and data.classes:
             jobs.report_classification(net, held_out, data, run_dir, log)
+        if ctx.is_root:
+            jobs.write_curves(run_dir, net, log)
     if ctx.is_root:
         log(f"saved {run_dir / jobs.CHECKPOINT_NAME}")
     return run_dir

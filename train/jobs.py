@@ -86,6 +86,7 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
               cuda_graphs=config.cuda_graphs)
         if held_out is not None and data.classes:
             report_classification(net, held_out, data, run_dir, log)
+        write_curves(run_dir, net, log)
     log(f"saved {run_dir / CHECKPOINT_NAME}")
     return run_dir
 
@@ -246,9 +247,17 @@ def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, 
     atomic_write_json(run_dir / "confusion.json", {"classes": list(data.classes), "counts": cm.tolist()})
     from train.report import write_pictures
 
-    for path in write_pictures(run_dir, net.history, cm, data.classes, X, y, pred, data.image_shape):
+    for path in write_pictures(run_dir, cm, data.classes, X, y, pred, data.image_shape):
         log(f"wrote {path}")
     return cm
+
+
+def write_curves(run_dir: Path, net: Network, log: Log) -> None:
+    from train.report import write_curves as draw
+
+    path = draw(run_dir, net.history)
+    if path is not None:
+        log(f"wrote {path}")
 
 
 def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, log: Log,

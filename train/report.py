@@ -10,15 +10,25 @@ import numpy as np
 from train.files import atomic_write
 
 
-def write_pictures(run_dir: Path, history, cm, classes, X, y, pred, image_shape) -> list[Path]:
-    import matplotlib
+def write_curves(run_dir: Path, history) -> Path | None:
+    """Loss (and accuracy, for classes) per epoch: every run's, regression's too."""
+    _headless()
+    return _save(run_dir / "curves.png", _curves(history)) if history else None
 
-    matplotlib.use("Agg")  # no screen needed
-    written = [_save(run_dir / "curves.png", _curves(history))] if history else []
-    written.append(_save(run_dir / "confusion.png", _confusion(cm, classes)))
+
+def write_pictures(run_dir: Path, cm, classes, X, y, pred, image_shape) -> list[Path]:
+    """A classifier's: the confusion matrix, and held-out images with their verdicts."""
+    _headless()
+    written = [_save(run_dir / "confusion.png", _confusion(cm, classes))]
     if image_shape:
         written.append(_save(run_dir / "samples.png", _samples(X, y, pred, classes, image_shape)))
     return written
+
+
+def _headless() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen needed
 
 
 def _save(path: Path, fig) -> Path:
@@ -34,16 +44,20 @@ def _curves(history):
     import matplotlib.pyplot as plt
 
     epochs = [r["epoch"] for r in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    classes = "accuracy" in history[0]  # regression has a loss only
+    fig, axes = plt.subplots(1, 2 if classes else 1, figsize=(10 if classes else 5, 4), squeeze=False)
+    ax_loss = axes[0, 0]
     for key, label in (("loss", "train"), ("val_loss", "held out")):
-        if history and key in history[0]:
+        if key in history[0]:
             ax_loss.plot(epochs, [r[key] for r in history], marker="o", label=label)
-    for key, label in (("accuracy", "train"), ("val_accuracy", "held out")):
-        if history and key in history[0]:
-            ax_acc.plot(epochs, [100 * r[key] for r in history], marker="o", label=label)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss J")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    for ax in (ax_loss, ax_acc):
+    if classes:
+        ax_acc = axes[0, 1]
+        for key, label in (("accuracy", "train"), ("val_accuracy", "held out")):
+            if key in history[0]:
+                ax_acc.plot(epochs, [100 * r[key] for r in history], marker="o", label=label)
+        ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in axes[0]:
         ax.grid(alpha=0.3)
         ax.legend()
     return fig
