@@ -153,8 +153,8 @@ class Distributed:
                 time.sleep(NAP_SECONDS)
 
     def abort(self, message: str, code: int = 1):
-        """Say why on stderr and end every rank of the job."""
-        print(f"xpnet: error: {message}", file=sys.stderr, flush=True)
+        """Say why on stderr and end every rank of the job (Ctrl-C, code 130, is no error)."""
+        print(f"xpnet: {'' if code == 130 else 'error: '}{message}", file=sys.stderr, flush=True)
         time.sleep(FORWARD_SECONDS)
         self.comm.Abort(code)
 
