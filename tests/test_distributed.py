@@ -167,7 +167,8 @@ def test_ranks_run_from_a_checkout_agree_on_a_version_too(monkeypatch):
     def not_installed(name):
         raise importlib.metadata.PackageNotFoundError(name)
 
-    assert distributed._xpnet_version() == importlib.metadata.version("xpnet")
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "9.9")
+    assert distributed._xpnet_version() == "9.9"
     monkeypatch.setattr(importlib.metadata, "version", not_installed)
     assert "not installed" in distributed._xpnet_version()
 

@@ -375,8 +375,8 @@ def test_divergence_in_the_first_epoch_does_not_claim_a_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("epochs_done", [0, 2])
 def test_ctrl_c_says_whether_a_checkpoint_was_kept(capsys, tmp_path, monkeypatch, epochs_done):
-    """Ctrl-C while the letters were still being made, or in the first epoch, used to promise
-    'the last finished epoch's checkpoint is kept' of a folder that held none."""
+    """Ctrl-C in the first epoch used to promise 'the last finished epoch's checkpoint is
+    kept' of a folder that held none."""
     from train import jobs
 
     real_learn = jobs.learn
@@ -397,6 +397,27 @@ def test_ctrl_c_says_whether_a_checkpoint_was_kept(capsys, tmp_path, monkeypatch
     else:
         assert err.strip() == f"xpnet: interrupted before an epoch finished, so {run} holds no checkpoint"
         assert not (run / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("where", ["load_data", "report_classification"])
+def test_ctrl_c_before_training_or_in_the_report_says_what_it_stopped(capsys, tmp_path, monkeypatch, where):
+    """Before the run folder exists (the letters being made) it is a plain 'interrupted'; in
+    the report, training has finished and --resume would have nothing left to do."""
+    from train import jobs
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jobs, where, interrupted)
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, *train_args(make_npz(tmp_path), run, "--epochs", "2"))
+    assert code == 130
+    if where == "load_data":
+        assert err == "xpnet: interrupted\n"
+    else:
+        assert err.strip() == (f"xpnet: interrupted while writing the report; training had finished, "
+                               f"and {run / 'model.safetensors'} holds the trained network")
+        assert saved(run)[1]["epochs"] == 2
 
 
 def test_a_kept_checkpoint_never_computes_a_non_finite_loss(tmp_path):

@@ -21,14 +21,14 @@ EXIT_ERROR = 1
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    warnings.formatwarning = _warning_line  # a warning is one line too, not Python's two with a source line
+    python_format, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:
         return args.handler(args)
     except XpnetError as exc:
         print(f"xpnet: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt as exc:  # train_job's Interrupted says what of the run is kept
-        print(f"xpnet: {exc or 'interrupted'}", file=sys.stderr)
+        print(f"xpnet: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `xpnet train | head`: the reader left; stop quietly, as Unix tools do
         try:
@@ -36,9 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError):  # stdout is not a file (captured, replaced): nothing to flush
             pass
         return 141
+    finally:
+        warnings.formatwarning = python_format  # main() may run inside a program of its own
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:
+    """A warning is one line too, not Python's two with the source line that raised it."""
     return f"xpnet: warning: {one_line(str(message))}\n"
 
 

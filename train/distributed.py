@@ -562,11 +562,11 @@ def train_job_distributed(config, log, ctx: Distributed, progress: bool = True, 
               lr=config.lr, optimizer=config.optimizer, seed=config.seed, validation=held_out,
               patience=config.patience, log=log, on_epoch=on_epoch, resume=state, distributed=ctx,
               cuda_graphs=config.cuda_graphs)
-        if ctx.is_root and held_out is not None and data.classes:
-            jobs.report_classification(net, held_out, data, run_dir, log)
-        if ctx.is_root:
-            jobs.write_curves(run_dir, net, log)
     if ctx.is_root:
+        with jobs.telling_what_is_kept(run_dir, trained=True):
+            if held_out is not None and data.classes:
+                jobs.report_classification(net, held_out, data, run_dir, log)
+            jobs.draw_curves(run_dir, net, log)
         log(f"saved {run_dir / jobs.CHECKPOINT_NAME}")
     return run_dir
 
@@ -589,7 +589,7 @@ def run_distributed(job, timeout: float = DEFAULT_TIMEOUT) -> int:
             time.sleep(GRACE_SECONDS)
         where = "" if ctx.is_root else f"rank {ctx.rank} of {ctx.size}: "
         if isinstance(exc, KeyboardInterrupt):
-            ctx.abort(f"{where}{exc or 'interrupted'}", 130)  # train_job_distributed's Interrupted says what is kept
+            ctx.abort(f"{where}{str(exc) or 'interrupted'}", 130)  # train_job_distributed's Interrupted says what is kept
         if not isinstance(exc, XpnetError):  # a bug in xpnet: keep its traceback
             traceback.print_exc()
         ctx.abort(f"{where}{exc}")

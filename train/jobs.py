@@ -84,9 +84,10 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
               lr=config.lr, optimizer=config.optimizer, seed=config.seed, validation=held_out,
               patience=config.patience, log=log, on_epoch=epoch_saver(run_dir, meta), resume=state,
               cuda_graphs=config.cuda_graphs)
+    with telling_what_is_kept(run_dir, trained=True):
         if held_out is not None and data.classes:
             report_classification(net, held_out, data, run_dir, log)
-        write_curves(run_dir, net, log)
+        draw_curves(run_dir, net, log)
     log(f"saved {run_dir / CHECKPOINT_NAME}")
     return run_dir
 
@@ -96,14 +97,18 @@ class Interrupted(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def telling_what_is_kept(run_dir: Path | None):
+def telling_what_is_kept(run_dir: Path | None, trained: bool = False):
     """Ctrl-C inside says whether `run_dir` holds a checkpoint to resume from (each epoch's
-    is written whole or not at all), rather than promising one that no epoch wrote."""
+    is written whole or not at all), rather than promising one that no epoch wrote; once
+    training is over (`trained`), that the report alone is missing."""
     try:
         yield
     except KeyboardInterrupt:
         if run_dir is None:  # a rank that writes nothing: rank 0 says it
             raise
+        if trained:
+            raise Interrupted(f"interrupted while writing the report; training had finished, and "
+                              f"{run_dir / CHECKPOINT_NAME} holds the trained network") from None
         if (run_dir / CHECKPOINT_NAME).exists():
             raise Interrupted(f"interrupted; {run_dir / CHECKPOINT_NAME} holds the last finished epoch: "
                               f"continue it with --resume {run_dir}") from None
@@ -252,10 +257,11 @@ def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, 
     return cm
 
 
-def write_curves(run_dir: Path, net: Network, log: Log) -> None:
-    from train.report import write_curves as draw
+def draw_curves(run_dir: Path, net: Network, log: Log) -> None:
+    """curves.png for every run that trained, classifier or not, and a line saying so."""
+    from train.report import write_curves
 
-    path = draw(run_dir, net.history)
+    path = write_curves(run_dir, net.history)
     if path is not None:
         log(f"wrote {path}")
 
