@@ -114,7 +114,9 @@ def make_cupy(device: str | None, dtype: str, tf32: bool = False) -> Backend:
     index = _cuda_index("cupy", device)
     dev = _probe_cupy(cp, index)
     # CuPy launches every kernel on the current device and refuses arrays that live on
-    # another, so the device the backend computes on must be the current one.
+    # another, so the device the backend computes on must be the current one: the last cupy
+    # backend made wins, which is right for a process that trains on one GPU (each MPI rank
+    # takes its own), not for one that alternates between two.
     dev.use()
 
     def to_device(host, dt):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks, in one go, for a machine with a CUDA GPU and cupy / torch installed. Most
 # wanted first, each step under its own time limit and all of them under BUDGET_S (default
-# 480 s), so the whole fits one short device loan:
+# 480 s), so the run fits one short device loan; the limits add up to more than the budget,
+# so a slow machine skips the last steps, and says so:
 #   1. the backend table; 2. the test suite's GPU cases (every test the backend fixture runs
 #   on cupy and torch-cuda, and the GPU-only ones; PYTEST_K="" runs the whole suite);
 #   3. 3 letters epochs on cupy without and with --cuda-graphs, and on torch with them;
@@ -21,7 +22,7 @@ work="${WORK:-/tmp/xpnet-gpu-check}"
 py="${PYTHON:-python3}"
 rm -rf "$work"/run-* "$work/logs"  # a rerun on a warm machine starts clean; the data cache stays
 mkdir -p "$out" "$work/logs"
-if [ -d .whl ] && ! "$py" -c "import array_api_compat" 2>/dev/null; then
+if [ -d .whl ] && ! "$py" -c "import array_api_compat, array_api_strict" 2>/dev/null; then
     "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target "$work/site" .whl/*.whl && export PYTHONPATH="$work/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
@@ -46,9 +47,11 @@ step() {  # step NAME LIMIT_S COMMAND...: run under the smaller of its limit and
     [ "$limit" -gt "$left" ] && limit=$left
     echo "== $name (at most ${limit}s): $*"
     local t0=$SECONDS
-    timeout -k 10 "$limit" "$@" 2>&1 | tee "$work/logs/$name.log"
-    local rc=${PIPESTATUS[0]}
-    status+=("$name rc=$rc $((SECONDS - t0))s$([ "$rc" = 124 ] && echo ' (timed out)')")
+    # SIGINT first: pytest and the benches print what they have so far on Ctrl-C
+    timeout --signal=INT -k 10 "$limit" "$@" 2>&1 | tee "$work/logs/$name.log"
+    local rc=${PIPESTATUS[0]} late=""
+    case $rc in 124 | 130 | 137) late=" (stopped at its ${limit}s limit)" ;; esac
+    status+=("$name rc=$rc $((SECONDS - t0))s$late")
     save
 }
 

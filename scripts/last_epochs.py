@@ -12,12 +12,14 @@ from pathlib import Path
 
 
 def last_epoch(run: Path) -> str:
+    """'RUN: epoch N, S samples/s, loss L[, accuracy A, held-out H]', or why there is none."""
     try:
         record = json.loads((run / "history.json").read_text())[-1]
     except (OSError, ValueError, IndexError) as exc:
         return f"{run.name}: no finished epoch ({type(exc).__name__})"
-    figures = [f"epoch {record['epoch']}", f"{record['samples_per_s']:,.0f} samples/s",
-               f"loss {record['loss']:.4f}", f"accuracy {record['accuracy']:.4f}"]
+    figures = [f"epoch {record['epoch']}", f"{record['samples_per_s']:,.0f} samples/s", f"loss {record['loss']:.4f}"]
+    if "accuracy" in record:  # a classifier's
+        figures.append(f"accuracy {record['accuracy']:.4f}")
     if "val_accuracy" in record:
         figures.append(f"held-out {record['val_accuracy']:.4f}")
     return f"{run.name}: " + ", ".join(figures)

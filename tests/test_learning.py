@@ -258,6 +258,18 @@ def test_test_of_a_classifier_gives_class_indices(single):
     assert type(one) is int and one == labels[1]
 
 
+def test_test_answers_one_sample_with_one_answer_and_a_2d_array_with_an_array(single):
+    circle = Network.from_sizes([1, 4, 1], single, activation="tanh", output="identity", loss="quadratic")
+    assert type(train.test(circle, [3.0])) is float  # one radius in a list: still one sample
+    assert train.test(circle, [[3.0]]).shape == (1,)  # 2-D: an array, even of one
+    classifier = Network.from_sizes([2, 4, 2], single, activation="tanh", seed=0)
+    assert type(train.test(classifier, XOR_X[1])) is int
+    assert train.test(classifier, XOR_X[1:2]).shape == (1,)
+    regression = Network.from_sizes([2, 4, 1], single, activation="tanh", output="identity", loss="quadratic")
+    assert type(train.test(regression, XOR_X[1])) is float
+    assert train.test(regression, XOR_X[1:2]).shape == (1,)
+
+
 def test_test_of_nan_inputs_is_a_one_line_error(single):
     """An all-NaN image used to come back as class 0, as if it were an answer."""
     net = Network.from_sizes([2, 4, 2], single, activation="tanh", seed=0)

@@ -453,7 +453,9 @@ def test_files_xpnet_writes_are_readable_like_any_other(tmp_path):
 @pytest.mark.parametrize("name, content, expected", [
     ("data.csv", b"a,b\n1,2\n", "is not an .npz archive (nor a zip file at all)"),
     ("noise.npz", bytes(range(7, 107)), "is not an .npz archive (nor a zip file at all)"),
-], ids=["csv", "random-bytes"])
+    ("pk.npz", b"PKxxxx garbage", "is not an .npz archive (nor a zip file at all)"),
+    ("empty.npz", b"", "is empty"),
+], ids=["csv", "random-bytes", "PK-but-no-zip", "empty"])
 def test_a_file_that_is_no_npz_is_not_said_to_hold_python_objects(capsys, tmp_path, name, content, expected):
     """numpy reads a file with no zip or .npy header as a pickle, and refuses it as 'Python
     objects': a CSV given as npz: was told it held objects, which sends the user the wrong way."""

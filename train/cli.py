@@ -236,7 +236,7 @@ def cmd_parity(args) -> int:
     return EXIT_ERROR if failed or not rows else 0
 
 
-def _positive_int(text: str, least: int = 1) -> int:
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -246,9 +246,13 @@ def _positive_int(text: str, least: int = 1) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
 def _seed(text: str) -> int:
     """numpy's generators take seeds from 0 up."""
-    return _positive_int(text, least=0)
+    return _whole_number(text, 0)
 
 
 def _positive_float(text: str, what: str = "a positive number") -> float:

@@ -7,8 +7,8 @@ for a few steps from the same start and compares the loss on a fixed probe batch
 
 A trial must be long enough to tell rates apart: a sigmoid network on the letters sits on
 a plateau near log(26) for its first few dozen steps at any rate, and after 20 steps lr 10
-(3.418 -> 3.337) looked as good as lr 1 (3.270) on 60,000 letters and better on 5,000; only
-1 went on to learn. After TRIAL_STEPS = 100, 1 has broken through (2.91) and 10 has not
+(3.418 -> 3.337) looked nearly as good as lr 1 (3.270) on 60,000 letters, and on 5,000 fell
+far enough (0.131 of the best rate's 0.162) to be chosen; only 1 went on to learn. After TRIAL_STEPS = 100, 1 has broken through (2.91) and 10 has not
 (3.32). Of the rates that made J fall, the largest is kept only if it made J fall about as
 far as the best of them did (GOOD_ENOUGH of the best drop), for the same reason: a rate at
 the edge of diverging can still nudge J down and then stall for good.

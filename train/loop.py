@@ -260,13 +260,15 @@ def evaluate(model: Network, X, y, batch_size: int = 4096) -> dict:
 def test(model: Network, x):
     """The course's `test(model, x)`: the model's answer for x.
 
-    A single number in gives a single number out (test(model, 100) is the area of a circle
-    of radius 100 for the circle model), and so does one sample (a row of the network's
-    width, one image's pixels); arrays of samples give arrays: class indices for
-    classifiers, predicted values for regression.
+    One sample in gives one answer out: a number for the circle model (test(model, 100) is
+    the area of a circle of radius 100; [100] too), one 1-D row of the network's width (one
+    image's pixels) a class index. A 2-D array of samples, even of one, gives an array:
+    class indices for classifiers, predicted values for regression; so does a 1-D array of
+    several numbers for a one-input network, each number a sample.
     """
     arr = np.asarray(x, dtype=np.float64)
-    one = arr.ndim == 0 or (arr.ndim == 1 and model.sizes[0] != 1 and arr.shape[0] == model.sizes[0])
+    one = arr.ndim == 0 or (arr.ndim == 1 and arr.shape[0] == model.sizes[0] and
+                            (model.sizes[0] > 1 or arr.shape[0] == 1))
     out = model.predict(arr.reshape(1, -1) if one else arr)
     if out.ndim == 2 and out.shape[1] == 1:  # one output: a value per sample, not a row
         out = out[:, 0]

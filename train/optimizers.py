@@ -121,16 +121,16 @@ class Adam:
         kernel stays one fused pass: Python floats, or device scalars when counting there."""
         if self._t_on_device is None:
             self._t += 1
-            t, sqrt = self._t, math.sqrt
-        else:
-            self._t_on_device += 1
-            t, sqrt = self._t_on_device, self.backend.xp.sqrt
+            return self._corrected(self._t, math.sqrt)
+        xp = self.backend.xp
+        self._t_on_device += 1
+        step_size, eps_hat = self._corrected(self._t_on_device, xp.sqrt)
+        return xp.astype(step_size, self.m[0].dtype), xp.astype(eps_hat, self.m[0].dtype)
+
+    def _corrected(self, t, sqrt):
+        """(lr, eps) with Adam's bias correction for step t, a number or a device scalar."""
         correction = sqrt(1 - self.beta2 ** t)
-        step_size, eps_hat = self.lr * correction / (1 - self.beta1 ** t), self.eps * correction
-        if self._t_on_device is None:
-            return step_size, eps_hat
-        xp, dtype = self.backend.xp, self.m[0].dtype
-        return xp.astype(step_size, dtype), xp.astype(eps_hat, dtype)
+        return self.lr * correction / (1 - self.beta1 ** t), self.eps * correction
 
     def state(self) -> dict:
         out = {f"m.{i}": m for i, m in enumerate(self.m)}

@@ -74,7 +74,9 @@ def _check_starts_like_npz(path: Path) -> None:
             head = f.read(6)
     except OSError as e:
         raise DataError(f"{path} cannot be read ({e.strerror}); check its permissions") from None
-    if head and not head.startswith((b"PK", b"\x93NUMPY")):
+    if not head:
+        raise DataError(f"{path} is empty; save X and y with np.savez(file, X=samples, y=labels)")
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):  # numpy's own tests
         raise DataError(f"{path} is not an .npz archive (nor a zip file at all); "
                         "save X and y with np.savez(file, X=samples, y=labels)")
 
