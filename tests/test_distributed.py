@@ -181,6 +181,23 @@ def test_mpirun_without_distributed_is_refused(capsys, monkeypatch, toy_npz, tmp
     err = capsys.readouterr().err
     assert code == 1 and "without --distributed" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+    monkeypatch.setenv("PMI_RANK", "1")  # the other rank fails too, and leaves saying why to rank 0
+    code = main(train_args(toy_npz, tmp_path / "run"))
+    assert code == 1 and capsys.readouterr().err == "" and not (tmp_path / "run").exists()
+
+
+def test_a_global_batch_smaller_than_the_ranks_says_some_idle():
+    class FakeMPI:
+        @staticmethod
+        def Get_library_version():
+            return "MPICH Version: 5.0.2"
+
+    from train.distributed import Distributed
+
+    ctx = Distributed.__new__(Distributed)
+    ctx.MPI, ctx.size, ctx.machines, ctx.transfer, ctx.timeout = FakeMPI, 4, 1, "numpy buffers go to MPI directly", 300
+    assert "global batch 3 is smaller than the 4 ranks, so 1 of them idle every step" in ctx.describe(3)
+    assert "global batch 64 = about 16 per rank" in ctx.describe(64)
 
 
 def test_distributed_without_mpi4py_says_how_to_install_it(capsys, monkeypatch, toy_npz, tmp_path):

@@ -170,9 +170,11 @@ def cmd_train(args) -> int:
     if args.mpi_timeout is not None:
         raise XpnetError("--mpi-timeout applies to --distributed runs only: add --distributed (under mpirun) "
                          "or leave it out")
-    from train.distributed import launched_by_mpi
+    from train.distributed import launched_by_mpi, launched_rank
 
     if launched_by_mpi() > 1:  # N copies of a single-process run would overwrite each other's files
+        if launched_rank() != 0:
+            return EXIT_ERROR  # rank 0 says why, once
         raise XpnetError(f"started by an MPI launcher as one of {launched_by_mpi()} processes without "
                          "--distributed: add --distributed to train data-parallel")
     with tqdm(total=config.epochs, desc="epochs", disable=args.no_progress or not sys.stderr.isatty(),

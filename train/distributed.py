@@ -53,6 +53,7 @@ FORWARD_SECONDS = 0.5  # between saying why and aborting: mpirun drops output st
 CHUNK_ROWS = 8192  # rows converted and hashed at a time when the inputs file is written
 INPUTS_PREFIX = "xpnet-mpi-"  # + the writing process id: orphaned folders can be told apart
 MPI_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")  # how MPICH and Open MPI tell a process its job's size
+MPI_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK")  # ... and its rank in it
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -66,6 +67,14 @@ def launched_by_mpi() -> int:
         if os.environ.get(name, "").isdigit():
             return int(os.environ[name])
     return 1
+
+
+def launched_rank() -> int:
+    """This process's rank among those the MPI launcher started (0 when not launched by one)."""
+    for name in MPI_RANK_VARIABLES:
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 0
 
 
 def import_mpi():
@@ -110,7 +119,10 @@ class Distributed:
         library = " ".join(self.MPI.Get_library_version().split()[:3]).replace(" Version:", "").split(",")[0]
         parts = [f"distributed: {self.size} rank{'s' * (self.size != 1)} on {self.machines} "
                  f"machine{'s' * (self.machines != 1)} ({library})"]
-        if batch_size:
+        if batch_size and batch_size < self.size:
+            parts.append(f"global batch {batch_size} is smaller than the {self.size} ranks, so "
+                         f"{self.size - batch_size} of them idle every step")
+        elif batch_size:
             parts.append(f"global batch {batch_size} = about {batch_size / self.size:g} per rank")
         parts.append(f"gradients: {self.transfer}; a rank silent for {self.timeout:g} s ends the job")
         return "; ".join(parts)
