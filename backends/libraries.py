@@ -118,6 +118,7 @@ def make_cupy(device: str | None, dtype: str, tf32: bool = False) -> Backend:
     # backend made wins, which is right for a process that trains on one GPU (each MPI rank
     # takes its own), not for one that alternates between two.
     dev.use()
+    tf32_on = os.environ.get("CUPY_TF32") == "1"  # what CuPy read at import, whoever set it
 
     def to_device(host, dt):
         with dev:
@@ -127,9 +128,8 @@ def make_cupy(device: str | None, dtype: str, tf32: bool = False) -> Backend:
         name="cupy", xp=xp, device=dev, device_name=f"cuda:{index}", dtype_name=dtype,
         library_version=cp.__version__,
         to_device_fn=to_device, to_numpy_fn=cp.asnumpy,
-        synchronize_fn=lambda: dev.synchronize(), kernels=_cupy_overrides(cp, dev, os.environ.get("CUPY_TF32") == "1"),
-        free_memory_fn=lambda: _cupy_free_memory(cp, dev), capture_fn=cupy_capture(dev),
-        tf32=os.environ.get("CUPY_TF32") == "1",
+        synchronize_fn=lambda: dev.synchronize(), kernels=_cupy_overrides(cp, dev, tf32_on),
+        free_memory_fn=lambda: _cupy_free_memory(cp, dev), capture_fn=cupy_capture(dev), tf32=tf32_on,
     )
 
 

@@ -63,18 +63,20 @@ class DistributedError(XpnetError):
 
 def launched_by_mpi() -> int:
     """How many ranks the MPI launcher started this process among (1 when not launched by one)."""
-    for name in MPI_SIZE_VARIABLES:
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
-    return 1
+    return _told_by_launcher(MPI_SIZE_VARIABLES, 1)
 
 
 def launched_rank() -> int:
     """This process's rank among those the MPI launcher started (0 when not launched by one)."""
-    for name in MPI_RANK_VARIABLES:
+    return _told_by_launcher(MPI_RANK_VARIABLES, 0)
+
+
+def _told_by_launcher(names: tuple[str, ...], otherwise: int) -> int:
+    """The number the first of `names` set in the environment holds (MPICH's or Open MPI's)."""
+    for name in names:
         if os.environ.get(name, "").isdigit():
             return int(os.environ[name])
-    return 0
+    return otherwise
 
 
 def import_mpi():
@@ -575,11 +577,7 @@ def train_job_distributed(config, log, ctx: Distributed, progress: bool = True, 
               patience=config.patience, log=log, on_epoch=on_epoch, resume=state, distributed=ctx,
               cuda_graphs=config.cuda_graphs)
     if ctx.is_root:
-        with jobs.telling_what_is_kept(run_dir, trained=True):
-            if held_out is not None and data.classes:
-                jobs.report_classification(net, held_out, data, run_dir, log)
-            jobs.draw_curves(run_dir, net, log)
-        log(f"saved {run_dir / jobs.CHECKPOINT_NAME}")
+        jobs.finish_run(net, held_out, data, run_dir, log)
     return run_dir
 
 

@@ -84,12 +84,17 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
               lr=config.lr, optimizer=config.optimizer, seed=config.seed, validation=held_out,
               patience=config.patience, log=log, on_epoch=epoch_saver(run_dir, meta), resume=state,
               cuda_graphs=config.cuda_graphs)
+    finish_run(net, held_out, data, run_dir, log)
+    return run_dir
+
+
+def finish_run(net: Network, held_out, data: DataSet, run_dir: Path, log: Log) -> None:
+    """After training: a classifier's report on the held-out set, the curves, the last line."""
     with telling_what_is_kept(run_dir, trained=True):
         if held_out is not None and data.classes:
             report_classification(net, held_out, data, run_dir, log)
         draw_curves(run_dir, net, log)
     log(f"saved {run_dir / CHECKPOINT_NAME}")
-    return run_dir
 
 
 class Interrupted(KeyboardInterrupt):
