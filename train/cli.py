@@ -92,9 +92,9 @@ def _add_train(sub) -> None:
     p.add_argument("--dtype", choices=["float32", "float64"], help=f"float dtype (default {d.dtype})")
     p.add_argument("--tf32", action="store_true", default=None,
                    help="let a GPU compute float32 matrix products in TF32: faster, ~3 digits (default off)")
-    p.add_argument("--cuda-graphs", action="store_true", default=None,
+    p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
                    help="on a GPU, record one training step as a CUDA graph and replay it for every full "
-                        "batch: one launch instead of ~40 (cupy, torch on CUDA; default off)")
+                        "batch: one launch instead of ~40 (default: on for cupy and torch on CUDA)")
     p.add_argument("--seed", type=int, help=f"seed for weights, shuffling and data (default {d.seed})")
     p.add_argument("--epochs", type=_positive_int, help=f"passes over the training set (default {d.epochs})")
     p.add_argument("--batch-size", type=_positive_int, help=f"samples per step (default {d.batch_size})")

@@ -14,7 +14,7 @@ class TrainConfig:
     device: str | None = None  # None: $XPNET_DEVICE if set, else the backend's default
     dtype: str = "float32"  # float32 is twice as fast as float64 and accurate enough to train
     tf32: bool | None = None  # None: $XPNET_TF32; TF32 GPU products are faster but keep ~3 digits
-    cuda_graphs: bool = False  # replay each full batch's step as one recorded CUDA graph (GPU)
+    cuda_graphs: bool | None = None  # replay each full batch's step as one recorded CUDA graph; None: on a GPU
     seed: int = 0  # one seed for weights, shuffling and generated data: same seed, same run
     epochs: int = 12  # passes over the training set
     batch_size: int = 64  # samples per gradient step; small batches generalise well on letters

@@ -106,7 +106,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
           lr: float | str = 0.1, optimizer: str = "sgd", seed: int = 0, validation=None,
           patience: int | None = None, log: Callable[[str], None] | None = print,
           on_epoch: Callable[[Network, dict, TrainingState], None] | None = None,
-          resume: TrainingState | None = None, distributed=None, cuda_graphs: bool = False) -> Network:
+          resume: TrainingState | None = None, distributed=None, cuda_graphs: bool | None = None) -> Network:
     """Train `model` on `data` = (X, y) by gradient descent; returns the trained model.
 
     batch_size=None is full-batch gradient descent; lr="auto" runs the course's recipe
@@ -118,7 +118,8 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     `distributed` (a `train.distributed.Distributed`) makes this one rank of a data-parallel
     MPI job: it trains on its piece of every batch and the ranks sum their gradients.
     `cuda_graphs` replays each full batch's step as one recorded CUDA graph where the
-    backend can (cupy, torch on CUDA) and logs why not where it cannot.
+    backend can (cupy, torch on CUDA) and logs why not where it cannot; None (the default)
+    does so on a backend that records graphs and says nothing elsewhere; False never does.
     On x86-64 Linux, subnormal floats count as zero on this thread while it runs, `log` and
     `on_epoch` included (train/subnormals.py).
     """
@@ -136,7 +137,8 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             lr, report = find_learning_rate(model, lr_data, optimizer, batch_size, seed)
             _say(log, report)
         state = TrainingState.fresh(model, optimizer, lr, seed)
-    graphed = _graphed_steps(model, state.optimizer, train_set, batch_size, distributed, log) if cuda_graphs else None
+    graphed = (None if cuda_graphs is False else
+               _graphed_steps(model, state.optimizer, train_set, batch_size, distributed, log, asked=bool(cuda_graphs)))
     # where training starts from, for _warn_if_far_above: rows spread over the set, as lr=auto's probe
     start_loss = probe_loss(model, *train_set.spread(PROBE_SIZE)) if distributed is None else None
     with out_of_memory_as_error(batch_size):
@@ -170,11 +172,13 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     return model
 
 
-def _graphed_steps(model, opt, data, batch_size: int, distributed, log) -> GraphedSteps | None:
-    """The recorded step for this run's full batches, or None (and a log line saying why)."""
+def _graphed_steps(model, opt, data, batch_size: int, distributed, log, asked: bool) -> GraphedSteps | None:
+    """The recorded step for this run's full batches, or None, with a log line saying why
+    where graphs were asked for or the backend could record them."""
     why = graph_blocker(model, opt, data, batch_size, distributed)
     if why is not None:
-        _say(log, f"CUDA graphs: off ({why})")
+        if asked or model.backend.capture_fn is not None:
+            _say(log, f"CUDA graphs: off ({why})")
         return None
     _say(log, f"CUDA graphs: on (each full batch of {batch_size} is one replay of a recorded step)")
     return GraphedSteps(model, opt, data, batch_size)
