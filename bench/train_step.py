@@ -46,6 +46,7 @@ class Config:
     noisy_above: float = 0.10  # ratio noise above which a row's ratios are flagged untrustworthy
     reference: bool = False  # also time xpnet with the backend's kernels switched off
     unfolded: bool = False  # also time xpnet with SGD's update kept out of the products
+    tf32: bool = False  # float32 products in TF32 on a GPU, for every contestant alike
 
 
 def parse_args(argv=None) -> Config:
@@ -68,6 +69,8 @@ def parse_args(argv=None) -> Config:
                         "(gradients, then the step), where the backend folds it")
     p.add_argument("--reference", action="store_true",
                    help="also time xpnet with the backend's fused kernels off (the plain xp ops)")
+    p.add_argument("--tf32", action="store_true",
+                   help="GPU float32 products in TF32 for every contestant (xpnet, the ceiling, PyTorch)")
     a = p.parse_args(argv)
     timing = (Timing.quick(a.repeats, a.wait_idle) if a.quick
               else Timing(repeats=a.repeats or 21, wait_idle_seconds=a.wait_idle))
@@ -77,7 +80,7 @@ def parse_args(argv=None) -> Config:
     return Config(backends=a.backends.split(","), batch_sizes=a.batch_sizes,
                   layers=a.layers, networks=networks_from(a.network), dtype=a.dtype,
                   threads=a.threads, timing=timing, noisy_above=a.noisy_above, reference=a.reference,
-                  unfolded=a.unfolded)
+                  unfolded=a.unfolded, tf32=a.tf32)
 
 
 def main(argv=None) -> None:
@@ -86,11 +89,12 @@ def main(argv=None) -> None:
     backends = usable_backends(config)
     if not backends:
         sys.exit(f"none of the backends asked for ({', '.join(config.backends)}) can run here")
-    _set_torch_threads(config.threads)
+    _set_torch(config.threads, config.tf32)
     print("\n".join(environment_lines(config.threads)))
     for network in config.networks:
         print()
-        print(f"== {Spec(config.layers, network, 0, config.dtype).describe()} ==")
+        tf32 = ", TF32 products" if config.tf32 else ""
+        print(f"== {Spec(config.layers, network, 0, config.dtype).describe()}{tf32} ==")
         print(HEADER)
         for label, backend in backends:
             for batch_size in config.batch_sizes:
@@ -112,7 +116,7 @@ def usable_backends(config: Config) -> list:
     for label in config.backends:
         name, device = BACKEND_CHOICES[label]
         try:
-            found.append((label, resolve_backend(name, device, config.dtype)))
+            found.append((label, resolve_backend(name, device, config.dtype, tf32=config.tf32)))
         except BackendError as exc:
             print(f"skipping {label}: {exc}")
     return found
@@ -164,12 +168,15 @@ def print_rows(label: str, batch_size: int, contestants: list[Contestant], noisy
               f"do not trust these ratios (rerun on a quieter machine or with more --repeats)")
 
 
-def _set_torch_threads(threads: int) -> None:
+def _set_torch(threads: int, tf32: bool) -> None:
+    """Threads, and TF32 for the PyTorch eager contestant: its switch is process-wide, and
+    resolving the cupy backend alone never touches it."""
     try:
         import torch
     except ImportError:
         return
     torch.set_num_threads(threads)
+    torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
 if __name__ == "__main__":
