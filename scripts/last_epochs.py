@@ -12,12 +12,13 @@ from pathlib import Path
 
 
 def last_epoch(run: Path) -> str:
-    """'RUN: epoch N, S samples/s, loss L[, accuracy A, held-out H]', or why there is none."""
+    """'RUN: epoch N, T s, S samples/s, loss L[, accuracy A, held-out H]', or why there is none."""
     try:
         record = json.loads((run / "history.json").read_text())[-1]
     except (OSError, ValueError, IndexError) as exc:
         return f"{run.name}: no finished epoch ({type(exc).__name__})"
-    figures = [f"epoch {record['epoch']}", f"{record['samples_per_s']:,.0f} samples/s", f"loss {record['loss']:.4f}"]
+    figures = [f"epoch {record['epoch']}", f"{record['seconds']:.2f} s", f"{record['samples_per_s']:,.0f} samples/s",
+               f"loss {record['loss']:.4f}"]
     if "accuracy" in record:  # a classifier's
         figures.append(f"accuracy {record['accuracy']:.4f}")
     if "val_accuracy" in record:
