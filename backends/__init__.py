@@ -5,8 +5,8 @@ float dtype the model computes in. The rest of xpnet writes its math once agains
 host/device traffic happens only through `Backend.asarray` (in) and `Backend.to_numpy` (out).
 """
 
-from backends.base import Backend
-from backends.errors import XpnetError
-from backends.registry import BACKENDS, BackendError, describe_all, resolve_backend
+from xpnet.backends.base import Backend
+from xpnet.backends.errors import XpnetError
+from xpnet.backends.registry import BACKENDS, BackendError, describe_all, resolve_backend
 
 __all__ = ["BACKENDS", "Backend", "BackendError", "XpnetError", "describe_all", "resolve_backend"]

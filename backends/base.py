@@ -91,7 +91,7 @@ class Backend:
     def with_dtype(self, dtype_name: str) -> "Backend":
         """The same backend computing in another float dtype."""
         if dtype_name not in FLOAT_DTYPES:
-            from backends.registry import BackendError
+            from xpnet.backends.registry import BackendError
 
             raise BackendError(f"unknown dtype {dtype_name!r}: use one of {', '.join(FLOAT_DTYPES)}")
         return dataclasses.replace(self, dtype_name=dtype_name)

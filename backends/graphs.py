@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from backends.base import GraphUnavailable
+from xpnet.backends.base import GraphUnavailable
 
 
 def torch_capture(device) -> Callable[[Callable[[], Any]], Callable[[], None]]:

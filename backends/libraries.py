@@ -11,9 +11,9 @@ import os
 
 import numpy as np
 
-from backends.base import Backend
-from backends.errors import XpnetError
-from backends.graphs import cupy_capture, torch_capture
+from xpnet.backends.base import Backend
+from xpnet.backends.errors import XpnetError
+from xpnet.backends.graphs import cupy_capture, torch_capture
 
 
 class BackendError(XpnetError):
@@ -138,8 +138,8 @@ def _cupy_overrides(cp, dev, tf32: bool) -> dict:
     none with XPNET_FUSED=0."""
     if not _fused_enabled():
         return {}
-    from backends.cublas import make_gemm
-    from backends.cupy_kernels import cupy_kernels
+    from xpnet.backends.cublas import make_gemm
+    from xpnet.backends.cupy_kernels import cupy_kernels
 
     gemm = make_gemm(cp, dev, tf32)
     return {**cupy_kernels(), **({"matmul": gemm} if gemm is not None else {})}
@@ -205,6 +205,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _numpy_kernels():
-    from backends.numpy_kernels import numpy_kernels
+    from xpnet.backends.numpy_kernels import numpy_kernels
 
     return numpy_kernels()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from backends.base import FLOAT_DTYPES, Backend
-from backends.libraries import (
+from xpnet.backends.base import FLOAT_DTYPES, Backend
+from xpnet.backends.libraries import (
     BackendError,
     make_array_api_strict,
     make_cupy,

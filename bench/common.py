@@ -54,7 +54,7 @@ def numpy_backend(dtype: str, threads: int, plain: bool = False):
     """The numpy backend with BLAS limited to `threads`; `plain` turns its kernels off."""
     import dataclasses
 
-    from backends import resolve_backend
+    from xpnet.backends import resolve_backend
 
     limit_threads(threads)
     backend = resolve_backend("numpy", "cpu", dtype)
@@ -140,7 +140,7 @@ def run_main(main) -> None:
     try:
         code = main()
     except Exception as exc:
-        from backends import XpnetError  # only now: numpy must load after a bench sets its threads
+        from xpnet.backends import XpnetError  # only now: numpy must load after a bench sets its threads
 
         if not isinstance(exc, XpnetError):
             raise
@@ -204,8 +204,8 @@ def host_batches(spec: Spec, seed: int = 0):
 def xpnet_contestant(backend, spec: Spec, name: str = "xpnet", fold: bool | None = None) -> Contestant:
     """xpnet's own training step, `Network.train_step` with SGD, through `backend`; `fold`
     forces SGD's update into (True) or out of (False) the products, None is the default."""
-    from model import Network
-    from train.optimizers import SGD
+    from xpnet.model import Network
+    from xpnet.train.optimizers import SGD
 
     net = Network.from_sizes(list(spec.layers), backend, activation=spec.activation,
                              output=spec.output, loss=spec.loss, seed=0)
@@ -229,10 +229,10 @@ def xpnet_graph_contestant(backend, spec: Spec, name: str = "xpnet graph") -> Co
     `failure` on the returned step says why recording failed, if it did."""
     import numpy as np
 
-    from model import Network
-    from train.graphs import GraphedSteps
-    from train.loop import DeviceData
-    from train.optimizers import SGD
+    from xpnet.model import Network
+    from xpnet.train.graphs import GraphedSteps
+    from xpnet.train.loop import DeviceData
+    from xpnet.train.optimizers import SGD
 
     net = Network.from_sizes(list(spec.layers), backend, activation=spec.activation,
                              output=spec.output, loss=spec.loss, seed=0)

@@ -61,8 +61,8 @@ def main(argv=None) -> None:
 
 def profile(backend, spec: Spec, timing: Timing):
     """(real step seconds, {part: seconds per step}, products-only seconds), each the best round."""
-    from model import Network
-    from train.optimizers import SGD
+    from xpnet.model import Network
+    from xpnet.train.optimizers import SGD
 
     net = Network.from_sizes(list(spec.layers), backend, activation=spec.activation, output=spec.output,
                              loss=spec.loss, seed=0)
@@ -112,9 +112,9 @@ class StepOps:
     """
 
     def __init__(self, backend, net):
-        from model.activations import ACTIVATIONS
-        from model.losses import LOSSES
-        from train.optimizers import matmul_add, sum_add
+        from xpnet.model.activations import ACTIVATIONS
+        from xpnet.model.losses import LOSSES
+        from xpnet.train.optimizers import matmul_add, sum_add
 
         self.xp = backend.xp
         self.W = [self.xp.asarray(layer.W, copy=True) for layer in net.layers]

@@ -74,7 +74,7 @@ def mpirun() -> str:
 
 def run(ranks: int | None, threads: int, batch: int, npz: Path, out: Path, args) -> list[float]:
     """samples/s of each epoch of one training run (ranks None: one process, no MPI)."""
-    train = [sys.executable, "-m", "train.cli", "train", "--data", f"npz:{npz}", "--epochs", str(args.epochs),
+    train = [sys.executable, "-m", "xpnet", "train", "--data", f"npz:{npz}", "--epochs", str(args.epochs),
              "--batch-size", str(batch), "--backend", args.backend, "--dtype", args.dtype,
              "--no-progress", "--out", str(out)]
     command = train if ranks is None else [mpirun(), "-n", str(ranks), *train, "--distributed"]

@@ -22,16 +22,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
-from backends import resolve_backend  # noqa: E402
+from xpnet.backends import resolve_backend  # noqa: E402
 from bench.common import (  # noqa: E402
     Contestant, OneLineParser, noisy_warning, non_negative_float, positive_int, ratio, ratio_noise, run_main,
 )
-from train.config import TrainConfig  # noqa: E402
-from train.data import load_data  # noqa: E402
-from train.jobs import build_network  # noqa: E402
-from train.loop import DeviceData, run_epoch  # noqa: E402
-from train.optimizers import make_optimizer  # noqa: E402
-from train.subnormals import available, flush_subnormals  # noqa: E402
+from xpnet.train.config import TrainConfig  # noqa: E402
+from xpnet.train.data import load_data  # noqa: E402
+from xpnet.train.jobs import build_network  # noqa: E402
+from xpnet.train.loop import DeviceData, run_epoch  # noqa: E402
+from xpnet.train.optimizers import make_optimizer  # noqa: E402
+from xpnet.train.subnormals import available, flush_subnormals  # noqa: E402
 
 STEPS = 100  # steps a round
 

@@ -110,7 +110,7 @@ def main(argv=None) -> None:
 
 def usable_backends(config: Config) -> list:
     """(label, Backend) for each asked backend that runs here; the others are named with why."""
-    from backends import BackendError, resolve_backend
+    from xpnet.backends import BackendError, resolve_backend
 
     found = []
     for label in config.backends:

@@ -48,9 +48,9 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script from a checkout: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backends import Backend, resolve_backend  # noqa: E402
-from model import Network  # noqa: E402
-from train import learn, test  # noqa: E402
+from xpnet.backends import Backend, resolve_backend  # noqa: E402
+from xpnet.model import Network  # noqa: E402
+from xpnet.train import learn, test  # noqa: E402
 
 COURSE_RADII = np.array([1.0, 1.4, 2.0, 10.0, 20.0])  # the course's table
 

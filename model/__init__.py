@@ -3,13 +3,13 @@
 Pure math over `backend.xp`; no files, no printing, no argument parsing.
 """
 
-from model.activations import ACTIVATIONS, ModelError
-from model.checkpoint import CheckpointError
-from model.dense import Dense
-from model.gradcheck import gradient_check
-from model.init import INITS
-from model.losses import LOSSES
-from model.network import Network
+from xpnet.model.activations import ACTIVATIONS, ModelError
+from xpnet.model.checkpoint import CheckpointError
+from xpnet.model.dense import Dense
+from xpnet.model.gradcheck import gradient_check
+from xpnet.model.init import INITS
+from xpnet.model.losses import LOSSES
+from xpnet.model.network import Network
 
 __all__ = ["ACTIVATIONS", "CheckpointError", "Dense", "INITS", "LOSSES", "ModelError", "Network",
            "gradient_check"]

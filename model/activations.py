@@ -11,7 +11,7 @@ activation and, later, its derivative into single kernels.
 
 from __future__ import annotations
 
-from backends.errors import XpnetError
+from xpnet.backends.errors import XpnetError
 
 
 class ModelError(XpnetError):

@@ -15,10 +15,10 @@ import json
 
 import numpy as np
 
-from backends import Backend
-from model.activations import ModelError
-from model.dense import Dense
-from model.network import Network
+from xpnet.backends import Backend
+from xpnet.model.activations import ModelError
+from xpnet.model.dense import Dense
+from xpnet.model.network import Network
 
 FORMAT = "xpnet-checkpoint"
 VERSION = "1"

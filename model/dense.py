@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from backends import Backend
-from model.activations import ACTIVATIONS, check_activation
+from xpnet.backends import Backend
+from xpnet.model.activations import ACTIVATIONS, check_activation
 
 
 @dataclass

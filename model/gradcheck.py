@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.activations import ModelError
-from model.network import Network
+from xpnet.model.activations import ModelError
+from xpnet.model.network import Network
 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:

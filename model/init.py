@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.activations import ModelError
+from xpnet.model.activations import ModelError
 
 
 def normal_scaled(rng: np.random.Generator, n_in: int, n_out: int) -> np.ndarray:

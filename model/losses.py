@@ -7,7 +7,7 @@ the host) or the regression values themselves.
 
 from __future__ import annotations
 
-from model.activations import ModelError
+from xpnet.model.activations import ModelError
 
 
 def quadratic(xp, h, targets):

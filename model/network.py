@@ -7,11 +7,11 @@ from typing import Sequence
 
 import numpy as np
 
-from backends import Backend
-from model.activations import ModelError, check_activation, softmax_forward
-from model.dense import Dense
-from model.init import init_weights
-from model.losses import LOSSES, check_loss
+from xpnet.backends import Backend
+from xpnet.model.activations import ModelError, check_activation, softmax_forward
+from xpnet.model.dense import Dense
+from xpnet.model.init import init_weights
+from xpnet.model.losses import LOSSES, check_loss
 
 
 class Network:
@@ -35,6 +35,7 @@ class Network:
         self.loss = check_loss(loss)
         self.backend = layers[0].backend
         self.history: list[dict] = []  # one entry per training epoch, filled by train.learn
+        self.classes: tuple[str, ...] | None = None  # what each output means, kept by save/load
         self._loss_fn = self.backend.kernel(f"loss.{self.loss}", LOSSES[self.loss])
 
     @classmethod

@@ -80,8 +80,8 @@ if ! "$py" -c "import array_api_compat" 2>/dev/null; then
     exit 1
 fi
 
-train=("$py" -m train.cli train --no-progress)
-step backends 30 "$py" -m train.cli backends
+train=("$py" -m xpnet train --no-progress)
+step backends 30 "$py" -m xpnet backends
 step letters-auto 150 "${train[@]}" --out "$work/run-auto"
 step letters-cupy-eager 60 "${train[@]}" --backend cupy --no-cuda-graphs --epochs 3 --out "$work/run-cupy-eager"
 step letters-numpy-1-epoch 60 "${train[@]}" --backend numpy --epochs 1 --out "$work/run-numpy-1-epoch"
@@ -95,7 +95,7 @@ for run in cupy-run run-auto; do
     tar -czf "$out/$run.tgz" -C "$work" "$run"/{config.json,history.json,model.safetensors,outputs.npy,heldout.npz} \
         2>/dev/null
 done
-step parity 60 "$py" -m train.cli parity
+step parity 60 "$py" -m xpnet parity
 xdist=()
 "$py" -c "import xdist" 2>/dev/null && xdist=(-n 6)
 step pytest 150 "$py" -m pytest -q -p no:cacheprovider -rs "${xdist[@]}" -k "${PYTEST_K-cuda or gpu}" tests

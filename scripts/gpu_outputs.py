@@ -19,10 +19,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from backends import resolve_backend  # noqa: E402
-from train.config import TrainConfig  # noqa: E402
-from train.data.spec import load_data  # noqa: E402
-from train.checkpoints import load_checkpoint  # noqa: E402
+from xpnet.backends import resolve_backend  # noqa: E402
+from xpnet.train.config import TrainConfig  # noqa: E402
+from xpnet.train.data.spec import load_data  # noqa: E402
+from xpnet.train.checkpoints import load_checkpoint  # noqa: E402
 
 N_INPUTS = 64
 

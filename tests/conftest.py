@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from backends import BackendError, resolve_backend
+from xpnet.backends import BackendError, resolve_backend
 
 # (backend name, device): every combination a parity test should cover when it can run.
 BACKEND_CASES = [

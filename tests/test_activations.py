@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.activations import ACTIVATIONS, ModelError, check_activation
+from xpnet.model.activations import ACTIVATIONS, ModelError, check_activation
 from test_backends import assert_on, one_line
 
 NAMES = list(ACTIVATIONS)

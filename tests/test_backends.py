@@ -13,7 +13,7 @@ import array_api_compat
 import numpy as np
 import pytest
 
-from backends import BACKENDS, Backend, BackendError, XpnetError, describe_all, resolve_backend
+from xpnet.backends import BACKENDS, Backend, BackendError, XpnetError, describe_all, resolve_backend
 
 
 def assert_on(backend: Backend, array, shape: tuple | None = None, dtype: str | None = None) -> None:

@@ -11,9 +11,9 @@ import json
 import numpy as np
 import pytest
 
-from backends import resolve_backend
-from model import CheckpointError, ModelError, Network
-from model import checkpoint
+from xpnet.backends import resolve_backend
+from xpnet.model import CheckpointError, ModelError, Network
+from xpnet.model import checkpoint
 from test_backends import assert_on, one_line
 
 SIZES = [3, 5, 4]

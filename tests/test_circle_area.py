@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import train
+from xpnet import train
 from test_backends import assert_on
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "circle_area.py"
@@ -102,7 +102,7 @@ def test_runs_as_a_script(tmp_path):
 
 
 def test_a_bad_backend_is_a_clean_error():
-    from backends import BackendError
+    from xpnet.backends import BackendError
 
     with pytest.raises(BackendError):
         circle.main(["--backend", "tensorflow"])

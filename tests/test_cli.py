@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from train.cli import main
+from xpnet.train.cli import main
 
 
 def run_cli(capsys, *argv):
@@ -114,8 +114,8 @@ def test_tf32_where_it_cannot_apply_says_it_is_off_and_why(capsys, toy_npz, tmp_
 
 def test_regression_from_the_command_line_gets_a_linear_output_and_learns(capsys, tmp_path):
     """Float targets: a ReLU (the default) on the output would stop learning below zero."""
-    from backends import resolve_backend
-    from train.checkpoints import load_checkpoint
+    from xpnet.backends import resolve_backend
+    from xpnet.train.checkpoints import load_checkpoint
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((400, 3)).astype(np.float32)
@@ -180,7 +180,7 @@ def test_parity_command_passes_and_prints_the_table(capsys):
 
 def test_console_script_runs_without_traceback(tmp_path):
     """The installed entry point, as a subprocess: usage error is one line, exit 2."""
-    proc = subprocess.run([sys.executable, "-m", "train.cli", "train", "--lr", "0"],
+    proc = subprocess.run([sys.executable, "-m", "xpnet", "train", "--lr", "0"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from backends.cublas import OP_N, Gemm
+from xpnet.backends.cublas import OP_N, Gemm
 
 
 class DeviceArray:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from train.data import DataError, load_data, preprocess_image
-from train.data.folder import load_folder
+from xpnet.train.data import DataError, load_data, preprocess_image
+from xpnet.train.data.folder import load_folder
 
 DEJAVU = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
 

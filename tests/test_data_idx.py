@@ -6,8 +6,8 @@ import struct
 import numpy as np
 import pytest
 
-from train.data import DataError, load_data
-from train.data.idx import IMAGES_MAGIC, LABELS_MAGIC, load_emnist_letters_dir, load_idx_dir, read_idx
+from xpnet.train.data import DataError, load_data
+from xpnet.train.data.idx import IMAGES_MAGIC, LABELS_MAGIC, load_emnist_letters_dir, load_idx_dir, read_idx
 
 
 def idx_bytes(array: np.ndarray, magic: int | None = None, dims=None) -> bytes:

@@ -12,10 +12,10 @@ import matplotlib
 import numpy as np
 import pytest
 
-from train.data import DataError, DataSet, load_data
-from train.data import letters as L
-from train.data.fonts import Font, candidate_font_files, design_family, find_fonts, font_problem, split_fonts
-from train.data.glyph import centre_of_mass
+from xpnet.train.data import DataError, DataSet, load_data
+from xpnet.train.data import letters as L
+from xpnet.train.data.fonts import Font, candidate_font_files, design_family, find_fonts, font_problem, split_fonts
+from xpnet.train.data.glyph import centre_of_mass
 
 MPL_FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 SMALL = dict(n_train=520, n_test=260, progress=False)
@@ -136,7 +136,7 @@ def test_sigkill_while_writing_the_cache_leaves_the_old_file_or_a_whole_new_one(
     it is killed a few milliseconds into its second write, four times: the file on disk must
     always load whole."""
     path = tmp_path / "letters-kill.npz"
-    script = ("import numpy as np; from pathlib import Path; import train.data.letters as L\n"
+    script = ("import numpy as np; from pathlib import Path; import xpnet.train.data.letters as L\n"
               "real = L.atomic_write\n"
               "def announced(*args, **kwargs):\n"
               "    print('writing', flush=True)\n"

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from train.data import SCHEMES, DataError, DataSet, load_data, parse_spec
-from train.data.spec import cap_samples
+from xpnet.train.data import SCHEMES, DataError, DataSet, load_data, parse_spec
+from xpnet.train.data.spec import cap_samples
 
 
 @pytest.mark.parametrize("spec, expected", [

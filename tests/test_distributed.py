@@ -1,6 +1,6 @@
 """Data-parallel training on MPI: the same weights as one process, and failures that end the job.
 
-The tests that launch ranks run `mpirun -n N python -m train.cli train --distributed ...` on
+The tests that launch ranks run `mpirun -n N python -m xpnet train --distributed ...` on
 this machine (each bounded in time) and compare the run rank 0 wrote with a single-process
 run of the same command. They skip, saying why, without mpi4py or an `mpirun`
 (pip install 'xpnet[mpi]' brings both). The split of batches into pieces is tested without MPI.
@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from backends import resolve_backend
-from model import Network
-from train.cli import main
-from train.distributed import ShardedData, piece
-from train.loop import DeviceData
+from xpnet.backends import resolve_backend
+from xpnet.model import Network
+from xpnet.train.cli import main
+from xpnet.train.distributed import ShardedData, piece
+from xpnet.train.loop import DeviceData
 from conftest import make_backend
 
 LAUNCH_LIMIT_S = 60  # no launch may take longer; a hang fails the test instead of the suite
@@ -79,10 +79,10 @@ def train_args(npz, out, *extra) -> list[str]:
 
 
 def launch(ranks: int, argv: list[str], cwd: Path, script: list[str] | None = None):
-    """(exit code, stdout, stderr, seconds) of `mpirun -n ranks python -m train.cli argv`."""
+    """(exit code, stdout, stderr, seconds) of `mpirun -n ranks python -m xpnet argv`."""
     mpirun = find_mpirun()
     command = [mpirun, *oversubscribe(mpirun), "-n", str(ranks), sys.executable,
-               *(script or ["-m", "train.cli"]), *argv]
+               *(script or ["-m", "xpnet"]), *argv]
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
     return run_bounded(command, cwd, env)
@@ -157,22 +157,6 @@ def test_pieces_are_consecutive_and_near_equal():
     assert [piece(2, r, 4) for r in range(4)] == [(0, 0), (0, 1), (1, 1), (1, 2)]
 
 
-def test_ranks_run_from_a_checkout_agree_on_a_version_too(monkeypatch):
-    """Run with PYTHONPATH instead of installed (the GPU machine's way), xpnet has no package
-    version; the ranks' settings check must still get one to compare, not a traceback."""
-    import importlib.metadata
-
-    from train import distributed
-
-    def not_installed(name):
-        raise importlib.metadata.PackageNotFoundError(name)
-
-    monkeypatch.setattr(importlib.metadata, "version", lambda name: "9.9")
-    assert distributed._xpnet_version() == "9.9"
-    monkeypatch.setattr(importlib.metadata, "version", not_installed)
-    assert "not installed" in distributed._xpnet_version()
-
-
 # -- the command line, without MPI --------------------------------------------------------
 
 def test_mpirun_without_distributed_is_refused(capsys, monkeypatch, toy_npz, tmp_path):
@@ -192,7 +176,7 @@ def test_a_global_batch_smaller_than_the_ranks_says_some_idle():
         def Get_library_version():
             return "MPICH Version: 5.0.2"
 
-    from train.distributed import Distributed
+    from xpnet.train.distributed import Distributed
 
     ctx = Distributed.__new__(Distributed)
     ctx.MPI, ctx.size, ctx.machines, ctx.transfer, ctx.timeout = FakeMPI, 4, 1, "numpy buffers go to MPI directly", 300
@@ -262,7 +246,7 @@ def test_a_distributed_run_resumes_where_it_stopped(capsys, toy_npz, tmp_path):
 
 @needs_mpi
 def test_distributed_without_mpirun_is_one_rank_and_fails_like_a_plain_run(tmp_path):
-    argv = [sys.executable, "-m", "train.cli", *train_args(tmp_path / "missing.npz", tmp_path / "run", "--distributed")]
+    argv = [sys.executable, "-m", "xpnet", *train_args(tmp_path / "missing.npz", tmp_path / "run", "--distributed")]
     code, out, err, _ = run_bounded(argv, tmp_path, dict(os.environ))
     assert code == 1 and "distributed: 1 rank on 1 machine" in out
     assert err.strip().splitlines() == [f"xpnet: error: npz file {tmp_path / 'missing.npz'} does not exist; "
@@ -272,8 +256,8 @@ def test_distributed_without_mpirun_is_one_rank_and_fails_like_a_plain_run(tmp_p
 @needs_mpi
 def test_ranks_started_differently_stop_before_training_naming_the_difference(toy_npz, tmp_path, mpi_leftovers):
     argv = train_args(toy_npz, tmp_path / "run", "--distributed")
-    rank0 = ["-n", "1", sys.executable, "-m", "train.cli", *argv]
-    rank1 = ["-n", "1", sys.executable, "-m", "train.cli", *argv, "--batch-size", "32"]
+    rank0 = ["-n", "1", sys.executable, "-m", "xpnet", *argv]
+    rank1 = ["-n", "1", sys.executable, "-m", "xpnet", *argv, "--batch-size", "32"]
     mpirun = find_mpirun()
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     code, out, err, seconds = run_bounded([mpirun, *rank0, ":", *rank1], tmp_path, env)
@@ -285,9 +269,9 @@ def test_ranks_started_differently_stop_before_training_naming_the_difference(to
 FAULTY_RANK = """
 import os, signal, sys, time
 from mpi4py import MPI
-import train.loop
-from train.data import DataError
-from train.cli import main
+import xpnet.train.loop
+from xpnet.train.data import DataError
+from xpnet.train.cli import main
 
 def faulty_epoch(*args, **kwargs):
     fault = os.environ["FAULT"]
@@ -298,7 +282,7 @@ def faulty_epoch(*args, **kwargs):
     time.sleep(600)  # stuck: alive, but never answers
 
 if MPI.COMM_WORLD.Get_rank() == 1:
-    train.loop.run_epoch = faulty_epoch
+    xpnet.train.loop.run_epoch = faulty_epoch
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -325,8 +309,8 @@ def test_a_rank_that_fails_ends_the_job_instead_of_hanging_it(toy_npz, tmp_path,
 def test_inputs_folder_is_removed_when_writing_fails(tmp_path, monkeypatch):
     """Non-finite training inputs stop the job before any rank maps them; the half-written
     folder must not stay behind in $TMPDIR."""
-    from train.data import DataError, DataSet
-    from train.distributed import write_inputs_file
+    from xpnet.train.data import DataError, DataSet
+    from xpnet.train.distributed import write_inputs_file
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     X = np.zeros((5, 3), np.float32)
@@ -338,7 +322,7 @@ def test_inputs_folder_is_removed_when_writing_fails(tmp_path, monkeypatch):
 
 
 def test_orphaned_inputs_of_killed_jobs_are_removed(tmp_path):
-    from train.distributed import INPUTS_PREFIX, remove_orphaned_inputs
+    from xpnet.train.distributed import INPUTS_PREFIX, remove_orphaned_inputs
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a process id that no longer runs

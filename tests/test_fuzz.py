@@ -24,14 +24,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from backends import XpnetError, resolve_backend
-from model import Network
-from model.checkpoint import _digest, from_bytes, read, to_bytes
-from train.cli import main
-from train.data import DataError
-from train.data.glyph import load_image, preprocess_image
-from train.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
-from train.state import TrainingState
+from xpnet.backends import XpnetError, resolve_backend
+from xpnet.model import Network
+from xpnet.model.checkpoint import _digest, from_bytes, read, to_bytes
+from xpnet.train.cli import main
+from xpnet.train.data import DataError
+from xpnet.train.data.glyph import load_image, preprocess_image
+from xpnet.train.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
+from xpnet.train.state import TrainingState
 
 # CI draws the same examples every run (derandomize), so a red test is a bug, not bad luck.
 # For a longer, fresh hunt: XPNET_FUZZ_EXAMPLES=50 python -m pytest tests/test_fuzz.py

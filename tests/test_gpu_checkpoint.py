@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train.checkpoints import load_checkpoint
+from xpnet.train.checkpoints import load_checkpoint
 
 GPU_RUN = Path(__file__).parent / "data" / "cupy-run"
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model import ACTIVATIONS, Dense, Network, gradient_check
-from model.activations import ModelError
-from model.gradcheck import relative_error
-from model.losses import quadratic, softmax_cross_entropy
+from xpnet.model import ACTIVATIONS, Dense, Network, gradient_check
+from xpnet.model.activations import ModelError
+from xpnet.model.gradcheck import relative_error
+from xpnet.model.losses import quadratic, softmax_cross_entropy
 from test_backends import assert_on
 
 EPS = 1e-6

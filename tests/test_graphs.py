@@ -15,12 +15,12 @@ import re
 import numpy as np
 import pytest
 
-from backends.base import GraphUnavailable
-from model import Network
-from train.graphs import GraphedSteps, combine_totals, graph_blocker
-from train.checkpoints import load_for_resume, save_checkpoint
-from train.loop import DeviceData, DivergenceError, learn
-from train.optimizers import SGD, Adam, adam_update
+from xpnet.backends.base import GraphUnavailable
+from xpnet.model import Network
+from xpnet.train.graphs import GraphedSteps, combine_totals, graph_blocker
+from xpnet.train.checkpoints import load_for_resume, save_checkpoint
+from xpnet.train.loop import DeviceData, DivergenceError, learn
+from xpnet.train.optimizers import SGD, Adam, adam_update
 from conftest import make_backend
 
 
@@ -372,7 +372,7 @@ class OutOfMemoryError(Exception):
 
 
 def test_cupy_recording_ends_the_capture_and_says_why_when_a_call_is_refused():
-    from backends.graphs import _record
+    from xpnet.backends.graphs import _record
 
     stream = RecordingStream()
     assert _record(stream, lambda: stream.log.append("step")) == "graph"
@@ -399,7 +399,7 @@ def test_cupy_recording_ends_the_capture_and_says_why_when_a_call_is_refused():
 def test_cupy_recording_that_cuda_will_not_end_falls_back_too():
     """A step that ran clean can still leave a recording CUDA refuses to end or instantiate
     (invalidated by another stream, say): that too is a reason to train unrecorded."""
-    from backends.graphs import _record
+    from xpnet.backends.graphs import _record
 
     stream = RecordingStream(end_fails=True)
     with pytest.raises(GraphUnavailable, match="RuntimeError: cudaErrorStreamCaptureInvalidated"):

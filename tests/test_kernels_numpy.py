@@ -18,12 +18,12 @@ import threading
 import numpy as np
 import pytest
 
-from backends import resolve_backend
-from backends.numpy_kernels import Blas, Scratch, numpy_kernels
-from model import Network, dense
-from model.activations import ACTIVATIONS
-from model.losses import LOSSES
-from train import optimizers
+from xpnet.backends import resolve_backend
+from xpnet.backends.numpy_kernels import Blas, Scratch, numpy_kernels
+from xpnet.model import Network, dense
+from xpnet.model.activations import ACTIVATIONS
+from xpnet.model.losses import LOSSES
+from xpnet.train import optimizers
 
 KEYS = sorted(numpy_kernels())
 DTYPES = ["float32", "float64"]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.activations import ACTIVATIONS
-from model.dense import matmul
-from model.losses import LOSSES
-from train.optimizers import adam_update, matmul_add, momentum_update, sgd_update, sum_add
+from xpnet.model.activations import ACTIVATIONS
+from xpnet.model.dense import matmul
+from xpnet.model.losses import LOSSES
+from xpnet.train.optimizers import adam_update, matmul_add, momentum_update, sgd_update, sum_add
 
 TOL = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-12, atol=1e-14)}
 

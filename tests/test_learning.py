@@ -9,19 +9,19 @@ from __future__ import annotations
 import math
 import re
 
-import train.state as state_module
+import xpnet.train.state as state_module
 
 import numpy as np
 import pytest
 
-import train.learning_rate as learning_rate
-import train.loop as loop
-from backends import XpnetError
-from model import ModelError, Network
-import train
-from train import evaluate, learn
-from train.loop import DeviceData
-from train.targets import DataError
+import xpnet.train.learning_rate as learning_rate
+import xpnet.train.loop as loop
+from xpnet.backends import XpnetError
+from xpnet.model import ModelError, Network
+from xpnet import train
+from xpnet.train import evaluate, learn
+from xpnet.train.loop import DeviceData
+from xpnet.train.targets import DataError
 from test_backends import assert_on, one_line
 
 XOR_X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from train.cli import main
-from train.config import TrainConfig
-from train.jobs import train_job
+from xpnet.train.cli import main
+from xpnet.train.config import TrainConfig
+from xpnet.train.jobs import train_job
 
 HELD_OUT_FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSerif.ttf"
 MIN_HELD_OUT_ACCURACY = 0.70  # measured 0.81 for this configuration; chance is 1/26
@@ -120,9 +120,9 @@ def test_predict_text_output_names_letter_and_runners_up(trained_run, tmp_path, 
 
 
 def test_predict_refuses_a_model_that_does_not_take_images(tmp_path, capsys):
-    from backends import resolve_backend
-    from model import Network
-    from train.checkpoints import save_checkpoint
+    from xpnet.backends import resolve_backend
+    from xpnet.model import Network
+    from xpnet.train.checkpoints import save_checkpoint
 
     net = Network.from_sizes([3, 4, 2], resolve_backend("numpy"))
     save_checkpoint(net, tmp_path / "m.safetensors")
@@ -137,11 +137,11 @@ def test_lr_auto_does_not_choose_a_rate_that_stalls_on_the_letters(trained_run, 
     """The README's API snippet (sigmoid 784-128-64-26, lr="auto") on a few thousand letters:
     with 20-step trials lr 10 looked as good as 1 (3.299 against 3.282 here) and then stayed
     at chance; 100-step trials see 1 break through the plateau (2.89) and 10 not (3.31)."""
-    from backends import resolve_backend
-    from model import Network
-    from train.data import load_data
-    from train.learning_rate import find_learning_rate
-    from train.loop import DeviceData
+    from xpnet.backends import resolve_backend
+    from xpnet.model import Network
+    from xpnet.train.data import load_data
+    from xpnet.train.learning_rate import find_learning_rate
+    from xpnet.train.loop import DeviceData
 
     run_dir, _ = trained_run
     monkeypatch.setenv("XPNET_CACHE", str(run_dir.parent / "cache"))  # the letters the module's run made

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.activations import ModelError
-from model.losses import LOSSES, check_loss, quadratic, softmax_cross_entropy
+from xpnet.model.activations import ModelError
+from xpnet.model.losses import LOSSES, check_loss, quadratic, softmax_cross_entropy
 from test_backends import assert_on, one_line
 
 

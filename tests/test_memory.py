@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-import train.loop as loop
-from backends import resolve_backend
-from model import Network
-from train import learn
-from train.loop import DeviceData, OutOfMemory
+import xpnet.train.loop as loop
+from xpnet.backends import resolve_backend
+from xpnet.model import Network
+from xpnet.train import learn
+from xpnet.train.loop import DeviceData, OutOfMemory
 
 
 def blobs(n=300, seed=0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model import Dense, INITS, ModelError, Network
+from xpnet.model import Dense, INITS, ModelError, Network
 from test_backends import assert_on, one_line
 
 SIZES = [4, 6, 5, 3]

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from backends import XpnetError
-from train.optimizers import OPTIMIZERS, Adam, OptimizerError, make_optimizer
+from xpnet.backends import XpnetError
+from xpnet.train.optimizers import OPTIMIZERS, Adam, OptimizerError, make_optimizer
 from test_backends import assert_on, one_line
 
 LR = 0.05
@@ -165,8 +165,8 @@ def run_train_steps(backend, optimizer: str, fold: bool, dtype: str):
     """Three steps on a small network from host-made data: `train_step` with SGD's update
     folded into the gradient products (forced on, whatever the backend's default), or the
     unfolded loss_and_grads + step."""
-    from model import Network
-    from train.optimizers import SGD
+    from xpnet.model import Network
+    from xpnet.train.optimizers import SGD
 
     backend = backend.with_dtype(dtype)
     rng = np.random.default_rng(11)

@@ -16,9 +16,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from backends import resolve_backend
-from model import Network
-from train import learn
+from xpnet.backends import resolve_backend
+from xpnet.model import Network
+from xpnet.train import learn
 from test_backends import assert_on
 
 SIZES = [5, 8, 6, 3]

@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import train.files as files
-from backends import resolve_backend
-from model import Network
-from train.checkpoints import load_checkpoint, save_checkpoint
-from train.files import OutputError, atomic_write
+import xpnet.train.files as files
+from xpnet.backends import resolve_backend
+from xpnet.model import Network
+from xpnet.train.checkpoints import load_checkpoint, save_checkpoint
+from xpnet.train.files import OutputError, atomic_write
 
 from test_cli import assert_one_line_error, run_cli
 
@@ -210,7 +210,7 @@ def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
     import sys
 
     argv = train_argv(f"npz:{toy(tmp_path)}", tmp_path / "run", "--epochs", "50")
-    proc = subprocess.Popen([sys.executable, "-m", "train.cli", *argv], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "xpnet", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1])
     proc.stdout.readline()
     proc.stdout.close()  # the reader leaves
@@ -486,7 +486,7 @@ def test_cli_warnings_are_one_line(tmp_path):
     (tmp_path / "imgs" / "a" / "broken.png").write_bytes(b"not an image")
     argv = ["train", "--data", f"folder:{tmp_path / 'imgs'}", "--epochs", "1", "--no-progress",
             "--backend", "numpy", "--out", str(tmp_path / "run")]
-    done = subprocess.run([sys.executable, "-m", "train.cli", *argv], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "xpnet", *argv], capture_output=True, text=True,
                           cwd=Path(__file__).parents[1], timeout=120)  # pytest would catch the warning itself
     err = done.stderr
     assert done.returncode == 0, err

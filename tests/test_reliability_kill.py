@@ -1,6 +1,6 @@
 """A finished epoch survives SIGKILL at any moment, including mid-write of its checkpoint.
 
-A real `python -m train.cli train` process is killed with SIGKILL (no handler can run)
+A real `python -m xpnet train` process is killed with SIGKILL (no handler can run)
 again and again, resumed in the same run folder each time, so later kills land while the
 previous checkpoint is being replaced. After every kill what is on disk must load, the
 epoch count must never go back, and `history.json` must parse and cover every epoch the
@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends import resolve_backend
-from train.checkpoints import load_checkpoint, load_for_resume
-import train.files as files
-from train.files import atomic_write
+from xpnet.backends import resolve_backend
+from xpnet.train.checkpoints import load_checkpoint, load_for_resume
+import xpnet.train.files as files
+from xpnet.train.files import atomic_write
 
 KILLS = 24
 WIDE = 4096  # hidden width: 256 -> 4096 -> 4 is 1M weights, an 8.5 MB checkpoint with momentum
@@ -47,7 +47,7 @@ def wide_npz(folder: Path) -> Path:
 def launch(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "train.cli", *argv], stdout=out,
+        return subprocess.Popen([sys.executable, "-m", "xpnet", *argv], stdout=out,
                                 stderr=subprocess.STDOUT, cwd=cwd, env=env)
 
 
@@ -142,7 +142,7 @@ def test_ctrl_c_mid_write_is_one_line_and_leaves_nothing_half_written(tmp_path):
         log, err = tmp_path / f"out{attempt}.txt", tmp_path / f"err{attempt}.txt"
         before = temp_files(run) if run.exists() else set()
         with open(err, "wb") as stderr:
-            proc = subprocess.Popen([sys.executable, "-m", "train.cli", *argv, "--no-progress", "--backend", "numpy"],
+            proc = subprocess.Popen([sys.executable, "-m", "xpnet", *argv, "--no-progress", "--backend", "numpy"],
                                     stdout=open(log, "wb"), stderr=stderr, cwd=tmp_path,
                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
             try:

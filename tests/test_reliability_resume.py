@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends import BackendError, resolve_backend
-from model import Network
-from model.checkpoint import read
-from train import learn
-from train.checkpoints import load_checkpoint, load_for_resume, save_checkpoint
-from train.loop import evaluate
+from xpnet.backends import BackendError, resolve_backend
+from xpnet.model import Network
+from xpnet.model.checkpoint import read
+from xpnet.train import learn
+from xpnet.train.checkpoints import load_checkpoint, load_for_resume, save_checkpoint
+from xpnet.train.loop import evaluate
 
 from test_cli import assert_one_line_error, run_cli
 
@@ -168,7 +168,7 @@ def test_resume_after_sigkill_mid_run_is_bitwise_identical(capsys, tmp_path):
     data = make_npz(tmp_path)
     epochs = "80"
     argv = train_args(data, tmp_path / "killed", "--epochs", epochs, "--optimizer", "adam", "--lr", "0.001")
-    proc = subprocess.Popen([sys.executable, "-m", "train.cli", *argv], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "xpnet", *argv], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 60
@@ -194,7 +194,7 @@ class Crash(BaseException):
 
 def test_a_crash_between_the_history_and_checkpoint_writes_loses_no_epoch_record(capsys, tmp_path, monkeypatch):
     """Each epoch writes two files; a crash between them must not cost the resumed run a record."""
-    import train.jobs as jobs
+    import xpnet.train.jobs as jobs
 
     data = make_npz(tmp_path)
     wrote = []
@@ -308,7 +308,7 @@ def test_resume_with_fewer_epochs_than_done_says_so(capsys, finished_run):
 
 def run_subprocess(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """The real command, so stderr is exactly what a user sees (warnings included)."""
-    return subprocess.run([sys.executable, "-m", "train.cli", *argv], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "xpnet", *argv], capture_output=True, text=True,
                           cwd=cwd, timeout=120)
 
 
@@ -377,7 +377,7 @@ def test_divergence_in_the_first_epoch_does_not_claim_a_checkpoint(tmp_path):
 def test_ctrl_c_says_whether_a_checkpoint_was_kept(capsys, tmp_path, monkeypatch, epochs_done):
     """Ctrl-C in the first epoch used to promise 'the last finished epoch's checkpoint is
     kept' of a folder that held none."""
-    from train import jobs
+    from xpnet.train import jobs
 
     real_learn = jobs.learn
 
@@ -403,7 +403,7 @@ def test_ctrl_c_says_whether_a_checkpoint_was_kept(capsys, tmp_path, monkeypatch
 def test_ctrl_c_before_training_or_in_the_report_says_what_it_stopped(capsys, tmp_path, monkeypatch, where):
     """Before the run folder exists (the letters being made) it is a plain 'interrupted'; in
     the report, training has finished and --resume would have nothing left to do."""
-    from train import jobs
+    from xpnet.train import jobs
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

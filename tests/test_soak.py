@@ -25,12 +25,12 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from backends import resolve_backend
-from model import Network
-import train.loop as loop
-from train import learn
-from train.checkpoints import save_checkpoint
-from train.files import atomic_write_json
+from xpnet.backends import resolve_backend
+from xpnet.model import Network
+import xpnet.train.loop as loop
+from xpnet.train import learn
+from xpnet.train.checkpoints import save_checkpoint
+from xpnet.train.files import atomic_write_json
 
 EPOCHS = 240  # the throughput run
 MEMORY_EPOCHS = 160  # the traced run

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model import Network
-from train import learn
-from train.subnormals import available, flush_subnormals
+from xpnet.model import Network
+from xpnet.train import learn
+from xpnet.train.subnormals import available, flush_subnormals
 
 pytestmark = pytest.mark.skipif(not available(), reason="MXCSR is reached only on x86-64 Linux")
 

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from model import Network
-from train.loop import DeviceData, run_epoch
-from train.optimizers import SGD
-from train.tally import EpochTally
+from xpnet.model import Network
+from xpnet.train.loop import DeviceData, run_epoch
+from xpnet.train.optimizers import SGD
+from xpnet.train.tally import EpochTally
 
 
 def blobs(n=203, seed=0):

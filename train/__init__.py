@@ -3,6 +3,8 @@
 The only part of xpnet that talks to the user and the disk.
 """
 
-from train.loop import evaluate, learn, test
+from xpnet.train.checkpoints import load, save
+from xpnet.train.data import load_data
+from xpnet.train.loop import evaluate, learn, test
 
-__all__ = ["evaluate", "learn", "test"]
+__all__ = ["evaluate", "learn", "load", "load_data", "save", "test"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backends import Backend
-from model import Network
-from model.checkpoint import CheckpointError, from_bytes, from_tensors, read, to_bytes
-from train.files import atomic_write
-from train.state import TrainingState
+from xpnet.backends import Backend, resolve_backend
+from xpnet.model import Network
+from xpnet.model.checkpoint import CheckpointError, from_bytes, from_tensors, read, to_bytes
+from xpnet.train.files import atomic_write
+from xpnet.train.state import TrainingState
 
 CHECKPOINT_NAME = "model.safetensors"
 
@@ -23,6 +23,29 @@ def save_checkpoint(net: Network, path: str | Path, metadata: dict | None = None
         extra, entry = state.to_checkpoint()
         meta.update(entry)
     return atomic_write(path, to_bytes(net, meta, extra))
+
+
+def save(model: Network, path: str | Path, *, classes=None) -> Path:
+    """Save a model to a file (given a folder, its model.safetensors): the weights, the
+    architecture and the class names (`classes`, else `model.classes`), so `load` rebuilds it
+    on any backend. Returns the file written. The input scaling a model was trained with is
+    the caller's to repeat: xpnet's own data come in [0, 1] and need none."""
+    names = classes if classes is not None else model.classes
+    return save_checkpoint(model, checkpoint_path(path), {"classes": list(names)} if names else None)
+
+
+def load(path: str | Path, backend: Backend | str | None = None, *, device: str | None = None,
+         dtype: str | None = None) -> Network:
+    """A saved model (a file, or a run folder from `xpnet train`) on `backend`: a Backend, or a
+    name (numpy, cupy, torch, array_api_strict, auto; None: $XPNET_BACKEND, else auto), in
+    the dtype it was saved in unless `dtype` says otherwise. Its class names are `model.classes`."""
+    path = checkpoint_path(path)
+    tensors, meta = read(_read(path), str(path))
+    if not isinstance(backend, Backend):
+        backend = resolve_backend(backend, device, dtype or meta.get("dtype"))
+    model = from_tensors(tensors, meta, backend, str(path))
+    model.classes = tuple(meta["classes"]) if meta.get("classes") else None
+    return model
 
 
 def checkpoint_path(path: str | Path) -> Path:

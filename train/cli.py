@@ -13,8 +13,9 @@ import os
 import sys
 import warnings
 
-from backends import XpnetError
-from train.config import PRESETS, TrainConfig
+from xpnet.backends import XpnetError
+from xpnet.version import __version__
+from xpnet.train.config import PRESETS, TrainConfig
 
 EXIT_ERROR = 1
 
@@ -59,6 +60,7 @@ def one_line(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="xpnet", description="A deep neural network from first principles.")
+    parser.add_argument("--version", action="version", version=f"xpnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     _add_train(sub)
     _add_evaluate(sub)
@@ -147,7 +149,7 @@ def config_from_args(args) -> TrainConfig:
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
     if args.resume:
-        from train.jobs import read_run_config
+        from xpnet.train.jobs import read_run_config
 
         changed = sorted(set(given) - RESUMABLE)
         if changed or args.preset != "default":
@@ -162,7 +164,7 @@ def config_from_args(args) -> TrainConfig:
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from train.jobs import train_job
+    from xpnet.train.jobs import train_job
 
     config = config_from_args(args)
     if args.distributed:
@@ -170,7 +172,7 @@ def cmd_train(args) -> int:
     if args.mpi_timeout is not None:
         raise XpnetError("--mpi-timeout applies to --distributed runs only: add --distributed (under mpirun) "
                          "or leave it out")
-    from train.distributed import launched_by_mpi, launched_rank
+    from xpnet.train.distributed import launched_by_mpi, launched_rank
 
     if launched_by_mpi() > 1:  # N copies of a single-process run would overwrite each other's files
         if launched_rank() != 0:
@@ -190,7 +192,7 @@ def cmd_train(args) -> int:
 
 def train_distributed(config, args) -> int:
     """`xpnet train --distributed`: every rank runs this; rank 0 prints (no progress bar under MPI)."""
-    from train.distributed import DEFAULT_TIMEOUT, run_distributed, train_job_distributed
+    from xpnet.train.distributed import DEFAULT_TIMEOUT, run_distributed, train_job_distributed
 
     def log(line: str) -> None:
         print(line, flush=True)  # under mpirun stdout is a pipe: flush, or lines come in clumps
@@ -201,14 +203,14 @@ def train_distributed(config, args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from train.jobs import evaluate_job
+    from xpnet.train.jobs import evaluate_job
 
     evaluate_job(args.checkpoint, args.data, args.backend, args.device, print, args.out)
     return 0
 
 
 def cmd_predict(args) -> int:
-    from train.predict import format_result, predict_images
+    from xpnet.train.predict import format_result, predict_images
 
     failures = 0
     for result in predict_images(args.checkpoint, args.images, args.backend, args.device):
@@ -219,7 +221,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_backends(args) -> int:
-    from backends import describe_all
+    from xpnet.backends import describe_all
 
     rows = describe_all()
     print(f"{'backend':<17} {'version':<16} {'usable':<7} {'device':<8} why not")
@@ -229,7 +231,7 @@ def cmd_backends(args) -> int:
 
 
 def cmd_parity(args) -> int:
-    from train.parity import format_table, run_parity
+    from xpnet.train.parity import format_table, run_parity
 
     rows, skipped = run_parity(steps=args.steps, seed=args.seed)
     print(format_table(rows, skipped, args.steps))
@@ -282,7 +284,3 @@ def _sizes(text: str) -> list[int]:
     if any(s < 1 for s in sizes):
         raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text}")
     return sizes
-
-
-if __name__ == "__main__":
-    sys.exit(main())

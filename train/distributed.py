@@ -39,11 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
-from backends import XpnetError, resolve_backend
-from train.data import DataError, DataSet, load_data
-from train.loop import DeviceData, learn
-from train.files import remove_stale_temps
-from train.targets import check_data, is_classification, targets_for
+from xpnet.backends import XpnetError, resolve_backend
+from xpnet.train.data import DataError, DataSet, load_data
+from xpnet.train.loop import DeviceData, learn
+from xpnet.train.files import remove_stale_temps
+from xpnet.train.targets import check_data, is_classification, targets_for
+from xpnet.version import __version__
 
 DEFAULT_TIMEOUT = 300.0  # seconds a rank waits for the others before it ends the job
 SPIN_SECONDS = 0.0005  # poll flat out this long (a balanced step's gradient sum takes less), then nap
@@ -514,20 +515,9 @@ def run_facts(config, backend, net, data) -> dict:
     facts = {("--layers" if k == "hidden" else "--" + k.replace("_", "-")): v
              for k, v in dataclasses.asdict(config).items() if k not in ("out", "device")}
     facts.update({"backend": backend.name, "numpy version": np.__version__,
-                  "xpnet version": _xpnet_version(),
+                  "xpnet version": __version__,
                   "training data": data.info.get("digest"), "initial weights": weights_digest(net).hex()[:16]})
     return facts
-
-
-def _xpnet_version() -> str:
-    """The installed xpnet's version; a checkout run without installing (PYTHONPATH) has none,
-    and ranks started from the same checkout agree on that."""
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version("xpnet")
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed (run from a checkout)"
 
 
 def train_job_distributed(config, log, ctx: Distributed, progress: bool = True, resume: bool = False):
@@ -536,7 +526,7 @@ def train_job_distributed(config, log, ctx: Distributed, progress: bool = True, 
     Resuming reads the run folder on every rank (it must be on a file system they share).
     Returns the run folder on rank 0, None elsewhere.
     """
-    from train import jobs
+    from xpnet.train import jobs
 
     jobs.check_config(config)
     config = dataclasses.replace(config, data=jobs.absolute_spec(config.data))

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from backends import XpnetError
+from xpnet.backends import XpnetError
 
 
 class OutputError(XpnetError):

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from backends.base import GraphUnavailable
-from train.tally import count_correct
+from xpnet.backends.base import GraphUnavailable
+from xpnet.train.tally import count_correct
 
 
 def graph_blocker(model, opt, data, batch_size: int, distributed=None) -> str | None:

@@ -12,19 +12,19 @@ from typing import Callable
 
 import numpy as np
 
-from backends import XpnetError, resolve_backend
-from model import INITS, ModelError, Network
-from model.checkpoint import CheckpointError
-from model.activations import check_activation
-from model.losses import check_loss
-from train.checkpoints import CHECKPOINT_NAME, load_checkpoint, load_for_resume, save_checkpoint
-from train.config import TrainConfig
-from train.data import DataError, DataSet, absolute_spec, load_data
-from train.files import OutputError, atomic_write_json, ensure_folder, remove_stale_temps
-from train.loop import evaluate, learn
-from train.metrics import confusion_matrix, summary_lines
-from train.optimizers import OPTIMIZERS, OptimizerError
-from train.targets import check_targets_fit_loss
+from xpnet.backends import XpnetError, resolve_backend
+from xpnet.model import INITS, ModelError, Network
+from xpnet.model.checkpoint import CheckpointError
+from xpnet.model.activations import check_activation
+from xpnet.model.losses import check_loss
+from xpnet.train.checkpoints import CHECKPOINT_NAME, load_checkpoint, load_for_resume, save_checkpoint
+from xpnet.train.config import TrainConfig
+from xpnet.train.data import DataError, DataSet, absolute_spec, load_data
+from xpnet.train.files import OutputError, atomic_write_json, ensure_folder, remove_stale_temps
+from xpnet.train.loop import evaluate, learn
+from xpnet.train.metrics import confusion_matrix, summary_lines
+from xpnet.train.optimizers import OPTIMIZERS, OptimizerError
+from xpnet.train.targets import check_targets_fit_loss
 
 Log = Callable[[str], None]
 
@@ -255,7 +255,7 @@ def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, 
     for line in summary_lines(cm, data.classes):
         log(line)
     atomic_write_json(run_dir / "confusion.json", {"classes": list(data.classes), "counts": cm.tolist()})
-    from train.report import write_pictures
+    from xpnet.train.report import write_pictures
 
     for path in write_pictures(run_dir, cm, data.classes, X, y, pred, data.image_shape):
         log(f"wrote {path}")
@@ -264,7 +264,7 @@ def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, 
 
 def draw_curves(run_dir: Path, net: Network, log: Log) -> None:
     """curves.png for every run that trained, classifier or not, and a line saying so."""
-    from train.report import write_curves
+    from xpnet.train.report import write_curves
 
     path = write_curves(run_dir, net.history)
     if path is not None:

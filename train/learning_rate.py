@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from backends import XpnetError
+from xpnet.backends import XpnetError
 
 START = 1e-3
 TRIAL_STEPS = 100
@@ -56,7 +56,7 @@ def find_learning_rate(model, data, optimizer: str, batch_size: int, seed: int) 
 
 
 def _trial(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t) -> float:
-    from train.loop import run_steps
+    from xpnet.train.loop import run_steps
 
     trial_model = model.copy()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a rate too big diverges: the report says so

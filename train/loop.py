@@ -16,14 +16,14 @@ from typing import Callable
 
 import numpy as np
 
-from model import Network
-from train.graphs import GraphedSteps, combine_totals, graph_blocker
-from train.learning_rate import PROBE_SIZE, find_learning_rate, probe_loss
-from train.optimizers import make_optimizer
-from train.state import TrainingState
-from train.subnormals import flush_subnormals
-from train.tally import EpochTally, count_correct
-from train.targets import DataError, check_data, is_classification, targets_for
+from xpnet.model import Network
+from xpnet.train.graphs import GraphedSteps, combine_totals, graph_blocker
+from xpnet.train.learning_rate import PROBE_SIZE, find_learning_rate, probe_loss
+from xpnet.train.optimizers import make_optimizer
+from xpnet.train.state import TrainingState
+from xpnet.train.subnormals import flush_subnormals
+from xpnet.train.tally import EpochTally, count_correct
+from xpnet.train.targets import DataError, check_data, is_classification, targets_for
 
 
 # Keep a data set on the device only if it takes at most this share of the free memory;
@@ -279,6 +279,9 @@ def test(model: Network, x):
     if not one:
         return out
     return out[0].item() if out.ndim == 1 else out[0]
+
+
+test.__test__ = False  # pytest: `from xpnet import test` in a test file is not itself a test
 
 
 def format_epoch(record: dict, epochs: int) -> str:

@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from backends import Backend, XpnetError
+from xpnet.backends import Backend, XpnetError
 
 
 class OptimizerError(XpnetError):

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backends import BackendError, resolve_backend
-from model import Network
-from train.loop import DeviceData, run_steps
+from xpnet.backends import BackendError, resolve_backend
+from xpnet.model import Network
+from xpnet.train.loop import DeviceData, run_steps
 
 CASES = [("numpy", "cpu"), ("array_api_strict", "cpu"), ("torch", "cpu"), ("cupy", "cuda"), ("torch", "cuda")]
 # Worst relative difference allowed per dtype, for every quantity: float64 agrees to ~16

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from backends import XpnetError, resolve_backend
-from train.checkpoints import load_checkpoint
+from xpnet.backends import XpnetError, resolve_backend
+from xpnet.train.checkpoints import load_checkpoint
 
 
 def predict_images(checkpoint: str, paths: list[str], backend_name=None, device=None, top: int = 3):
     """Yields one result dict per image: {image, letter, probability, runners_up} or {image, error}."""
-    from train.data.glyph import load_image
+    from xpnet.train.data.glyph import load_image
 
     net, meta = load_checkpoint(checkpoint, resolve_backend(backend_name, device))
     classes = meta.get("classes") or [str(i) for i in range(net.sizes[-1])]

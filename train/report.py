@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train.files import atomic_write
+from xpnet.train.files import atomic_write
 
 
 def write_curves(run_dir: Path, history) -> Path | None:

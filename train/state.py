@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.checkpoint import CheckpointError
-from train.optimizers import make_optimizer
+from xpnet.model.checkpoint import CheckpointError
+from xpnet.train.optimizers import make_optimizer
 
 PREFIX = "optimizer."
 

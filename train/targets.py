@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from model import Network
-from train.data import DataError
+from xpnet.model import Network
+from xpnet.train.data import DataError
 
 
 def is_classification(net: Network, y: np.ndarray) -> bool:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backends.errors import XpnetError
+from xpnet.backends.errors import XpnetError
 
 
 class DataError(XpnetError):
@@ -51,8 +51,8 @@ def _check_pair(X, y, side):
         raise ValueError(f"{side}: X must be (N, D) with one label per row, got {X.shape} and {y.shape}")
 
 
-from train.data.glyph import load_image, preprocess_image  # noqa: E402  (needs DataError above)
-from train.data.spec import SCHEMES, absolute_spec, load_data, parse_spec  # noqa: E402
+from xpnet.train.data.glyph import load_image, preprocess_image  # noqa: E402  (needs DataError above)
+from xpnet.train.data.spec import SCHEMES, absolute_spec, load_data, parse_spec  # noqa: E402
 
 __all__ = [
     "DataError", "DataSet", "absolute_spec", "load_data", "parse_spec", "SCHEMES", "preprocess_image", "load_image",

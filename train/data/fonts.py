@@ -24,8 +24,8 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from train.data import DataError
-from train.data.glyph import frame_ink
+from xpnet.train.data import DataError
+from xpnet.train.data.glyph import frame_ink
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 RENDER_SIZE = 96  # font size in px for the master renderings; letters are framed down from these

@@ -29,10 +29,10 @@ import numpy as np
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
-from train.data import DataSet
-from train.files import OutputError, atomic_write, remove_stale_temps
-from train.data.fonts import Font, candidate_font_files, render_letters, split_fonts, usable_fonts
-from train.data.glyph import BOX, FRAME, centre_of_mass, clamped_start, ink_bbox
+from xpnet.train.data import DataSet
+from xpnet.train.files import OutputError, atomic_write, remove_stale_temps
+from xpnet.train.data.fonts import Font, candidate_font_files, render_letters, split_fonts, usable_fonts
+from xpnet.train.data.glyph import BOX, FRAME, centre_of_mass, clamped_start, ink_bbox
 
 STALE_TEMP_S = 600  # a cache write takes seconds: a temp untouched this long is a killed writer's
 VERSION = 1  # bump whenever the generator's output changes, so stale caches are not reused

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train.data import DataError, DataSet
+from xpnet.train.data import DataError, DataSet
 
 LETTERS_TRAIN, LETTERS_TEST = 60_000, 10_000  # the default synthetic set, EMNIST letters' scale
 SCHEMES = {  # scheme -> how to write it, for the error message that lists them
@@ -63,7 +63,7 @@ def load_data(spec: str = "letters", *, seed: int = 0, cache_dir: str | Path | N
         n_test = LETTERS_TEST if n_test is None else n_test
     _check_sizes(n_train if n_train is not None else 1, n_test if n_test is not None else 0, seed)
     if scheme == "letters":
-        from train.data.letters import load_letters
+        from xpnet.train.data.letters import load_letters
         return load_letters(seed=seed, cache_dir=cache_dir, fonts_dir=fonts_dir,
                             n_train=n_train, n_test=n_test, progress=progress)
     ds = _load_file_source(scheme, arg, progress)
@@ -76,15 +76,15 @@ def load_data(spec: str = "letters", *, seed: int = 0, cache_dir: str | Path | N
 def _load_file_source(scheme: str, arg: str, progress: bool) -> DataSet:
     """Dispatch a file-backed scheme to its loader (imported lazily: each is only needed alone)."""
     if scheme in ("idx", "fashion-mnist"):
-        from train.data.idx import load_idx_dir
+        from xpnet.train.data.idx import load_idx_dir
         return load_idx_dir(arg, fashion=scheme == "fashion-mnist")
     if scheme == "emnist-letters":
-        from train.data.idx import load_emnist_letters_dir
+        from xpnet.train.data.idx import load_emnist_letters_dir
         return load_emnist_letters_dir(arg)
     if scheme == "folder":
-        from train.data.folder import load_folder
+        from xpnet.train.data.folder import load_folder
         return load_folder(arg, progress=progress)
-    from train.data.npz import load_npz
+    from xpnet.train.data.npz import load_npz
     return load_npz(arg)
 
 

@@ -1,0 +1,117 @@
+"""The installed shape of xpnet: one package, its public names, its version, save and load.
+
+xpnet's folders (backends/, model/, train/) install as xpnet.backends, xpnet.model and
+xpnet.train, so a user's own model.py or train.py, which most ML projects have, cannot
+shadow them; and `from xpnet import test` in a user's test file is not collected as a test.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet.train.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_python(args, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # xpnet from this checkout, installed or not
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_public_names_are_there():
+    for name in xpnet.__all__:
+        assert getattr(xpnet, name) is not None, name
+    assert xpnet.test is xpnet.train.test and xpnet.Network is xpnet.model.Network
+
+
+def test_a_users_own_model_train_and_backends_modules_do_not_shadow_xpnet(tmp_path):
+    for name in ("model", "train", "backends"):  # the user's code, with the names xpnet's folders have
+        (tmp_path / f"{name}.py").write_text(f"raise RuntimeError('xpnet imported the user\\'s {name}.py')\n")
+    (tmp_path / "script.py").write_text(textwrap.dedent("""
+        import numpy as np
+        import xpnet
+        X = np.random.default_rng(0).standard_normal((200, 2))
+        y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
+        model = xpnet.Network.from_sizes([2, 16, 2], xpnet.resolve_backend("numpy"), activation="tanh",
+                                         output="identity", loss="cross_entropy", seed=0)
+        xpnet.learn(model, (X, y), epochs=30, batch_size=20, lr=0.5, log=None)
+        print("accuracy", float(np.mean(xpnet.test(model, X) == y)))
+    """))
+    done = run_python(["script.py"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.split()[-1]) > 0.8
+
+
+def test_importing_test_into_a_users_test_file_does_not_collect_it(tmp_path):
+    (tmp_path / "test_mine.py").write_text("from xpnet import learn, test\n\n\ndef test_mine():\n    assert test\n")
+    done = run_python(["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mine.py"], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+
+
+def test_version_is_printed_and_is_the_packages(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"xpnet {xpnet.__version__}"
+    try:
+        assert importlib.metadata.version("xpnet") == xpnet.__version__
+    except importlib.metadata.PackageNotFoundError:
+        pass  # run from a checkout: no installed metadata to agree with
+
+
+def test_nothing_but_xpnet_is_installed_at_the_top_of_site_packages(tmp_path):
+    """In a fresh interpreter away from this checkout, the installed xpnet is found and none of
+    the generic names its folders have in the repository is."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = "import importlib.util as u; print(*(u.find_spec(n) is not None for n in ('xpnet', 'train', 'model', 'backends')))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    found = dict(zip(("xpnet", "train", "model", "backends"), done.stdout.split()))
+    if found.get("xpnet") != "True":
+        pytest.skip("xpnet is not installed in this Python (run from a checkout): nothing to inspect")
+    assert found == {"xpnet": "True", "train": "False", "model": "False", "backends": "False"}, done.stderr
+
+
+def test_python_dash_m_xpnet_is_the_command(tmp_path):
+    done = run_python(["-m", "xpnet", "--version"], tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == f"xpnet {xpnet.__version__}", done.stderr
+
+
+# -- save and load ----------------------------------------------------------------------------
+
+def test_save_and_load_keep_the_model_and_its_classes(tmp_path, backend):
+    X = np.random.default_rng(1).random((8, 3))
+    model = xpnet.Network.from_sizes([3, 5, 4], backend, activation="relu", output="identity",
+                                     loss="cross_entropy", seed=2)
+    path = xpnet.save(model, tmp_path / "m.safetensors", classes=["a", "b", "c", "d"])
+    again = xpnet.load(path, backend)
+    assert again.classes == ("a", "b", "c", "d") and again.sizes == model.sizes
+    np.testing.assert_array_equal(model.predict(X), again.predict(X))
+    on_numpy = xpnet.load(path, "numpy")  # by name, in the dtype it was saved in
+    assert on_numpy.backend.name == "numpy" and on_numpy.backend.dtype_name == backend.dtype_name
+
+
+def test_load_takes_a_run_folder_and_save_keeps_a_loaded_models_classes(tmp_path, reference):
+    model = xpnet.Network.from_sizes([2, 3], reference, seed=0)
+    model.classes = ("no", "yes")
+    (tmp_path / "run").mkdir()
+    xpnet.save(model, tmp_path / "run")  # a folder: its model.safetensors
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    assert xpnet.load(tmp_path / "run", reference).classes == ("no", "yes")
+
+
+def test_loading_a_file_that_is_not_a_model_is_one_clear_error(tmp_path):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(xpnet.XpnetError, match="is not a checkpoint"):
+        xpnet.load(junk, "numpy")
