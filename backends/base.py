@@ -41,6 +41,10 @@ class Backend:
     # capture_fn(fn): run fn once for real, then record it as a CUDA graph; returns replay()
     capture_fn: Callable[[Callable[[], Any]], Callable[[], None]] | None = field(repr=False, default=None)
     tf32: bool = False  # float32 matrix products in TF32 (faster, ~3 digits): only when asked
+    # How MPI can read this backend's arrays: "host" (numpy buffers, directly), "cuda" (CUDA
+    # device buffers, directly through a CUDA-aware MPI), "" (neither: staged through host memory)
+    mpi_buffers: str = ""
+    device_count_fn: Callable[[], int] = field(repr=False, default=lambda: 1)  # devices of this kind here
     note: str = ""  # why this backend was chosen (e.g. what `auto` found)
 
     def __post_init__(self):
@@ -71,6 +75,10 @@ class Backend:
     def synchronize(self) -> None:
         """Wait for queued device work, so host timers measure what the device did."""
         self.synchronize_fn()
+
+    def device_count(self) -> int:
+        """How many devices of this backend's kind the machine has (1 for the CPU)."""
+        return self.device_count_fn()
 
     def free_memory(self) -> int | None:
         """Free device memory in bytes, or None where arrays live in host memory."""

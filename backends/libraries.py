@@ -34,7 +34,7 @@ def make_numpy(device: str | None, dtype: str, tf32: bool = False) -> Backend:
         library_version=np.__version__,
         to_device_fn=lambda host, dt: np.array(host, dtype=dt, copy=True),
         to_numpy_fn=_numpy_copy,
-        kernels=_numpy_kernels(),
+        kernels=_numpy_kernels(), mpi_buffers="host",
     )
 
 
@@ -93,6 +93,7 @@ def make_torch(device: str | None, dtype: str, tf32: bool = False) -> Backend:
         free_memory_fn=(lambda: torch.cuda.mem_get_info(dev)[0]) if dev.type == "cuda" else (lambda: None),
         capture_fn=torch_capture(dev) if dev.type == "cuda" else None,
         tf32=tf32 and dev.type == "cuda",
+        device_count_fn=torch.cuda.device_count if dev.type == "cuda" else (lambda: 1),
     )
 
 
@@ -130,6 +131,7 @@ def make_cupy(device: str | None, dtype: str, tf32: bool = False) -> Backend:
         to_device_fn=to_device, to_numpy_fn=cp.asnumpy,
         synchronize_fn=lambda: dev.synchronize(), kernels=_cupy_overrides(cp, dev, tf32_on),
         free_memory_fn=lambda: _cupy_free_memory(cp, dev), capture_fn=cupy_capture(dev), tf32=tf32_on,
+        mpi_buffers="cuda", device_count_fn=cp.cuda.runtime.getDeviceCount,
     )
 
 
