@@ -110,10 +110,12 @@ class Network:
         `folds` (SGD, with or without momentum, on numpy) takes each layer's step during
         backpropagation, straight from the product that would have been its gradient, so no
         weight-sized gradient is ever written and read back; the others get the gradients.
+        `optimizer` is an `xpnet.train.optimizers.Optimizer` (its interface: `folds`, `step`,
+        `update_layer`; the model never imports the training side).
         """
         out, caches = self._forward_with_caches(x)
         loss, dout = self._loss_fn(self.backend.xp, out, targets)
-        if getattr(optimizer, "folds", False):
+        if optimizer.folds:
             self.backward(dout, caches, optimizer.update_layer)
         else:
             optimizer.step(self.params, self.backward(dout, caches))

@@ -20,12 +20,48 @@ class OptimizerError(XpnetError):
     """An optimizer that was asked for does not exist or got a bad setting."""
 
 
-class SGD:
+class Optimizer:
+    """What the training loop and `Network.train_step` ask of every optimizer.
+
+    `step(params, grads)` updates the parameters in place. An optimizer that `folds` takes
+    each layer's step during backpropagation instead, in `update_layer`, straight from the
+    product that would have been the gradient. `state()` and `counters()` are what a
+    checkpoint keeps to resume exactly; `count_on_device()` is called before the steps are
+    recorded as a CUDA graph, which freezes every Python number it is given.
+    """
+
+    folds = False
+
+    def __init__(self, backend: Backend, lr: float):
+        self.backend, self.lr = backend, lr
+
+    def step(self, params: list, grads: list) -> None:
+        raise NotImplementedError
+
+    def update_layer(self, index: int, W, b, dz, x) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not fold its update into the products")
+
+    def state(self) -> dict:
+        """Device arrays that, with `counters()`, let training resume exactly."""
+        return {}
+
+    def counters(self) -> dict:
+        return {}
+
+    def load_state(self, host: dict, counters: dict) -> None:
+        _load_arrays(self, host)
+
+    def count_on_device(self) -> None:
+        """Keep whatever changes from step to step on the device from now on (nothing, by default)."""
+
+
+class SGD(Optimizer):
     """Plain gradient descent, optionally with (heavy-ball) momentum."""
 
     def __init__(self, backend: Backend, params: list, lr: float, momentum: float = 0.0,
                  fold: bool | None = None):
-        self.backend, self.lr, self.momentum = backend, lr, momentum
+        super().__init__(backend, lr)
+        self.momentum = momentum
         # Whether Network.train_step folds the update into the products (`update_layer`).
         # By default, where the backend does a product and an add in one call (numpy's BLAS
         # gemm): there it saves a pass over every weight. On a GPU the fused update kernels
@@ -66,22 +102,16 @@ class SGD:
         self._update(xp, b, v_b, -1.0)
 
     def state(self) -> dict:
-        """Device arrays that, with `counters()`, let training resume exactly."""
         return {f"velocity.{i}": v for i, v in enumerate(self.velocity)}
 
-    def counters(self) -> dict:
-        return {}
 
-    def load_state(self, host: dict, counters: dict) -> None:
-        _load_arrays(self, host)
-
-
-class Adam:
+class Adam(Optimizer):
     """Adam (Kingma & Ba 2015) with bias-corrected first and second moment estimates."""
 
     def __init__(self, backend: Backend, params: list, lr: float, beta1: float = 0.9,
                  beta2: float = 0.999, eps: float = 1e-8):
-        self.backend, self.lr, self.beta1, self.beta2, self.eps = backend, lr, beta1, beta2, eps
+        super().__init__(backend, lr)
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
         xp = backend.xp
         self.m = [xp.zeros_like(p) for p in params]
         self.v = [xp.zeros_like(p) for p in params]
