@@ -35,7 +35,8 @@ from xpnet.train.config import TrainConfig  # noqa: E402
 from xpnet.train.data import load_data  # noqa: E402
 from xpnet.train.data.spec import LETTERS_TRAIN  # noqa: E402
 from xpnet.train.jobs import build_network  # noqa: E402
-from xpnet.train.loop import DeviceData, run_epoch  # noqa: E402
+from xpnet.train.device_data import DeviceData
+from xpnet.train.loop import run_epoch  # noqa: E402
 from xpnet.train.optimizers import make_optimizer  # noqa: E402
 
 

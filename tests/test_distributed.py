@@ -26,7 +26,7 @@ from xpnet.backends import resolve_backend
 from xpnet.model import Network
 from xpnet.train.cli import main
 from xpnet.train.distributed import ShardedData, piece
-from xpnet.train.loop import DeviceData
+from xpnet.train.device_data import DeviceData
 from conftest import make_backend
 
 LAUNCH_LIMIT_S = 60  # no launch may take longer; a hang fails the test instead of the suite
@@ -213,6 +213,20 @@ def test_ranks_train_the_same_weights_as_one_process(capsys, toy_npz, tmp_path, 
     else:
         assert "numpy buffers go to MPI directly" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["multi", "single", "toy.npz"]  # no stray run folders
+
+
+@needs_mpi
+def test_the_mpi_job_says_what_the_single_process_job_says(capsys, toy_npz, tmp_path):
+    """One job for both (train_job over a run context): the lines a plain run logs before
+    training, the TF32 line among them (the MPI job used to leave it out), come from rank 0
+    alone, and the same as a plain run's."""
+    args = train_args(toy_npz, tmp_path / "multi", "--distributed", "--tf32", "--epochs", "1")
+    code, out, err, _ = launch(2, args, tmp_path)
+    assert code == 0, err
+    assert main(train_args(toy_npz, tmp_path / "single", "--tf32", "--epochs", "1")) == 0
+    single = capsys.readouterr().out.splitlines()
+    plain = [line for line in single if line.startswith(("tf32:", "network ", "untrained network"))]
+    assert len(plain) == 3 and all(out.count(line) == 1 for line in plain), (plain, out)
 
 
 @needs_mpi

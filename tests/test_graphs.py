@@ -19,7 +19,9 @@ from xpnet.backends.base import GraphUnavailable
 from xpnet.model import Network
 from xpnet.train.graphs import GraphedSteps, combine_totals, graph_blocker
 from xpnet.train.checkpoints import load_for_resume, save_checkpoint
-from xpnet.train.loop import DeviceData, DivergenceError, learn
+from xpnet.train.context import RunContext
+from xpnet.train.device_data import DeviceData
+from xpnet.train.loop import DivergenceError, learn
 from xpnet.train.optimizers import SGD, Adam, adam_update
 from conftest import make_backend
 
@@ -205,18 +207,20 @@ def test_graphs_are_off_with_the_reason_where_they_cannot_run(reference):
     X, y = blobs()
     net = Network.from_sizes([4, 6, 3], reference, seed=1)
     data = DeviceData.from_host(net, X, y)
-    sgd = SGD(reference, net.params, 0.1)
-    assert "numpy on cpu has no CUDA graphs" in graph_blocker(net, sgd, data, 32)
+    assert "numpy on cpu has no CUDA graphs" in graph_blocker(net, data, 32)
     graphing = dataclasses.replace(reference, capture_fn=rerunning)
     net = Network.from_sizes([4, 6, 3], graphing, seed=1)
     data = DeviceData.from_host(net, X, y)
-    sgd = SGD(graphing, net.params, 0.1)
-    assert graph_blocker(net, sgd, data, 32) is None
-    assert graph_blocker(net, Adam(graphing, net.params, 0.1), data, 32) is None
-    assert "MPI" in graph_blocker(net, sgd, data, 32, distributed=object())
-    assert "no batch is full" in graph_blocker(net, sgd, data, 500)
+    assert graph_blocker(net, data, 32) is None
+    assert graph_blocker(net, data, 32, RunContext()) is None
+
+    class ManyRanks(RunContext):
+        graphs_blocker = "a distributed step sums gradients through MPI between its kernels"
+
+    assert "MPI" in graph_blocker(net, data, 32, ManyRanks())
+    assert "no batch is full" in graph_blocker(net, data, 500)
     streamed = dataclasses.replace(data, streamed=True)
-    assert "does not fit on the device" in graph_blocker(net, sgd, streamed, 32)
+    assert "does not fit on the device" in graph_blocker(net, streamed, 32)
     lines: list[str] = []
     trained(reference, True, lines=lines)
     assert "CUDA graphs: off (numpy on cpu has no CUDA graphs)" in lines

@@ -20,7 +20,8 @@ from xpnet.backends import XpnetError
 from xpnet.model import ModelError, Network
 from xpnet import train
 from xpnet.train import evaluate, learn
-from xpnet.train.loop import DeviceData
+from xpnet.train.context import RunContext
+from xpnet.train.device_data import DeviceData
 from xpnet.train.targets import DataError
 from test_backends import assert_on, one_line
 
@@ -328,3 +329,29 @@ def test_data_sorted_by_target_gives_no_false_alarm(reference):
     learn(net, (x, x[:, 0] ** 3), epochs=2, batch_size=64, lr=0.001, optimizer="adam", log=lines.append)
     assert net.history[-1]["loss"] < net.history[0]["loss"]
     assert not any("times what training started from" in line for line in lines), lines
+
+
+def test_every_step_and_epoch_goes_through_the_run_context(reference):
+    """One loop for a single process and the ranks of an MPI job: what differs is the run
+    context's (train/context.py), and a context's step and totals are the ones used."""
+    X, y = rings(n=100)
+    seen = {"steps": 0, "epochs": 0}
+
+    class Watching(RunContext):
+        def train_step(self, model, xb, tb, optimizer, global_rows):
+            seen["steps"] += 1
+            assert global_rows == xb.shape[0]  # one process holds all of each batch
+            return super().train_step(model, xb, tb, optimizer, global_rows)
+
+        def epoch_totals(self, model, totals):
+            seen["epochs"] += 1
+            return totals
+
+    watched = Network.from_sizes([2, 8, 3], reference, activation="tanh", seed=0)
+    plain = Network.from_sizes([2, 8, 3], reference, activation="tanh", seed=0)
+    learn(watched, (X, y), epochs=2, batch_size=32, lr=0.1, log=None, context=Watching())
+    learn(plain, (X, y), epochs=2, batch_size=32, lr=0.1, log=None)
+    assert seen == {"steps": 2 * 4, "epochs": 2}  # 100 rows: batches of 32, 32, 32 and 4
+    for a, b in zip(watched.params, plain.params):
+        np.testing.assert_array_equal(reference.to_numpy(a), reference.to_numpy(b))
+    assert watched.history[-1]["loss"] == plain.history[-1]["loss"]

@@ -141,7 +141,7 @@ def test_lr_auto_does_not_choose_a_rate_that_stalls_on_the_letters(trained_run, 
     from xpnet.model import Network
     from xpnet.train.data import load_data
     from xpnet.train.learning_rate import find_learning_rate
-    from xpnet.train.loop import DeviceData
+    from xpnet.train.device_data import DeviceData
 
     run_dir, _ = trained_run
     monkeypatch.setenv("XPNET_CACHE", str(run_dir.parent / "cache"))  # the letters the module's run made

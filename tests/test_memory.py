@@ -11,7 +11,8 @@ import xpnet.train.loop as loop
 from xpnet.backends import resolve_backend
 from xpnet.model import Network
 from xpnet.train import learn
-from xpnet.train.loop import DeviceData, OutOfMemory
+from xpnet.train.device_data import DeviceData
+from xpnet.train.loop import OutOfMemory
 
 
 def blobs(n=300, seed=0):

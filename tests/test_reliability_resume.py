@@ -194,7 +194,7 @@ class Crash(BaseException):
 
 def test_a_crash_between_the_history_and_checkpoint_writes_loses_no_epoch_record(capsys, tmp_path, monkeypatch):
     """Each epoch writes two files; a crash between them must not cost the resumed run a record."""
-    import xpnet.train.jobs as jobs
+    import xpnet.train.runs as runs  # where each epoch's two writes happen (epoch_saver)
 
     data = make_npz(tmp_path)
     wrote = []
@@ -204,7 +204,7 @@ def test_a_crash_between_the_history_and_checkpoint_writes_loses_no_epoch_record
             raise Crash()
         wrote.append(epoch)
 
-    real_save, real_json = jobs.save_checkpoint, jobs.atomic_write_json
+    real_save, real_json = runs.save_checkpoint, runs.atomic_write_json
 
     def save_checkpoint(net, path, metadata=None, state=None):
         second_write_of_epoch_3_crashes(metadata["epochs"])
@@ -215,8 +215,8 @@ def test_a_crash_between_the_history_and_checkpoint_writes_loses_no_epoch_record
             second_write_of_epoch_3_crashes(len(obj))
         return real_json(path, obj)
 
-    monkeypatch.setattr(jobs, "save_checkpoint", save_checkpoint)
-    monkeypatch.setattr(jobs, "atomic_write_json", atomic_write_json)
+    monkeypatch.setattr(runs, "save_checkpoint", save_checkpoint)
+    monkeypatch.setattr(runs, "atomic_write_json", atomic_write_json)
     with pytest.raises(Crash):
         run_cli(capsys, *train_args(data, tmp_path / "split", "--epochs", "5"))
     monkeypatch.undo()
@@ -403,12 +403,12 @@ def test_ctrl_c_says_whether_a_checkpoint_was_kept(capsys, tmp_path, monkeypatch
 def test_ctrl_c_before_training_or_in_the_report_says_what_it_stopped(capsys, tmp_path, monkeypatch, where):
     """Before the run folder exists (the letters being made) it is a plain 'interrupted'; in
     the report, training has finished and --resume would have nothing left to do."""
-    from xpnet.train import jobs
+    from xpnet.train import context, jobs
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(jobs, where, interrupted)
+    monkeypatch.setattr(context if where == "load_data" else jobs, where, interrupted)
     run = tmp_path / "run"
     code, _, err = run_cli(capsys, *train_args(make_npz(tmp_path), run, "--epochs", "2"))
     assert code == 130

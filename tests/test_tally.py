@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from xpnet.model import Network
-from xpnet.train.loop import DeviceData, run_epoch
+from xpnet.train.device_data import DeviceData
+from xpnet.train.loop import run_epoch
 from xpnet.train.optimizers import SGD
 from xpnet.train.tally import EpochTally
 

@@ -149,7 +149,7 @@ def config_from_args(args) -> TrainConfig:
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
     if args.resume:
-        from xpnet.train.jobs import read_run_config
+        from xpnet.train.runs import read_run_config
 
         changed = sorted(set(given) - RESUMABLE)
         if changed or args.preset != "default":
@@ -192,18 +192,19 @@ def cmd_train(args) -> int:
 
 def train_distributed(config, args) -> int:
     """`xpnet train --distributed`: every rank runs this; rank 0 prints (no progress bar under MPI)."""
-    from xpnet.train.distributed import DEFAULT_TIMEOUT, run_distributed, train_job_distributed
+    from xpnet.train.distributed import DEFAULT_TIMEOUT, run_distributed
+    from xpnet.train.jobs import train_job
 
     def log(line: str) -> None:
         print(line, flush=True)  # under mpirun stdout is a pipe: flush, or lines come in clumps
 
     progress = not args.no_progress and sys.stderr.isatty()
-    return run_distributed(lambda ctx: train_job_distributed(config, log, ctx, progress, resume=bool(args.resume)),
+    return run_distributed(lambda ctx: train_job(config, log, progress, resume=bool(args.resume), context=ctx),
                            timeout=args.mpi_timeout or DEFAULT_TIMEOUT)
 
 
 def cmd_evaluate(args) -> int:
-    from xpnet.train.jobs import evaluate_job
+    from xpnet.train.evaluation import evaluate_job
 
     evaluate_job(args.checkpoint, args.data, args.backend, args.device, print, args.out)
     return 0

@@ -23,15 +23,17 @@ from __future__ import annotations
 import numpy as np
 
 from xpnet.backends.base import GraphUnavailable
+from xpnet.train.context import RunContext
+from xpnet.train.steps import EagerSteps, EpochTotals
 from xpnet.train.tally import count_correct
 
 
-def graph_blocker(model, opt, data, batch_size: int, distributed=None) -> str | None:
+def graph_blocker(model, data, batch_size: int, context=None) -> str | None:
     """Why this training run cannot replay its steps as graphs, or None when it can."""
     if model.backend.capture_fn is None:
         return f"{model.backend.name} on {model.backend.device_name} has no CUDA graphs"
-    if distributed is not None:
-        return "a distributed step sums gradients through MPI between its kernels"
+    if context is not None and context.graphs_blocker:
+        return context.graphs_blocker
     if getattr(data, "streamed", False):
         return "the training set does not fit on the device, so batches come from the host"
     if data.n < batch_size:
@@ -42,18 +44,19 @@ def graph_blocker(model, opt, data, batch_size: int, distributed=None) -> str | 
 class GraphedSteps:
     """Replays one recorded training step for every full batch of an epoch.
 
-    `run_epoch(order)` zeroes the totals and calls `step(order, first)` for each full batch,
-    which trains on order[first:first + batch_size]: the first call of a run trains for real
-    and records; later calls refill the index buffer and replay. `totals()` gives the
-    epoch's sums, like `EpochTally.totals`.
+    `run_epoch(order)` zeroes the totals, calls `step(order, first)` for each full batch,
+    which trains on order[first:first + batch_size] (the first call of a run trains for real
+    and records; later calls replay), trains a shorter last batch as an ordinary step, and
+    returns the epoch's totals, as `EagerSteps.run_epoch` does.
     """
 
-    def __init__(self, model, opt, data, batch_size: int):
+    def __init__(self, model, opt, data, batch_size: int, context=None):
         backend = model.backend
         self.model, self.opt, self.data, self.batch_size = model, opt, data, batch_size
+        self.context = context or RunContext()
+        self.tail = EagerSteps(model, opt, data, batch_size, self.context)  # the shorter last batch
         self.lr = opt.lr
-        if hasattr(opt, "count_on_device"):  # Adam: its step size must advance on each replay
-            opt.count_on_device()
+        opt.count_on_device()  # Adam: its step size must advance on each replay
         self.rows = backend.asarray(np.arange(batch_size))  # 0..B-1, offset into the order per step
         self.order = backend.asarray(np.arange(data.n))  # the epoch's order, refilled in place
         self.first = backend.asarray(np.zeros((), dtype=np.int64))  # where the next batch starts in it
@@ -75,13 +78,19 @@ class GraphedSteps:
         if self.opt.lr != self.lr:  # the rate is frozen into the recording: record anew
             self.lr, self._replay = self.opt.lr, None
 
-    def run_epoch(self, order) -> int:
-        """Train on every full batch of this epoch's `order`; returns how many rows that was."""
+    def run_epoch(self, order) -> EpochTotals:
+        """Train on every batch of this epoch's `order`: the full ones replayed, the rest eager."""
         self.start_epoch()
         full = self.data.n - self.data.n % self.batch_size
         for first in range(0, full, self.batch_size):
             self.step(order, first)
-        return full
+        replayed = (self.loss_sum, self.correct, self.finite_steps)
+        if full == self.data.n:
+            return EpochTotals(*replayed, steps=self.steps)
+        tail = self.tail.run_epoch(order, first=full)
+        both = combine_totals(self.model.backend.xp, replayed, (tail.loss_sum, tail.correct, tail.finite_steps),
+                              self.steps)
+        return EpochTotals(*both, steps=self.steps + tail.steps)
 
     def step(self, order, first: int) -> None:
         """Train on order[first:first + batch_size] (None: the stored order). Consecutive
@@ -102,11 +111,6 @@ class GraphedSteps:
             except GraphUnavailable as exc:  # the step ran; it just cannot be replayed
                 self._replay, self.failure = self._recorded_step, str(exc)
         self.steps += 1
-
-    def totals(self):
-        """(loss summed over samples, samples classified right, steps before the first
-        non-finite loss), 0-d device arrays."""
-        return self.loss_sum, self.correct, self.finite_steps
 
     def _recorded_step(self) -> None:
         """Gather the batch, take the step, add to the totals: all device work, no reads."""

@@ -17,88 +17,16 @@ from typing import Callable
 import numpy as np
 
 from xpnet.model import Network
-from xpnet.train.graphs import GraphedSteps, combine_totals, graph_blocker
+from xpnet.train.context import RunContext
+from xpnet.train.device_data import DeviceData
+from xpnet.train.graphs import GraphedSteps, graph_blocker
 from xpnet.train.learning_rate import PROBE_SIZE, find_learning_rate, probe_loss
 from xpnet.train.optimizers import make_optimizer
 from xpnet.train.state import TrainingState
 from xpnet.train.subnormals import flush_subnormals
-from xpnet.train.tally import EpochTally, count_correct
+from xpnet.train.steps import EagerSteps
+from xpnet.train.tally import count_correct
 from xpnet.train.targets import DataError, check_data, is_classification, targets_for
-
-
-# Keep a data set on the device only if it takes at most this share of the free memory;
-# activations, gradients and the optimizer need the rest.
-DEVICE_SHARE = 0.5
-
-
-@dataclass
-class DeviceData:
-    """A data set's inputs and float targets, ready for batches, plus what kind of task it is.
-
-    Normally both live on the device, moved there once. A set too large for the device's
-    free memory stays on the host (`streamed`) and each batch is copied over as it is used.
-    """
-
-    X: object
-    T: object
-    n: int
-    classification: bool
-    backend: object
-    streamed: bool = False
-    _labels: object = field(default=None, repr=False)  # classes, once `labels_in` has needed them
-
-    @classmethod
-    def from_host(cls, net: Network, X, y, what: str = "data") -> "DeviceData":
-        X, y = check_data(net, X, y, what)
-        b = net.backend
-        X = np.asarray(X, dtype=b.dtype_name)
-        T = np.asarray(targets_for(net, y), dtype=b.dtype_name)
-        free = b.free_memory()
-        if free is not None and X.nbytes + T.nbytes > DEVICE_SHARE * free:
-            return cls(X, T, X.shape[0], is_classification(net, y), b, streamed=True)
-        return cls(b.asarray(X), b.asarray(T), X.shape[0], is_classification(net, y), b)
-
-    def order(self, rng: np.random.Generator, batch_size: int):
-        """This epoch's shuffled sample order (None for full batches), where batches are cut."""
-        if batch_size >= self.n:
-            return None
-        order = rng.permutation(self.n)
-        return order if self.streamed else self.backend.asarray(order)
-
-    def batch(self, order, first: int, batch_size: int):
-        """Device arrays (inputs, targets) of the batch starting at position `first`."""
-        last = min(first + batch_size, self.n)  # the standard leaves out-of-range slices undefined
-        if order is None:
-            return self.rows(0, self.n)
-        if self.streamed:
-            idx = order[first:last]
-            return self.backend.asarray(self.X[idx]), self.backend.asarray(self.T[idx])
-        xp, idx = self.backend.xp, order[first:last]
-        return xp.take(self.X, idx, axis=0), xp.take(self.T, idx, axis=0)
-
-    def labels_in(self, order):
-        """The true classes of every sample, in the order `batch` hands them out (device ints)."""
-        if self._labels is None:  # argmax of the one-hot targets: one pass, kept for every epoch
-            self._labels = (np.argmax(self.T, axis=1) if self.streamed
-                            else self.backend.xp.argmax(self.T, axis=1))
-        if self.streamed:
-            return self.backend.asarray(self._labels if order is None else self._labels[order])
-        return self._labels if order is None else self.backend.xp.take(self._labels, order, axis=0)
-
-    def spread(self, rows: int):
-        """Device arrays of up to `rows` samples spread evenly over the set: a probe that a
-        file sorted by class or by target does not bias."""
-        picked = np.unique(np.linspace(0, self.n - 1, min(rows, self.n)).astype(np.int64))
-        return self.batch(picked if self.streamed else self.backend.asarray(picked), 0, len(picked))
-
-    def rows(self, first: int, last: int):
-        """Device arrays of samples first..last-1, in their stored order."""
-        last = min(last, self.n)
-        if self.streamed:
-            return self.backend.asarray(self.X[first:last]), self.backend.asarray(self.T[first:last])
-        if first == 0 and last == self.n:
-            return self.X, self.T
-        return self.X[first:last, ...], self.T[first:last, ...]
 
 
 @flush_subnormals()  # see train/subnormals.py: late steps as fast as early ones
@@ -106,7 +34,8 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
           lr: float | str = 0.1, optimizer: str = "sgd", seed: int = 0, validation=None,
           patience: int | None = None, log: Callable[[str], None] | None = print,
           on_epoch: Callable[[Network, dict, TrainingState], None] | None = None,
-          resume: TrainingState | None = None, distributed=None, cuda_graphs: bool | None = None) -> Network:
+          resume: TrainingState | None = None, context: RunContext | None = None,
+          cuda_graphs: bool | None = None) -> Network:
     """Train `model` on `data` = (X, y) by gradient descent; returns the trained model.
 
     batch_size=None is full-batch gradient descent; lr="auto" runs the course's recipe
@@ -115,8 +44,9 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     `patience` stops early when the validation loss has not improved for that many epochs.
     The history (one dict per epoch) is appended to `model.history`. `on_epoch` is called
     after every finished epoch (to checkpoint it); `resume` continues a saved run exactly.
-    `distributed` (a `train.distributed.Distributed`) makes this one rank of a data-parallel
-    MPI job: it trains on its piece of every batch and the ranks sum their gradients.
+    `context` says where this runs (train/context.py): by default this process alone; a
+    `train.distributed.Distributed` makes it one rank of a data-parallel MPI job, training on
+    its piece of every batch with the gradient summed over the ranks.
     `cuda_graphs` replays each full batch's step as one recorded CUDA graph where the
     backend can (cupy, torch on CUDA) and logs why not where it cannot; None (the default)
     does so on a backend that records graphs and says nothing elsewhere; False never does.
@@ -124,32 +54,27 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     `on_epoch` included (train/subnormals.py).
     """
     _check_settings(epochs, batch_size)
-    if distributed is None:
-        train_set = DeviceData.from_host(model, *data, what="training data")
-    else:
-        train_set = distributed.shard(model, *data, what="training data")
+    context = context or RunContext()
+    train_set = context.shard(model, *data, what="training data")
     val_set = DeviceData.from_host(model, *validation, what="validation data") if validation else None
     batch_size = batch_size or train_set.n
+    whole = context.whole(train_set)  # what every process computes alike
     state = resume
     if state is None:
         if lr == "auto":
-            lr_data = train_set if distributed is None else train_set.whole()
-            lr, report = find_learning_rate(model, lr_data, optimizer, batch_size, seed)
+            lr, report = find_learning_rate(model, whole, optimizer, batch_size, seed)
             _say(log, report)
         state = TrainingState.fresh(model, optimizer, lr, seed)
-    graphed = (None if cuda_graphs is False else
-               _graphed_steps(model, state.optimizer, train_set, batch_size, distributed, log, asked=bool(cuda_graphs)))
+    steps = make_steps(model, state.optimizer, train_set, batch_size, context, cuda_graphs, log)
     # where training starts from, for _warn_if_far_above: rows spread over the set, as lr=auto's probe
-    start_loss = probe_loss(model, *train_set.spread(PROBE_SIZE)) if distributed is None else None
+    start_loss = probe_loss(model, *whole.spread(PROBE_SIZE))
     with out_of_memory_as_error(batch_size):
         while state.epoch < epochs:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported below, in one line
-                record = run_epoch(model, state.optimizer, train_set, batch_size, state.rng,
-                                   distributed=distributed, graphed=graphed)
+                record = run_epoch(model, state.optimizer, train_set, batch_size, state.rng, steps)
                 if val_set is not None:
                     record.update({f"val_{k}": v for k, v in evaluate_device(model, val_set).items()})
-            if distributed is not None:  # rank 0 alone validates; every rank must stop early alike
-                record = distributed.share_validation(record)
+            record = context.share_validation(record)  # every process must stop early alike
             state.epoch += 1
             record["epoch"] = state.epoch
             _check_divergence(model, record, state)  # a non-finite validation loss too: never saved as good
@@ -157,9 +82,9 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             record.pop("finite_steps")
             model.history.append(record)
             _say(log, format_epoch(record, epochs))
-            if graphed is not None and graphed.failure:
-                _say(log, f"CUDA graphs: recording failed, so every step runs unrecorded ({graphed.failure})")
-                graphed.failure = None
+            if steps.failure:
+                _say(log, f"CUDA graphs: recording failed, so every step runs unrecorded ({steps.failure})")
+                steps.failure = None
             _warn_if_exploding(model.history, state.lr, log)
             start_loss = _warn_if_far_above(record["loss"], start_loss, state.lr, log)
             if patience is not None and "val_loss" in record:
@@ -172,61 +97,37 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     return model
 
 
-def _graphed_steps(model, opt, data, batch_size: int, distributed, log, asked: bool) -> GraphedSteps | None:
-    """The recorded step for this run's full batches, or None, with a log line saying why
-    where graphs were asked for or the backend could record them."""
-    why = graph_blocker(model, opt, data, batch_size, distributed)
+def make_steps(model, opt, data, batch_size: int, context, cuda_graphs: bool | None, log):
+    """How this run trains its batches: recorded as a CUDA graph where it can and is not told
+    otherwise (saying so, or why not where graphs were asked for or the backend could record
+    them), else eagerly."""
+    eager = EagerSteps(model, opt, data, batch_size, context)
+    if cuda_graphs is False:
+        return eager
+    why = graph_blocker(model, data, batch_size, context)
     if why is not None:
-        if asked or model.backend.capture_fn is not None:
+        if cuda_graphs or model.backend.capture_fn is not None:
             _say(log, f"CUDA graphs: off ({why})")
-        return None
+        return eager
     _say(log, f"CUDA graphs: on (each full batch of {batch_size} is one replay of a recorded step)")
-    return GraphedSteps(model, opt, data, batch_size)
+    return GraphedSteps(model, opt, data, batch_size, context)
 
 
-def run_epoch(model: Network, opt, data: DeviceData, batch_size: int, rng: np.random.Generator,
-              distributed=None, graphed: GraphedSteps | None = None) -> dict:
+def run_epoch(model: Network, opt, data, batch_size: int, rng: np.random.Generator, steps=None) -> dict:
     """One pass over the data in shuffled minibatches; reads the device once, at the end.
 
-    With `distributed`, `data` hands out this rank's piece of each global batch, the step
-    uses the gradient summed over every rank, and the totals are summed once, at the end.
-    With `graphed`, every full batch is one replay of a recorded step (train/graphs.py) and
-    only a shorter last batch runs as an ordinary step.
-    """
+    `steps` trains the batches (EagerSteps by default, or GraphedSteps) and holds the run
+    context, which sums the totals over every process of a distributed run."""
+    steps = steps or EagerSteps(model, opt, data, batch_size, RunContext())
     start = time.perf_counter()
-    order = data.order(rng, batch_size)
-    tally = EpochTally(model.backend, data.classification)
-    full = graphed.run_epoch(order) if graphed is not None else 0  # rows the replays trained on
-    for first in range(full, data.n, batch_size):
-        xb, tb = data.batch(order, first, batch_size)
-        if distributed is None:
-            loss, out = model.train_step(xb, tb, opt)
-        else:
-            loss, out = distributed.train_step(model, xb, tb, opt, min(batch_size, data.n - first))
-        tally.add(loss, out)
-    loss_sum, correct, finite_steps = _epoch_totals(model, data, order, tally, graphed, full)
-    if distributed is not None:
-        loss_sum, correct, finite_steps = distributed.epoch_totals(model, loss_sum, correct, finite_steps)
-    loss_value = float(loss_sum) / data.n  # the one synchronisation of the epoch
+    totals = steps.context.epoch_totals(model, steps.run_epoch(data.order(rng, batch_size)))
+    loss_value = float(totals.loss_sum) / data.n  # the one synchronisation of the epoch
     seconds = time.perf_counter() - start
-    steps = tally.steps + (graphed.steps if graphed is not None else 0)
     record = {"loss": loss_value, "seconds": seconds, "samples_per_s": data.n / seconds,
-              "steps": steps, "finite_steps": int(float(finite_steps))}
+              "steps": totals.steps, "finite_steps": int(float(totals.finite_steps))}
     if data.classification:
-        record["accuracy"] = float(correct) / data.n
+        record["accuracy"] = float(totals.correct) / data.n
     return record
-
-
-def _epoch_totals(model, data, order, tally: EpochTally, graphed: GraphedSteps | None, full: int):
-    """(loss sum, hits, steps before a non-finite loss) over the graph's `full` rows, then the
-    ordinary steps' rows, as device arrays."""
-    if graphed is not None and not tally.steps:  # every batch was a replay
-        return graphed.totals()
-    labels = data.labels_in(order) if data.classification else None
-    if labels is not None and full:
-        labels = labels[full:]
-    totals = tally.totals(labels)
-    return totals if graphed is None else combine_totals(model.backend.xp, graphed.totals(), totals, graphed.steps)
 
 
 def run_steps(model: Network, data: DeviceData, optimizer: str, lr: float, batch_size: int,

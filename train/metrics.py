@@ -41,3 +41,8 @@ def summary_lines(cm: np.ndarray, classes) -> list[str]:
     if pairs:
         lines.append("most confused: " + ", ".join(f"{t}->{p} ({n})" for t, p, n in pairs))
     return lines
+
+
+def listed(names: list) -> str:
+    """' (a, b, c, d, e, ...)': the first few names, for a one-line message."""
+    return f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""

@@ -1,0 +1,166 @@
+"""The training set on the ranks: one file a machine, each rank reading only its rows.
+
+The first rank on each machine writes the training inputs to a memory-mapped .npy file in
+a temporary folder (then deletes it, once every rank there has mapped it); each epoch a rank
+copies to its device only the rows its pieces of the global batches need.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xpnet.train.data import DataError, DataSet
+from xpnet.train.device_data import DeviceData
+from xpnet.train.targets import check_data, targets_for
+
+CHUNK_ROWS = 8192  # rows converted and hashed at a time when the inputs file is written
+INPUTS_PREFIX = "xpnet-mpi-"  # + the writing process id: orphaned folders can be told apart
+
+
+def piece(rows: int, rank: int, size: int) -> tuple[int, int]:
+    """Rank `rank`'s slice (start, stop) of `rows` rows cut into `size` near-equal consecutive pieces."""
+    return rows * rank // size, rows * (rank + 1) // size
+
+
+@dataclass
+class ShardedData:
+    """The training set as one rank sees it: the whole set's size and shuffle, this rank's rows.
+
+    `order` draws the permutation every rank (and a single-process run) draws, cuts every
+    global batch into `size` consecutive pieces and copies this rank's pieces, in step order,
+    to the device in one transfer an epoch; `batch` then hands out contiguous slices of it.
+    """
+
+    X: np.ndarray  # (N, D) inputs, usually memory-mapped; only this rank's rows are read
+    y: np.ndarray  # (N,) labels or (N, k) targets, in memory
+    n: int
+    classification: bool
+    net: object
+    rank: int
+    size: int
+    _local: tuple | None = None  # (inputs, targets) of this rank's rows this epoch, on the device
+    _starts: list | None = None  # where each step's piece starts in _local
+    _full_batch: bool = False
+
+    def order(self, rng: np.random.Generator, batch_size: int):
+        if batch_size >= self.n:  # full batches: the same piece every epoch, no shuffle drawn
+            if not self._full_batch:
+                self._load(np.arange(*piece(self.n, self.rank, self.size)), [0, None])
+                self._full_batch = True
+            return None
+        order = rng.permutation(self.n)
+        pieces = [order[first:first + batch_size] for first in range(0, self.n, batch_size)]
+        pieces = [p[slice(*piece(len(p), self.rank, self.size))] for p in pieces]
+        self._load(np.concatenate(pieces), np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).tolist())
+        return order
+
+    def batch(self, order, first: int, batch_size: int):
+        """Device arrays of this rank's piece of the global batch starting at `first`."""
+        step = 0 if order is None else first // batch_size
+        a, b = self._starts[step], self._starts[step + 1]
+        X, T = self._local
+        b = X.shape[0] if b is None else b
+        return X[a:b, ...], T[a:b, ...]
+
+    def labels_in(self, order):
+        """The true classes of this rank's rows this epoch, in the order `batch` hands them out."""
+        return self.net.backend.xp.argmax(self._local[1], axis=1)
+
+    def whole(self) -> DeviceData:
+        """The whole set, streamed from the file a batch at a time (for lr="auto", whose few
+        trial steps every rank runs alike, so every rank picks the same rate)."""
+        backend = self.net.backend
+        T = np.asarray(targets_for(self.net, self.y), dtype=backend.dtype_name)
+        return DeviceData(self.X, T, self.n, self.classification, backend, streamed=True)
+
+    def _load(self, rows: np.ndarray, starts: list) -> None:
+        backend = self.net.backend
+        X = backend.asarray(self.X[rows], dtype=backend.dtype_name)
+        T = backend.asarray(targets_for(self.net, self.y[rows]), dtype=backend.dtype_name)
+        self._local, self._starts = (X, T), starts
+
+
+def check_mapped(net, X: np.ndarray, y: np.ndarray, what: str) -> np.ndarray:
+    """check_data's checks for a memory-mapped X without reading it: shapes, labels, targets."""
+    if len(X) != len(y):
+        raise DataError(f"{what}: X has {len(X)} samples but y has {len(y)}; they must match")
+    check_data(net, X[:1], y[:1], what)  # dimensions, width, dtypes
+    if y.dtype.kind in "iu" and (y.min() < 0 or y.max() >= net.sizes[-1]):
+        raise DataError(f"{what}: labels must be in 0..{net.sizes[-1] - 1} for this {net.sizes[-1]}-output "
+                        f"network, found {y.min()}..{y.max()}")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)):
+            raise DataError(f"{what}: targets contain NaN or inf; clean them")
+        return y.reshape(len(y), -1)
+    return y
+
+
+def write_inputs_file(data: DataSet, dtype: str) -> dict:
+    """Write the training inputs (in the compute dtype) and labels to a fresh temporary folder,
+    a chunk at a time, checking every value is finite and hashing what was written."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{INPUTS_PREFIX}{os.getpid()}-"))
+    try:
+        return _write_inputs(folder, data, dtype)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _write_inputs(folder: Path, data: DataSet, dtype: str) -> dict:
+    X = data.X_train
+    out = np.lib.format.open_memmap(folder / "X_train.npy", mode="w+", dtype=dtype, shape=X.shape)
+    digest = hashlib.sha256()
+    for first in range(0, len(X), CHUNK_ROWS):
+        chunk = np.asarray(X[first:first + CHUNK_ROWS], dtype=dtype)
+        if not np.all(np.isfinite(chunk)):
+            raise DataError("training data: X must be finite numbers (found NaN, inf or non-numbers); "
+                            "clean the inputs")
+        out[first:first + len(chunk)] = chunk
+        digest.update(chunk.tobytes())
+    out.flush()
+    del out
+    np.save(folder / "y_train.npy", data.y_train)
+    digest.update(np.ascontiguousarray(data.y_train).tobytes())
+    return {"folder": str(folder), "digest": digest.hexdigest()[:16], "classes": data.classes,
+            "image_shape": data.image_shape, "info": data.info}
+
+
+def remove_orphaned_inputs(tmp: str | Path | None = None, min_age_s: float = 3600.0) -> list[Path]:
+    """Remove input folders that killed jobs left behind; returns what was removed.
+
+    A job's first rank on a machine deletes its folder once every rank there has mapped it,
+    but a job killed before that (mpirun ending it after another rank aborted) cannot. The
+    writer's process id is in the folder's name; a folder whose writer is gone, and that is
+    over an hour old (a writer in another container's process ids may look gone), is orphaned.
+    """
+    removed, now = [], time.time()
+    for folder in Path(tmp or tempfile.gettempdir()).glob(f"{INPUTS_PREFIX}*-*"):
+        pid = folder.name[len(INPUTS_PREFIX):].split("-")[0]
+        try:
+            old = now - folder.stat().st_mtime >= min_age_s
+        except OSError:  # removed meanwhile
+            continue
+        if old and pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive, and not ours to judge
+        return True
+    return True
+
+

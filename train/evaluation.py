@@ -1,0 +1,87 @@
+"""`xpnet evaluate`, and the classifier's report that a finished run writes too."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from xpnet.backends import XpnetError, resolve_backend
+from xpnet.model import Network
+from xpnet.train.checkpoints import load_checkpoint
+from xpnet.train.data import DataSet, load_data
+from xpnet.train.files import atomic_write_json, ensure_folder
+from xpnet.train.loop import evaluate
+from xpnet.train.metrics import confusion_matrix, listed, summary_lines
+
+Log = Callable[[str], None]
+
+
+def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, log: Log,
+                          what: str = "held-out samples", score: str = "test accuracy") -> np.ndarray:
+    X, y = held_out
+    pred = net.predict(X)
+    cm = confusion_matrix(np.asarray(y), pred, len(data.classes))
+    log(f"{score} {100 * np.mean(pred == y):.2f}% on {len(y)} {what}")
+    for line in summary_lines(cm, data.classes):
+        log(line)
+    atomic_write_json(run_dir / "confusion.json", {"classes": list(data.classes), "counts": cm.tolist()})
+    from xpnet.train.report import write_pictures
+
+    for path in write_pictures(run_dir, cm, data.classes, X, y, pred, data.image_shape):
+        log(f"wrote {path}")
+    return cm
+
+
+def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, log: Log,
+                 out: str | None = None) -> dict:
+    """Score a checkpoint on a data set's held-out part (by default the data it trained on)."""
+    backend = resolve_backend(backend_name, device)
+    out_folder = ensure_folder(out) if out else None  # a bad --out is said before any work
+    net, meta = load_checkpoint(checkpoint, backend)
+    trained = meta.get("config") or {}
+    data_spec = data_spec or trained.get("data") or "letters"
+    same = trained.get("data") == data_spec  # then regenerate (or hit the cache of) the same set
+    data = load_data(data_spec, seed=meta.get("seed", 0), n_train=trained.get("train_samples") if same else None,
+                     n_test=trained.get("test_samples") if same else None)
+    data = same_classes(net, meta, data, checkpoint, data_spec)
+    held_out = data.X_test is not None
+    X, y = (data.X_test, data.y_test) if held_out else (data.X_train, data.y_train)
+    what = ("held-out samples" if held_out else f"samples of {data_spec} (no held-out part: "
+            + ("the ones it trained on)" if same else "the run may have trained on them)"))
+    result = evaluate(net, X, y)
+    log(f"{checkpoint}: loss {result['loss']:.4f}" +
+        (f"  accuracy {100 * result['accuracy']:.2f}%" if "accuracy" in result else "")
+        + f"  on {len(y)} {what if not data.classes else 'samples'}")  # the report below says which
+    if data.classes:
+        folder = out_folder or Path(checkpoint if Path(checkpoint).is_dir() else Path(checkpoint).parent)
+        report_classification(net, (X, y), data, folder, log, what, "test accuracy" if held_out else "accuracy")
+    return result
+
+
+def same_classes(net: Network, meta: dict, data: DataSet, checkpoint: str, data_spec: str) -> DataSet:
+    """`data` with its labels in the run's class order; one line where its classes are others.
+
+    A classifier scored on other classes would count nonsense. The same classes in another
+    order (a folder listed differently) are relabelled by name."""
+    if not data.classes:
+        return data
+    trained = [str(c) for c in meta.get("classes") or []]
+    names = [str(c) for c in data.classes]
+    if trained and trained != names and sorted(trained) == sorted(names):
+        index = np.array([trained.index(c) for c in names])  # the data's class i is the run's index[i]
+        return dataclasses.replace(data, y_train=index[data.y_train], classes=tuple(trained),
+                                   y_test=None if data.y_test is None else index[data.y_test])
+    _check_same_classes(net, trained, names, checkpoint, data_spec)
+    return data
+
+
+def _check_same_classes(net: Network, trained: list, names: list, checkpoint: str, data_spec: str) -> None:
+    if not trained and net.loss == "quadratic" and net.activations[-1] == "identity":
+        raise XpnetError(f"{checkpoint} is a regression model (it outputs values, not classes), but {data_spec} "
+                         "holds class labels: evaluate it on data with float targets")
+    if net.sizes[-1] != len(names) or (trained and trained != names):
+        raise XpnetError(f"{checkpoint} tells {net.sizes[-1]} classes{listed(trained)} apart, but {data_spec} "
+                         f"has {len(names)}{listed(names)}: evaluate it on data with its own classes")

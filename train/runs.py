@@ -1,0 +1,124 @@
+"""A run folder's life: made fresh or resumed, written after every epoch, and what Ctrl-C leaves.
+
+A run folder holds config.json (the settings it was started with), model.safetensors (the
+last finished epoch's checkpoint, with the optimizer's state and the shuffling's) and
+history.json; each is written whole or not at all (train/files.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from xpnet.backends import XpnetError
+from xpnet.model import Network
+from xpnet.model.checkpoint import CheckpointError
+from xpnet.train.checkpoints import CHECKPOINT_NAME, load_for_resume, save_checkpoint
+from xpnet.train.config import TrainConfig
+from xpnet.train.data import DataSet
+from xpnet.train.files import OutputError, atomic_write_json
+
+Log = Callable[[str], None]
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, with what of it is kept: the command line says this one line."""
+
+
+@contextlib.contextmanager
+def telling_what_is_kept(run_dir: Path | None, trained: bool = False):
+    """Ctrl-C inside says whether `run_dir` holds a checkpoint to resume from (each epoch's
+    is written whole or not at all), rather than promising one that no epoch wrote; once
+    training is over (`trained`), that the report alone is missing."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if run_dir is None:  # a rank that writes nothing: rank 0 says it
+            raise
+        if trained:
+            raise Interrupted(f"interrupted while writing the report; training had finished, and "
+                              f"{run_dir / CHECKPOINT_NAME} holds the trained network") from None
+        if (run_dir / CHECKPOINT_NAME).exists():
+            raise Interrupted(f"interrupted; {run_dir / CHECKPOINT_NAME} holds the last finished epoch: "
+                              f"continue it with --resume {run_dir}") from None
+        raise Interrupted(f"interrupted before an epoch finished, so {run_dir} holds no checkpoint") from None
+
+
+def check_new_run_folder(path: str | Path) -> None:
+    """A new run must not write over a finished epoch of another: say so before any work."""
+    path = Path(path)
+    if (path / CHECKPOINT_NAME).exists():
+        raise OutputError(f"{path} already holds a trained run ({CHECKPOINT_NAME}): continue it with "
+                          f"--resume {path}, or give another --out")
+
+
+def run_folder(config: TrainConfig) -> str:
+    """--out, else runs/<data>-<time>."""
+    return config.out or f"runs/{_slug(config.data)}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_metadata(config: TrainConfig, data: DataSet) -> dict:
+    """What every checkpoint of the run records besides the weights."""
+    return {"config": dataclasses.asdict(config), "classes": list(data.classes or []),
+            "image_shape": list(data.image_shape or []), "seed": config.seed, "data": data.info}
+
+
+def epoch_saver(run_dir: Path, meta: dict) -> Callable:
+    """The on_epoch callback: the checkpoint and the history, rewritten after every epoch."""
+
+    def checkpoint(model: Network, record: dict, training_state) -> None:
+        # History first: killed between the two writes it is one epoch ahead, and resuming
+        # trims it to the checkpoint's epochs; the other way round that epoch's record is lost.
+        atomic_write_json(run_dir / "history.json", model.history)
+        save_checkpoint(model, run_dir / CHECKPOINT_NAME,
+                        {**meta, "epochs": record["epoch"], "accuracy": record.get("val_accuracy")}, training_state)
+
+    return checkpoint
+
+
+def resume_run(run_dir: Path, backend, config: TrainConfig, log: Log):
+    """The run's network and training state, its history restored up to the saved epoch;
+    checked to be this run's, with epochs left to train, before it says it resumes."""
+    if (run_dir / "config.json").is_file() and not (run_dir / CHECKPOINT_NAME).exists():
+        raise CheckpointError(f"{run_dir} has no checkpoint ({CHECKPOINT_NAME}): no epoch of it finished, so "
+                              f"there is nothing to resume; start it anew with --out {run_dir}")
+    net, _, state = load_for_resume(run_dir, backend)
+    history_file = run_dir / "history.json"
+    if history_file.is_file():
+        net.history = json.loads(history_file.read_text())[:state.epoch]
+    check_resumable(net, state, config, run_dir)
+    log(f"resuming {run_dir} after epoch {state.epoch} (step {state.step}, lr {state.lr:g})")
+    return net, state
+
+
+def check_resumable(net: Network, state, config: TrainConfig, run_dir: Path) -> None:
+    """The checkpoint must be this run's, and there must be epochs left to train."""
+    if net.sizes[1:-1] != list(config.hidden) or net.loss != config.loss or state.optimizer_name != config.optimizer:
+        raise CheckpointError(f"{run_dir / CHECKPOINT_NAME} holds a {' -> '.join(map(str, net.sizes))} {net.loss} "
+                              f"network trained with {state.optimizer_name}, not this run's (--layers "
+                              f"{','.join(map(str, config.hidden))}, {config.loss}, {config.optimizer}): "
+                              "it is another run's checkpoint; restore this run's or start a new one")
+    if state.epoch >= config.epochs:
+        raise XpnetError(f"{run_dir} has already trained {state.epoch} epochs; give --epochs above "
+                         f"{state.epoch} to train it longer")
+
+
+def read_run_config(run_dir: str | Path) -> TrainConfig:
+    """The config a run was started with, to resume it."""
+    path = Path(run_dir) / "config.json"
+    try:
+        fields = json.loads(path.read_text())
+        return TrainConfig(**fields)
+    except OSError:
+        raise XpnetError(f"{run_dir} is not a run folder (no readable config.json); give the folder "
+                         "`xpnet train --out` wrote") from None
+    except (json.JSONDecodeError, TypeError):
+        raise XpnetError(f"{path} is damaged or from another xpnet version; cannot resume") from None
+
+
+def _slug(spec: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in spec.split(":")[0])
