@@ -9,6 +9,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from xpnet.backends.errors import choose
+
 FLOAT_DTYPES = ("float32", "float64")
 
 
@@ -23,8 +25,9 @@ class Backend:
     `xp` is the array-API namespace (through array-api-compat). `device` is the library's
     own device object and `device_name` its plain spelling ('cpu', 'cuda:0'). `dtype_name`
     is the float dtype used for parameters and activations. `kernels` holds optional
-    faster versions of named ops (a fused CuPy kernel, say); the plain `xp` code in
-    `model/` stays the reference and a parity test holds the two together.
+    faster versions of named ops (a fused CuPy kernel, say), keyed by the names of the op
+    table in model/ops.py; the plain `xp` code there stays the reference and a parity test
+    holds the two together.
     """
 
     name: str
@@ -101,12 +104,8 @@ class Backend:
         if dtype_name not in FLOAT_DTYPES:
             from xpnet.backends.registry import BackendError
 
-            raise BackendError(f"unknown dtype {dtype_name!r}: use one of {', '.join(FLOAT_DTYPES)}")
+            choose(dtype_name, FLOAT_DTYPES, "dtype", BackendError)
         return dataclasses.replace(self, dtype_name=dtype_name)
-
-    def kernel(self, name: str, reference: Callable) -> Callable:
-        """The backend's override for op `name` if it has one, else the reference."""
-        return self.kernels.get(name, reference)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.device_name}, {self.dtype_name})"

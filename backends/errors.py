@@ -8,3 +8,14 @@ traceback; anything else that escapes is a bug in xpnet and keeps its traceback.
 
 class XpnetError(Exception):
     """A problem with what was asked for; the message says what was wrong and what to do."""
+
+
+def choose(name, table, what: str, error: type[XpnetError] = XpnetError, extra: tuple = ()):
+    """`name` if `table` (or `extra`) has it, else `error`: "unknown WHAT 'name': use one of ...".
+
+    Every named choice (activation, loss, init, optimizer, backend, dtype, op) is looked up
+    here, in the table that defines it, so the message lists what exists, always the same way.
+    """
+    if name in table or name in extra:
+        return name
+    raise error(f"unknown {what} {name!r}: use one of {', '.join([*extra, *table])}")

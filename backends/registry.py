@@ -6,6 +6,7 @@ import dataclasses
 import os
 
 from xpnet.backends.base import FLOAT_DTYPES, Backend
+from xpnet.backends.errors import choose
 from xpnet.backends.libraries import (
     BackendError,
     make_array_api_strict,
@@ -38,12 +39,9 @@ def resolve_backend(name: str | None = None, device: str | None = None, dtype: s
     name = name or os.environ.get("XPNET_BACKEND") or "auto"
     device = device or os.environ.get("XPNET_DEVICE") or None
     dtype = dtype or DEFAULT_DTYPE
-    if dtype not in FLOAT_DTYPES:
-        raise BackendError(f"unknown dtype {dtype!r}: use one of {', '.join(FLOAT_DTYPES)}")
-    if name == "auto":
+    choose(dtype, FLOAT_DTYPES, "dtype", BackendError)
+    if choose(name, BACKENDS, "backend", BackendError, extra=("auto",)) == "auto":
         return _auto(device, dtype, tf32)
-    if name not in BACKENDS:
-        raise BackendError(f"unknown backend {name!r}: use one of auto, {', '.join(BACKENDS)}")
     return BACKENDS[name](device, dtype, tf32)
 
 

@@ -1,7 +1,7 @@
 """Where a numpy training step's time goes: products, bias + activation, loss, backward, update.
 
-The step is rebuilt from the same named ops the model uses (`backend.kernel(name,
-reference)`, so the numpy kernels when they exist), with a clock around each part, and is
+The step is rebuilt from the same named ops the model uses (`model.ops.op(backend,
+name)`, so the numpy kernels when they exist), with a clock around each part, and is
 interleaved with the real `Network.train_step` with SGD. As there, each layer's update is
 folded into its weight-gradient product: `dW+update` is W -= lr * dz.T @ x as one call,
 `db+update` the same for the bias. `products` is the forward products and dx = dz @ W.
@@ -112,22 +112,16 @@ class StepOps:
     """
 
     def __init__(self, backend, net):
-        from xpnet.model.activations import ACTIVATIONS
-        from xpnet.model.losses import LOSSES
-        from xpnet.train.optimizers import matmul_add, sum_add
+        from xpnet.model.ops import op
 
         self.xp = backend.xp
         self.W = [self.xp.asarray(layer.W, copy=True) for layer in net.layers]
         self.b = [self.xp.asarray(layer.b, copy=True) for layer in net.layers]
-        self.bias_act, self.act_grad = [], []
-        for layer in net.layers:
-            forward, backward = ACTIVATIONS[layer.activation]
-            self.bias_act.append(backend.kernel(f"bias_act.{layer.activation}",
-                                                lambda xp, z, b, f=forward: f(xp, z + b)))
-            self.act_grad.append(backend.kernel(f"act_grad.{layer.activation}", backward))
-        self.loss = backend.kernel(f"loss.{net.loss}", LOSSES[net.loss])
-        self.matmul_add = backend.kernel("matmul_add", matmul_add)
-        self.sum_add = backend.kernel("sum_add", sum_add)
+        self.bias_act = [op(backend, f"bias_act.{layer.activation}") for layer in net.layers]
+        self.act_grad = [op(backend, f"act_grad.{layer.activation}") for layer in net.layers]
+        self.loss = op(backend, f"loss.{net.loss}")
+        self.matmul_add = op(backend, "matmul_add")
+        self.sum_add = op(backend, "sum_add")
 
     def step(self, x, targets, parts) -> None:
         xp, clock = self.xp, time.perf_counter

@@ -11,7 +11,7 @@ activation and, later, its derivative into single kernels.
 
 from __future__ import annotations
 
-from xpnet.backends.errors import XpnetError
+from xpnet.backends.errors import XpnetError, choose
 
 
 class ModelError(XpnetError):
@@ -76,6 +76,4 @@ ACTIVATIONS = {
 
 
 def check_activation(name: str) -> str:
-    if name not in ACTIVATIONS:
-        raise ModelError(f"unknown activation {name!r}: use one of {', '.join(ACTIVATIONS)}")
-    return name
+    return choose(name, ACTIVATIONS, "activation", ModelError)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from xpnet.backends import Backend
-from xpnet.model.activations import ACTIVATIONS, check_activation
+from xpnet.model.activations import check_activation
+from xpnet.model.ops import op
 
 
 @dataclass
@@ -25,13 +26,11 @@ class Dense:
 
     def __post_init__(self):
         check_activation(self.activation)
-        act_forward, act_backward = ACTIVATIONS[self.activation]
         self._xp = self.backend.xp
         # Named ops a backend may replace with a fused kernel (same signature, xp first).
-        self._bias_act = self.backend.kernel(
-            f"bias_act.{self.activation}", lambda xp, z, b: act_forward(xp, z + b))
-        self._act_grad = self.backend.kernel(f"act_grad.{self.activation}", act_backward)
-        self._matmul = self.backend.kernel("matmul", matmul)
+        self._bias_act = op(self.backend, f"bias_act.{self.activation}")
+        self._act_grad = op(self.backend, f"act_grad.{self.activation}")
+        self._matmul = op(self.backend, "matmul")
 
     @property
     def n_in(self) -> int:
@@ -69,8 +68,3 @@ class Dense:
     @property
     def params(self) -> list:
         return [self.W, self.b]
-
-
-def matmul(xp, a, b):
-    """The reference product; a backend may override it (cupy: cuBLAS called directly)."""
-    return xp.matmul(a, b)

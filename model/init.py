@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from xpnet.backends.errors import choose
 from xpnet.model.activations import ModelError
 
 
@@ -32,6 +33,8 @@ INITS = {"normal": normal_scaled, "xavier": xavier, "he": he}
 
 def init_weights(name: str, rng: np.random.Generator, n_in: int, n_out: int) -> np.ndarray:
     """Host float64 weights of shape (n_out, n_in) by scheme `name`; biases start at zero."""
-    if name not in INITS:
-        raise ModelError(f"unknown init {name!r}: use one of {', '.join(INITS)}")
-    return INITS[name](rng, n_in, n_out)
+    return INITS[check_init(name)](rng, n_in, n_out)
+
+
+def check_init(name: str) -> str:
+    return choose(name, INITS, "init", ModelError)

@@ -7,6 +7,7 @@ the host) or the regression values themselves.
 
 from __future__ import annotations
 
+from xpnet.backends.errors import choose
 from xpnet.model.activations import ModelError
 
 
@@ -40,6 +41,4 @@ LOSSES = {"quadratic": quadratic, "cross_entropy": softmax_cross_entropy}
 
 
 def check_loss(name: str) -> str:
-    if name not in LOSSES:
-        raise ModelError(f"unknown loss {name!r}: use one of {', '.join(LOSSES)}")
-    return name
+    return choose(name, LOSSES, "loss", ModelError)

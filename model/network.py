@@ -11,7 +11,8 @@ from xpnet.backends import Backend
 from xpnet.model.activations import ModelError, check_activation, softmax_forward
 from xpnet.model.dense import Dense
 from xpnet.model.init import init_weights
-from xpnet.model.losses import LOSSES, check_loss
+from xpnet.model.losses import check_loss
+from xpnet.model.ops import op
 
 
 class Network:
@@ -36,7 +37,7 @@ class Network:
         self.backend = layers[0].backend
         self.history: list[dict] = []  # one entry per training epoch, filled by train.learn
         self.classes: tuple[str, ...] | None = None  # what each output means, kept by save/load
-        self._loss_fn = self.backend.kernel(f"loss.{self.loss}", LOSSES[self.loss])
+        self._loss_fn = op(self.backend, f"loss.{self.loss}")
 
     @classmethod
     def from_sizes(cls, sizes: Sequence[int], backend: Backend, *, activation: str = "sigmoid",

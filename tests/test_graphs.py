@@ -22,7 +22,8 @@ from xpnet.train.checkpoints import load_for_resume, save_checkpoint
 from xpnet.train.context import RunContext
 from xpnet.train.device_data import DeviceData
 from xpnet.train.loop import DivergenceError, learn
-from xpnet.train.optimizers import SGD, Adam, adam_update
+from xpnet.model.ops import op
+from xpnet.train.optimizers import SGD, Adam
 from conftest import make_backend
 
 
@@ -257,7 +258,7 @@ def test_adam_counting_on_the_device_gives_its_kernel_no_changing_python_number(
         calls.append((step_size, eps_hat))
         return default(xp, p, g, m, v, step_size, beta1, beta2, eps_hat)
 
-    default = backend.kernel("adam_update", adam_update)
+    default = op(backend, "adam_update")
     watched = dataclasses.replace(backend, kernels={**backend.kernels, "adam_update": watching})
     net = Network.from_sizes([4, 6, 3], watched, seed=1)
     grads = [watched.xp.ones_like(p) for p in net.params]
@@ -332,7 +333,7 @@ def test_a_step_the_gpu_cannot_record_falls_back_and_trains_the_same(backend):
     """A step that reads the device mid-way runs, but no library records it: the run must
     say so once, carry on with ordinary steps on its usual stream, and lose nothing."""
     backend = recording_backend(backend)
-    product = backend.kernel("matmul", lambda xp, a, b: xp.matmul(a, b))
+    product = op(backend, "matmul")
 
     def reading_product(xp, a, b):
         float(xp.sum(a))  # a read back to the host: fine in a run, refused while recording

@@ -20,10 +20,11 @@ import pytest
 
 from xpnet.backends import resolve_backend
 from xpnet.backends.numpy_kernels import Blas, Scratch, numpy_kernels
-from xpnet.model import Network, dense
+from xpnet.model import Network
 from xpnet.model.activations import ACTIVATIONS
-from xpnet.model.losses import LOSSES
-from xpnet.train import optimizers
+from xpnet.model import updates
+from xpnet.model.ops import OPS
+from xpnet.train.optimizers import make_optimizer
 
 KEYS = sorted(numpy_kernels())
 DTYPES = ["float32", "float64"]
@@ -32,20 +33,8 @@ BIG = (Scratch.MIN_SIZE // 64 + 3, 64)  # large enough for the kernels' reused w
 
 
 def reference_for(key: str):
-    """The plain xp function an override must match, or None when there is none."""
-    kind, _, name = key.partition(".")
-    if kind == "bias_act" and name in ACTIVATIONS:
-        forward = ACTIVATIONS[name][0]
-        return lambda xp, z, b: forward(xp, z + b)  # exactly what model/dense.py falls back to
-    if kind == "act_grad" and name in ACTIVATIONS:
-        return ACTIVATIONS[name][1]
-    if kind == "loss" and name in LOSSES:
-        return LOSSES[name]
-    if not name and (key.endswith("_update") or key in ("matmul_add", "sum_add")):
-        return getattr(optimizers, key, None)
-    if key == "matmul":
-        return dense.matmul
-    return None
+    """The plain xp function an override must match (the op table's), or None when there is none."""
+    return OPS.get(key)
 
 
 @pytest.fixture
@@ -252,7 +241,7 @@ def test_matmul_add(xp, dtype, use_blas, layout, beta, shape):
     kernel = numpy_kernels(use_blas)["matmul_add"]
     for _ in range(2):
         kernel(xp, ours, a, b, -0.05, beta)
-        optimizers.matmul_add(xp, theirs, a, b, -0.05, beta)
+        updates.matmul_add(xp, theirs, a, b, -0.05, beta)
     assert_close(ours, theirs, dtype, fused=True)
     np.testing.assert_array_equal(a, a_before)
     np.testing.assert_array_equal(b, b_before)
@@ -269,7 +258,7 @@ def test_sum_add(xp, dtype, use_blas, beta, shape):
     ours, theirs = c.copy(), c.copy()
     for _ in range(2):
         numpy_kernels(use_blas)["sum_add"](xp, ours, a, -0.05, beta)
-        optimizers.sum_add(xp, theirs, a, -0.05, beta)
+        updates.sum_add(xp, theirs, a, -0.05, beta)
     assert_close(ours, theirs, dtype, fused=True)
     np.testing.assert_array_equal(a, a_before)
 
@@ -314,7 +303,7 @@ def test_training_step_matches_reference(activation, loss, dtype):
     params = []
     for backend in (fast, plain):
         net = Network.from_sizes([12, 9, 7, 5], backend, activation=activation, loss=loss, seed=0)
-        opt = optimizers.make_optimizer("adam", backend, net.params, 1e-2)
+        opt = make_optimizer("adam", backend, net.params, 1e-2)
         x, t = backend.asarray(X), backend.asarray(T)
         for _ in range(3):
             value, _, grads = net.loss_and_grads(x, t)
@@ -339,7 +328,7 @@ def test_folded_training_through_blas_matches_the_plain_path(optimizer, dtype):
     results = []
     for backend in (fast, plain):
         net = Network.from_sizes(sizes, backend, activation="relu", loss="cross_entropy", seed=0)
-        opt = optimizers.make_optimizer(optimizer, backend, net.params, 0.05)
+        opt = make_optimizer(optimizer, backend, net.params, 0.05)
         assert opt.folds == (backend is fast)
         x, t = backend.asarray(X), backend.asarray(T)
         for _ in range(4):

@@ -6,28 +6,16 @@ is skipped with that reason. Inputs are made on the host; outputs come back as n
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from xpnet.model.activations import ACTIVATIONS
-from xpnet.model.dense import matmul
-from xpnet.model.losses import LOSSES
-from xpnet.train.optimizers import adam_update, matmul_add, momentum_update, sgd_update, sum_add
+from xpnet.model.activations import ACTIVATIONS, ModelError
+from xpnet.model import Network
+from xpnet.model.ops import OPS, op, overrides
 
 TOL = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-12, atol=1e-14)}
-
-
-def reference_for(key: str):
-    kind, _, name = key.partition(".")
-    if kind == "bias_act":
-        forward = ACTIVATIONS[name][0]
-        return lambda xp, z, b: forward(xp, z + b)
-    if kind == "act_grad":
-        return ACTIVATIONS[name][1]
-    if kind == "loss":
-        return LOSSES[name]
-    return {"sgd_update": sgd_update, "momentum_update": momentum_update, "adam_update": adam_update,
-            "matmul_add": matmul_add, "sum_add": sum_add, "matmul": matmul}[key]
 
 
 def _host_inputs(key: str, rng):
@@ -62,7 +50,7 @@ def test_every_override_matches_its_reference(backend, dtype):
     for key, kernel in backend.kernels.items():
         host = _host_inputs(key, rng)
         results = []
-        for fn in (kernel, reference_for(key)):
+        for fn in (kernel, OPS[key]):  # an override of an op the table lacks fails here
             arrays = [backend.asarray(h) for h in host]
             out = fn(backend.xp, *arrays, *_SCALARS.get(key, ()))
             # Updates work in place: the result is the state arrays after the call.
@@ -88,3 +76,19 @@ def test_an_overridden_product_takes_every_layout_a_layer_multiplies(backend, dt
         want = backend.to_numpy(a) @ backend.to_numpy(b)
         assert got.dtype == np.dtype(dtype)
         np.testing.assert_allclose(got, want, **TOL[dtype])
+
+
+def test_asking_for_an_op_that_does_not_exist_is_an_error(reference):
+    with pytest.raises(ModelError, match="unknown op 'bias_act.sigmod': use one of matmul, bias_act.sigmoid"):
+        op(reference, "bias_act.sigmod")
+    assert op(reference, "bias_act.sigmoid") is reference.kernels["bias_act.sigmoid"]  # numpy's fused one
+
+
+def test_a_kernel_named_after_no_op_is_an_error_not_a_kernel_never_used(reference):
+    """A backend whose kernel name is misspelt would otherwise train on the slower reference
+    without a word."""
+    misspelt = dataclasses.replace(reference, kernels={**reference.kernels, "sgd_updat": lambda *a: None})
+    with pytest.raises(ModelError, match=r"numpy has kernels for ops that do not exist \(sgd_updat\)"):
+        overrides(misspelt, "matmul")
+    with pytest.raises(ModelError, match="sgd_updat"):
+        Network.from_sizes([2, 3], misspelt)

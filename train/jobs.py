@@ -15,8 +15,9 @@ from typing import Callable
 import numpy as np
 
 from xpnet.backends import resolve_backend
-from xpnet.model import INITS, ModelError, Network
+from xpnet.model import Network
 from xpnet.model.activations import check_activation
+from xpnet.model.init import check_init
 from xpnet.model.losses import check_loss
 from xpnet.train.checkpoints import CHECKPOINT_NAME
 from xpnet.train.config import TrainConfig
@@ -26,7 +27,7 @@ from xpnet.train.evaluation import report_classification
 from xpnet.train.files import atomic_write_json, ensure_folder, remove_stale_temps
 from xpnet.train.loop import evaluate, learn
 from xpnet.train.metrics import listed
-from xpnet.train.optimizers import OPTIMIZERS, OptimizerError
+from xpnet.train.optimizers import check_optimizer
 from xpnet.train.runs import (check_new_run_folder, epoch_saver, resume_run, run_folder, run_metadata,
                               telling_what_is_kept)
 from xpnet.train.targets import check_targets_fit_loss
@@ -51,10 +52,8 @@ def check_config(config: TrainConfig) -> None:
     """Catch a misspelt name before minutes are spent making data."""
     check_activation(config.activation)
     check_loss(config.loss)
-    if config.init not in INITS:
-        raise ModelError(f"unknown init {config.init!r}: use one of {', '.join(INITS)}")
-    if config.optimizer not in OPTIMIZERS:
-        raise OptimizerError(f"unknown optimizer {config.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
+    check_init(config.init)
+    check_optimizer(config.optimizer)
 
 
 def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool = False,

@@ -14,6 +14,8 @@ import numbers
 import numpy as np
 
 from xpnet.backends import Backend, XpnetError
+from xpnet.backends.errors import choose
+from xpnet.model.ops import op, overrides
 
 
 class OptimizerError(XpnetError):
@@ -66,13 +68,13 @@ class SGD(Optimizer):
         # By default, where the backend does a product and an add in one call (numpy's BLAS
         # gemm): there it saves a pass over every weight. On a GPU the fused update kernels
         # already make the step one pass, and folding would only add a launch.
-        self.folds = "matmul_add" in backend.kernels if fold is None else fold
+        self.folds = overrides(backend, "matmul_add") if fold is None else fold
         xp = backend.xp
         self.velocity = [xp.zeros_like(p) for p in params] if momentum else []
-        self._update = backend.kernel("sgd_update", sgd_update)
-        self._momentum_update = backend.kernel("momentum_update", momentum_update)
-        self._matmul_add = backend.kernel("matmul_add", matmul_add)
-        self._sum_add = backend.kernel("sum_add", sum_add)
+        self._update = op(backend, "sgd_update")
+        self._momentum_update = op(backend, "momentum_update")
+        self._matmul_add = op(backend, "matmul_add")
+        self._sum_add = op(backend, "sum_add")
 
     def step(self, params: list, grads: list) -> None:
         if self.momentum:
@@ -117,7 +119,7 @@ class Adam(Optimizer):
         self.v = [xp.zeros_like(p) for p in params]
         self._t_on_device = None  # the step count as a device scalar, once counting there
         self.t = 0
-        self._update = backend.kernel("adam_update", adam_update)
+        self._update = op(backend, "adam_update")
 
     def count_on_device(self) -> None:
         """Keep the step count, and the step size made from it, on the device from now on.
@@ -184,52 +186,21 @@ def _load_arrays(optimizer, host: dict) -> None:
         array[...] = optimizer.backend.asarray(host[name])
 
 
-# The reference updates: plain xp, in place. A backend may override each by name with a
-# fused kernel of the same signature; tests hold the two equal.
-def sgd_update(xp, p, g, lr):
-    p -= lr * g
+# Each optimizer by the name the CLI and `learn(optimizer=...)` take.
+OPTIMIZERS = {
+    "sgd": lambda backend, params, lr: SGD(backend, params, lr),  # the course's theta -= alpha * dJ/dtheta
+    "momentum": lambda backend, params, lr: SGD(backend, params, lr, momentum=0.9),
+    "adam": lambda backend, params, lr: Adam(backend, params, lr),
+}
 
 
-def momentum_update(xp, p, g, v, lr, momentum):
-    v *= momentum
-    v -= lr * g
-    p += v
+def check_optimizer(name: str) -> str:
+    return choose(name, OPTIMIZERS, "optimizer", OptimizerError)
 
 
-def adam_update(xp, p, g, m, v, step_size, beta1, beta2, eps_hat):
-    m *= beta1
-    m += (1 - beta1) * g
-    v *= beta2
-    v += (1 - beta2) * (g * g)
-    p -= step_size * m / (xp.sqrt(v) + eps_hat)
-
-
-def matmul_add(xp, c, a, b, alpha, beta):
-    """c = alpha * (a @ b) + beta * c, in place: a gradient's product folded into its update."""
-    if beta != 1.0:
-        c *= beta
-    c += alpha * xp.matmul(a, b)
-
-
-def sum_add(xp, c, a, alpha, beta):
-    """c = alpha * (column sums of a) + beta * c, in place: the bias gradient's counterpart."""
-    if beta != 1.0:
-        c *= beta
-    c += alpha * xp.sum(a, axis=0)
-
-
-OPTIMIZERS = ("sgd", "momentum", "adam")
-
-
-def make_optimizer(name: str, backend: Backend, params: list, lr: float):
+def make_optimizer(name: str, backend: Backend, params: list, lr: float) -> Optimizer:
     """An optimizer by name: sgd, momentum (0.9), or adam."""
+    check_optimizer(name)
     if isinstance(lr, bool) or not (isinstance(lr, numbers.Real) and lr > 0 and math.isfinite(lr)):
         raise OptimizerError(f"learning rate must be a positive number, got {lr!r}")
-    lr = float(lr)  # an np.float32 rate must not meet float64 arrays as a numpy scalar
-    if name == "sgd":
-        return SGD(backend, params, lr)
-    if name == "momentum":
-        return SGD(backend, params, lr, momentum=0.9)
-    if name == "adam":
-        return Adam(backend, params, lr)
-    raise OptimizerError(f"unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name](backend, params, float(lr))  # float: an np.float32 rate must not meet float64 arrays
