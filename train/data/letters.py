@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
-from xpnet.train.data import DataSet
+from xpnet.train.data.dataset import DataSet
 from xpnet.train.files import OutputError, atomic_write, remove_stale_temps
 from xpnet.train.data.fonts import Font, candidate_font_files, render_letters, split_fonts, usable_fonts
 from xpnet.train.data.glyph import BOX, FRAME, centre_of_mass, clamped_start, ink_bbox
