@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from xpnet.backends import resolve_backend
-from xpnet.backends.numpy_kernels import Blas, Scratch, numpy_kernels
+from xpnet.backends.numpy_blas import Blas
+from xpnet.backends.numpy_kernels import Scratch, numpy_kernels
 from xpnet.model import Network, dense
 from xpnet.model.activations import ACTIVATIONS
 from xpnet.model.losses import LOSSES
