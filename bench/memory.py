@@ -21,11 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
-from bench.common import (  # noqa: E402  (needs the path above)
-    numpy_backend,
-    OneLineParser, Spec, add_step_arguments, networks_from, non_negative_float, positive_int, run_main,
-    xpnet_contestant,
+from bench.options import (  # noqa: E402  (needs the path above)
+    OneLineParser, add_step_arguments, networks_from, non_negative_float, positive_int, run_main,
 )
+from bench.contestants import Spec, numpy_backend, xpnet_contestant  # noqa: E402
 
 MIB = 1 << 20
 

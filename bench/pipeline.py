@@ -28,9 +28,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xpnet.backends import resolve_backend  # noqa: E402
-from bench.common import (  # noqa: E402
-    Contestant, OneLineParser, noisy_warning, non_negative_float, positive_int, ratio, ratio_noise, run_main,
-)
+from bench.options import OneLineParser, non_negative_float, positive_int, run_main  # noqa: E402
+from bench.contestants import Contestant  # noqa: E402
+from bench.summaries import noisy_warning, ratio, ratio_noise  # noqa: E402
 from xpnet.train.config import TrainConfig  # noqa: E402
 from xpnet.train.data import load_data  # noqa: E402
 from xpnet.train.data.spec import LETTERS_TRAIN  # noqa: E402

@@ -23,11 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
-from bench.common import (  # noqa: E402  (needs the path above)
-    add_step_arguments, numpy_backend,
-    LR, POOL_BATCHES, OneLineParser, Spec, Timing, environment_lines, host_batches,
-    networks_from, positive_int, products_contestant, run_main,
+from bench.options import (  # noqa: E402  (needs the path above)
+    OneLineParser, add_step_arguments, networks_from, positive_int, run_main,
 )
+from bench.contestants import LR, POOL_BATCHES, Spec, host_batches, numpy_backend, products_contestant  # noqa: E402
+from bench.timing import Timing  # noqa: E402
+from bench.summaries import environment_lines  # noqa: E402
 
 PARTS = ["products", "bias+act", "loss", "act grad", "dW+update", "db+update"]
 

@@ -31,9 +31,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere
 
-from bench.common import (  # noqa: E402  (needs the path above)
-    OneLineParser, non_negative_float, positive_int, positive_ints, run_main, wait_for_idle,
+from bench.options import (  # noqa: E402  (needs the path above)
+    OneLineParser, non_negative_float, positive_int, positive_ints, run_main,
 )
+from bench.timing import wait_for_idle  # noqa: E402
 
 
 def parse_args(argv=None):

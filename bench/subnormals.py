@@ -23,9 +23,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 from xpnet.backends import resolve_backend  # noqa: E402
-from bench.common import (  # noqa: E402
-    Contestant, OneLineParser, noisy_warning, non_negative_float, positive_int, ratio, ratio_noise, run_main,
-)
+from bench.options import OneLineParser, non_negative_float, positive_int, run_main  # noqa: E402
+from bench.contestants import Contestant  # noqa: E402
+from bench.summaries import noisy_warning, ratio, ratio_noise  # noqa: E402
 from xpnet.train.config import TrainConfig  # noqa: E402
 from xpnet.train.data import load_data  # noqa: E402
 from xpnet.train.jobs import build_network  # noqa: E402
@@ -60,7 +60,7 @@ def subnormal_count(arrays) -> int:
 
 
 def paired_ratio(trained, fresh, data, batch_size: int, repeats: int) -> tuple[float, float]:
-    """The paired median of (trained step time / fresh step time), and its noise (bench.common's
+    """The paired median of (trained step time / fresh step time), and its noise (bench.summaries'
     `ratio`, `ratio_noise`). Each round starts from the network's state before the first, so
     rounds stay alike."""
     def round_of(net, opt, saved):

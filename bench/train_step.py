@@ -26,12 +26,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
-from bench.common import (  # noqa: E402  (needs the path above)
-    BACKEND_CHOICES, DEFAULT_BACKENDS, Contestant, Spec, Timing, add_step_arguments, ceiling_library,
-    OneLineParser, environment_lines, limit_threads, measure, networks_from, non_negative_float, positive_int,
-    products_contestant, best_speed, median_speed, ratio, ratio_noise, run_main, thousands, torch_eager_contestant,
-    xpnet_contestant, xpnet_graph_contestant,
+from bench.options import (  # noqa: E402  (needs the path above)
+    BACKEND_CHOICES, DEFAULT_BACKENDS, OneLineParser, add_step_arguments, limit_threads, networks_from,
+    non_negative_float, positive_int, run_main,
 )
+from bench.contestants import (  # noqa: E402
+    Contestant, Spec, ceiling_library, products_contestant, torch_eager_contestant, xpnet_contestant,
+    xpnet_graph_contestant,
+)
+from bench.timing import Timing, measure  # noqa: E402
+from bench.summaries import best_speed, environment_lines, median_speed, ratio, ratio_noise, thousands  # noqa: E402
 
 
 @dataclass

@@ -61,7 +61,7 @@ def test_pipeline_noisy_verdict_is_no_pass(capsys):
     """A NOISY run must not also read as a clean pass of the 5% target."""
     from argparse import Namespace
 
-    from bench.common import Contestant
+    from bench.contestants import Contestant
     from bench.pipeline import report
 
     bare = Contestant("bare steps", None, times=[1.0] * 8)

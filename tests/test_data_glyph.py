@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 from xpnet.train.data import DataError, load_image, preprocess_image
 from xpnet.train.data.fonts import RENDER_SIZE, render_glyph
 from xpnet.train.data.glyph import BOX, FRAME, centre_of_mass, frame_ink
-from xpnet.train.data.letters import IDENTITY, master_glyph, warp_glyph
+from xpnet.train.data.letters_render import IDENTITY, master_glyph, warp_glyph
 
 DEJAVU = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
 

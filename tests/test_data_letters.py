@@ -16,6 +16,8 @@ from xpnet.train.data import DataError, DataSet, load_data
 from xpnet.train.data import letters as L
 from xpnet.train.data.fonts import Font, candidate_font_files, design_family, find_fonts, font_problem, split_fonts
 from xpnet.train.data.glyph import centre_of_mass
+from xpnet.train.data.letters_cache import cache_path
+from xpnet.train.data.letters_render import Augment
 
 MPL_FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 SMALL = dict(n_train=520, n_test=260, progress=False)
@@ -91,12 +93,12 @@ def test_cache_hit_is_identical_and_a_changed_parameter_misses(small, cache):
 
 def test_any_generation_parameter_changes_the_cache_key():
     files = candidate_font_files()
-    base = L.cache_key_params(0, 100, 10, L.Augment(), files)
-    changed = [L.cache_key_params(1, 100, 10, L.Augment(), files),
-               L.cache_key_params(0, 101, 10, L.Augment(), files),
-               L.cache_key_params(0, 100, 10, L.Augment(max_noise=0.1), files),
-               L.cache_key_params(0, 100, 10, L.Augment(), files[:-1])]
-    paths = {L.cache_path("/c", p) for p in [base] + changed}
+    base = L.cache_key_params(0, 100, 10, Augment(), files)
+    changed = [L.cache_key_params(1, 100, 10, Augment(), files),
+               L.cache_key_params(0, 101, 10, Augment(), files),
+               L.cache_key_params(0, 100, 10, Augment(max_noise=0.1), files),
+               L.cache_key_params(0, 100, 10, Augment(), files[:-1])]
+    paths = {cache_path("/c", p) for p in [base] + changed}
     assert len(paths) == 5
 
 
@@ -136,14 +138,14 @@ def test_sigkill_while_writing_the_cache_leaves_the_old_file_or_a_whole_new_one(
     it is killed a few milliseconds into its second write, four times: the file on disk must
     always load whole."""
     path = tmp_path / "letters-kill.npz"
-    script = ("import numpy as np; from pathlib import Path; import xpnet.train.data.letters as L\n"
-              "real = L.atomic_write\n"
+    script = ("import numpy as np; from pathlib import Path; import xpnet.train.data.letters_cache as C\n"
+              "real = C.atomic_write\n"
               "def announced(*args, **kwargs):\n"
               "    print('writing', flush=True)\n"
               "    return real(*args, **kwargs)\n"
-              "L.atomic_write = announced\n"
+              "C.atomic_write = announced\n"
               "X = np.arange(30_000_000, dtype=np.uint32).astype(np.uint8)\n"
-              f"while True: L.write_cache(Path({str(path)!r}), {{'X_train': X}}, {{}})\n")
+              f"while True: C.write_cache(Path({str(path)!r}), {{'X_train': X}}, {{}})\n")
     rng = np.random.default_rng(0)
     for _ in range(4):
         proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1],

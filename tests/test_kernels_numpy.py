@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from xpnet.backends import resolve_backend
-from xpnet.backends.numpy_kernels import Blas, Scratch, numpy_kernels
-from xpnet.model import Network
+from xpnet.backends.numpy_blas import Blas
+from xpnet.backends.numpy_kernels import Scratch, numpy_kernels
+from xpnet.model import Network, updates
 from xpnet.model.activations import ACTIVATIONS
-from xpnet.model import updates
 from xpnet.model.ops import OPS
 from xpnet.train.optimizers import make_optimizer
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from xpnet.train.data import DataError, DataSet
+from xpnet.train.data.dataset import DataError, DataSet
 from xpnet.train.data.glyph import FRAME, load_image
 
 SKIPPED_EXAMPLES = 5  # how many unreadable file names info keeps, to point the user at them

@@ -24,7 +24,7 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from xpnet.train.data import DataError
+from xpnet.train.data.dataset import DataError
 from xpnet.train.data.glyph import frame_ink
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-from xpnet.train.data import DataError
+from xpnet.train.data.dataset import DataError
 
 FRAME = 28  # side of the output image, as in MNIST / EMNIST
 BOX = 20  # longer side of the glyph inside the frame, as in MNIST

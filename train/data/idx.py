@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xpnet.train.data import DataError, DataSet
+from xpnet.train.data.dataset import DataError, DataSet
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions: (N, rows, cols)
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension: (N,)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xpnet.train.data import DataError, DataSet
+from xpnet.train.data.dataset import DataError, DataSet
 
 
 def load_npz(path) -> DataSet:

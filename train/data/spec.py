@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xpnet.train.data import DataError, DataSet
+from xpnet.train.data.dataset import DataError, DataSet
 
 LETTERS_TRAIN, LETTERS_TEST = 60_000, 10_000  # the default synthetic set, EMNIST letters' scale
 SCHEMES = {  # scheme -> how to write it, for the error message that lists them
