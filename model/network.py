@@ -177,17 +177,8 @@ class Network:
         return np.concatenate(parts) if parts else np.zeros((0, self.sizes[-1]))
 
     def check_inputs(self, X) -> np.ndarray:
-        """Host inputs as a 2-D float array of the width this network takes, or a one-line error."""
-        X = np.asarray(X)
-        if X.ndim == 1 and self.sizes[0] == 1:
-            X = X.reshape(-1, 1)
-        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
-            raise ModelError(f"inputs have shape {X.shape} but this network takes (n, {self.sizes[0]})")
-        if X.dtype.kind not in "fiub":
-            raise ModelError(f"inputs must be numbers, got dtype {X.dtype}")
-        if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
-            raise ModelError("inputs contain NaN or inf, which have no answer; clean them first")
-        return X
+        """Host inputs as a 2-D array of the width this network takes, or a one-line error."""
+        return check_inputs(X, self.sizes[0])
 
     def to(self, backend: Backend) -> "Network":
         """A copy of this network on another backend (or dtype): one call, same numbers."""
@@ -199,3 +190,22 @@ class Network:
     def copy(self) -> "Network":
         return self.to(self.backend)
 
+
+def check_inputs(X, width: int, what: str = "inputs", error: type = ModelError, read: bool = True) -> np.ndarray:
+    """Host inputs as a 2-D array of numbers `width` wide, every value finite; else `error`,
+    in one line. The one check of inputs, for predicting (ModelError) and for training data
+    (the caller's DataError); `read=False` leaves the values of a memory-mapped file unread,
+    when they were checked as it was written. A 1-D X is a column for a one-input network."""
+    X = np.asarray(X)
+    if X.ndim == 1 and width == 1:
+        X = X.reshape(-1, 1)
+    if X.ndim != 2:
+        raise error(f"{what}: X must be 2-D (samples x features), (n, {width}) here, got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise error(f"{what} is empty: give at least one sample")
+    if X.shape[1] != width:
+        raise error(f"{what}: samples have {X.shape[1]} features but the network takes {width} "
+                    f"(X has shape {X.shape}; it must be (n, {width}))")
+    if X.dtype.kind not in "fiub" or (read and X.dtype.kind == "f" and not np.all(np.isfinite(X))):
+        raise error(f"{what}: X must be finite numbers (found NaN or inf, or non-numbers); clean the inputs")
+    return X

@@ -184,3 +184,21 @@ def test_console_script_runs_without_traceback(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_the_help_lists_what_the_tables_hold(capsys):
+    """The choices in `xpnet train --help` come from the tables that define them, so a new
+    activation, loss, init, optimizer, backend or data source shows there without an edit."""
+    from xpnet.backends import BACKENDS
+    from xpnet.model.activations import ACTIVATIONS
+    from xpnet.model.init import INITS
+    from xpnet.model.losses import LOSSES
+    from xpnet.train.data.spec import SCHEMES
+    from xpnet.train.optimizers import OPTIMIZERS
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.replace("-\n", "-").split()).replace("- ", "-")
+    for table in (ACTIVATIONS, LOSSES, INITS, OPTIMIZERS, BACKENDS, SCHEMES.values()):
+        for name in table:
+            assert name in text, name

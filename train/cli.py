@@ -13,7 +13,13 @@ import os
 import sys
 import warnings
 
-from xpnet.backends import XpnetError
+from xpnet.backends import BACKENDS, XpnetError
+from xpnet.backends.base import FLOAT_DTYPES
+from xpnet.model.activations import ACTIVATIONS
+from xpnet.model.init import INITS
+from xpnet.model.losses import LOSSES
+from xpnet.train.data.spec import SCHEMES
+from xpnet.train.optimizers import OPTIMIZERS
 from xpnet.version import __version__
 from xpnet.train.config import PRESETS, TrainConfig
 
@@ -75,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_backend_flags(p) -> None:
-    p.add_argument("--backend", help="numpy, cupy, torch, array_api_strict or auto (default: $XPNET_BACKEND, else auto)")
+    p.add_argument("--backend", help=f"{one_of([*BACKENDS, 'auto'])} (default: $XPNET_BACKEND, else auto)")
     p.add_argument("--device", help="cpu, cuda or cuda:N; array_api_strict also takes device1, a pretend second "
                                     "device (default: $XPNET_DEVICE, else the backend's own)")
 
@@ -85,13 +91,13 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a network (default: letters, on the auto backend)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
                    help="default (relu, cross-entropy, momentum) or course (sigmoid, quadratic, plain SGD)")
-    p.add_argument("--data", help=f"letters, idx:DIR, fashion-mnist:DIR, emnist-letters:DIR, folder:DIR or npz:FILE (default {d.data})")
+    p.add_argument("--data", help=f"{one_of(SCHEMES.values())} (default {d.data})")
     p.add_argument("--train-samples", type=_positive_int,
                    help="training samples to generate (letters) or keep (files) (default 60000 / all)")
     p.add_argument("--test-samples", type=_positive_int,
                    help="held-out samples to generate or keep (default 10000 / all)")
     _add_backend_flags(p)
-    p.add_argument("--dtype", choices=["float32", "float64"], help=f"float dtype (default {d.dtype})")
+    p.add_argument("--dtype", choices=FLOAT_DTYPES, help=f"float dtype (default {d.dtype})")
     p.add_argument("--tf32", action="store_true", default=None,
                    help="let a GPU compute float32 matrix products in TF32: faster, ~3 digits (default off)")
     p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
@@ -102,10 +108,10 @@ def _add_train(sub) -> None:
     p.add_argument("--batch-size", type=_positive_int, help=f"samples per step (default {d.batch_size})")
     p.add_argument("--lr", type=_learning_rate, help=f"learning rate, or 'auto' for the course's recipe (default {d.lr})")
     p.add_argument("--layers", type=_sizes, dest="hidden", help="hidden layer sizes, e.g. 256,128 (default 256,128)")
-    p.add_argument("--activation", help=f"sigmoid, tanh, relu, identity or softmax (default {d.activation})")
-    p.add_argument("--loss", help=f"cross_entropy or quadratic (default {d.loss})")
-    p.add_argument("--optimizer", help=f"sgd, momentum or adam (default {d.optimizer})")
-    p.add_argument("--init", help=f"normal, xavier or he (default {d.init})")
+    p.add_argument("--activation", help=f"{one_of(ACTIVATIONS)} (default {d.activation})")
+    p.add_argument("--loss", help=f"{one_of(LOSSES)} (default {d.loss})")
+    p.add_argument("--optimizer", help=f"{one_of(OPTIMIZERS)} (default {d.optimizer})")
+    p.add_argument("--init", help=f"{one_of(INITS)} (default {d.init})")
     p.add_argument("--patience", type=_positive_int, help="early stop after this many epochs without val improvement")
     p.add_argument("--out", help="run folder (default runs/<data>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue a run folder from its last finished epoch "
@@ -285,3 +291,9 @@ def _sizes(text: str) -> list[int]:
     if any(s < 1 for s in sizes):
         raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text}")
     return sizes
+
+
+def one_of(names) -> str:
+    """'a, b or c': a table's names for a help text, so the help lists what the table holds."""
+    names = [str(n) for n in names]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -26,7 +25,7 @@ from xpnet.train.state import TrainingState
 from xpnet.train.subnormals import flush_subnormals
 from xpnet.train.steps import EagerSteps
 from xpnet.train.tally import count_correct
-from xpnet.train.targets import DataError, check_data, is_classification, targets_for
+from xpnet.train.targets import DataError
 
 
 @flush_subnormals()  # see train/subnormals.py: late steps as fast as early ones

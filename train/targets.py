@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from xpnet.model import Network
+from xpnet.model.network import check_inputs
 from xpnet.train.data import DataError
 
 
@@ -18,22 +19,13 @@ def is_classification(net: Network, y: np.ndarray) -> bool:
     return np.asarray(y).dtype.kind in "iub"
 
 
-def check_data(net: Network, X, y, what: str = "data") -> tuple[np.ndarray, np.ndarray]:
-    """Host (X, y) validated for `net`: same length, non-empty, finite, right width and labels."""
-    X = np.asarray(X)
+def check_data(net: Network, X, y, what: str = "data", read_inputs: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Host (X, y) validated for `net`: same length, non-empty, finite, right width and labels.
+    `read_inputs=False`: X is a memory-mapped file whose values were checked as it was written."""
     y = np.asarray(y)
-    if X.ndim == 1 and net.sizes[0] == 1:
-        X = X.reshape(-1, 1)
-    if X.ndim != 2:
-        raise DataError(f"{what}: X must be 2-D (samples x features), got shape {X.shape}")
-    if X.shape[0] == 0:
-        raise DataError(f"{what} is empty: give at least one sample")
+    X = check_inputs(X, net.sizes[0], what, DataError, read=read_inputs)
     if X.shape[0] != y.shape[0]:
         raise DataError(f"{what}: X has {X.shape[0]} samples but y has {y.shape[0]}; they must match")
-    if X.shape[1] != net.sizes[0]:
-        raise DataError(f"{what}: samples have {X.shape[1]} features but the network takes {net.sizes[0]}")
-    if X.dtype.kind not in "fiub" or not np.all(np.isfinite(X)):
-        raise DataError(f"{what}: X must be finite numbers (found NaN, inf or non-numbers); clean the inputs")
     check_targets_fit_loss(net.loss, y, what)
     if net.loss == "cross_entropy" and net.sizes[-1] < 2:
         raise DataError(f"{what}: cross_entropy over a single output is always 0, so nothing would be learnt; "

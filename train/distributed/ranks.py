@@ -19,7 +19,7 @@ from xpnet.backends import XpnetError, resolve_backend
 from xpnet.train.context import RunContext
 from xpnet.train.data import DataSet, load_data
 from xpnet.train.distributed.launch import DEFAULT_TIMEOUT, DistributedError, import_mpi
-from xpnet.train.distributed.sharded import ShardedData, check_mapped, remove_orphaned_inputs, write_inputs_file
+from xpnet.train.distributed.sharded import ShardedData, remove_orphaned_inputs, write_inputs_file
 from xpnet.train.distributed.transfer import transfer_for, weights_digest
 from xpnet.train.steps import EpochTotals
 from xpnet.train.targets import check_data, is_classification
@@ -143,10 +143,8 @@ class Distributed(RunContext):
     # -- what the training loop calls ------------------------------------------------------
     def shard(self, model, X, y, what: str = "training data") -> "ShardedData":
         """This rank's view of the training set (X may be a memory-mapped file)."""
-        if isinstance(X, np.memmap):
-            y = check_mapped(model, X, y, what)  # every value was checked finite when the file was written
-        else:
-            X, y = check_data(model, X, y, what)
+        # a memory-mapped X's values were checked finite when the file was written: not read here
+        X, y = check_data(model, X, y, what, read_inputs=not isinstance(X, np.memmap))
         return ShardedData(X, y, len(X), is_classification(model, y), model, self.rank, self.size)
 
     def train_step(self, model, xb, tb, optimizer, global_rows: int):

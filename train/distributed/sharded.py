@@ -19,7 +19,7 @@ import numpy as np
 
 from xpnet.train.data import DataError, DataSet
 from xpnet.train.device_data import DeviceData
-from xpnet.train.targets import check_data, targets_for
+from xpnet.train.targets import targets_for
 
 CHUNK_ROWS = 8192  # rows converted and hashed at a time when the inputs file is written
 INPUTS_PREFIX = "xpnet-mpi-"  # + the writing process id: orphaned folders can be told apart
@@ -86,21 +86,6 @@ class ShardedData:
         X = backend.asarray(self.X[rows], dtype=backend.dtype_name)
         T = backend.asarray(targets_for(self.net, self.y[rows]), dtype=backend.dtype_name)
         self._local, self._starts = (X, T), starts
-
-
-def check_mapped(net, X: np.ndarray, y: np.ndarray, what: str) -> np.ndarray:
-    """check_data's checks for a memory-mapped X without reading it: shapes, labels, targets."""
-    if len(X) != len(y):
-        raise DataError(f"{what}: X has {len(X)} samples but y has {len(y)}; they must match")
-    check_data(net, X[:1], y[:1], what)  # dimensions, width, dtypes
-    if y.dtype.kind in "iu" and (y.min() < 0 or y.max() >= net.sizes[-1]):
-        raise DataError(f"{what}: labels must be in 0..{net.sizes[-1] - 1} for this {net.sizes[-1]}-output "
-                        f"network, found {y.min()}..{y.max()}")
-    if y.dtype.kind == "f":
-        if not np.all(np.isfinite(y)):
-            raise DataError(f"{what}: targets contain NaN or inf; clean them")
-        return y.reshape(len(y), -1)
-    return y
 
 
 def write_inputs_file(data: DataSet, dtype: str) -> dict:
