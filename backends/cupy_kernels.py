@@ -64,14 +64,14 @@ def _act_grad(kernel):
 
 def _sgd(kernel):
     def sgd_update(xp, p, g, lr):
-        kernel(g, p.dtype.type(lr), p)
+        kernel(g, _scalar(lr, p.dtype.type), p)
 
     return sgd_update
 
 
 def _momentum(kernel):
     def momentum_update(xp, p, g, v, lr, momentum):
-        kernel(g, p.dtype.type(lr), p.dtype.type(momentum), p, v)
+        kernel(g, _scalar(lr, p.dtype.type), p.dtype.type(momentum), p, v)
 
     return momentum_update
 
@@ -85,6 +85,6 @@ def _adam(kernel):
 
 
 def _scalar(value, dtype):
-    """A Python number as the kernel's type; a 0-d device array (Adam counting its steps on
+    """A Python number as the kernel's type; a 0-d device array (a rate or step size held on
     the device, for a CUDA graph) as it is: turning it into a number would read the GPU."""
     return dtype(value) if isinstance(value, (int, float)) else value

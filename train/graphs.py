@@ -12,10 +12,11 @@ the host does nothing else per step. (On an H200 a batch-64 replay took about 11
 this and with the earlier per-step index copy alike: the kernels inside the graph, not the
 host, set the pace there; a slower host or a smaller network gains.)
 
-A recorded step freezes every number it was given as a plain Python value: the learning
-rate, the batch size. So the last, shorter batch of an epoch runs as an ordinary step, a
-changed learning rate is recorded anew, and Adam, whose bias-corrected step size changes
-every step, counts its steps on the device (`Adam.count_on_device`).
+A recorded step freezes every number it was given as a plain Python value, the batch size
+among them, so the last, shorter batch of an epoch runs as an ordinary step. What changes
+between steps lives in device scalars that every replay reads (`Optimizer.hold_on_device`):
+the learning rate, so a new rate needs no new recording, and Adam's step count, so its
+bias-corrected step size advances on every replay.
 """
 
 from __future__ import annotations
@@ -55,8 +56,7 @@ class GraphedSteps:
         self.model, self.opt, self.data, self.batch_size = model, opt, data, batch_size
         self.context = context or RunContext()
         self.tail = EagerSteps(model, opt, data, batch_size, self.context)  # the shorter last batch
-        self.lr = opt.lr
-        opt.count_on_device()  # Adam: its step size must advance on each replay
+        opt.hold_on_device()  # the rate, and Adam's step count, as device scalars each replay reads
         self.rows = backend.asarray(np.arange(batch_size))  # 0..B-1, offset into the order per step
         self.order = backend.asarray(np.arange(data.n))  # the epoch's order, refilled in place
         self.first = backend.asarray(np.zeros((), dtype=np.int64))  # where the next batch starts in it
@@ -75,8 +75,6 @@ class GraphedSteps:
             total[...] = 0
         self.all_finite[...] = True
         self.steps = 0
-        if self.opt.lr != self.lr:  # the rate is frozen into the recording: record anew
-            self.lr, self._replay = self.opt.lr, None
 
     def run_epoch(self, order) -> EpochTotals:
         """Train on every batch of this epoch's `order`: the full ones replayed, the rest eager."""

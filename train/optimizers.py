@@ -28,14 +28,33 @@ class Optimizer:
     `step(params, grads)` updates the parameters in place. An optimizer that `folds` takes
     each layer's step during backpropagation instead, in `update_layer`, straight from the
     product that would have been the gradient. `state()` and `counters()` are what a
-    checkpoint keeps to resume exactly; `count_on_device()` is called before the steps are
+    checkpoint keeps to resume exactly; `hold_on_device()` is called before the steps are
     recorded as a CUDA graph, which freezes every Python number it is given.
     """
 
     folds = False
+    lr_dtype: str | None = None  # the learning rate's dtype once held on the device (None: the backend's)
 
     def __init__(self, backend: Backend, lr: float):
-        self.backend, self.lr = backend, lr
+        self.backend = backend
+        self._lr_on_device = None  # the rate as a device scalar, once held there
+        self.lr = lr
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        """A new rate reaches a recorded step through the device scalar, without a new recording."""
+        self._lr = value
+        if self._lr_on_device is not None:
+            self._lr_on_device[...] = value
+
+    def rate(self):
+        """The learning rate as the update kernels take it: a Python float, or the device
+        scalar once `hold_on_device` has put it there."""
+        return self._lr if self._lr_on_device is None else self._lr_on_device
 
     def step(self, params: list, grads: list) -> None:
         raise NotImplementedError
@@ -53,8 +72,12 @@ class Optimizer:
     def load_state(self, host: dict, counters: dict) -> None:
         _load_arrays(self, host)
 
-    def count_on_device(self) -> None:
-        """Keep whatever changes from step to step on the device from now on (nothing, by default)."""
+    def hold_on_device(self) -> None:
+        """Keep the numbers that change between steps, the rate among them, on the device from
+        now on: a recorded CUDA graph (train/graphs.py) freezes every Python number it was
+        given, and reads a device scalar's current value on every replay."""
+        if self._lr_on_device is None:
+            self._lr_on_device = self.backend.asarray(np.asarray(float(self._lr)), self.lr_dtype)
 
 
 class SGD(Optimizer):
@@ -79,10 +102,10 @@ class SGD(Optimizer):
     def step(self, params: list, grads: list) -> None:
         if self.momentum:
             for p, g, v in zip(params, grads, self.velocity):
-                self._momentum_update(self.backend.xp, p, g, v, self.lr, self.momentum)
+                self._momentum_update(self.backend.xp, p, g, v, self.rate(), self.momentum)
         else:
             for p, g in zip(params, grads):
-                self._update(self.backend.xp, p, g, self.lr)
+                self._update(self.backend.xp, p, g, self.rate())
 
     def update_layer(self, index: int, W, b, dz, x) -> None:
         """The step for dense layer `index` (parameters W, b) from its dz and its input x.
@@ -92,7 +115,7 @@ class SGD(Optimizer):
         (or the velocity): BLAS's gemm computes alpha * (a @ b) + beta * c in one call. The
         same step as `step`, without a weight-sized array written and read back.
         """
-        xp, lr = self.backend.xp, self.lr
+        xp, lr = self.backend.xp, self.lr  # only numpy folds, and it records no graphs: a host number
         if not self.momentum:
             self._matmul_add(xp, W, dz.T, x, -lr, 1.0)
             self._sum_add(xp, b, dz, -lr, 1.0)
@@ -110,6 +133,8 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015) with bias-corrected first and second moment estimates."""
 
+    lr_dtype = "float64"  # its step size is worked out in float64 from the step count, then cast
+
     def __init__(self, backend: Backend, params: list, lr: float, beta1: float = 0.9,
                  beta2: float = 0.999, eps: float = 1e-8):
         super().__init__(backend, lr)
@@ -121,14 +146,14 @@ class Adam(Optimizer):
         self.t = 0
         self._update = op(backend, "adam_update")
 
-    def count_on_device(self) -> None:
-        """Keep the step count, and the step size made from it, on the device from now on.
+    def hold_on_device(self) -> None:
+        """The rate, and the step count and the step size made from it, on the device from now on.
 
-        A recorded CUDA graph (train/graphs.py) freezes every Python number it was given, so
-        a step size computed on the host would stay the first step's forever; computed on
-        the device from a device counter, each replay advances it. It costs a few scalar
-        kernels a step, which is why ordinary training keeps the count on the host.
+        A step size computed on the host would stay the first step's forever in a recorded
+        graph; computed on the device from a device counter, each replay advances it. It
+        costs a few scalar kernels a step, which is why ordinary training counts on the host.
         """
+        super().hold_on_device()
         if self._t_on_device is None:
             self._t_on_device = self.backend.asarray(np.asarray(float(self._t)), "float64")
 
@@ -162,7 +187,7 @@ class Adam(Optimizer):
     def _corrected(self, t, sqrt):
         """(lr, eps) with Adam's bias correction for step t, a number or a device scalar."""
         correction = sqrt(1 - self.beta2 ** t)
-        return self.lr * correction / (1 - self.beta1 ** t), self.eps * correction
+        return self.rate() * correction / (1 - self.beta1 ** t), self.eps * correction
 
     def state(self) -> dict:
         out = {f"m.{i}": m for i, m in enumerate(self.m)}
