@@ -4,6 +4,11 @@ The course's rule is theta <- theta - alpha * dJ/dtheta, with alpha the learning
 Momentum lets steps build up speed along directions that keep agreeing; Adam scales each
 parameter's step by running estimates of its gradient's size. Each optimizer keeps its
 state as device arrays and exposes it to numpy for checkpoints.
+
+Updates are written in place, not returned as new arrays: a CUDA graph replays its kernels
+on the addresses it recorded, so every parameter must stay where it is, and the fused
+kernels (numpy's BLAS axpy, CuPy's elementwise kernels) update in place in one pass. A
+backend of immutable arrays (JAX) would need a second, functional path beside this one.
 """
 
 from __future__ import annotations
