@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from xpnet.backends.errors import choose
+from xpnet.backends.errors import BackendError, choose
 
 FLOAT_DTYPES = ("float32", "float64")
 
@@ -101,10 +101,7 @@ class Backend:
 
     def with_dtype(self, dtype_name: str) -> "Backend":
         """The same backend computing in another float dtype."""
-        if dtype_name not in FLOAT_DTYPES:
-            from xpnet.backends.registry import BackendError
-
-            choose(dtype_name, FLOAT_DTYPES, "dtype", BackendError)
+        choose(dtype_name, FLOAT_DTYPES, "dtype", BackendError)
         return dataclasses.replace(self, dtype_name=dtype_name)
 
     def __str__(self) -> str:

@@ -10,6 +10,10 @@ class XpnetError(Exception):
     """A problem with what was asked for; the message says what was wrong and what to do."""
 
 
+class BackendError(XpnetError):
+    """A backend that was asked for cannot be used here."""
+
+
 def choose(name, table, what: str, error: type[XpnetError] = XpnetError, extra: tuple = ()):
     """`name` if `table` (or `extra`) has it, else `error`: "unknown WHAT 'name': use one of ...".
 

@@ -12,12 +12,8 @@ import os
 import numpy as np
 
 from xpnet.backends.base import Backend
-from xpnet.backends.errors import XpnetError
+from xpnet.backends.errors import BackendError
 from xpnet.backends.graphs import cupy_capture, torch_capture
-
-
-class BackendError(XpnetError):
-    """A backend that was asked for cannot be used here."""
 
 
 def _numpy_copy(array) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Faster numpy versions of the model's named ops: in place, in fewer passes and calls.
 
-The plain `xp` code in model/ and train/ stays the reference, and tests/test_kernels_numpy.py
+The plain `xp` code of the op table (model/ops.py, model/updates.py) stays the reference, and tests/test_kernels_numpy.py
 holds every kernel here to it. What makes a numpy training step approach the time of its
 matrix products alone:
 

@@ -101,7 +101,7 @@ def xpnet_contestant(backend, spec: Spec, name: str = "xpnet", fold: bool | None
 
 
 def xpnet_graph_contestant(backend, spec: Spec, name: str = "xpnet graph") -> Contestant:
-    """xpnet's training loop on a GPU with --cuda-graphs: each step one replay of a recorded
+    """xpnet's training loop on a GPU, with CUDA graphs (its default there): each step one replay of a recorded
     step that gathers its batch by index and adds to the epoch's totals (train/graphs.py).
     `failure` on the returned step says why recording failed, if it did."""
     import numpy as np

@@ -37,6 +37,7 @@ from xpnet.train.data.spec import LETTERS_TRAIN  # noqa: E402
 from xpnet.train.jobs import build_network  # noqa: E402
 from xpnet.train.device_data import DeviceData
 from xpnet.train.loop import run_epoch  # noqa: E402
+from xpnet.train.steps import EagerSteps  # noqa: E402
 from xpnet.train.optimizers import make_optimizer  # noqa: E402
 
 
@@ -75,7 +76,7 @@ def gathered_steps(net, opt, data: DeviceData, batch_size: int, rng) -> float:
 
 
 def whole_epoch(net, opt, data: DeviceData, batch_size: int, rng) -> float:
-    return run_epoch(net, opt, data, batch_size, rng)["seconds"]
+    return run_epoch(EagerSteps(net, opt, data, batch_size), rng)["seconds"]
 
 
 def main(argv=None) -> int:

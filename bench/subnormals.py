@@ -31,6 +31,7 @@ from xpnet.train.data import load_data  # noqa: E402
 from xpnet.train.jobs import build_network  # noqa: E402
 from xpnet.train.device_data import DeviceData
 from xpnet.train.loop import run_epoch  # noqa: E402
+from xpnet.train.steps import EagerSteps  # noqa: E402
 from xpnet.train.optimizers import make_optimizer  # noqa: E402
 from xpnet.train.subnormals import available, flush_subnormals  # noqa: E402
 
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
     device_data = DeviceData.from_host(nets[0][0], data.X_train, data.y_train)
     rng = np.random.default_rng(0)
     for _ in range(args.epochs):
-        record = run_epoch(*nets[0], device_data, config.batch_size, rng)
+        record = run_epoch(EagerSteps(*nets[0], device_data, config.batch_size), rng)
     print(f"trained {args.epochs} epochs on {args.samples} letters: loss {record['loss']:.2e}, "
           f"{subnormal_count(nets[0][1].velocity)} subnormal momentum terms")
     median, noise = paired_ratio(nets[0], nets[1], device_data, config.batch_size, args.repeats)

@@ -178,20 +178,23 @@ class Network:
 
     def check_inputs(self, X) -> np.ndarray:
         """Host inputs as a 2-D array of the width this network takes, or a one-line error."""
-        return check_inputs(X, self.sizes[0])
+        return check_inputs(X, self.sizes[0], empty_ok=True)  # no samples, no answers
 
     def to(self, backend: Backend) -> "Network":
         """A copy of this network on another backend (or dtype): one call, same numbers."""
         layers = [Dense(backend.asarray(self.backend.to_numpy(layer.W)),
                         backend.asarray(self.backend.to_numpy(layer.b)), layer.activation, backend)
                   for layer in self.layers]
-        return Network(layers, self.loss)
+        copied = Network(layers, self.loss)
+        copied.classes = self.classes
+        return copied
 
     def copy(self) -> "Network":
         return self.to(self.backend)
 
 
-def check_inputs(X, width: int, what: str = "inputs", error: type = ModelError, read: bool = True) -> np.ndarray:
+def check_inputs(X, width: int, what: str = "inputs", error: type = ModelError, read: bool = True,
+                 empty_ok: bool = False) -> np.ndarray:
     """Host inputs as a 2-D array of numbers `width` wide, every value finite; else `error`,
     in one line. The one check of inputs, for predicting (ModelError) and for training data
     (the caller's DataError); `read=False` leaves the values of a memory-mapped file unread,
@@ -201,7 +204,7 @@ def check_inputs(X, width: int, what: str = "inputs", error: type = ModelError, 
         X = X.reshape(-1, 1)
     if X.ndim != 2:
         raise error(f"{what}: X must be 2-D (samples x features), (n, {width}) here, got shape {X.shape}")
-    if X.shape[0] == 0:
+    if X.shape[0] == 0 and not empty_ok:
         raise error(f"{what} is empty: give at least one sample")
     if X.shape[1] != width:
         raise error(f"{what}: samples have {X.shape[1]} features but the network takes {width} "

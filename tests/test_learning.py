@@ -16,6 +16,7 @@ import pytest
 
 import xpnet.train.learning_rate as learning_rate
 import xpnet.train.loop as loop
+import xpnet.train.steps as steps_module
 from xpnet.backends import XpnetError
 from xpnet.model import ModelError, Network
 from xpnet import train
@@ -95,13 +96,13 @@ TRIALS = re.compile(r"lr auto: chose (\S+) \(loss (\S+) at the start; after \d+ 
 
 def test_lr_auto_picks_a_rate_reports_it_and_uses_it(single, monkeypatch):
     used = []
-    real = loop.make_optimizer
+    real = steps_module.make_optimizer
 
     def recording(name, backend, params, lr):
         used.append(lr)
         return real(name, backend, params, lr)
 
-    monkeypatch.setattr(loop, "make_optimizer", recording)  # the trials' optimizers
+    monkeypatch.setattr(steps_module, "make_optimizer", recording)  # the trials' optimizers (run_steps)
     monkeypatch.setattr(state_module, "make_optimizer", recording)  # the training run's
     lines = []
     X, y = rings(n=96)

@@ -149,3 +149,22 @@ def test_lr_auto_does_not_choose_a_rate_that_stalls_on_the_letters(trained_run, 
     model = Network.from_sizes([784, 128, 64, 26], resolve_backend("numpy"))
     chosen, report = find_learning_rate(model, DeviceData.from_host(model, data.X_train, data.y_train), "sgd", 64, 0)
     assert chosen == 1.0, report
+
+
+def test_the_untrained_score_without_a_held_out_split_reads_rows_spread_over_the_set():
+    """A folder of images is listed class by class: the first rows would all be one class."""
+    from xpnet.train.data import DataSet
+    from xpnet.train.jobs import BASELINE_ROWS, baseline_rows
+
+    y = np.repeat(np.arange(4), 3 * BASELINE_ROWS // 4)  # sorted by class
+    data = DataSet(np.zeros((len(y), 2), np.float32), y, None, None, classes=("a", "b", "c", "d"), image_shape=None)
+    _, labels = baseline_rows(data)
+    assert len(labels) == BASELINE_ROWS and np.bincount(labels).min() > BASELINE_ROWS // 5  # about a quarter each
+
+
+def test_resuming_through_the_api_without_a_run_folder_is_one_line(tmp_path):
+    from xpnet.backends import XpnetError
+    from xpnet.train.config import TrainConfig
+
+    with pytest.raises(XpnetError, match="resuming needs the run folder"):
+        train_job(TrainConfig(), print, resume=True)

@@ -279,3 +279,11 @@ def test_unknown_or_contradictory_settings_are_refused(reference, settings, word
 def test_repr_describes_the_network(reference):
     text = repr(Network.from_sizes(SIZES, reference, activation="relu"))
     assert "4 -> 6 -> 5 -> 3" in text and "relu" in text and "cross_entropy" in text and "numpy" in text
+
+
+def test_no_samples_get_no_answers(reference):
+    """Predicting on an empty batch is an empty answer, not an error (training data must
+    hold samples; the check of inputs is shared)."""
+    net = Network.from_sizes(SIZES, reference)
+    assert net.predict(np.zeros((0, SIZES[0]))).shape == (0,)
+    assert net.predict_proba(np.zeros((0, SIZES[0]))).shape == (0, SIZES[-1])

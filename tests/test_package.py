@@ -102,7 +102,7 @@ def test_save_and_load_keep_the_model_and_its_classes(tmp_path, backend):
 
 
 def test_load_takes_a_run_folder_and_save_keeps_a_loaded_models_classes(tmp_path, reference):
-    model = xpnet.Network.from_sizes([2, 3], reference, seed=0)
+    model = xpnet.Network.from_sizes([2, 2], reference, seed=0)
     model.classes = ("no", "yes")
     (tmp_path / "run").mkdir()
     xpnet.save(model, tmp_path / "run")  # a folder: its model.safetensors
@@ -115,3 +115,23 @@ def test_loading_a_file_that_is_not_a_model_is_one_clear_error(tmp_path):
     junk.write_bytes(b"not a model")
     with pytest.raises(xpnet.XpnetError, match="is not a checkpoint"):
         xpnet.load(junk, "numpy")
+
+
+def test_a_copy_on_another_backend_keeps_the_class_names(reference):
+    model = xpnet.Network.from_sizes([2, 2], reference, seed=0)
+    model.classes = ("no", "yes")
+    assert model.to(reference.with_dtype("float32")).classes == ("no", "yes")
+
+
+def test_save_refuses_class_names_that_do_not_match_the_outputs(tmp_path, reference):
+    model = xpnet.Network.from_sizes([2, 2], reference, seed=0)
+    with pytest.raises(xpnet.XpnetError, match="3 class names for a network of 2 outputs"):
+        xpnet.save(model, tmp_path / "m.safetensors", classes=["a", "b", "c"])
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_load_onto_a_backend_takes_a_dtype_and_refuses_another_device(tmp_path, reference):
+    path = xpnet.save(xpnet.Network.from_sizes([2, 2], reference, seed=0), tmp_path / "m.safetensors")
+    assert xpnet.load(path, reference, dtype="float32").backend.dtype_name == "float32"
+    with pytest.raises(xpnet.XpnetError, match="device 'cuda' given with a Backend"):
+        xpnet.load(path, reference, device="cuda")

@@ -10,6 +10,7 @@ import pytest
 from xpnet.model import Network
 from xpnet.train.device_data import DeviceData
 from xpnet.train.loop import run_epoch
+from xpnet.train.steps import EagerSteps
 from xpnet.train.optimizers import SGD
 from xpnet.train.tally import EpochTally
 
@@ -43,7 +44,7 @@ def test_the_epoch_record_equals_the_per_step_sums(backend):
     X, y = blobs()
     net = Network.from_sizes([4, 6, 3], backend, activation="tanh", seed=1)
     twin = net.copy()
-    record = run_epoch(net, SGD(backend, net.params, 0.2), DeviceData.from_host(net, X, y), 32,
+    record = run_epoch(EagerSteps(net, SGD(backend, net.params, 0.2), DeviceData.from_host(net, X, y), 32),
                        np.random.default_rng(5))
     loss, accuracy, steps = stepwise_epoch(twin, DeviceData.from_host(twin, X, y), 32, np.random.default_rng(5))
     assert record["steps"] == steps == math.ceil(203 / 32)

@@ -31,6 +31,9 @@ def save(model: Network, path: str | Path, *, classes=None) -> Path:
     on any backend. Returns the file written. The input scaling a model was trained with is
     the caller's to repeat: xpnet's own data come in [0, 1] and need none."""
     names = classes if classes is not None else model.classes
+    if names and len(names) != model.sizes[-1]:
+        raise CheckpointError(f"{len(names)} class names for a network of {model.sizes[-1]} outputs: give one "
+                              "name per output")
     return save_checkpoint(model, checkpoint_path(path), {"classes": list(names)} if names else None)
 
 
@@ -43,6 +46,11 @@ def load(path: str | Path, backend: Backend | str | None = None, *, device: str 
     tensors, meta = read(_read(path), str(path))
     if not isinstance(backend, Backend):
         backend = resolve_backend(backend, device, dtype or meta.get("dtype"))
+    elif device is not None:
+        raise CheckpointError(f"device {device!r} given with a Backend, which has its own ({backend.device_name}): "
+                              "give a backend name with it, or resolve the Backend on that device")
+    elif dtype is not None:
+        backend = backend.with_dtype(dtype)
     model = from_tensors(tensors, meta, backend, str(path))
     model.classes = tuple(meta["classes"]) if meta.get("classes") else None
     return model

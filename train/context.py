@@ -41,8 +41,7 @@ class RunContext:
         return DeviceData.from_host(model, X, y, what=what)
 
     def whole(self, train_set):
-        """The whole training set, for what every process must compute alike (lr=auto's trials,
-        the loss training starts from)."""
+        """The whole training set, for what every process must compute alike (lr=auto's trials)."""
         return train_set
 
     def train_step(self, model, xb, tb, optimizer, global_rows: int):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import numpy as np
 
 from xpnet.backends.base import GraphUnavailable
-from xpnet.train.context import RunContext
 from xpnet.train.steps import EagerSteps, EpochTotals
 from xpnet.train.tally import count_correct
 
@@ -35,7 +34,7 @@ def graph_blocker(model, data, batch_size: int, context=None) -> str | None:
         return f"{model.backend.name} on {model.backend.device_name} has no CUDA graphs"
     if context is not None and context.graphs_blocker:
         return context.graphs_blocker
-    if getattr(data, "streamed", False):
+    if data.streamed:
         return "the training set does not fit on the device, so batches come from the host"
     if data.n < batch_size:
         return "no batch is full"
@@ -54,8 +53,8 @@ class GraphedSteps:
     def __init__(self, model, opt, data, batch_size: int, context=None):
         backend = model.backend
         self.model, self.opt, self.data, self.batch_size = model, opt, data, batch_size
-        self.context = context or RunContext()
-        self.tail = EagerSteps(model, opt, data, batch_size, self.context)  # the shorter last batch
+        self.tail = EagerSteps(model, opt, data, batch_size, context)  # the shorter last batch
+        self.context = self.tail.context
         opt.hold_on_device()  # the rate, and Adam's step count, as device scalars each replay reads
         self.rows = backend.asarray(np.arange(batch_size))  # 0..B-1, offset into the order per step
         self.order = backend.asarray(np.arange(data.n))  # the epoch's order, refilled in place
@@ -134,4 +133,4 @@ def combine_totals(xp, first, second, first_steps: int):
             finite_a + first_clean * xp.astype(finite_b, finite_a.dtype))
 
 
-__all__ = ["GraphUnavailable", "GraphedSteps", "combine_totals", "graph_blocker"]
+__all__ = ["GraphedSteps", "combine_totals", "graph_blocker"]

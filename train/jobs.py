@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from xpnet.backends import resolve_backend
+from xpnet.backends import XpnetError, resolve_backend
 from xpnet.model import Network
 from xpnet.model.activations import check_activation
 from xpnet.model.init import check_init
@@ -33,7 +33,7 @@ from xpnet.train.runs import (check_new_run_folder, epoch_saver, resume_run, run
 from xpnet.train.targets import check_targets_fit_loss
 
 Log = Callable[[str], None]
-BASELINE_ROWS = 10_000  # the untrained network's score on a run without a held-out split: a slice of the set
+BASELINE_ROWS = 10_000  # the untrained network's score on a run without a held-out split: rows spread over the set
 
 
 def build_network(config: TrainConfig, data: DataSet, backend) -> Network:
@@ -68,6 +68,8 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
     """
     context = context or RunContext()
     check_config(config)
+    if resume and not config.out:
+        raise XpnetError("resuming needs the run folder: give it as config.out (the CLI's --resume RUN)")
     config = dataclasses.replace(config, data=absolute_spec(config.data))  # recorded so it loads from anywhere
     if context.is_root and not resume:  # refused before any work
         check_new_run_folder(run_folder(config))
@@ -84,7 +86,6 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
     if run_dir is not None:
         remove_stale_temps(run_dir)
     net, state = resume_run(Path(config.out), backend, config, log) if resume else (build_network(config, data, backend), None)
-    net.classes = tuple(data.classes) if data.classes else None  # kept by xpnet.save
     if resume:
         warn_if_capped_output(net, data, Path(config.out), log)
     context.check_same_start(config, backend, net, data)
@@ -92,9 +93,8 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
     held_out = (data.X_test, data.y_test) if data.X_test is not None else None
     on_epoch = None
     if run_dir is not None:
-        if data.classes and not resume:  # no held-out split: a slice of the training set, never all of a file
-            log_baseline(net, held_out or (data.X_train[:BASELINE_ROWS], data.y_train[:BASELINE_ROWS]),
-                         len(data.classes), log)
+        if data.classes and not resume:
+            log_baseline(net, held_out or baseline_rows(data), len(data.classes), log)
         meta = run_metadata(config, data)
         atomic_write_json(run_dir / "config.json", meta["config"])
         on_epoch = epoch_saver(run_dir, meta)
@@ -106,6 +106,13 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
     if run_dir is not None:
         finish_run(net, held_out, data, run_dir, log)
     return run_dir
+
+
+def baseline_rows(data: DataSet):
+    """Training rows spread evenly over the set, for the untrained score where there is no
+    held-out split: a file sorted by class does not bias it, and a large one is not read whole."""
+    picked = np.unique(np.linspace(0, len(data.y_train) - 1, min(BASELINE_ROWS, len(data.y_train))).astype(np.int64))
+    return data.X_train[picked], data.y_train[picked]
 
 
 def _silent(line: str) -> None:

@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from xpnet.backends import XpnetError
+from xpnet.train.steps import run_steps
 
 START = 1e-3
 TRIAL_STEPS = 100
@@ -56,8 +57,6 @@ def find_learning_rate(model, data, optimizer: str, batch_size: int, seed: int) 
 
 
 def _trial(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t) -> float:
-    from xpnet.train.loop import run_steps
-
     trial_model = model.copy()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a rate too big diverges: the report says so
         run_steps(trial_model, data, optimizer, lr, batch_size, TRIAL_STEPS, np.random.default_rng(seed))

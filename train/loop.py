@@ -20,7 +20,6 @@ from xpnet.train.context import RunContext
 from xpnet.train.device_data import DeviceData
 from xpnet.train.graphs import GraphedSteps, graph_blocker
 from xpnet.train.learning_rate import PROBE_SIZE, find_learning_rate, probe_loss
-from xpnet.train.optimizers import make_optimizer
 from xpnet.train.state import TrainingState
 from xpnet.train.subnormals import flush_subnormals
 from xpnet.train.steps import EagerSteps
@@ -44,7 +43,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     The history (one dict per epoch) is appended to `model.history`. `on_epoch` is called
     after every finished epoch (to checkpoint it); `resume` continues a saved run exactly.
     `context` says where this runs (train/context.py): by default this process alone; a
-    `train.distributed.Distributed` makes it one rank of a data-parallel MPI job, training on
+    `xpnet.train.distributed.Distributed` makes it one rank of a data-parallel MPI job, training on
     its piece of every batch with the gradient summed over the ranks.
     `cuda_graphs` replays each full batch's step as one recorded CUDA graph where the
     backend can (cupy, torch on CUDA) and logs why not where it cannot; None (the default)
@@ -57,20 +56,19 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     train_set = context.shard(model, *data, what="training data")
     val_set = DeviceData.from_host(model, *validation, what="validation data") if validation else None
     batch_size = batch_size or train_set.n
-    whole = context.whole(train_set)  # what every process computes alike
     state = resume
     if state is None:
-        if lr == "auto":
-            lr, report = find_learning_rate(model, whole, optimizer, batch_size, seed)
+        if lr == "auto":  # trials every process runs alike, on the whole set
+            lr, report = find_learning_rate(model, context.whole(train_set), optimizer, batch_size, seed)
             _say(log, report)
         state = TrainingState.fresh(model, optimizer, lr, seed)
     steps = make_steps(model, state.optimizer, train_set, batch_size, context, cuda_graphs, log)
     # where training starts from, for _warn_if_far_above: rows spread over the set, as lr=auto's probe
-    start_loss = probe_loss(model, *whole.spread(PROBE_SIZE))
+    start_loss = probe_loss(model, *train_set.spread(PROBE_SIZE))
     with out_of_memory_as_error(batch_size):
         while state.epoch < epochs:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported below, in one line
-                record = run_epoch(model, state.optimizer, train_set, batch_size, state.rng, steps)
+                record = run_epoch(steps, state.rng)
                 if val_set is not None:
                     record.update({f"val_{k}": v for k, v in evaluate_device(model, val_set).items()})
             record = context.share_validation(record)  # every process must stop early alike
@@ -100,26 +98,23 @@ def make_steps(model, opt, data, batch_size: int, context, cuda_graphs: bool | N
     """How this run trains its batches: recorded as a CUDA graph where it can and is not told
     otherwise (saying so, or why not where graphs were asked for or the backend could record
     them), else eagerly."""
-    eager = EagerSteps(model, opt, data, batch_size, context)
-    if cuda_graphs is False:
-        return eager
-    why = graph_blocker(model, data, batch_size, context)
-    if why is not None:
-        if cuda_graphs or model.backend.capture_fn is not None:
-            _say(log, f"CUDA graphs: off ({why})")
-        return eager
-    _say(log, f"CUDA graphs: on (each full batch of {batch_size} is one replay of a recorded step)")
-    return GraphedSteps(model, opt, data, batch_size, context)
+    why = "switched off" if cuda_graphs is False else graph_blocker(model, data, batch_size, context)
+    if why is None:
+        _say(log, f"CUDA graphs: on (each full batch of {batch_size} is one replay of a recorded step)")
+        return GraphedSteps(model, opt, data, batch_size, context)
+    if cuda_graphs or (cuda_graphs is None and model.backend.capture_fn is not None):
+        _say(log, f"CUDA graphs: off ({why})")
+    return EagerSteps(model, opt, data, batch_size, context)
 
 
-def run_epoch(model: Network, opt, data, batch_size: int, rng: np.random.Generator, steps=None) -> dict:
+def run_epoch(steps, rng: np.random.Generator) -> dict:
     """One pass over the data in shuffled minibatches; reads the device once, at the end.
 
-    `steps` trains the batches (EagerSteps by default, or GraphedSteps) and holds the run
-    context, which sums the totals over every process of a distributed run."""
-    steps = steps or EagerSteps(model, opt, data, batch_size, RunContext())
+    `steps` (EagerSteps, or GraphedSteps on a GPU) holds the model, the optimizer, the data
+    and the run context, which sums the totals over every process of a distributed run."""
+    data = steps.data
     start = time.perf_counter()
-    totals = steps.context.epoch_totals(model, steps.run_epoch(data.order(rng, batch_size)))
+    totals = steps.context.epoch_totals(steps.model, steps.run_epoch(data.order(rng, steps.batch_size)))
     loss_value = float(totals.loss_sum) / data.n  # the one synchronisation of the epoch
     seconds = time.perf_counter() - start
     record = {"loss": loss_value, "seconds": seconds, "samples_per_s": data.n / seconds,
@@ -127,17 +122,6 @@ def run_epoch(model: Network, opt, data, batch_size: int, rng: np.random.Generat
     if data.classification:
         record["accuracy"] = float(totals.correct) / data.n
     return record
-
-
-def run_steps(model: Network, data: DeviceData, optimizer: str, lr: float, batch_size: int,
-              steps: int, rng: np.random.Generator) -> None:
-    """A fixed number of minibatch steps with a fresh optimizer (used by lr="auto")."""
-    opt = make_optimizer(optimizer, model.backend, model.params, lr)
-    order = data.order(rng, batch_size)
-    starts = range(0, data.n, batch_size)
-    for i in range(steps):
-        xb, tb = data.batch(order, starts[i % len(starts)], batch_size)
-        model.train_step(xb, tb, opt)
 
 
 def evaluate_device(model: Network, data: DeviceData, batch_size: int = 4096) -> dict:

@@ -15,7 +15,7 @@ import numpy as np
 from xpnet.backends import BackendError, resolve_backend
 from xpnet.model import Network
 from xpnet.train.device_data import DeviceData
-from xpnet.train.loop import run_steps
+from xpnet.train.steps import run_steps
 
 CASES = [("numpy", "cpu"), ("array_api_strict", "cpu"), ("torch", "cpu"), ("cupy", "cuda"), ("torch", "cuda")]
 # Worst relative difference allowed per dtype, for every quantity: float64 agrees to ~16

@@ -1,5 +1,8 @@
 """How an epoch's batches are trained: ordinary (eager) steps, one after the other.
 
+`run_steps` is the same without an epoch around it: a fixed number of steps (lr="auto"'s
+trials, the parity check).
+
 Every way of training an epoch, these eager steps and the recorded ones of train/graphs.py,
 answers `run_epoch(order)` with the epoch's totals on the device, so the loop reads them
 the same way. A step on several processes differs only in the run context's `train_step`
@@ -10,6 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from xpnet.train.context import RunContext
+from xpnet.train.optimizers import make_optimizer
 from xpnet.train.tally import EpochTally
 
 
@@ -28,8 +35,9 @@ class EagerSteps:
 
     failure: str | None = None  # eager steps always run: nothing to report
 
-    def __init__(self, model, opt, data, batch_size: int, context):
-        self.model, self.opt, self.data, self.batch_size, self.context = model, opt, data, batch_size, context
+    def __init__(self, model, opt, data, batch_size: int, context=None):
+        self.model, self.opt, self.data, self.batch_size = model, opt, data, batch_size
+        self.context = context or RunContext()
 
     def run_epoch(self, order, first: int = 0) -> EpochTotals:
         """Train on the batches of `order` from row `first` on; their totals."""
@@ -38,7 +46,18 @@ class EagerSteps:
         for start in range(first, data.n, size):
             xb, tb = data.batch(order, start, size)
             tally.add(*self.context.train_step(self.model, xb, tb, self.opt, min(size, data.n - start)))
-        labels = data.labels_in(order) if data.classification else None
-        if labels is not None and first:
-            labels = labels[first:]
+        labels = None
+        if data.classification:  # the true classes of the rows trained, in the order trained
+            labels = data.labels_in(order[first:] if first else order)
         return EpochTotals(*tally.totals(labels), steps=tally.steps)
+
+
+def run_steps(model, data, optimizer: str, lr: float, batch_size: int,
+              steps: int, rng: np.random.Generator) -> None:
+    """A fixed number of minibatch steps with a fresh optimizer (used by lr="auto")."""
+    opt = make_optimizer(optimizer, model.backend, model.params, lr)
+    order = data.order(rng, batch_size)
+    starts = range(0, data.n, batch_size)
+    for i in range(steps):
+        xb, tb = data.batch(order, starts[i % len(starts)], batch_size)
+        model.train_step(xb, tb, opt)

@@ -17,7 +17,7 @@ import numpy as np
 
 from xpnet.backends import XpnetError, resolve_backend
 from xpnet.train.context import RunContext
-from xpnet.train.data import DataSet, load_data
+from xpnet.train.data import DataSet
 from xpnet.train.distributed.launch import DEFAULT_TIMEOUT, DistributedError, import_mpi
 from xpnet.train.distributed.sharded import ShardedData, remove_orphaned_inputs, write_inputs_file
 from xpnet.train.distributed.transfer import transfer_for, weights_digest
@@ -224,8 +224,7 @@ class Distributed(RunContext):
         held_out, manifest = None, None
         if self.local_rank == 0:
             remove_orphaned_inputs()
-            data = load_data(config.data, seed=config.seed, n_train=config.train_samples,
-                             n_test=config.test_samples, progress=progress and self.is_root)
+            data = super().load_data(config, progress and self.is_root)
             manifest = write_inputs_file(data, config.dtype)
             if self.is_root and data.X_test is not None:
                 held_out = (data.X_test, data.y_test)

@@ -49,6 +49,7 @@ class ShardedData:
     _local: tuple | None = None  # (inputs, targets) of this rank's rows this epoch, on the device
     _starts: list | None = None  # where each step's piece starts in _local
     _full_batch: bool = False
+    streamed = False  # its batches are on the device: each epoch's rows go over in one copy
 
     def order(self, rng: np.random.Generator, batch_size: int):
         if batch_size >= self.n:  # full batches: the same piece every epoch, no shuffle drawn
@@ -73,6 +74,14 @@ class ShardedData:
     def labels_in(self, order):
         """The true classes of this rank's rows this epoch, in the order `batch` hands them out."""
         return self.net.backend.xp.argmax(self._local[1], axis=1)
+
+    def spread(self, rows: int):
+        """Device arrays of up to `rows` samples spread evenly over the whole set, read from the
+        file: the same probe on every rank, as a single process's `DeviceData.spread`."""
+        picked = np.unique(np.linspace(0, self.n - 1, min(rows, self.n)).astype(np.int64))
+        backend = self.net.backend
+        return (backend.asarray(self.X[picked], dtype=backend.dtype_name),
+                backend.asarray(targets_for(self.net, self.y[picked]), dtype=backend.dtype_name))
 
     def whole(self) -> DeviceData:
         """The whole set, streamed from the file a batch at a time (for lr="auto", whose few
