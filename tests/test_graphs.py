@@ -34,6 +34,16 @@ def rerunning(fn):
     return fn
 
 
+def counting_runs(runs: list):
+    """The stand-in, noting in `runs` every time the recorded step runs (its first, real run too)."""
+    def capture(fn):
+        def counted():
+            runs.append(1)
+            fn()
+        return rerunning(counted)
+    return capture
+
+
 def refusing(fn):
     """A library that runs the step but refuses to record it (as CuPy does for cuBLAS)."""
     fn()
@@ -66,14 +76,7 @@ def host_params(net):
 @pytest.mark.parametrize("n", [203, 192], ids=["short-last-batch", "full-batches-only"])
 def test_replayed_steps_train_exactly_as_ordinary_steps(backend, n, optimizer):
     runs = []
-
-    def counting(fn):
-        def counted():
-            runs.append(1)
-            fn()
-        return rerunning(counted)
-
-    graphing = dataclasses.replace(backend, capture_fn=counting)
+    graphing = dataclasses.replace(backend, capture_fn=counting_runs(runs))
     lines: list[str] = []
     ours = trained(graphing, True, n, lines=lines, optimizer=optimizer)
     plain = trained(backend, False, n, optimizer=optimizer)
@@ -101,15 +104,8 @@ def test_a_backend_that_records_graphs_uses_them_by_default(reference, asked, on
     """On a GPU (here the stand-in) graphs are the default: the H200 trained the letters job
     to the same figures with them, about 8 times faster; --no-cuda-graphs switches them off."""
     runs = []
-
-    def counting(fn):
-        def counted():
-            runs.append(1)
-            fn()
-        return rerunning(counted)
-
     X, y = blobs()
-    net = Network.from_sizes([4, 6, 3], dataclasses.replace(reference, capture_fn=counting), seed=1)
+    net = Network.from_sizes([4, 6, 3], dataclasses.replace(reference, capture_fn=counting_runs(runs)), seed=1)
     lines: list[str] = []
     learn(net, (X, y), epochs=2, batch_size=32, lr=0.2, log=lines.append, **({} if asked is None else
                                                                             {"cuda_graphs": asked}))
