@@ -11,7 +11,8 @@
 #      (tests/test_gpu_checkpoint.py keeps its contract) and run-auto.tgz;
 #   4. `xpnet parity`; 5. the test suite's GPU cases (every test the backend fixture runs on
 #      cupy and torch-cuda, the GPU-only ones, and the 2-rank cupy MPI run; PYTEST_K="" runs
-#      the whole suite); 6. bench/gpu.sh (the samples/s tables).
+#      the whole suite); 6. bench/gpu.sh (the samples/s tables); 7. bench/op_profile.py (each op's
+#      device time in a step, from CUDA events: where a step trails its products).
 # Run from the repository root: bash scripts/gpu-check.sh [OUT_DIR]
 # OUT_DIR receives, rewritten after every step so that a run cut short still returns what
 # finished: summary.txt (each step's exit status and seconds, then each letters run's last
@@ -100,5 +101,6 @@ xdist=()
 "$py" -c "import xdist" 2>/dev/null && xdist=(-n 6)
 step pytest 150 "$py" -m pytest -q -p no:cacheprovider -rs "${xdist[@]}" -k "${PYTEST_K-cuda or gpu}" tests
 step bench 170 env LIMIT_S=50 bash bench/gpu.sh --quick --repeats 11
+step op-profile 60 "$py" bench/op_profile.py --backends cupy,torch-cuda --network relu-ce --batch-sizes 64,4096
 echo "== summary"
 cat "$out/summary.txt"

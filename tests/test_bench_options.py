@@ -32,6 +32,8 @@ CASES = [  # (script, arguments, what the one line must name)
     ("profile_step", [*TINY, "--batch-sizes", "0"], ["--batch-sizes", "0"]),
     ("profile_step", [*TINY, "--layers", "784"], ["--layers", "784"]),
     ("profile_step", [*TINY, "--threads", "0"], ["--threads", "0"]),
+    ("op_profile", ["--layers", "8,4,2", "--batch-sizes", "4", "--steps", "0"], ["--steps", "0"]),
+    ("op_profile", ["--layers", "8,4,2", "--batch-sizes", "4", "--backends", "nump"], ["nump"]),
     ("memory", ["--layers", "8,4,2", "--batch-sizes", "4", "--steps", "0"], ["--steps", "0"]),
     ("memory", ["--layers", "8,4,2", "--steps", "10", "--batch-sizes", "-1"], ["--batch-sizes", "-1"]),
     ("pipeline", ["--backend", "nump"], ["nump"]),
@@ -71,3 +73,17 @@ def test_pipeline_noisy_verdict_is_no_pass(capsys):
     assert "NOISY" in out
     assert "within the 5% target\n" not in out
     assert "too noisy to tell" in out
+
+
+def test_op_profile_accounts_for_every_op_the_step_runs():
+    """Each op of the step (through the op table), then what no op covers; the shares are of
+    the whole step, so they add up to about 100%."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "op_profile.py"), "--backends", "numpy",
+                           "--network", "relu-ce", "--layers", "8,4,2", "--batch-sizes", "4", "--steps", "5",
+                           "--threads", "1"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    shown = {line.split()[0] for line in lines if line.startswith("  ")}
+    assert {"matmul", "bias_act.relu", "act_grad.relu", "loss.cross_entropy", "rest"} <= shown, done.stdout
+    shares = [float(line.split()[-1].rstrip("%")) for line in lines if line.startswith("  ")]
+    assert 99 < sum(shares) < 101
