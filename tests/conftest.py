@@ -39,3 +39,17 @@ def backend(request):
 def reference():
     """numpy float64: the reference every backend is compared against."""
     return resolve_backend("numpy", "cpu", "float64")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Skips summarised by reason, most frequent first, instead of a line per test: the same
+    reason (no cupy, no GPU) covers hundreds of cases, and a list of them buries the result."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        terminalreporter.section(f"{sum(reasons.values())} skipped, by reason")
+        for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+            terminalreporter.line(f"{count:5d}  {reason}")

@@ -4,4 +4,5 @@ import sys
 
 from xpnet.train.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # a tool that imports every module (the API reference) must not run it
+    sys.exit(main())
