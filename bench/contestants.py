@@ -78,20 +78,26 @@ def host_batches(spec: Spec, seed: int = 0):
     return X, T, labels
 
 
-def xpnet_contestant(backend, spec: Spec, name: str = "xpnet", fold: bool | None = None) -> Contestant:
-    """xpnet's own training step, `Network.train_step` with SGD, through `backend`; `fold`
-    forces SGD's update into (True) or out of (False) the products, None is the default."""
+def sgd_network(backend, spec: Spec, fold: bool | None = None) -> tuple:
+    """(network, SGD, POOL_BATCHES device batches) for `spec` on `backend`, from seed 0: what
+    every bench that times xpnet's own step starts from. The data is moved to the device once."""
     from xpnet.model import Network
     from xpnet.train.optimizers import SGD
 
     net = Network.from_sizes(list(spec.layers), backend, activation=spec.activation,
                              output=spec.output, loss=spec.loss, seed=0)
-    opt = SGD(backend, net.params, LR, fold=fold)
     X, T, _ = host_batches(spec)
-    x, t = backend.asarray(X), backend.asarray(T)  # moved to the device once
+    x, t = backend.asarray(X), backend.asarray(T)
     B = spec.batch_size
-    batches = itertools.cycle([(x[i * B:(i + 1) * B, ...], t[i * B:(i + 1) * B, ...])
-                               for i in range(POOL_BATCHES)])
+    batches = [(x[i * B:(i + 1) * B, ...], t[i * B:(i + 1) * B, ...]) for i in range(POOL_BATCHES)]
+    return net, SGD(backend, net.params, LR, fold=fold), batches
+
+
+def xpnet_contestant(backend, spec: Spec, name: str = "xpnet", fold: bool | None = None) -> Contestant:
+    """xpnet's own training step, `Network.train_step` with SGD, through `backend`; `fold`
+    forces SGD's update into (True) or out of (False) the products, None is the default."""
+    net, opt, pool = sgd_network(backend, spec, fold)
+    batches = itertools.cycle(pool)
 
     def step():
         xb, tb = next(batches)

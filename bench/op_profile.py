@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
 from bench.options import BACKEND_CHOICES, OneLineParser, add_step_arguments, limit_threads, networks_from, positive_int, run_main  # noqa: E402,E501
-from bench.contestants import LR, POOL_BATCHES, Spec, host_batches, products_contestant  # noqa: E402
+from bench.contestants import POOL_BATCHES, Spec, products_contestant, sgd_network  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -90,19 +90,11 @@ def _elapsed_ms(start, end) -> float:
 
 def profile(backend, spec: Spec, steps: int) -> tuple[float, dict, float]:
     """(device seconds per step, {op: seconds per step}, products-only seconds per step)."""
-    from xpnet.model import Network
     from xpnet.model.ops import OPS, op
-    from xpnet.train.optimizers import SGD
 
     clock = Clock(backend)
     timed = dataclasses.replace(backend, kernels={name: clock.timed(name, op(backend, name)) for name in OPS})
-    net = Network.from_sizes(list(spec.layers), timed, activation=spec.activation, output=spec.output,
-                             loss=spec.loss, seed=0)
-    opt = SGD(timed, net.params, LR)
-    X, T, _ = host_batches(spec)
-    x, t = backend.asarray(X), backend.asarray(T)
-    B = spec.batch_size
-    batches = [(x[i * B:(i + 1) * B, ...], t[i * B:(i + 1) * B, ...]) for i in range(POOL_BATCHES)]
+    net, opt, batches = sgd_network(timed, spec)
     for i in range(5):  # warm-up: kernels compile, pools fill
         net.train_step(*batches[i % POOL_BATCHES], opt)
     clock.pending.clear()

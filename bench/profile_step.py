@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 from bench.options import (  # noqa: E402  (needs the path above)
     OneLineParser, add_step_arguments, networks_from, positive_int, run_main,
 )
-from bench.contestants import LR, POOL_BATCHES, Spec, host_batches, numpy_backend, products_contestant  # noqa: E402
+from bench.contestants import LR, POOL_BATCHES, Spec, numpy_backend, products_contestant, sgd_network  # noqa: E402
 from bench.timing import Timing  # noqa: E402
 from bench.summaries import environment_lines  # noqa: E402
 
@@ -62,16 +62,7 @@ def main(argv=None) -> None:
 
 def profile(backend, spec: Spec, timing: Timing):
     """(real step seconds, {part: seconds per step}, products-only seconds), each the best round."""
-    from xpnet.model import Network
-    from xpnet.train.optimizers import SGD
-
-    net = Network.from_sizes(list(spec.layers), backend, activation=spec.activation, output=spec.output,
-                             loss=spec.loss, seed=0)
-    opt = SGD(backend, net.params, LR)
-    X, T, _ = host_batches(spec)
-    x, t = backend.asarray(X), backend.asarray(T)
-    B = spec.batch_size
-    batches = [(x[i * B:(i + 1) * B, ...], t[i * B:(i + 1) * B, ...]) for i in range(POOL_BATCHES)]
+    net, opt, batches = sgd_network(backend, spec)
     ops = StepOps(backend, net)
     ceiling = products_contestant("numpy", "cpu", spec)
     steps = max(2, round(timing.round_seconds / _seconds(lambda: _real_step(net, opt, *batches[0]))))
