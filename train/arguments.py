@@ -1,0 +1,80 @@
+"""What the `xpnet` commands share: a parser whose errors are one line, the argument types
+that check a value where it is typed, and the --backend/--device pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from xpnet.backends import BACKENDS
+
+EXIT_ERROR = 1  # what the user asked for could not be done; argparse's own usage errors exit 2
+
+
+def one_line(text: str) -> str:
+    """A message stays one line whatever it quotes: a path or an argument may hold a newline."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what was wrong, where to read more)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+def add_backend_flags(p) -> None:
+    p.add_argument("--backend", help=f"{one_of([*BACKENDS, 'auto'])} (default: $XPNET_BACKEND, else auto)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N; array_api_strict also takes device1, a pretend second "
+                                    "device (default: $XPNET_DEVICE, else the backend's own)")
+
+
+def whole_number(text: str, least: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return whole_number(text, 1)
+
+
+def seed(text: str) -> int:
+    """numpy's generators take seeds from 0 up."""
+    return whole_number(text, 0)
+
+
+def positive_float(text: str, what: str = "a positive number") -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+    return value
+
+
+def learning_rate(text: str):
+    return "auto" if text == "auto" else positive_float(text, "a positive number or 'auto'")
+
+
+def sizes(text: str) -> list[int]:
+    """Hidden sizes like 256,128; an empty string means no hidden layer at all."""
+    if not text.strip():
+        return []
+    try:
+        sizes = [int(s) for s in text.split(",")]  # an empty part (256,,128) is a typo, not a size
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of sizes like 256,128") from None
+    if any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text}")
+    return sizes
+
+
+def one_of(names) -> str:
+    """'a, b or c': a table's names for a help text, so the help lists what the table holds."""
+    names = [str(n) for n in names]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"

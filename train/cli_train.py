@@ -1,0 +1,122 @@
+"""`xpnet train`: its flags, the settings they make, and the single-process and MPI runs."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from xpnet.backends import XpnetError
+from xpnet.backends.base import FLOAT_DTYPES
+from xpnet.model.activations import ACTIVATIONS
+from xpnet.model.init import INITS
+from xpnet.model.losses import LOSSES
+from xpnet.train.arguments import (EXIT_ERROR, add_backend_flags, learning_rate, one_of, positive_float, positive_int,
+                                   sizes)
+from xpnet.train.config import PRESETS, TrainConfig
+from xpnet.train.data.spec import SCHEMES
+from xpnet.train.optimizers import OPTIMIZERS
+
+
+def add_train(sub) -> None:
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a network (default: letters, on the auto backend)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default",
+                   help="default (relu, cross-entropy, momentum) or course (sigmoid, quadratic, plain SGD)")
+    p.add_argument("--data", help=f"{one_of(SCHEMES.values())} (default {d.data})")
+    p.add_argument("--train-samples", type=positive_int,
+                   help="training samples to generate (letters) or keep (files) (default 60000 / all)")
+    p.add_argument("--test-samples", type=positive_int,
+                   help="held-out samples to generate or keep (default 10000 / all)")
+    add_backend_flags(p)
+    p.add_argument("--dtype", choices=FLOAT_DTYPES, help=f"float dtype (default {d.dtype})")
+    p.add_argument("--tf32", action="store_true", default=None,
+                   help="let a GPU compute float32 matrix products in TF32: faster, ~3 digits (default off)")
+    p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                   help="on a GPU, record one training step as a CUDA graph and replay it for every full "
+                        "batch: one launch instead of ~40 (default: on for cupy and torch on CUDA)")
+    p.add_argument("--seed", type=int, help=f"seed for weights, shuffling and data (default {d.seed})")
+    p.add_argument("--epochs", type=positive_int, help=f"passes over the training set (default {d.epochs})")
+    p.add_argument("--batch-size", type=positive_int, help=f"samples per step (default {d.batch_size})")
+    p.add_argument("--lr", type=learning_rate, help=f"learning rate, or 'auto' for the course's recipe (default {d.lr})")
+    p.add_argument("--layers", type=sizes, dest="hidden", help="hidden layer sizes, e.g. 256,128 (default 256,128)")
+    p.add_argument("--activation", help=f"{one_of(ACTIVATIONS)} (default {d.activation})")
+    p.add_argument("--loss", help=f"{one_of(LOSSES)} (default {d.loss})")
+    p.add_argument("--optimizer", help=f"{one_of(OPTIMIZERS)} (default {d.optimizer})")
+    p.add_argument("--init", help=f"{one_of(INITS)} (default {d.init})")
+    p.add_argument("--patience", type=positive_int, help="early stop after this many epochs without val improvement")
+    p.add_argument("--out", help="run folder (default runs/<data>-<time>)")
+    p.add_argument("--resume", metavar="RUN", help="continue a run folder from its last finished epoch "
+                   "(with --epochs to train longer; other settings come from the run)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--distributed", action="store_true",
+                   help="one rank of a data-parallel MPI job: start with mpirun -n N xpnet train --distributed "
+                        "(needs pip install 'xpnet[mpi]')")
+    p.add_argument("--mpi-timeout", type=positive_float, metavar="SECONDS",
+                   help="with --distributed: end the job when a rank has waited this long for the others "
+                        "(default 300)")
+    p.set_defaults(handler=cmd_train)
+
+
+# Settings a resumed run may change: how long, where, and how it reports. The rest would
+# make it a different run.
+RESUMABLE = {"epochs", "patience", "backend", "device", "tf32", "cuda_graphs"}
+
+
+def config_from_args(args) -> TrainConfig:
+    """Preset first, then every flag the user gave on top of it (or the run's, to resume)."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    if args.resume:
+        from xpnet.train.runs import read_run_config
+
+        changed = sorted(set(given) - RESUMABLE)
+        if changed or args.preset != "default":
+            flags = ", ".join("--" + name.replace("_", "-") for name in changed) or "--preset"
+            raise XpnetError(f"{flags} cannot change when resuming; resume takes the run's own settings "
+                             f"(only --epochs, --patience, --backend, --device, --tf32 and --cuda-graphs may be given)")
+        return dataclasses.replace(read_run_config(args.resume), **given, out=args.resume)
+    config = dataclasses.replace(TrainConfig(), **PRESETS[args.preset])
+    return dataclasses.replace(config, **given)
+
+
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from xpnet.train.jobs import train_job
+
+    config = config_from_args(args)
+    if args.distributed:
+        return train_distributed(config, args)
+    if args.mpi_timeout is not None:
+        raise XpnetError("--mpi-timeout applies to --distributed runs only: add --distributed (under mpirun) "
+                         "or leave it out")
+    from xpnet.train.distributed import launched_by_mpi, launched_rank
+
+    if launched_by_mpi() > 1:  # N copies of a single-process run would overwrite each other's files
+        if launched_rank() != 0:
+            return EXIT_ERROR  # rank 0 says why, once
+        raise XpnetError(f"started by an MPI launcher as one of {launched_by_mpi()} processes without "
+                         "--distributed: add --distributed to train data-parallel")
+    with tqdm(total=config.epochs, desc="epochs", disable=args.no_progress or not sys.stderr.isatty(),
+              leave=False) as bar:
+        def log(line: str) -> None:
+            bar.write(line)
+            if line.startswith("epoch "):
+                bar.update(1)
+
+        train_job(config, log, progress=not args.no_progress, resume=bool(args.resume))
+    return 0
+
+
+def train_distributed(config, args) -> int:
+    """`xpnet train --distributed`: every rank runs this; rank 0 prints (no progress bar under MPI)."""
+    from xpnet.train.distributed import DEFAULT_TIMEOUT, run_distributed
+    from xpnet.train.jobs import train_job
+
+    def log(line: str) -> None:
+        print(line, flush=True)  # under mpirun stdout is a pipe: flush, or lines come in clumps
+
+    progress = not args.no_progress and sys.stderr.isatty()
+    return run_distributed(lambda ctx: train_job(config, log, progress, resume=bool(args.resume), context=ctx),
+                           timeout=args.mpi_timeout or DEFAULT_TIMEOUT)
