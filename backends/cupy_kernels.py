@@ -3,7 +3,8 @@
 On a GPU, each `xp` operation is a kernel launch that reads and writes the whole array:
 `sigmoid(z + b)` written plainly is four passes over memory and four launches. One
 `ElementwiseKernel` does it in one. Each kernel here has the same signature and meaning as
-the plain `xp` reference it replaces (model/activations.py, train/optimizers.py), and
+the plain `xp` reference it replaces (model/activations.py, model/updates.py: an update
+writes into p and its state and returns them), and
 tests/test_kernels_parity.py holds the two equal on a GPU.
 """
 
@@ -65,6 +66,7 @@ def _act_grad(kernel):
 def _sgd(kernel):
     def sgd_update(xp, p, g, lr):
         kernel(g, _scalar(lr, p.dtype.type), p)
+        return p
 
     return sgd_update
 
@@ -72,6 +74,7 @@ def _sgd(kernel):
 def _momentum(kernel):
     def momentum_update(xp, p, g, v, lr, momentum):
         kernel(g, _scalar(lr, p.dtype.type), p.dtype.type(momentum), p, v)
+        return p, v
 
     return momentum_update
 
@@ -80,6 +83,7 @@ def _adam(kernel):
     def adam_update(xp, p, g, m, v, step_size, beta1, beta2, eps_hat):
         t = p.dtype.type
         kernel(g, _scalar(step_size, t), t(beta1), t(beta2), _scalar(eps_hat, t), p, m, v)
+        return p, m, v
 
     return adam_update
 

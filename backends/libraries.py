@@ -90,6 +90,7 @@ def make_torch(device: str | None, dtype: str, tf32: bool = False) -> Backend:
         capture_fn=torch_capture(dev) if dev.type == "cuda" else None,
         tf32=tf32 and dev.type == "cuda",
         device_count_fn=torch.cuda.device_count if dev.type == "cuda" else (lambda: 1),
+        kernels=_torch_kernels(),
     )
 
 
@@ -200,6 +201,12 @@ def _require_cpu(library: str, device: str | None) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _torch_kernels():
+    from xpnet.backends.torch_kernels import torch_kernels
+
+    return torch_kernels() if _fused_enabled() else {}
 
 
 def _numpy_kernels():

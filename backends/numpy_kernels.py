@@ -26,8 +26,9 @@ Contracts (the callers' signatures, xp first):
   bias_act.<act>(xp, z, b) -> g(z + b); z is the layer's own temporary and is overwritten.
   act_grad.<act>(xp, y, dy) -> dJ/dz, a new array; y and dy are left untouched.
   loss.<name>(xp, h, targets) -> (loss, dJ/dh); h and targets are left untouched.
-  sgd_update, momentum_update, adam_update: change p (and the optimizer state) in place, never g.
-  matmul_add(xp, c, a, b, alpha, beta), sum_add(xp, c, a, alpha, beta): change c in place.
+  sgd_update, momentum_update, adam_update: change p (and the optimizer state) in place, never g,
+    and return them as the reference returns its new arrays: p, (p, v) or (p, m, v).
+  matmul_add(xp, c, a, b, alpha, beta), sum_add(xp, c, a, alpha, beta): change c in place, return it.
 """
 
 from __future__ import annotations
@@ -177,8 +178,9 @@ def quadratic(work: Scratch, xp, h, targets):
 def sgd_update(work: Scratch, xp, p, g, lr):
     """p -= lr * g: one BLAS axpy pass where it fits, else two ufunc passes."""
     if work.blas and work.blas.fits(p, g):
-        return work.blas.axpy(-lr, g, p)
-    np.subtract(p, np.multiply(g, lr, out=work.like(g)), out=p)
+        work.blas.axpy(-lr, g, p)
+        return p
+    return np.subtract(p, np.multiply(g, lr, out=work.like(g)), out=p)
 
 
 def momentum_update(work: Scratch, xp, p, g, v, lr, momentum):
@@ -186,10 +188,11 @@ def momentum_update(work: Scratch, xp, p, g, v, lr, momentum):
     blas = work.blas
     if blas and blas.fits(v, g) and blas.fits(p, v):
         blas.axpby(-lr, g, momentum, v)
-        return blas.axpy(1.0, v, p)
+        blas.axpy(1.0, v, p)
+        return p, v
     np.multiply(v, momentum, out=v)
     np.subtract(v, np.multiply(g, lr, out=work.like(g)), out=v)
-    np.add(p, v, out=p)
+    return np.add(p, v, out=p), v
 
 
 def adam_update(work: Scratch, xp, p, g, m, v, step_size, beta1, beta2, eps_hat):
@@ -203,7 +206,7 @@ def adam_update(work: Scratch, xp, p, g, m, v, step_size, beta1, beta2, eps_hat)
     denom = np.sqrt(v, out=work.like(g, 1))
     np.add(denom, eps_hat, out=denom)
     np.multiply(m, step_size, out=tmp)
-    np.subtract(p, np.divide(tmp, denom, out=tmp), out=p)
+    return np.subtract(p, np.divide(tmp, denom, out=tmp), out=p), m, v
 
 
 def matmul(work: Scratch, xp, a, b):
@@ -218,11 +221,11 @@ def matmul_add(work: Scratch, xp, c, a, b, alpha, beta):
     into c, with no (n_out, n_in) gradient written and read back. For a small c, or where
     BLAS cannot take the operands, the reference's ufuncs."""
     if work.blas and c.size >= Blas.MIN_FOLD and work.blas.matmul_add(c, a, b, alpha, beta):
-        return
+        return c
     if beta != 1.0:
         np.multiply(c, beta, out=c)
     product = np.matmul(a, b)
-    np.add(c, np.multiply(product, alpha, out=product), out=c)
+    return np.add(c, np.multiply(product, alpha, out=product), out=c)
 
 
 def sum_add(work: Scratch, xp, c, a, alpha, beta):
@@ -230,8 +233,8 @@ def sum_add(work: Scratch, xp, c, a, alpha, beta):
     (multi-threaded, one pass); for a small a, numpy's sum."""
     blas = work.blas
     if blas and a.size >= Blas.MIN_SUM and blas.sum_add(c, a, work.ones(a.shape[0], a.dtype), alpha, beta):
-        return
+        return c
     if beta != 1.0:
         np.multiply(c, beta, out=c)
     column_sums = np.add.reduce(a, axis=0)  # np.sum's own wrapper costs more than the sum here
-    np.add(c, np.multiply(column_sums, alpha, out=column_sums), out=c)
+    return np.add(c, np.multiply(column_sums, alpha, out=column_sums), out=c)

@@ -138,9 +138,9 @@ class StepOps:
             t1 = clock()
             dy = xp.matmul(dz, self.W[i]) if i else None
             t2 = clock()
-            self.matmul_add(xp, self.W[i], dz.T, inputs[i], -LR, 1.0)
+            self.W[i] = self.matmul_add(xp, self.W[i], dz.T, inputs[i], -LR, 1.0)
             t3 = clock()
-            self.sum_add(xp, self.b[i], dz, -LR, 1.0)
+            self.b[i] = self.sum_add(xp, self.b[i], dz, -LR, 1.0)
             t4 = clock()
             parts["act grad"] += t1 - t0
             parts["products"] += t2 - t1

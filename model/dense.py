@@ -51,20 +51,24 @@ class Dense:
 
         dz = g'(z) * dy; dW = dz.T @ x; db = sum of dz over the batch; dx = dz @ W.
         Returns dx and [dW, db]. The first layer skips dx (nobody needs the gradient of the
-        data). With `update(W, b, dz, x)`, an optimizer's step, the layer hands over dz and
-        x instead of forming dW and db (and returns no gradients): plain SGD then runs
-        W -= lr * dz.T @ x as one multiply-add product. dx is taken first, from the W the
-        forward pass used.
+        data). With `update(W, b, dz, x) -> (W, b)`, an optimizer's step, the layer hands over
+        dz and x instead of forming dW and db, keeps the new W and b it gets back, and returns
+        no gradients: plain SGD then runs W - lr * dz.T @ x as one multiply-add product. dx
+        is taken first, from the W the forward pass used.
         """
         x, y = cache
         xp = self._xp
         dz = self._act_grad(xp, y, dy)  # (B, n_out)
         dx = self._matmul(xp, dz, self.W) if need_dx else None  # (B, n_in), before any update moves W
         if update is not None:
-            update(self.W, self.b, dz, x)
+            self.W, self.b = update(self.W, self.b, dz, x)
             return dx, []
         return dx, [self._matmul(xp, dz.T, x), xp.sum(dz, axis=0)]  # (n_out, n_in), (n_out,)
 
     @property
     def params(self) -> list:
         return [self.W, self.b]
+
+    @params.setter
+    def params(self, values: list) -> None:
+        self.W, self.b = values

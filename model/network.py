@@ -79,6 +79,16 @@ class Network:
     def params(self) -> list:
         return [p for layer in self.layers for p in layer.params]
 
+    @params.setter
+    def params(self, values: list) -> None:
+        """Keep new parameters (an optimizer's step returns them), in `params` order."""
+        values = list(values)
+        if len(values) != len(self.params):
+            raise ModelError(f"the network has {len(self.params)} parameter arrays, got {len(values)}")
+        for layer in self.layers:
+            count = len(layer.params)
+            layer.params, values = values[:count], values[count:]
+
     def architecture(self) -> dict:
         """What it takes to rebuild this network: sizes, activations, loss."""
         return {"sizes": self.sizes, "activations": self.activations, "loss": self.loss}
@@ -107,7 +117,7 @@ class Network:
     def train_step(self, x, targets, optimizer):
         """One step of gradient descent on a device batch; returns (loss, output), on the device.
 
-        The same step as `optimizer.step(params, loss_and_grads(...)[2])`. An optimizer that
+        The same step as `params = optimizer.step(params, loss_and_grads(...)[2])`. An optimizer that
         `folds` (SGD, with or without momentum, on numpy) takes each layer's step during
         backpropagation, straight from the product that would have been its gradient, so no
         weight-sized gradient is ever written and read back; the others get the gradients.
@@ -119,7 +129,7 @@ class Network:
         if optimizer.folds:
             self.backward(dout, caches, optimizer.update_layer)
         else:
-            optimizer.step(self.params, self.backward(dout, caches))
+            self.params = optimizer.step(self.params, self.backward(dout, caches))
         return loss, out
 
     def loss_of(self, out, targets):
@@ -129,8 +139,8 @@ class Network:
     def backward(self, dout, caches, update_layer=None) -> list:
         """Chain rule from the last layer to the first: each layer turns dJ/dy into dJ/dx.
 
-        Returns the gradients in `params` order; with `update_layer(i, W, b, dz, x)`, layer i
-        is updated in place as the chain passes it, and nothing is returned.
+        Returns the gradients in `params` order; with `update_layer(i, W, b, dz, x) -> (W, b)`,
+        layer i takes its new parameters as the chain passes it, and nothing is returned.
         """
         grads = []
         for i in range(len(self.layers) - 1, -1, -1):

@@ -31,7 +31,8 @@ OPS = {
     **{f"act_grad.{name}": backward for name, (_, backward) in ACTIVATIONS.items()},
     # (xp, output, targets) -> (loss, dJ/doutput)
     **{f"loss.{name}": loss for name, loss in LOSSES.items()},
-    # (xp, parameter, gradient, state..., scalars...), in place
+    # (xp, parameter, gradient, state..., scalars...) -> the new parameter (and state); a fused
+    # kernel may write into the arrays it was given and return them (model/updates.py)
     "sgd_update": sgd_update, "momentum_update": momentum_update, "adam_update": adam_update,
     "matmul_add": matmul_add, "sum_add": sum_add,
 }

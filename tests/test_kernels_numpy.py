@@ -22,7 +22,6 @@ from xpnet.backends import resolve_backend
 from xpnet.backends.numpy_blas import Blas
 from xpnet.backends.numpy_kernels import Scratch, numpy_kernels
 from xpnet.model import Network, updates
-from xpnet.model.activations import ACTIVATIONS
 from xpnet.model.ops import OPS
 from xpnet.train.optimizers import make_optimizer
 
@@ -180,7 +179,7 @@ def test_loss(xp, key, dtype):
     np.testing.assert_array_equal(targets, t_before)
 
 
-# -- <optimizer>_update: p and the state change in place, g never --------------------------------
+# -- <optimizer>_update: p and the state change in place and come back, g never changes ----------
 UPDATE_SETTINGS = {
     "sgd_update": (0.05,),
     "momentum_update": (0.05, 0.9),
@@ -204,14 +203,20 @@ def test_update(xp, key, dtype, use_blas):
         theirs = [p.copy()] + [s.copy() for s in state]
         kernel = numpy_kernels(use_blas)[key]
         for _ in range(3):
-            kernel(xp, ours[0], g, *ours[1:], *UPDATE_SETTINGS[key])
-            reference_for(key)(xp, theirs[0], g, *theirs[1:], *UPDATE_SETTINGS[key])
+            returned = as_tuple(kernel(xp, ours[0], g, *ours[1:], *UPDATE_SETTINGS[key]))
+            assert len(returned) == len(ours) and all(r is a for r, a in zip(returned, ours))
+            theirs = list(as_tuple(reference_for(key)(xp, theirs[0], g, *theirs[1:], *UPDATE_SETTINGS[key])))
         for mine, ref in zip(ours, theirs):
             assert_close(mine, ref, dtype, fused=use_blas)
         np.testing.assert_array_equal(g, g_before)
 
 
-# -- matmul_add / sum_add: c changes in place, a and b never --------------------------------------
+def as_tuple(returned) -> tuple:
+    """An update returns p, or (p, state...): as a tuple either way."""
+    return returned if isinstance(returned, tuple) else (returned,)
+
+
+# -- matmul_add / sum_add: c changes in place and comes back, a and b never change -----------------
 FOLD_BIG = (190, 190)  # c at least Blas.MIN_FOLD, so the gemm path runs
 SUM_BIG = (Blas.MIN_SUM // 64 + 1, 64)  # a at least Blas.MIN_SUM, so the gemv path runs
 
@@ -240,8 +245,8 @@ def test_matmul_add(xp, dtype, use_blas, layout, beta, shape):
     ours, theirs = c.copy(), c.copy()
     kernel = numpy_kernels(use_blas)["matmul_add"]
     for _ in range(2):
-        kernel(xp, ours, a, b, -0.05, beta)
-        updates.matmul_add(xp, theirs, a, b, -0.05, beta)
+        assert kernel(xp, ours, a, b, -0.05, beta) is ours
+        theirs = updates.matmul_add(xp, theirs, a, b, -0.05, beta)
     assert_close(ours, theirs, dtype, fused=True)
     np.testing.assert_array_equal(a, a_before)
     np.testing.assert_array_equal(b, b_before)
@@ -257,8 +262,8 @@ def test_sum_add(xp, dtype, use_blas, beta, shape):
     a_before = a.copy()
     ours, theirs = c.copy(), c.copy()
     for _ in range(2):
-        numpy_kernels(use_blas)["sum_add"](xp, ours, a, -0.05, beta)
-        updates.sum_add(xp, theirs, a, -0.05, beta)
+        assert numpy_kernels(use_blas)["sum_add"](xp, ours, a, -0.05, beta) is ours
+        theirs = updates.sum_add(xp, theirs, a, -0.05, beta)
     assert_close(ours, theirs, dtype, fused=True)
     np.testing.assert_array_equal(a, a_before)
 
@@ -307,7 +312,7 @@ def test_training_step_matches_reference(activation, loss, dtype):
         x, t = backend.asarray(X), backend.asarray(T)
         for _ in range(3):
             value, _, grads = net.loss_and_grads(x, t)
-            opt.step(net.params, grads)
+            net.params = opt.step(net.params, grads)
         params.append([value] + net.params)
     for mine, ref in zip(*params):
         assert_close(mine, ref, dtype)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from xpnet.backends import XpnetError
+from xpnet.backends import XpnetError, resolve_backend
+from xpnet.model.ops import overrides
 from xpnet.train.optimizers import OPTIMIZERS, Adam, OptimizerError, make_optimizer
 from test_backends import assert_on, one_line
 
@@ -68,7 +70,7 @@ def test_updates_match_the_formulas_step_by_step(backend, name):
     opt = make_optimizer(name, backend, device_params, LR)
     for step, want in enumerate(REFERENCES[name](params, grads, LR)):
         device_grads = [backend.asarray(g) for g in grads[step]]
-        opt.step(device_params, device_grads)
+        device_params = opt.step(device_params, device_grads)
         for p, w, g, g_host in zip(device_params, want, device_grads, grads[step]):
             assert_on(backend, p, w.shape)
             np.testing.assert_allclose(backend.to_numpy(p), w, rtol=1e-12, atol=1e-15,
@@ -77,14 +79,53 @@ def test_updates_match_the_formulas_step_by_step(backend, name):
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
-def test_updates_happen_in_place_on_the_network_arrays(backend, name):
-    """A network holds its parameter arrays; an optimizer must change those very arrays."""
+def test_a_step_returns_the_new_parameters_and_changes_arrays_only_where_a_kernel_fuses(backend, name):
+    """A step returns the new parameters. The reference rules change no array they are given
+    (what a library of immutable arrays needs); a backend's fused update writes into the old
+    arrays and returns those very arrays, so nothing new is allocated."""
     params, grads = host_problem(seed=1)
     device_params = [backend.asarray(p) for p in params]
-    held = list(device_params)
-    make_optimizer(name, backend, device_params, LR).step(device_params, [backend.asarray(g) for g in grads[0]])
-    for p, original in zip(held, params):
+    new = make_optimizer(name, backend, device_params, LR).step(device_params, [backend.asarray(g) for g in grads[0]])
+    fused = overrides(backend, {"sgd": "sgd_update", "momentum": "momentum_update", "adam": "adam_update"}[name])
+    for old, p, original in zip(device_params, new, params):
         assert not np.array_equal(backend.to_numpy(p), original)
+        assert (p is old) == fused
+        assert np.array_equal(backend.to_numpy(old), original) != fused
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_the_reference_rules_train_parameters_that_cannot_change(name):
+    """numpy without its fused kernels, on read-only arrays: a stand-in for a library whose
+    arrays cannot change (JAX). Every step must give new arrays, never write into old ones."""
+    backend = dataclasses.replace(resolve_backend("numpy", "cpu", "float64"), kernels={})
+    params, grads = host_problem(seed=4)
+    device_params = [backend.asarray(p) for p in params]
+    opt = make_optimizer(name, backend, device_params, LR)
+    for array in device_params + [a for arrays in opt.state_lists().values() for a in arrays]:
+        array.flags.writeable = False
+    for step, want in enumerate(REFERENCES[name](params, grads, LR)):
+        device_params = opt.step(device_params, [backend.asarray(g) for g in grads[step]])
+        for p, w in zip(device_params, want):
+            np.testing.assert_allclose(p, w, rtol=1e-12, atol=1e-15)
+            p.flags.writeable = False
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_once_held_for_a_recording_every_array_stays_where_it_is(backend, name):
+    """A recorded CUDA graph replays on the addresses it recorded. With the reference rules,
+    which make new arrays, a held optimizer must write the new values into the old arrays."""
+    plain = dataclasses.replace(backend, kernels={})
+    params, grads = host_problem(seed=5)
+    device_params = [plain.asarray(p) for p in params]
+    opt = make_optimizer(name, plain, device_params, LR)
+    opt.hold_on_device()
+    state = opt.state()
+    for step, want in enumerate(REFERENCES[name](params, grads, LR)):
+        new = opt.step(device_params, [plain.asarray(g) for g in grads[step]])
+        assert all(n is p for n, p in zip(new, device_params)), "a parameter moved"
+        assert all(opt.state()[k] is a for k, a in state.items()), "an optimizer state array moved"
+        for p, w in zip(device_params, want):
+            np.testing.assert_allclose(plain.to_numpy(p), w, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
@@ -94,7 +135,7 @@ def test_float32_parameters_stay_float32(backend, name):
     device_params = [b.asarray(p) for p in params]
     opt = make_optimizer(name, b, device_params, LR)
     for g in grads:
-        opt.step(device_params, [b.asarray(x) for x in g])
+        device_params = opt.step(device_params, [b.asarray(x) for x in g])
     want = REFERENCES[name](params, grads, LR)[-1]
     for p, w in zip(device_params, want):
         assert_on(b, p, w.shape)
@@ -110,7 +151,7 @@ def test_adam_first_step_moves_every_parameter_by_about_lr(backend):
     p0 = rng.standard_normal(50)
     g = rng.choice([-1.0, 1.0], 50) * np.logspace(-2, 2, 50)  # four orders of magnitude
     p = backend.asarray(p0)
-    make_optimizer("adam", backend, [p], 0.01).step([p], [backend.asarray(g)])
+    [p] = make_optimizer("adam", backend, [p], 0.01).step([p], [backend.asarray(g)])
     np.testing.assert_allclose(backend.to_numpy(p) - p0, -0.01 * np.sign(g), rtol=1e-5)
 
 
@@ -120,7 +161,7 @@ def test_adam_bias_correction_stays_right_over_many_steps(backend):
     p = backend.asarray(np.zeros(3))
     opt = Adam(backend, [p], lr=0.1)
     for _ in range(25):
-        opt.step([p], [backend.asarray(g)])
+        [p] = opt.step([p], [backend.asarray(g)])
     assert opt.t == 25
     np.testing.assert_allclose(backend.to_numpy(p), -25 * 0.1 * g / (np.abs(g) + 1e-8), rtol=1e-12)
 
@@ -156,7 +197,7 @@ def test_bad_learning_rate_is_a_one_line_error(reference, lr):
 def test_numeric_learning_rates_of_any_type_are_accepted(reference, lr):
     """A rate computed with numpy (np.float32 from a float32 array, say) is a number too."""
     p = reference.asarray(np.ones(2))
-    make_optimizer("sgd", reference, [p], lr).step([p], [reference.asarray(np.ones(2))])
+    [p] = make_optimizer("sgd", reference, [p], lr).step([p], [reference.asarray(np.ones(2))])
     np.testing.assert_allclose(reference.to_numpy(p), 1 - float(lr), rtol=1e-7)
 
 

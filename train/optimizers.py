@@ -1,14 +1,17 @@
-"""Gradient descent and its two common refinements, updating parameters in place.
+"""Gradient descent and its two common refinements.
 
 The course's rule is theta <- theta - alpha * dJ/dtheta, with alpha the learning rate.
 Momentum lets steps build up speed along directions that keep agreeing; Adam scales each
 parameter's step by running estimates of its gradient's size. Each optimizer keeps its
 state as device arrays and exposes it to numpy for checkpoints.
 
-Updates are written in place, not returned as new arrays: a CUDA graph replays its kernels
-on the addresses it recorded, so every parameter must stay where it is, and the fused
-kernels (numpy's BLAS axpy, CuPy's elementwise kernels) update in place in one pass. A
-backend of immutable arrays (JAX) would need a second, functional path beside this one.
+A step returns the new parameters, and the caller keeps them (`Network.train_step`). The
+reference rules (model/updates.py) make new arrays, so any array API library works, those
+whose arrays cannot change among them; a backend's fused kernels (numpy's BLAS, CuPy's
+elementwise kernels, PyTorch's in-place methods) write into the old ones in one pass and
+return those. A recorded CUDA graph replays its kernels on the addresses it recorded, so
+once the steps are to be recorded (`hold_on_device`) every array must stay where it is: a
+new array is then copied into the old one (`_keep`), which the fused kernels make a no-op.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ class OptimizerError(XpnetError):
 class Optimizer:
     """What the training loop and `Network.train_step` ask of every optimizer.
 
-    `step(params, grads)` updates the parameters in place. An optimizer that `folds` takes
-    each layer's step during backpropagation instead, in `update_layer`, straight from the
-    product that would have been the gradient. `state()` and `counters()` are what a
-    checkpoint keeps to resume exactly; `hold_on_device()` is called before the steps are
-    recorded as a CUDA graph, which freezes every Python number it is given.
+    `step(params, grads)` returns the new parameters. An optimizer that `folds` takes each
+    layer's step during backpropagation instead, in `update_layer`, straight from the
+    product that would have been the gradient, and returns the layer's new W and b.
+    `state()` and `counters()` are what a checkpoint keeps to resume exactly;
+    `hold_on_device()` is called before the steps are recorded as a CUDA graph, which
+    freezes every Python number it is given and every array's address.
     """
 
     folds = False
@@ -43,6 +47,7 @@ class Optimizer:
     def __init__(self, backend: Backend, lr: float):
         self.backend = backend
         self._lr_on_device = None  # the rate as a device scalar, once held there
+        self._fixed = False  # whether every array must stay at its address (a recorded graph)
         self.lr = lr
 
     @property
@@ -61,26 +66,47 @@ class Optimizer:
         scalar once `hold_on_device` has put it there."""
         return self._lr if self._lr_on_device is None else self._lr_on_device
 
-    def step(self, params: list, grads: list) -> None:
+    def step(self, params: list, grads: list) -> list:
+        """The parameters after one step down their gradients."""
         raise NotImplementedError
 
-    def update_layer(self, index: int, W, b, dz, x) -> None:
+    def update_layer(self, index: int, W, b, dz, x) -> tuple:
         raise NotImplementedError(f"{type(self).__name__} does not fold its update into the products")
+
+    def state_lists(self) -> dict:
+        """The optimizer's per-parameter state: a list of device arrays (one per parameter) by name."""
+        return {}
 
     def state(self) -> dict:
         """Device arrays that, with `counters()`, let training resume exactly."""
-        return {}
+        return {f"{name}.{i}": a for name, arrays in self.state_lists().items() for i, a in enumerate(arrays)}
 
     def counters(self) -> dict:
         return {}
 
     def load_state(self, host: dict, counters: dict) -> None:
-        _load_arrays(self, host)
+        """Take the state arrays from host copies (a checkpoint's)."""
+        for name, arrays in self.state_lists().items():
+            for i, array in enumerate(arrays):
+                key = f"{name}.{i}"
+                if key not in host or tuple(host[key].shape) != tuple(array.shape):
+                    raise OptimizerError(f"the checkpoint's optimizer state has no matching {key!r}: "
+                                         "was it saved with another optimizer or network?")
+                arrays[i] = self._keep(array, self.backend.asarray(host[key]))  # the backend's float dtype, as the state's
+
+    def _keep(self, old, new):
+        """The array to keep as a parameter's (or its state's) new value: `new`, or, once every
+        array must stay where it is, `old` with new's values written in."""
+        if new is old or not self._fixed:
+            return new
+        old[...] = new
+        return old
 
     def hold_on_device(self) -> None:
         """Keep the numbers that change between steps, the rate among them, on the device from
         now on: a recorded CUDA graph (train/graphs.py) freezes every Python number it was
         given, and reads a device scalar's current value on every replay."""
+        self._fixed = True
         if self._lr_on_device is None:
             self._lr_on_device = self.backend.asarray(np.asarray(float(self._lr)), self.lr_dtype)
 
@@ -104,35 +130,38 @@ class SGD(Optimizer):
         self._matmul_add = op(backend, "matmul_add")
         self._sum_add = op(backend, "sum_add")
 
-    def step(self, params: list, grads: list) -> None:
-        if self.momentum:
-            for p, g, v in zip(params, grads, self.velocity):
-                self._momentum_update(self.backend.xp, p, g, v, self.rate(), self.momentum)
-        else:
-            for p, g in zip(params, grads):
-                self._update(self.backend.xp, p, g, self.rate())
+    def step(self, params: list, grads: list) -> list:
+        xp, lr = self.backend.xp, self.rate()
+        if not self.momentum:
+            return [self._keep(p, self._update(xp, p, g, lr)) for p, g in zip(params, grads)]
+        new = []
+        for i, (p, g) in enumerate(zip(params, grads)):
+            p_new, v_new = self._momentum_update(xp, p, g, self.velocity[i], lr, self.momentum)
+            self.velocity[i] = self._keep(self.velocity[i], v_new)
+            new.append(self._keep(p, p_new))
+        return new
 
-    def update_layer(self, index: int, W, b, dz, x) -> None:
+    def update_layer(self, index: int, W, b, dz, x) -> tuple:
         """The step for dense layer `index` (parameters W, b) from its dz and its input x.
 
         Its gradients are dW = dz.T @ x and db = the column sums of dz. Rather than write
         them out and then subtract lr times them, the product accumulates straight into W
         (or the velocity): BLAS's gemm computes alpha * (a @ b) + beta * c in one call. The
-        same step as `step`, without a weight-sized array written and read back.
+        same step as `step`, without a weight-sized array written and read back. Returns the
+        layer's new (W, b).
         """
         xp, lr = self.backend.xp, self.lr  # only numpy folds, and it records no graphs: a host number
         if not self.momentum:
-            self._matmul_add(xp, W, dz.T, x, -lr, 1.0)
-            self._sum_add(xp, b, dz, -lr, 1.0)
-            return
-        v_W, v_b = self.velocity[2 * index], self.velocity[2 * index + 1]
-        self._matmul_add(xp, v_W, dz.T, x, -lr, self.momentum)  # v = momentum * v - lr * g
-        self._sum_add(xp, v_b, dz, -lr, self.momentum)
-        self._update(xp, W, v_W, -1.0)  # p -= -1 * v, i.e. p += v, through the same kernel
-        self._update(xp, b, v_b, -1.0)
+            return (self._keep(W, self._matmul_add(xp, W, dz.T, x, -lr, 1.0)),
+                    self._keep(b, self._sum_add(xp, b, dz, -lr, 1.0)))
+        i_W, i_b = 2 * index, 2 * index + 1
+        v = self.velocity  # v = momentum * v - lr * g, then p -= -1 * v, i.e. p += v, through one kernel
+        v[i_W] = self._keep(v[i_W], self._matmul_add(xp, v[i_W], dz.T, x, -lr, self.momentum))
+        v[i_b] = self._keep(v[i_b], self._sum_add(xp, v[i_b], dz, -lr, self.momentum))
+        return self._keep(W, self._update(xp, W, v[i_W], -1.0)), self._keep(b, self._update(xp, b, v[i_b], -1.0))
 
-    def state(self) -> dict:
-        return {f"velocity.{i}": v for i, v in enumerate(self.velocity)}
+    def state_lists(self) -> dict:
+        return {"velocity": self.velocity}
 
 
 class Adam(Optimizer):
@@ -173,10 +202,15 @@ class Adam(Optimizer):
         if self._t_on_device is not None:
             self._t_on_device[...] = float(steps)
 
-    def step(self, params: list, grads: list) -> None:
+    def step(self, params: list, grads: list) -> list:
         step_size, eps_hat = self._step_sizes()
-        for p, g, m, v in zip(params, grads, self.m, self.v):
-            self._update(self.backend.xp, p, g, m, v, step_size, self.beta1, self.beta2, eps_hat)
+        new = []
+        for i, (p, g) in enumerate(zip(params, grads)):
+            p_new, m_new, v_new = self._update(self.backend.xp, p, g, self.m[i], self.v[i],
+                                               step_size, self.beta1, self.beta2, eps_hat)
+            self.m[i], self.v[i] = self._keep(self.m[i], m_new), self._keep(self.v[i], v_new)
+            new.append(self._keep(p, p_new))
+        return new
 
     def _step_sizes(self):
         """This step's size and epsilon, with the bias correction folded in, so the update
@@ -194,26 +228,15 @@ class Adam(Optimizer):
         correction = sqrt(1 - self.beta2 ** t)
         return self.rate() * correction / (1 - self.beta1 ** t), self.eps * correction
 
-    def state(self) -> dict:
-        out = {f"m.{i}": m for i, m in enumerate(self.m)}
-        out.update({f"v.{i}": v for i, v in enumerate(self.v)})
-        return out
+    def state_lists(self) -> dict:
+        return {"m": self.m, "v": self.v}
 
     def counters(self) -> dict:
         return {"t": self.t}
 
     def load_state(self, host: dict, counters: dict) -> None:
-        _load_arrays(self, host)
+        super().load_state(host, counters)
         self.t = counters["t"]
-
-
-def _load_arrays(optimizer, host: dict) -> None:
-    """Overwrite the optimizer's state arrays in place from host copies (a checkpoint's)."""
-    for name, array in optimizer.state().items():
-        if name not in host or tuple(host[name].shape) != tuple(array.shape):
-            raise OptimizerError(f"the checkpoint's optimizer state has no matching {name!r}: "
-                                 "was it saved with another optimizer or network?")
-        array[...] = optimizer.backend.asarray(host[name])
 
 
 # Each optimizer by the name the CLI and `learn(optimizer=...)` take.

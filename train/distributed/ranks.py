@@ -156,7 +156,7 @@ class Distributed(RunContext):
         if self.size == 1:
             return model.train_step(xb, tb, optimizer)
         loss, out, grads = self.loss_and_grads(model, xb, tb, global_rows)
-        optimizer.step(model.params, grads)
+        model.params = optimizer.step(model.params, grads)
         return loss, out
 
     def loss_and_grads(self, model, xb, tb, global_rows: int):
