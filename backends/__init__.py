@@ -7,6 +7,6 @@ host/device traffic happens only through `Backend.asarray` (in) and `Backend.to_
 
 from xpnet.backends.base import Backend
 from xpnet.backends.errors import XpnetError
-from xpnet.backends.registry import BACKENDS, BackendError, describe_all, resolve_backend
+from xpnet.backends.registry import BACKENDS, PLACES, BackendError, describe_all, resolve_backend
 
-__all__ = ["BACKENDS", "Backend", "BackendError", "XpnetError", "describe_all", "resolve_backend"]
+__all__ = ["BACKENDS", "PLACES", "Backend", "BackendError", "XpnetError", "describe_all", "resolve_backend"]

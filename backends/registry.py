@@ -22,6 +22,9 @@ BACKENDS = {
     "array_api_strict": make_array_api_strict,
 }
 DEFAULT_DTYPE = "float32"
+# Every backend on each kind of device it runs on: what `xpnet parity` and the tests' backend
+# fixture go through (bench/options.py keeps its own copy: it must not import xpnet early).
+PLACES = (("numpy", "cpu"), ("array_api_strict", "cpu"), ("torch", "cpu"), ("cupy", "cuda"), ("torch", "cuda"))
 
 
 def resolve_backend(name: str | None = None, device: str | None = None, dtype: str | None = None,

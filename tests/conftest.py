@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from xpnet.backends import BackendError, resolve_backend
+from xpnet.backends import PLACES, BackendError, resolve_backend
 
-# (backend name, device): every combination a parity test should cover when it can run.
-BACKEND_CASES = [
-    ("numpy", "cpu"),
-    ("array_api_strict", "cpu"),
-    ("array_api_strict", "device1"),  # a pretend second device: arrays made off it raise when mixed
-    ("torch", "cpu"),
-    ("cupy", "cuda"),
-    ("torch", "cuda"),
-]
+# (backend name, device): every place a backend runs, and a pretend second device for
+# array_api_strict, where arrays made off it raise when mixed.
+BACKEND_CASES = [*PLACES[:2], ("array_api_strict", "device1"), *PLACES[2:]]
 
 
 def make_backend(name: str, device: str, dtype: str = "float64"):

@@ -87,3 +87,16 @@ def test_op_profile_accounts_for_every_op_the_step_runs():
     assert {"matmul", "bias_act.relu", "act_grad.relu", "loss.cross_entropy", "rest"} <= shown, done.stdout
     shares = [float(line.split()[-1].rstrip("%")) for line in lines if line.startswith("  ")]
     assert 99 < sum(shares) < 101
+
+
+def test_the_benches_choose_among_the_places_every_backend_runs():
+    """bench/options.py keeps its own table (it must not import xpnet before the thread count is
+    set); it must offer the same (backend, device) places as the registry's, no more, no fewer."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from options import BACKEND_CHOICES
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    from xpnet.backends import PLACES
+
+    assert sorted(BACKEND_CHOICES.values()) == sorted(PLACES)

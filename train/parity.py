@@ -12,12 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xpnet.backends import BackendError, resolve_backend
+from xpnet.backends import PLACES, BackendError, resolve_backend
 from xpnet.model import Network
 from xpnet.train.device_data import DeviceData
 from xpnet.train.steps import run_steps
 
-CASES = [("numpy", "cpu"), ("array_api_strict", "cpu"), ("torch", "cpu"), ("cupy", "cuda"), ("torch", "cuda")]
 # Worst relative difference allowed per dtype, for every quantity: float64 agrees to ~16
 # digits up to summation order; float32 carries ~7, and 50 steps of SGD leave room to spare.
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
@@ -68,7 +67,7 @@ def worst_difference(got: list, want: list) -> float:
     return worst if np.isfinite(worst) else float("inf")
 
 
-def run_parity(steps: int = 50, seed: int = 0, cases=CASES, dtypes=("float64", "float32")):
+def run_parity(steps: int = 50, seed: int = 0, cases=PLACES, dtypes=("float64", "float32")):
     """(rows for usable backends, [(case, reason)] for those skipped)."""
     X, y = problem(seed)
     ref = snapshot(resolve_backend("numpy", "cpu", "float64"), X, y, seed, steps)
