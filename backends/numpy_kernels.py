@@ -38,6 +38,7 @@ from functools import partial
 
 import numpy as np
 
+from xpnet.backends import numpy_windows
 from xpnet.backends.numpy_blas import Blas
 
 
@@ -55,6 +56,9 @@ def numpy_kernels(use_blas: bool = True) -> dict:
         "loss.cross_entropy": cross_entropy, "loss.quadratic": quadratic,
         "sgd_update": sgd_update, "momentum_update": momentum_update, "adam_update": adam_update,
         "matmul_add": matmul_add, "sum_add": sum_add, "matmul": matmul,
+        "pad2d": numpy_windows.pad2d, "im2col": numpy_windows.im2col, "col2im": numpy_windows.col2im,
+        "unpool": numpy_windows.unpool, "maxpool": numpy_windows.maxpool,
+        "maxpool_grad": numpy_windows.maxpool_grad,
     }
     # Each kernel takes the shared `work` first, then the caller's (xp, ...) arguments.
     return {name: partial(kernel, work) for name, kernel in kernels.items()}

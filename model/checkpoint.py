@@ -18,6 +18,7 @@ import numpy as np
 from xpnet.backends import Backend
 from xpnet.model.activations import ModelError
 from xpnet.model.dense import Dense
+from xpnet.model.layers import layer_from
 from xpnet.model.network import Network
 
 FORMAT = "xpnet-checkpoint"
@@ -46,10 +47,12 @@ def to_bytes(net: Network, metadata: dict | None = None, extra: dict[str, np.nda
 
 
 def tensor_dict(net: Network) -> dict[str, np.ndarray]:
+    """layers.{i}.W and layers.{i}.b of each layer i with weights, in PyTorch's layouts
+    (Linear's (out, in), Conv2d's (filters, channels, height, width))."""
     out = {}
     for i, layer in enumerate(net.layers):
-        out[f"layers.{i}.W"] = net.backend.to_numpy(layer.W)
-        out[f"layers.{i}.b"] = net.backend.to_numpy(layer.b)
+        for name, param in zip(("W", "b"), layer.params):
+            out[f"layers.{i}.{name}"] = net.backend.to_numpy(param)
     return out
 
 
@@ -100,6 +103,8 @@ def from_tensors(tensors: dict, meta: dict, backend: Backend, source: str = "che
 
 
 def build(tensors: dict, arch: dict, backend: Backend, source: str) -> Network:
+    if "layers" in arch:
+        return _build_layers(tensors, arch, backend, source)
     try:
         sizes, acts, loss = arch["sizes"], arch["activations"], arch["loss"]
         layers = []
@@ -117,6 +122,27 @@ def build(tensors: dict, arch: dict, backend: Backend, source: str) -> Network:
     except ModelError as exc:  # an unknown activation or loss, layers that do not chain
         raise CheckpointError(f"{source} describes a network xpnet cannot build: {exc}") from None
     except (KeyError, TypeError, IndexError) as exc:
+        raise CheckpointError(f"{source} does not describe a complete network (missing {exc})") from None
+
+
+def _build_layers(tensors: dict, arch: dict, backend: Backend, source: str) -> Network:
+    """A network of any layers: the input shape, then each layer's description, its
+    parameters named layers.{i}.W and layers.{i}.b after its place in the sequence."""
+    try:
+        layers, shape = [], tuple(int(s) for s in arch["input"])
+        for i, desc in enumerate(arch["layers"]):
+            names = [f"layers.{i}.W", f"layers.{i}.b"] if desc.get("kind") in ("dense", "conv") else []
+            params = [tensors[name] for name in names]
+            if any(p.dtype.kind != "f" for p in params):
+                raise CheckpointError(f"{source}: layer {i} tensors are not floats")
+            layers.append(layer_from(desc, shape, backend, params or None))
+            shape = layers[-1].out_shape
+        return Network(layers, arch["loss"])
+    except CheckpointError:
+        raise
+    except ModelError as exc:
+        raise CheckpointError(f"{source} describes a network xpnet cannot build: {exc}") from None
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{source} does not describe a complete network (missing {exc})") from None
 
 

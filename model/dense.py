@@ -12,11 +12,12 @@ from typing import Any
 
 from xpnet.backends import Backend
 from xpnet.model.activations import check_activation
+from xpnet.model.layer import Layer
 from xpnet.model.ops import op
 
 
 @dataclass
-class Dense:
+class Dense(Layer):
     """One fully connected layer; `W` and `b` are arrays on `backend`."""
 
     W: Any
@@ -33,14 +34,17 @@ class Dense:
         self._matmul = op(self.backend, "matmul")
 
     @property
-    def n_in(self) -> int:
-        return self.W.shape[1]
+    def in_shape(self) -> tuple:
+        return (self.W.shape[1],)
 
     @property
-    def n_out(self) -> int:
-        return self.W.shape[0]
+    def out_shape(self) -> tuple:
+        return (self.W.shape[0],)
 
-    def forward(self, x):
+    def describe(self) -> dict:
+        return {"kind": "dense", "units": self.n_out, "activation": self.activation}
+
+    def forward(self, x, training: bool = False):
         """Returns y and what backward needs (the input and the output)."""
         z = self._matmul(self._xp, x, self.W.T)  # (B, n_out)
         y = self._bias_act(self._xp, z, self.b)

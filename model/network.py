@@ -1,4 +1,4 @@
-"""A feed-forward network: Dense layers chained, plus the loss that judges the output."""
+"""A feed-forward network: layers chained, plus the loss that judges the output."""
 
 from __future__ import annotations
 
@@ -11,28 +11,37 @@ from xpnet.backends import Backend
 from xpnet.model.activations import ModelError, check_activation, softmax_forward
 from xpnet.model.dense import Dense
 from xpnet.model.init import init_weights
+from xpnet.model.layer import Layer
+from xpnet.model.layers import build_layers, layer_from
 from xpnet.model.losses import check_loss
 from xpnet.model.ops import op
 
 
 class Network:
-    """Layers that each compute y = g(x @ W.T + b), trained by backpropagation.
+    """Layers (dense: y = g(x @ W.T + b); convolutions, pooling...) trained by backpropagation.
 
     With the cross-entropy loss the last layer stays linear (its outputs are logits) and
     softmax is applied inside the fused loss and by `predict_proba`. The network owns its
-    backend: every parameter lives there, and `to(other)` copies it somewhere else.
+    backend: every parameter lives there, and `to(other)` copies it somewhere else. Samples
+    arrive as rows; a network whose first layer takes images reshapes each row into
+    `input_shape` (channels, height, width) first.
     """
 
-    def __init__(self, layers: Sequence[Dense], loss: str = "cross_entropy"):
+    def __init__(self, layers: Sequence[Layer], loss: str = "cross_entropy"):
         if not layers:
             raise ModelError("a network needs at least one layer")
         backends = {id(layer.backend) for layer in layers}
         if len(backends) != 1:
             raise ModelError("all layers of a network must share one backend")
         for prev, nxt in zip(layers, layers[1:]):
-            if prev.n_out != nxt.n_in:
-                raise ModelError(f"layer sizes do not chain: {prev.n_out} outputs feed {nxt.n_in} inputs")
+            if prev.out_shape != nxt.in_shape:
+                raise ModelError(f"layer sizes do not chain: {_shape(prev.out_shape)} outputs feed "
+                                 f"{_shape(nxt.in_shape)} inputs")
+        if len(layers[-1].out_shape) != 1:
+            raise ModelError(f"the last layer must give rows, not {_shape(layers[-1].out_shape)}: end with a dense layer")
         self.layers = list(layers)
+        self.input_shape = tuple(layers[0].in_shape)
+        self._all_dense = all(type(layer) is Dense for layer in layers)  # what an optimizer's fold takes
         self.loss = check_loss(loss)
         self.backend = layers[0].backend
         self.history: list[dict] = []  # one entry per training epoch, filled by train.learn
@@ -66,14 +75,28 @@ class Network:
             layers.append(Dense(backend.asarray(W), backend.asarray(np.zeros(n_out)), act, backend))
         return cls(layers, loss)
 
+    @classmethod
+    def from_layers(cls, words: Sequence, input_shape: Sequence[int], n_out: int, backend: Backend, *,
+                    activation: str = "relu", output: str | None = None, loss: str = "cross_entropy",
+                    init: str = "he", seed: int | np.random.Generator = 0) -> "Network":
+        """A network from a description such as ["conv32x3", "pool2", 256] (model/layers.py)
+        taking samples of `input_shape`, e.g. (1, 28, 28), with `n_out` outputs."""
+        check_activation(activation)
+        output = output or ("identity" if check_loss(loss) == "cross_entropy" else activation)
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        return cls(build_layers(words, input_shape, n_out, backend, activation=activation, output=output,
+                                init=init, rng=rng), loss)
+
     # -- description -------------------------------------------------------------------
     @property
     def sizes(self) -> list[int]:
+        """The width of a sample as it enters, then after each layer: [784, 256, 26]."""
         return [self.layers[0].n_in] + [layer.n_out for layer in self.layers]
 
     @property
     def activations(self) -> list[str]:
-        return [layer.activation for layer in self.layers]
+        """The activation of each layer that has one (dense and conv layers)."""
+        return [layer.activation for layer in self.layers if layer.activation]
 
     @property
     def params(self) -> list:
@@ -90,19 +113,36 @@ class Network:
             layer.params, values = values[:count], values[count:]
 
     def architecture(self) -> dict:
-        """What it takes to rebuild this network: sizes, activations, loss."""
-        return {"sizes": self.sizes, "activations": self.activations, "loss": self.loss}
+        """What it takes to rebuild this network: sizes, activations and loss for dense layers
+        alone (the format every xpnet reads), else the input shape and each layer's description."""
+        if self._all_dense:
+            return {"sizes": self.sizes, "activations": self.activations, "loss": self.loss}
+        return {"input": list(self.input_shape), "layers": [layer.describe() for layer in self.layers],
+                "loss": self.loss, "sizes": self.sizes}
+
+    @property
+    def summary(self) -> str:
+        """784 -> 256 -> 26, or 1x28x28 -> conv32x3 -> maxpool2 -> flatten -> 26: the layers in a line."""
+        if self._all_dense:
+            return " -> ".join(str(s) for s in self.sizes)
+        return f"{_shape(self.input_shape)} -> {describe_layers(self.layers)}"
 
     def __repr__(self) -> str:
-        arch = " -> ".join(str(s) for s in self.sizes)
-        return f"Network({arch}, {'/'.join(self.activations)}, loss={self.loss}, on {self.backend})"
+        return f"Network({self.summary}, {'/'.join(self.activations)}, loss={self.loss}, on {self.backend})"
 
     # -- computation ---------------------------------------------------------------------
     def forward(self, x):
         """The network's raw output for a device batch x (logits under cross-entropy)."""
+        x = self._shaped(x)
         for layer in self.layers:
             x, _ = layer.forward(x)
         return x
+
+    def _shaped(self, x):
+        """Rows (B, features) as the first layer takes them: (B, channels, height, width) for images."""
+        if len(self.input_shape) == 1:
+            return x
+        return self.backend.xp.reshape(x, (x.shape[0], *self.input_shape))
 
     def loss_and_grads(self, x, targets):
         """Forward, loss and backpropagation on one device batch.
@@ -126,11 +166,17 @@ class Network:
         """
         out, caches = self._forward_with_caches(x)
         loss, dout = self._loss_fn(self.backend.xp, out, targets)
-        if optimizer.folds:
+        if optimizer.folds and self._all_dense:
             self.backward(dout, caches, optimizer.update_layer)
         else:
             self.params = optimizer.step(self.params, self.backward(dout, caches))
+        self.advance()
         return loss, out
+
+    def advance(self) -> None:
+        """After a training step: layers that draw randomness (Dropout) move to their next draw."""
+        for layer in self.layers:
+            layer.advance()
 
     def loss_of(self, out, targets):
         """The loss of a device output against device targets, as a 0-d device array."""
@@ -144,16 +190,20 @@ class Network:
         """
         grads = []
         for i in range(len(self.layers) - 1, -1, -1):
-            update = None if update_layer is None else partial(update_layer, i)
-            dout, layer_grads = self.layers[i].backward(dout, caches[i], need_dx=i > 0, update=update)
+            if update_layer is None:
+                dout, layer_grads = self.layers[i].backward(dout, caches[i], need_dx=i > 0)
+            else:  # dense layers only (see train_step)
+                dout, layer_grads = self.layers[i].backward(dout, caches[i], need_dx=i > 0,
+                                                            update=partial(update_layer, i))
             grads[:0] = layer_grads
         return grads
 
     def _forward_with_caches(self, x):
-        """The output, and what each layer's backward needs."""
+        """The output, and what each layer's backward needs, as in training (Dropout on)."""
+        x = self._shaped(x)
         caches = []
         for layer in self.layers:
-            x, cache = layer.forward(x)
+            x, cache = layer.forward(x, training=True)
             caches.append(cache)
         return x, caches
 
@@ -192,8 +242,8 @@ class Network:
 
     def to(self, backend: Backend) -> "Network":
         """A copy of this network on another backend (or dtype): one call, same numbers."""
-        layers = [Dense(backend.asarray(self.backend.to_numpy(layer.W)),
-                        backend.asarray(self.backend.to_numpy(layer.b)), layer.activation, backend)
+        layers = [layer_from(layer.describe(), layer.in_shape, backend,
+                             [self.backend.to_numpy(p) for p in layer.params])
                   for layer in self.layers]
         copied = Network(layers, self.loss)
         copied.classes = self.classes
@@ -222,3 +272,18 @@ def check_inputs(X, width: int, what: str = "inputs", error: type = ModelError, 
     if X.dtype.kind not in "fiub" or (read and X.dtype.kind == "f" and not np.all(np.isfinite(X))):
         raise error(f"{what}: X must be finite numbers (found NaN or inf, or non-numbers); clean the inputs")
     return X
+
+
+def _shape(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def describe_layers(layers) -> str:
+    """conv32x3 -> maxpool2 -> flatten -> 26: a network's layers in a line."""
+    names = {"conv": lambda d: (f"conv{d['filters']}x{d['kernel'][0]}" + (f"s{d['stride']}" if d["stride"] > 1 else "")
+                                + ("valid" if d["padding"] == "valid" else "")),
+             "dense": lambda d: str(d["units"]),
+             "maxpool": lambda d: f"maxpool{d['size']}", "avgpool": lambda d: f"avgpool{d['size']}",
+             "dropout": lambda d: f"dropout{d['rate']}", "flatten": lambda d: "flatten"}
+    return " -> ".join(names[d["kind"]](d) for d in (layer.describe() for layer in layers))
+

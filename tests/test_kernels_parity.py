@@ -33,12 +33,23 @@ def _host_inputs(key: str, rng):
         return [z, rng.standard_normal((5, 3))]
     if key == "sum_add":  # c (5,) += column sums of z
         return [rng.standard_normal(5), z]
+    if key in ("pad2d", "im2col"):  # images (B, C, H, W)
+        return [rng.standard_normal((2, 3, 7, 6))]
+    if key == "col2im":  # the windows of a (2, 3, 7, 6) image, 3x3 at stride 2: 2 * 3 * 2 rows
+        return [rng.standard_normal((12, 27))]
+    if key in ("unpool", "maxpool"):  # the 4 positions of 2x2 blocks, ties included
+        pieces = [np.round(rng.standard_normal((2, 3, 3, 2))) for _ in range(4)]
+        return [pieces]
+    if key == "maxpool_grad":  # dy and which of the 4 positions won each block
+        return [rng.standard_normal((2, 3, 3, 2)), rng.integers(0, 4, (2, 3, 3, 2))]
     n_state = {"sgd_update": 0, "momentum_update": 1, "adam_update": 2}[key]
     return [z, rng.standard_normal((7, 5))] + [np.abs(rng.standard_normal((7, 5))) for _ in range(n_state)]
 
 
 _SCALARS = {"sgd_update": (0.1,), "momentum_update": (0.1, 0.9), "adam_update": (0.01, 0.9, 0.999, 1e-8),
-            "matmul_add": (-0.1, 0.9), "sum_add": (-0.1, 0.9)}
+            "matmul_add": (-0.1, 0.9), "sum_add": (-0.1, 0.9),
+            "pad2d": ((1, 2, 0, 1),), "im2col": (3, 2, 2), "col2im": ((2, 3, 7, 6), 3, 3, 2),
+            "unpool": ((2, 3, 7, 4), 2), "maxpool_grad": ((2, 3, 7, 5), 2)}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -51,15 +62,16 @@ def test_every_override_matches_its_reference(backend, dtype):
         host = _host_inputs(key, rng)
         results = []
         for fn in (kernel, OPS[key]):  # an override of an op the table lacks fails here
-            arrays = [backend.asarray(h) for h in host]
+            arrays = [[backend.asarray(p) for p in h] if isinstance(h, list) else backend.asarray(h) for h in host]
             out = fn(backend.xp, *arrays, *_SCALARS.get(key, ()))
             outs = list(out) if isinstance(out, tuple) else [out]
-            if fn is kernel and key in _SCALARS:  # an override updates in place: the arrays it was given come back
+            if fn is kernel and key.endswith(("_update", "_add")):  # an override updates in place: the arrays it was given come back
                 changed = [arrays[0]] + arrays[2:] if key.endswith("_update") else [arrays[0]]
                 assert len(outs) == len(changed) and all(o is a for o, a in zip(outs, changed)), key
             results.append([backend.to_numpy(o) for o in outs])
         for got, want in zip(*results):
-            assert got.dtype == np.dtype(dtype), key
+            # floats in the asked dtype; a winner's index may be any integer type
+            assert got.dtype == np.dtype(dtype) if want.dtype.kind == "f" else got.dtype.kind in "iu", key
             np.testing.assert_allclose(got, want, err_msg=key, **TOL[dtype])
 
 

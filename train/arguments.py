@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 
 from xpnet.backends import BACKENDS
+from xpnet.model.activations import ModelError
+from xpnet.model.layers import parse_layers
 
 EXIT_ERROR = 1  # what the user asked for could not be done; argparse's own usage errors exit 2
 
@@ -72,6 +74,29 @@ def sizes(text: str) -> list[int]:
     if any(s < 1 for s in sizes):
         raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text}")
     return sizes
+
+
+def layer_words(text: str) -> list:
+    """Hidden layers like 256,128 or conv32x3,pool2,128: sizes as numbers, the rest as words
+    (model/layers.py reads them); an empty string means no hidden layer at all."""
+    if not text.strip() or all(part.strip().isdigit() or not part.strip() for part in text.split(",")):
+        return sizes(text)
+    words = [int(w) if w.strip().isdigit() else w.strip().lower() for w in text.split(",")]
+    try:
+        parse_layers(words)
+    except ModelError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if any(w == 0 for w in words):
+        raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text}")
+    return words
+
+
+def image_shape(text: str) -> list[int]:
+    """One sample's shape for conv layers: channels x height x width, e.g. 1x28x28 or 3x32x32."""
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an image shape like 1x28x28 (channels x height x width)")
+    return [int(p) for p in parts]
 
 
 def one_of(names) -> str:

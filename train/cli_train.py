@@ -11,8 +11,9 @@ from xpnet.backends.base import FLOAT_DTYPES
 from xpnet.model.activations import ACTIVATIONS
 from xpnet.model.init import INITS
 from xpnet.model.losses import LOSSES
-from xpnet.train.arguments import (EXIT_ERROR, add_backend_flags, learning_rate, one_of, positive_float, positive_int,
-                                   sizes)
+from xpnet.model.layers import WORDS
+from xpnet.train.arguments import (EXIT_ERROR, add_backend_flags, image_shape, layer_words, learning_rate, one_of,
+                                   positive_float, positive_int)
 from xpnet.train.config import PRESETS, TrainConfig
 from xpnet.train.data.spec import SCHEMES
 from xpnet.train.optimizers import OPTIMIZERS
@@ -22,7 +23,8 @@ def add_train(sub) -> None:
     d = TrainConfig()
     p = sub.add_parser("train", help="train a network (default: letters, on the auto backend)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                   help="default (relu, cross-entropy, momentum) or course (sigmoid, quadratic, plain SGD)")
+                   help="default (relu, cross-entropy, momentum), course (sigmoid, quadratic, plain SGD) or "
+                        "cnn (conv16x3,pool2,conv32x3,pool2,128 with Adam)")
     p.add_argument("--data", help=f"{one_of(SCHEMES.values())} (default {d.data})")
     p.add_argument("--train-samples", type=positive_int,
                    help="training samples to generate (letters) or keep (files) (default 60000 / all)")
@@ -39,7 +41,11 @@ def add_train(sub) -> None:
     p.add_argument("--epochs", type=positive_int, help=f"passes over the training set (default {d.epochs})")
     p.add_argument("--batch-size", type=positive_int, help=f"samples per step (default {d.batch_size})")
     p.add_argument("--lr", type=learning_rate, help=f"learning rate, or 'auto' for the course's recipe (default {d.lr})")
-    p.add_argument("--layers", type=sizes, dest="hidden", help="hidden layer sizes, e.g. 256,128 (default 256,128)")
+    p.add_argument("--layers", type=layer_words, dest="hidden",
+                   help="hidden layers: sizes, e.g. 256,128 (default), or convolutions, e.g. conv32x3,pool2,128 "
+                        f"({'; '.join(w for w, _ in WORDS.values())})")
+    p.add_argument("--image", type=image_shape, help="one sample as channels x height x width for conv layers, "
+                                                     "e.g. 3x32x32 (default: a square one-channel image)")
     p.add_argument("--activation", help=f"{one_of(ACTIVATIONS)} (default {d.activation})")
     p.add_argument("--loss", help=f"{one_of(LOSSES)} (default {d.loss})")
     p.add_argument("--optimizer", help=f"{one_of(OPTIMIZERS)} (default {d.optimizer})")

@@ -19,7 +19,8 @@ class TrainConfig:
     epochs: int = 12  # passes over the training set
     batch_size: int = 64  # samples per gradient step; small batches generalise well on letters
     lr: float | str = 0.05  # learning rate alpha; "auto" runs the course's x10 / /10 recipe
-    hidden: list[int] = field(default_factory=lambda: [256, 128])  # hidden layer sizes
+    hidden: list[int | str] = field(default_factory=lambda: [256, 128])  # hidden layers: sizes, or conv32x3, pool2...
+    image: list[int] | None = None  # one sample as (channels, height, width) for conv layers; None: square, 1 channel
     activation: str = "relu"  # hidden non-linearity: relu trains deep nets fastest
     loss: str = "cross_entropy"  # softmax cross-entropy: the right loss for classes
     optimizer: str = "momentum"  # sgd, momentum (0.9) or adam
@@ -35,4 +36,9 @@ PRESETS = {
     # J = mean((h - y)^2) / 2 and plain minibatch gradient descent.
     "course": {"activation": "sigmoid", "loss": "quadratic", "optimizer": "sgd", "init": "normal",
                "lr": 3.0, "batch_size": 16, "hidden": [128, 64], "epochs": 15},
+    # A small convolutional network for pictures: two rounds of 3x3 filters and 2x2 max
+    # pooling find strokes wherever they are, then a dense layer reads the letter. Adam, as
+    # convolutions train poorly with one rate for every weight.
+    "cnn": {"hidden": ["conv16x3", "pool2", "conv32x3", "pool2", 128], "optimizer": "adam", "lr": 0.001,
+            "epochs": 5},
 }

@@ -18,6 +18,7 @@ from xpnet.backends import XpnetError, resolve_backend
 from xpnet.model import Network
 from xpnet.model.activations import check_activation
 from xpnet.model.init import check_init
+from xpnet.model.layers import image_shape, parse_layers
 from xpnet.model.losses import check_loss
 from xpnet.train.checkpoints import CHECKPOINT_NAME
 from xpnet.train.config import TrainConfig
@@ -43,9 +44,16 @@ def build_network(config: TrainConfig, data: DataSet, backend) -> Network:
     number (a ReLU or sigmoid output would cap it, or stop learning below zero)."""
     regression = data.classes is None
     n_out = data.y_train.reshape(len(data.y_train), -1).shape[1] if regression else len(data.classes)
-    sizes = [data.X_train.shape[1], *config.hidden, n_out]
-    return Network.from_sizes(sizes, backend, activation=config.activation, loss=config.loss,
-                              output="identity" if regression else None, init=config.init, seed=config.seed)
+    output = "identity" if regression else None
+    n_in = data.X_train.shape[1]
+    if all(isinstance(h, int) for h in config.hidden):  # dense layers alone: the course's network
+        return Network.from_sizes([n_in, *config.hidden, n_out], backend, activation=config.activation,
+                                  loss=config.loss, output=output, init=config.init, seed=config.seed)
+    words = parse_layers(config.hidden)
+    takes_images = words[0]["kind"] in ("conv", "maxpool", "avgpool")
+    shape = image_shape(n_in, config.image) if takes_images else (n_in,)
+    return Network.from_layers(config.hidden, shape, n_out, backend, activation=config.activation,
+                               loss=config.loss, output=output, init=config.init, seed=config.seed)
 
 
 def check_config(config: TrainConfig) -> None:
@@ -54,6 +62,7 @@ def check_config(config: TrainConfig) -> None:
     check_loss(config.loss)
     check_init(config.init)
     check_optimizer(config.optimizer)
+    parse_layers(config.hidden)
 
 
 def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool = False,
@@ -172,7 +181,7 @@ def warn_about_empty_classes(data: DataSet, log: Log) -> None:
 
 
 def network_line(config: TrainConfig, net: Network, data: DataSet) -> str:
-    return (f"network {' -> '.join(map(str, net.sizes))}  {config.activation}  {config.loss}  "
+    return (f"network {net.summary}  {config.activation}  {config.loss}  "
             f"{config.optimizer} lr {config.lr}  batch {config.batch_size}  {len(data.y_train)} training samples")
 
 

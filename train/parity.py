@@ -22,8 +22,18 @@ from xpnet.train.steps import run_steps
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
 
 
+# Each network parity trains: how to build it, and the width of its samples. The CNN holds
+# every layer kind with weights or windows: a convolution with padding, one with stride 2, pooling.
+NETWORKS = {
+    "dense": (lambda backend, seed: Network.from_sizes([20, 32, 16, 4], backend, activation="sigmoid", seed=seed), 20),
+    "cnn": (lambda backend, seed: Network.from_layers(["conv4x3", "pool2", "conv6x3s2", 8], (1, 8, 8), 4, backend,
+                                                      activation="tanh", seed=seed), 64),
+}
+
+
 @dataclass
 class ParityRow:
+    network: str
     backend: str
     device: str
     dtype: str
@@ -37,17 +47,18 @@ class ParityRow:
         return max(self.outputs, self.gradients, self.weights, self.loss) <= TOLERANCE[self.dtype]
 
 
-def problem(seed: int = 0, n: int = 256):
+def problem(seed: int = 0, n: int = 256, width: int = 20):
     """A small nonlinear 4-class problem, made on the host."""
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, 20))
+    X = rng.standard_normal((n, width))
     y = (X[:, 0] * X[:, 1] > 0).astype(np.int64) + 2 * (X[:, 2] + X[:, 3] > 0)
     return X, y
 
 
-def snapshot(backend, X, y, seed: int, steps: int, batch_size: int = 32, lr: float = 0.2) -> dict:
+def snapshot(backend, X, y, seed: int, steps: int, batch_size: int = 32, lr: float = 0.2,
+             network: str = "dense") -> dict:
     """Everything parity compares, as host float64 arrays, for one backend."""
-    net = Network.from_sizes([20, 32, 16, 4], backend, activation="sigmoid", seed=seed)
+    net = NETWORKS[network][0](backend, seed)
     data = DeviceData.from_host(net, X, y)
     X_dev, T_dev = data.rows(0, data.n)
     out = net.forward(X_dev)
@@ -69,29 +80,30 @@ def worst_difference(got: list, want: list) -> float:
 
 def run_parity(steps: int = 50, seed: int = 0, cases=PLACES, dtypes=("float64", "float32")):
     """(rows for usable backends, [(case, reason)] for those skipped)."""
-    X, y = problem(seed)
-    ref = snapshot(resolve_backend("numpy", "cpu", "float64"), X, y, seed, steps)
     rows, skipped = [], []
-    for name, device in cases:
-        for dtype in dtypes:
-            try:
-                backend = resolve_backend(name, device, dtype)
-            except BackendError as exc:
-                if dtype == dtypes[0]:
-                    skipped.append((f"{name} ({device})", str(exc)))
-                continue
-            got = snapshot(backend, X, y, seed, steps)
-            rows.append(ParityRow(name, backend.device_name, dtype,
-                                  *(worst_difference(got[k], ref[k]) for k in ("outputs", "gradients", "weights", "loss"))))
+    for network, (_, width) in NETWORKS.items():
+        X, y = problem(seed, width=width)
+        ref = snapshot(resolve_backend("numpy", "cpu", "float64"), X, y, seed, steps, network=network)
+        for name, device in cases:
+            for dtype in dtypes:
+                try:
+                    backend = resolve_backend(name, device, dtype)
+                except BackendError as exc:
+                    if dtype == dtypes[0] and network == "dense":
+                        skipped.append((f"{name} ({device})", str(exc)))
+                    continue
+                got = snapshot(backend, X, y, seed, steps, network=network)
+                rows.append(ParityRow(network, name, backend.device_name, dtype,
+                                      *(worst_difference(got[k], ref[k]) for k in ("outputs", "gradients", "weights", "loss"))))
     return rows, skipped
 
 
 def format_table(rows: list[ParityRow], skipped: list, steps: int) -> str:
-    head = (f"{'backend':<17} {'device':<7} {'dtype':<8} {'outputs':>9} {'grads':>9} {f'w@{steps}':>9} "
+    head = (f"{'network':<8} {'backend':<17} {'device':<7} {'dtype':<8} {'outputs':>9} {'grads':>9} {f'w@{steps}':>9} "
             f"{'loss':>9}  {'tolerance':>9}  result")
     lines = ["worst relative difference from numpy float64 (max|a-ref| / max|ref|)", head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r.backend:<17} {r.device:<7} {r.dtype:<8} {r.outputs:9.1e} {r.gradients:9.1e} "
+        lines.append(f"{r.network:<8} {r.backend:<17} {r.device:<7} {r.dtype:<8} {r.outputs:9.1e} {r.gradients:9.1e} "
                      f"{r.weights:9.1e} {r.loss:9.1e}  {TOLERANCE[r.dtype]:9.0e}  {'ok' if r.passed else 'FAIL'}")
     lines += [f"skipped {case}: {why}" for case, why in skipped]
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from typing import Callable
 from xpnet.backends import XpnetError
 from xpnet.model import Network
 from xpnet.model.checkpoint import CheckpointError
+from xpnet.model.layers import same_layers
 from xpnet.train.checkpoints import CHECKPOINT_NAME, load_for_resume, save_checkpoint
 from xpnet.train.config import TrainConfig
 from xpnet.train.data import DataSet
@@ -97,8 +98,9 @@ def resume_run(run_dir: Path, backend, config: TrainConfig, log: Log):
 
 def check_resumable(net: Network, state, config: TrainConfig, run_dir: Path) -> None:
     """The checkpoint must be this run's, and there must be epochs left to train."""
-    if net.sizes[1:-1] != list(config.hidden) or net.loss != config.loss or state.optimizer_name != config.optimizer:
-        raise CheckpointError(f"{run_dir / CHECKPOINT_NAME} holds a {' -> '.join(map(str, net.sizes))} {net.loss} "
+    if (not same_layers(net.layers, config.hidden) or net.loss != config.loss
+            or state.optimizer_name != config.optimizer):
+        raise CheckpointError(f"{run_dir / CHECKPOINT_NAME} holds a {net.summary} {net.loss} "
                               f"network trained with {state.optimizer_name}, not this run's (--layers "
                               f"{','.join(map(str, config.hidden))}, {config.loss}, {config.optimizer}): "
                               "it is another run's checkpoint; restore this run's or start a new one")

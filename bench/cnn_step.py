@@ -1,0 +1,143 @@
+"""The convolutional network's training step: xpnet on numpy against PyTorch eager on the CPU.
+
+Both train the `--preset cnn` network (1x28x28 -> conv16x3 -> maxpool2 -> conv32x3 ->
+maxpool2 -> 128 -> 26, ReLU, softmax cross-entropy, Adam) on the same host-made batches, in
+float32 with the same thread count. Each contestant runs in a process of its own (numpy's
+BLAS threads spin after a call and would slow torch's in the same process), the two taking
+turns, round after round, so both see the same load; the ratio is the median of the ratios
+paired within each round, and its noise (interquartile range / median) is printed beside it.
+
+    python bench/cnn_step.py                       # batch 64 and 256, all cores
+    python bench/cnn_step.py --batch-sizes 64 --threads 1 --rounds 5
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+
+from bench.options import OneLineParser, limit_threads, positive_int, positive_ints, run_main  # noqa: E402
+
+LAYERS = ["conv16x3", "pool2", "conv32x3", "pool2", 128]
+CLASSES, SIDE, LR = 26, 28, 1e-3
+CONTESTANTS = ("xpnet", "torch")
+
+
+def batches(batch_size: int, count: int = 8):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.random((count * batch_size, SIDE * SIDE), dtype=np.float32)
+    labels = rng.integers(0, CLASSES, count * batch_size)
+    return X, labels
+
+
+def xpnet_step(batch_size: int):
+    import itertools
+
+    import numpy as np
+
+    from xpnet import resolve_backend
+    from xpnet.model import Network
+    from xpnet.train.optimizers import make_optimizer
+
+    backend = resolve_backend("numpy", "cpu", "float32")
+    net = Network.from_layers(LAYERS, (1, SIDE, SIDE), CLASSES, backend, seed=0)
+    opt = make_optimizer("adam", backend, net.params, LR)
+    X, labels = batches(batch_size)
+    T = np.eye(CLASSES, dtype=np.float32)[labels]
+    pool = itertools.cycle([(backend.asarray(X[i:i + batch_size]), backend.asarray(T[i:i + batch_size]))
+                            for i in range(0, len(X), batch_size)])
+    return lambda: net.train_step(*next(pool), opt)
+
+
+def torch_step(batch_size: int):
+    import itertools
+
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, CLASSES))
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    X, labels = batches(batch_size)
+    x, y = torch.tensor(X).reshape(-1, 1, SIDE, SIDE), torch.tensor(labels)
+    pool = itertools.cycle([(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(X), batch_size)])
+
+    def step():
+        xb, yb = next(pool)
+        loss = nn.functional.cross_entropy(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def worker(name: str, batch_size: int, seconds: float) -> None:
+    """One round in this process: warm up, then steps for about `seconds`; prints samples/s."""
+    step = {"xpnet": xpnet_step, "torch": torch_step}[name](batch_size)
+    for _ in range(3):
+        step()
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        step()
+        steps += 1
+    print(json.dumps({"samples_per_s": steps * batch_size / (time.perf_counter() - start)}))
+
+
+def one_round(name: str, batch_size: int, threads: int, seconds: float) -> float:
+    command = [sys.executable, __file__, "--worker", name, "--batch-sizes", str(batch_size),
+               "--threads", str(threads), "--seconds", str(seconds)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["samples_per_s"]
+
+
+def main() -> int:
+    p = OneLineParser(prog="cnn_step.py", description=__doc__.split("\n")[0])
+    p.add_argument("--batch-sizes", type=positive_ints, default="64,256", help="comma-separated (default: 64,256)")
+    p.add_argument("--threads", type=positive_int, default=os.cpu_count(), help="BLAS and torch threads (default: all cores)")
+    p.add_argument("--rounds", type=positive_int, default=7, help="turns each contestant takes (default: 7)")
+    p.add_argument("--seconds", type=float, default=2.0, help="timed seconds per turn (default: 2)")
+    p.add_argument("--worker", choices=CONTESTANTS, help=argparse_hidden())
+    args = p.parse_args()
+    limit_threads(args.threads)
+    if args.worker:
+        if args.worker == "torch":
+            import torch
+
+            torch.set_num_threads(args.threads)
+        worker(args.worker, args.batch_sizes[0], args.seconds)
+        return 0
+    print(f"CNN step {' -> '.join(map(str, ['1x28x28', *LAYERS, CLASSES]))}, Adam, float32, {args.threads} "
+          f"thread(s), {args.rounds} alternating rounds of {args.seconds:g} s, each in its own process")
+    print(f"{'batch':>6} {'xpnet/s':>10} {'torch/s':>10} {'xpnet/torch':>12} {'noise':>7}")
+    for batch_size in args.batch_sizes:
+        speeds = {name: [] for name in CONTESTANTS}
+        for r in range(args.rounds):
+            for name in (CONTESTANTS if r % 2 == 0 else CONTESTANTS[::-1]):
+                speeds[name].append(one_round(name, batch_size, args.threads, args.seconds))
+        ratios = sorted(x / t for x, t in zip(speeds["xpnet"], speeds["torch"]))
+        q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+        median = statistics.median(ratios)
+        print(f"{batch_size:>6} {statistics.median(speeds['xpnet']):>10.0f} {statistics.median(speeds['torch']):>10.0f} "
+              f"{median:>11.2f}x {(q[2] - q[0]) / median:>6.0%}")
+    return 0
+
+
+def argparse_hidden():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+if __name__ == "__main__":
+    run_main(main)

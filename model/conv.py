@@ -1,0 +1,111 @@
+"""A convolutional layer: the same small filters slid over every position of an image.
+
+A multilayer perceptron sees a letter moved two pixels as a new pattern; a filter that
+detects a stroke detects it wherever it is, with k * k * channels weights instead of one
+per pixel pair. Each of the F filters (C, kh, kw) is multiplied with every window of the
+input, plus its bias, then the activation: y = g(conv(x, W) + b). Written as im2col (each
+window a row, model/windows.py) times the filters: one matrix product, so the layer reuses
+Dense's ops (`matmul`, `bias_act.*`, `act_grad.*`) and their fused kernels. Images are
+(batch, channels, height, width), W is (F, C, kh, kw), PyTorch's Conv2d layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from xpnet.backends import Backend
+from xpnet.model.activations import ModelError, check_activation
+from xpnet.model.layer import Layer
+from xpnet.model.ops import op
+
+PADDINGS = ("same", "valid")  # same: the output keeps ceil(H / stride) rows; valid: windows inside only
+
+
+@dataclass
+class Conv2D(Layer):
+    """F filters of size kh x kw over a (C, H, W) input, moved `stride` pixels at a time."""
+
+    W: Any
+    b: Any
+    activation: str
+    backend: Backend
+    in_shape: tuple
+    stride: int = 1
+    padding: str = "same"
+
+    def __post_init__(self):
+        check_activation(self.activation)
+        if self.padding not in PADDINGS:
+            raise ModelError(f"conv padding must be one of {', '.join(PADDINGS)}, got {self.padding!r}")
+        F, C, kh, kw = self.W.shape
+        if len(self.in_shape) != 3 or self.in_shape[0] != C:
+            raise ModelError(f"conv{F}x{kh}: takes images of {C} channel(s), got input of shape {self.in_shape}")
+        self.pads = same_pads(self.in_shape[1:], (kh, kw), self.stride) if self.padding == "same" else (0, 0, 0, 0)
+        H, W = self.in_shape[1] + self.pads[0] + self.pads[1], self.in_shape[2] + self.pads[2] + self.pads[3]
+        if kh > H or kw > W:
+            raise ModelError(f"conv{F}x{kh}: a {kh}x{kw} kernel is larger than its {self.in_shape[1]}x"
+                             f"{self.in_shape[2]} input: use a smaller kernel or padding 'same'")
+        self._out = (F, (H - kh) // self.stride + 1, (W - kw) // self.stride + 1)
+        self._xp = self.backend.xp
+        self._bias_act = op(self.backend, f"bias_act.{self.activation}")
+        self._act_grad = op(self.backend, f"act_grad.{self.activation}")
+        self._matmul = op(self.backend, "matmul")
+        self._im2col, self._col2im = op(self.backend, "im2col"), op(self.backend, "col2im")
+        self._pad = op(self.backend, "pad2d")
+
+    @property
+    def out_shape(self) -> tuple:
+        return self._out
+
+    @property
+    def params(self) -> list:
+        return [self.W, self.b]
+
+    @params.setter
+    def params(self, values: list) -> None:
+        self.W, self.b = values
+
+    def describe(self) -> dict:
+        F, _, kh, kw = self.W.shape
+        return {"kind": "conv", "filters": F, "kernel": [kh, kw], "stride": self.stride,
+                "padding": self.padding, "activation": self.activation}
+
+    def forward(self, x, training: bool = False):
+        """x (B, C, H, W) -> y (B, F, Ho, Wo); the cache keeps the windows and the output."""
+        xp = self._xp
+        F, _, kh, kw = self.W.shape
+        B = x.shape[0]
+        cols = self._im2col(xp, self._pad(xp, x, self.pads), kh, kw, self.stride)  # (B*Ho*Wo, C*kh*kw)
+        z = self._matmul(xp, cols, xp.reshape(self.W, (F, -1)).T)  # (B*Ho*Wo, F)
+        y = self._bias_act(xp, z, self.b)
+        _, Ho, Wo = self._out
+        return xp.permute_dims(xp.reshape(y, (B, Ho, Wo, F)), (0, 3, 1, 2)), (cols, y, B)
+
+    def backward(self, dy, cache, need_dx: bool = True):
+        """dz = g'(z) * dy per window and filter; dW = dz.T @ windows; db = sum of dz;
+        dx = col2im(dz @ W): each pixel gathers the gradient of every window it was in."""
+        xp = self._xp
+        cols, y, B = cache
+        F, C, kh, kw = self.W.shape
+        dy = xp.reshape(xp.permute_dims(dy, (0, 2, 3, 1)), (-1, F))  # (B*Ho*Wo, F), as y
+        dz = self._act_grad(xp, y, dy)
+        dW = xp.reshape(self._matmul(xp, dz.T, cols), self.W.shape)
+        dx = None
+        if need_dx:
+            top, bottom, left, right = self.pads
+            padded = (B, C, self.in_shape[1] + top + bottom, self.in_shape[2] + left + right)
+            dcols = self._matmul(xp, dz, xp.reshape(self.W, (F, -1)))  # (B*Ho*Wo, C*kh*kw)
+            dx = self._col2im(xp, dcols, padded, kh, kw, self.stride)[:, :, top:top + self.in_shape[1],
+                                                                     left:left + self.in_shape[2]]
+        return dx, [dW, xp.sum(dz, axis=0)]
+
+
+def same_pads(size: tuple, kernel: tuple, stride: int) -> tuple:
+    """(top, bottom, left, right) zeros so the output has ceil(size / stride) rows and columns,
+    the odd one at the bottom and right (TensorFlow's "same"; PyTorch's for stride 1)."""
+    pads = []
+    for n, k in zip(size, kernel):
+        total = max((-(-n // stride) - 1) * stride + k - n, 0)
+        pads += [total // 2, total - total // 2]
+    return tuple(pads)

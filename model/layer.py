@@ -1,0 +1,55 @@
+"""What a network asks of each of its layers, written once.
+
+Every layer has the same shape as `Dense`: `forward(x, training)` returns its output and
+what backward needs; `backward(dy, cache, need_dx)` returns the gradient for its input and
+its parameters' gradients, in `params` order. Neither changes an array it is given. A
+layer knows one sample's shape in and out (no batch axis), so a network can check that its
+layers chain before any data arrives, and `describe()` is its entry in a checkpoint (the
+table in model/layers.py rebuilds it).
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class Layer:
+    """The base of every layer; a layer without parameters keeps the defaults."""
+
+    backend = None
+    in_shape: tuple = ()
+    activation: str | None = None  # the non-linearity after the layer's weights, where it has one
+
+    @property
+    def out_shape(self) -> tuple:
+        return self.in_shape
+
+    @property
+    def params(self) -> list:
+        return []
+
+    @params.setter
+    def params(self, values: list) -> None:
+        if list(values):
+            raise ValueError(f"{type(self).__name__} has no parameters")
+
+    def forward(self, x, training: bool = False):
+        raise NotImplementedError
+
+    def backward(self, dy, cache, need_dx: bool = True):
+        raise NotImplementedError
+
+    def advance(self) -> None:
+        """Called after every training step: a layer that draws randomness moves on."""
+
+    def describe(self) -> dict:
+        """The layer's settings, with its kind: what a checkpoint needs to rebuild it."""
+        raise NotImplementedError
+
+    @property
+    def n_in(self) -> int:
+        return math.prod(self.in_shape)
+
+    @property
+    def n_out(self) -> int:
+        return math.prod(self.out_shape)

@@ -1,0 +1,159 @@
+"""Networks from a short description, and every layer kind by name.
+
+`--layers conv32x3,pool2,conv64x3,pool2,256` reads left to right: 32 3x3 filters, a 2x2 max
+pool, 64 more filters, another pool, then 256 dense units; the output layer (one unit per
+class) is added after, and a Flatten wherever a dense layer follows images. Each word is a
+row of WORDS; `describe()` of the layer it makes is what a checkpoint stores, and KINDS
+rebuilds a layer from that description and its parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Sequence
+
+import numpy as np
+
+from xpnet.backends import Backend
+from xpnet.model.activations import ModelError
+from xpnet.model.conv import Conv2D
+from xpnet.model.dense import Dense
+from xpnet.model.init import init_weights
+from xpnet.model.pool import AvgPool2D, MaxPool2D
+from xpnet.model.reshape import Dropout, Flatten
+
+# word pattern -> (what it means, the description of the layer it makes)
+WORDS = {
+    r"(\d+)": ("256: a dense layer of 256 units", lambda m: {"kind": "dense", "units": int(m[1])}),
+    r"conv(\d+)x(\d+)(?:s(\d+))?(valid)?": (
+        "conv32x3: 32 filters of 3x3 (conv32x5s2: stride 2; conv32x3valid: no padding)",
+        lambda m: {"kind": "conv", "filters": int(m[1]), "kernel": [int(m[2])] * 2, "stride": int(m[3] or 1),
+                   "padding": "valid" if m[4] else "same"}),
+    r"(?:max)?pool(\d+)": ("pool2: the largest of each 2x2 block", lambda m: {"kind": "maxpool", "size": int(m[1])}),
+    r"avgpool(\d+)": ("avgpool2: the mean of each 2x2 block", lambda m: {"kind": "avgpool", "size": int(m[1])}),
+    r"dropout(0|0?\.\d+)": ("dropout0.5: zero half the values while training",
+                            lambda m: {"kind": "dropout", "rate": float(m[1])}),
+    r"flatten": ("flatten: images to rows (added by itself before a dense layer)", lambda m: {"kind": "flatten"}),
+}
+
+
+def parse_layers(words: Sequence) -> list[dict]:
+    """Layer descriptions from words such as ["conv32x3", "pool2", 256]; a one-line error
+    naming the word that is not one."""
+    out = []
+    for word in words:
+        text = str(word).strip().lower()
+        for pattern, (_, describe) in WORDS.items():
+            match = re.fullmatch(pattern, text)
+            if match:
+                out.append(describe(match))
+                numbers = [out[-1].get(key, 1) for key in ("units", "filters", "stride", "size")]
+                if min(numbers + out[-1].get("kernel", [])) < 1:
+                    raise ModelError(f"layer {word!r}: sizes, filters, kernels and strides must be at least 1")
+                break
+        else:
+            raise ModelError(f"layer {word!r} is not understood: use " + "; ".join(w for w, _ in WORDS.values()))
+    return out
+
+
+def same_layers(layers: Sequence, words: Sequence) -> bool:
+    """Whether `layers` (before the output layer) are what `words` describe: a resumed run's
+    checkpoint must hold the network its config asks for."""
+    def shape_only(descs):
+        return [{k: v for k, v in d.items() if k not in ("activation", "seed", "steps")}
+                for d in descs if d["kind"] != "flatten"]
+
+    return shape_only([layer.describe() for layer in layers[:-1]]) == shape_only(parse_layers(words))
+
+
+def build_layers(words: Sequence, input_shape: tuple, n_out: int, backend: Backend, *, activation: str,
+                 output: str, init: str, rng: np.random.Generator) -> list:
+    """The layers `words` describe, then the output layer, with weights drawn from `rng`."""
+    layers, shape = [], tuple(input_shape)
+    for desc in parse_layers(words) + [{"kind": "dense", "units": n_out, "activation": output}]:
+        if desc["kind"] == "dense" and len(shape) > 1:
+            layers.append(Flatten(backend, shape))
+            shape = layers[-1].out_shape
+        if desc["kind"] in ("dense", "conv"):
+            desc = {"activation": activation, **desc}
+        if desc["kind"] == "dropout":
+            desc["seed"] = int(rng.integers(2 ** 31))
+        layers.append(layer_from(desc, shape, backend, None, init, rng))
+        shape = layers[-1].out_shape
+    return layers
+
+
+def layer_from(desc: dict, in_shape: tuple, backend: Backend, params: list | None = None,
+               init: str = "he", rng: np.random.Generator | None = None):
+    """The layer a description names, taking input of one sample's `in_shape`: with the given
+    host `params` (a checkpoint's), or new ones drawn by `init` from `rng`."""
+    kind = desc.get("kind")
+    if kind not in KINDS:
+        raise ModelError(f"unknown layer kind {kind!r}: xpnet knows {', '.join(KINDS)}")
+    return KINDS[kind](desc, tuple(in_shape), backend, params, init, rng)
+
+
+def _dense(desc, in_shape, backend, params, init, rng):
+    if len(in_shape) != 1:
+        raise ModelError(f"a dense layer takes rows, got input of shape {in_shape}: add flatten before it")
+    n_in, n_out = in_shape[0], int(desc["units"])
+    if n_out < 1:
+        raise ModelError(f"a dense layer needs at least one unit, got {n_out}")
+    W, b = params or (init_weights(init, rng, n_in, n_out), np.zeros(n_out))
+    _check_shapes("dense", (W, b), [(n_out, n_in), (n_out,)])
+    return Dense(backend.asarray(W), backend.asarray(b), desc["activation"], backend)
+
+
+def _conv(desc, in_shape, backend, params, init, rng):
+    F, (kh, kw), stride = int(desc["filters"]), desc["kernel"], int(desc.get("stride", 1))
+    if len(in_shape) != 3:
+        raise ModelError(f"conv{F}x{kh}: takes images (channels, height, width), got input of shape {in_shape}")
+    if min(F, kh, kw, stride) < 1:
+        raise ModelError(f"conv{F}x{kh}: filters, kernel size and stride must be positive")
+    C = in_shape[0]
+    if params is None:
+        W = init_weights(init, rng, C * kh * kw, F).reshape(F, C, kh, kw)  # fan-in: one window
+        params = (W, np.zeros(F))
+    _check_shapes(f"conv{F}x{kh}", params, [(F, C, kh, kw), (F,)])
+    W, b = params
+    return Conv2D(backend.asarray(W), backend.asarray(b), desc["activation"], backend, in_shape, stride,
+                  desc.get("padding", "same"))
+
+
+def _pool(cls):
+    return lambda desc, in_shape, backend, params, init, rng: cls(int(desc["size"]), backend, in_shape)
+
+
+def _dropout(desc, in_shape, backend, params, init, rng):
+    return Dropout(float(desc["rate"]), int(desc["seed"]), backend, in_shape, int(desc.get("steps", 0)))
+
+
+def _check_shapes(name: str, params, shapes) -> None:
+    got = [tuple(np.shape(p)) for p in params]
+    if got != [tuple(s) for s in shapes]:
+        raise ModelError(f"{name}: parameters of shapes {got}, expected {shapes}")
+
+
+# kind (as `describe()` names it) -> its builder
+KINDS = {
+    "dense": _dense, "conv": _conv, "maxpool": _pool(MaxPool2D), "avgpool": _pool(AvgPool2D),
+    "flatten": lambda desc, in_shape, backend, params, init, rng: Flatten(backend, in_shape),
+    "dropout": _dropout,
+}
+
+
+def image_shape(n_features: int, given: Sequence[int] | None = None) -> tuple:
+    """One sample's (channels, height, width): `given`, else a square one-channel image when
+    n_features is a square number (28 * 28 = 784, the letters)."""
+    if given is not None:
+        shape = tuple(int(s) for s in given)
+        if len(shape) != 3 or math.prod(shape) != n_features:
+            raise ModelError(f"image shape {'x'.join(map(str, shape))} holds {math.prod(shape)} values, but "
+                             f"samples have {n_features} features")
+        return shape
+    side = math.isqrt(n_features)
+    if side * side != n_features:
+        raise ModelError(f"samples of {n_features} features are not square images: give the image shape "
+                         "as channels x height x width")
+    return (1, side, side)

@@ -1,0 +1,135 @@
+"""Convolutional networks end to end: built from words, saved and loaded on every backend and
+in PyTorch, trained by `xpnet train` (--preset cnn, --layers, --image), resumed exactly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet.model import Network
+from xpnet.model.layers import same_layers
+from xpnet.train.optimizers import make_optimizer
+from test_backends import assert_on
+from test_cli import assert_one_line_error, run_cli
+
+WORDS = ["conv4x3", "pool2", "conv6x3s2", "dropout0.25", 8]
+
+
+def small_cnn(backend, seed=0):
+    return Network.from_layers(WORDS, (1, 8, 8), 4, backend, activation="relu", seed=seed)
+
+
+def images(n=40, seed=0):
+    """8x8 one-channel pictures of a bar, across (class 0, 1) or down (2, 3), left or right half."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    X = rng.uniform(0, 0.2, (n, 8, 8))
+    for i, label in enumerate(y):
+        where = 2 + 3 * (label % 2) + rng.integers(0, 2)
+        if label < 2:
+            X[i, where, 1:7] = 1.0
+        else:
+            X[i, 1:7, where] = 1.0
+    return X.reshape(n, 64), y
+
+
+def test_a_cnn_describes_itself_and_matches_its_words(reference):
+    net = small_cnn(reference)
+    assert net.summary == "1x8x8 -> conv4x3 -> maxpool2 -> conv6x3s2 -> dropout0.25 -> flatten -> 8 -> 4"
+    assert net.sizes == [64, 256, 64, 24, 24, 24, 8, 4]
+    assert same_layers(net.layers, WORDS) and not same_layers(net.layers, ["conv4x3", "pool2", 8])
+    arch = json.loads(json.dumps(net.architecture()))  # what a checkpoint stores survives JSON
+    assert arch["input"] == [1, 8, 8] and [d["kind"] for d in arch["layers"]][:3] == ["conv", "maxpool", "conv"]
+
+
+def test_a_saved_cnn_loads_on_every_backend_and_predicts_the_same(backend, reference, tmp_path):
+    net = small_cnn(reference)
+    X, y = images()
+    opt = make_optimizer("adam", reference, net.params, 0.01)
+    for _ in range(3):  # trained a little, so the dropout layer's draw count moves too
+        net.train_step(reference.asarray(X), reference.asarray(np.eye(4)[y]), opt)
+    path = xpnet.save(net, tmp_path / "cnn", classes=["a", "b", "c", "d"])
+    loaded = xpnet.load(path, backend, dtype="float64")
+    assert loaded.classes == ("a", "b", "c", "d") and loaded.summary == net.summary
+    for p in loaded.params:
+        assert_on(backend, p)
+    assert loaded.layers[3].steps == 3
+    np.testing.assert_allclose(loaded.predict_proba(X), net.predict_proba(X), rtol=1e-12, atol=1e-14)
+
+
+def test_a_cnn_checkpoint_is_pytorchs_layout(reference, tmp_path):
+    """The documented recipe: each layers.{i}.W / .b straight into the same torch.nn layers."""
+    torch = pytest.importorskip("torch", reason="torch is not installed: pip install 'xpnet[torch]'")
+    from safetensors.numpy import load_file
+
+    net = small_cnn(reference, seed=3)
+    tensors = load_file(xpnet.save(net, tmp_path / "cnn"))
+    nn = torch.nn
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(4, 6, 3, stride=2, padding=(0, 1, 0, 1)[0:2]), nn.ReLU(),
+                          nn.Dropout(0.25), nn.Flatten(), nn.Linear(24, 8), nn.ReLU(), nn.Linear(8, 4)).double()
+    # conv6x3s2 "same" on 4x4 pads one row and column at the bottom and right: pad by hand
+    model[3].padding = (0, 0)
+    pads = nn.ZeroPad2d((0, 1, 0, 1))
+    torch_layers = {0: model[0], 2: model[3], 5: model[7], 6: model[9]}
+    with torch.no_grad():
+        for i, layer in torch_layers.items():
+            layer.weight.copy_(torch.from_numpy(tensors[f"layers.{i}.W"]))
+            layer.bias.copy_(torch.from_numpy(tensors[f"layers.{i}.b"]))
+        model.eval()
+        X = images(seed=4)[0]
+        h = model[:3](torch.from_numpy(X).reshape(-1, 1, 8, 8))
+        out = model[3:](pads(h))
+    np.testing.assert_allclose(out.numpy(), reference.to_numpy(net.forward(reference.asarray(X))), rtol=1e-10)
+
+
+@pytest.fixture
+def bars_npz(tmp_path):
+    X, y = images(600)
+    path = tmp_path / "bars.npz"
+    np.savez(path, X=X[:480], y=y[:480], X_test=X[480:], y_test=y[480:])
+    return path
+
+
+def test_xpnet_train_takes_conv_layers_and_resumes_them_exactly(capsys, bars_npz, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--data", f"npz:{bars_npz}", "--layers", "conv4x3,pool2,dropout0.2,16", "--optimizer", "adam",
+            "--lr", "0.01", "--batch-size", "32", "--no-progress", "--backend", "numpy"]
+    code, text, err = run_cli(capsys, *args, "--epochs", "2", "--out", str(out))
+    assert code == 0, err
+    assert "network 1x8x8 -> conv4x3 -> maxpool2 -> dropout0.2 -> flatten -> 16 -> 4" in text
+    code, text, err = run_cli(capsys, "train", "--resume", str(out), "--epochs", "4", "--no-progress")
+    assert code == 0, err
+    whole = tmp_path / "whole"
+    code, text_whole, err = run_cli(capsys, *args, "--epochs", "4", "--out", str(whole))
+    assert code == 0, err
+    resumed, straight = (xpnet.load(p, "numpy") for p in (out, whole))
+    for a, b in zip(resumed.params, straight.params):
+        np.testing.assert_array_equal(a, b)  # the same masks drawn after the resume
+    accuracy = json.loads((whole / "history.json").read_text())[-1]["val_accuracy"]
+    assert accuracy > 0.9, accuracy  # bars are easy; chance is 0.25
+
+
+def test_a_conv_network_needs_images_it_can_shape(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "wide.npz"
+    np.savez(path, X=rng.random((50, 30)), y=rng.integers(0, 2, 50))
+    code, _, err = run_cli(capsys, "train", "--data", f"npz:{path}", "--layers", "conv4x3,8", "--epochs", "1",
+                           "--out", str(tmp_path / "r1"), "--no-progress")
+    assert_one_line_error(code, err, "30 features", "channels x height x width")
+    code, _, err = run_cli(capsys, "train", "--data", f"npz:{path}", "--layers", "conv4x3,8", "--image", "1x5x5",
+                           "--epochs", "1", "--out", str(tmp_path / "r2"), "--no-progress")
+    assert_one_line_error(code, err, "1x5x5", "30 features")
+    code, _, err = run_cli(capsys, "train", "--data", f"npz:{path}", "--layers", "conv4x3,8", "--image", "3x2x5",
+                           "--epochs", "1", "--out", str(tmp_path / "r3"), "--no-progress")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("layers,named", [("conv0x3,8", "conv0x3"), ("conv4x3,pooling2", "pooling2"),
+                                          ("conv4x3,dropout2", "dropout2")])
+def test_bad_layer_words_are_refused_before_any_work(capsys, layers, named):
+    code, _, err = run_cli(capsys, "train", "--layers", layers)
+    assert code == 2 and named in err and len(err.strip().splitlines()) == 1, err
