@@ -19,6 +19,7 @@ class Layer:
     backend = None
     in_shape: tuple = ()
     activation: str | None = None  # the non-linearity after the layer's weights, where it has one
+    draws_on_host = False  # draws random numbers on the host every training step (Dropout's masks)
 
     @property
     def out_shape(self) -> tuple:

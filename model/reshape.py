@@ -50,6 +50,8 @@ class Dropout(Layer):
     in_shape: tuple
     steps: int = 0  # training steps taken: which mask comes next
 
+    draws_on_host = True  # a recorded CUDA graph would replay the first mask forever
+
     def __post_init__(self):
         if not 0 <= self.rate < 1:
             raise ModelError(f"dropout rate must be at least 0 and below 1, got {self.rate}")

@@ -219,6 +219,10 @@ def test_graphs_are_off_with_the_reason_where_they_cannot_run(reference):
     assert "no batch is full" in graph_blocker(net, data, 500)
     streamed = dataclasses.replace(data, streamed=True)
     assert "does not fit on the device" in graph_blocker(net, streamed, 32)
+    dropping = Network.from_layers(["dropout0.5", 6], (4,), 3, graphing, seed=1)
+    assert "dropout" in graph_blocker(dropping, DeviceData.from_host(dropping, X, y), 32)
+    convolving = Network.from_layers(["conv2x3", 6], (1, 2, 2), 3, graphing, seed=1)
+    assert graph_blocker(convolving, DeviceData.from_host(convolving, X, y), 32) is None
     lines: list[str] = []
     trained(reference, True, lines=lines)
     assert "CUDA graphs: off (numpy on cpu has no CUDA graphs)" in lines

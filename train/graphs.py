@@ -32,6 +32,8 @@ def graph_blocker(model, data, batch_size: int, context=None) -> str | None:
     """Why this training run cannot replay its steps as graphs, or None when it can."""
     if model.backend.capture_fn is None:
         return f"{model.backend.name} on {model.backend.device_name} has no CUDA graphs"
+    if any(layer.draws_on_host for layer in model.layers):
+        return "the network's dropout draws a new mask on the host every step, which a recording cannot replay"
     if context is not None and context.graphs_blocker:
         return context.graphs_blocker
     if data.streamed:
