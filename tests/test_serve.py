@@ -26,9 +26,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 from xpnet.train.cli import main
-from xpnet.train.data.glyph import MAX_PIXELS, load_image
+from xpnet.train.data import glyph
+from xpnet.train.data.glyph import load_image
 from xpnet.train.predict import predict_images
-from xpnet.train.serve.app import ASSETS, MAX_BODY, App
+from xpnet.train.serve.app import ASSETS, LARGE, MAX_BODY, MAX_PIXELS, App
 from xpnet.train.serve.handler import Server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,12 +113,32 @@ def test_a_truncated_png_is_a_400(server):
     assert_refused(server, 400, body=png[: len(png) // 2], says="cannot read image")
 
 
-def test_a_decompression_bomb_is_refused_before_it_is_decoded(server):
-    side = int(MAX_PIXELS ** 0.5) + 100  # a few kB of PNG that would unpack to more than MAX_PIXELS
+def bomb(pixels: int) -> bytes:
+    """A PNG of a few kB that would unpack to more than `pixels` pixels."""
+    side = int(pixels ** 0.5) + 100
     buf = io.BytesIO()
     Image.new("1", (side, side)).save(buf, format="PNG")
-    assert len(buf.getvalue()) < MAX_BODY
-    assert_refused(server, 400, body=buf.getvalue(), says="million")
+    return buf.getvalue()
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(server):
+    body = bomb(MAX_PIXELS)
+    assert len(body) < MAX_BODY
+    assert_refused(server, 400, body=body, says="16 million")
+
+
+def test_predict_refuses_a_bomb_in_one_line_too(tmp_path, capsys):
+    (tmp_path / "bomb.png").write_bytes(bomb(glyph.MAX_PIXELS))
+    assert main(["predict", str(RUN), str(tmp_path / "bomb.png"), "--backend", "numpy"]) == 1
+    err = capsys.readouterr().err
+    assert "bomb.png" in err and "50 million" in err and len(err.splitlines()) == 1
+
+
+def test_a_photo_sized_picture_is_read(server):
+    body = letter_png(size=(1400, 1000))
+    assert Image.open(io.BytesIO(body)).size[0] * 1000 > LARGE  # it takes the large slot
+    status, _, answer = request(server, "POST", "/api/predict", body)
+    assert status == 200 and answer["letter"]
 
 
 def test_a_blank_picture_is_a_400(server):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -32,10 +33,13 @@ STALL_MS = 1000  # an answer later than this after the stroke ends is a stall, n
 
 @pytest.fixture(scope="module")
 def browser():
+    missing = pytest.fail if os.environ.get("XPNET_BROWSER_TESTS") == "required" else pytest.skip  # .ci/run sets it
     if not CHROMIUM.exists():
-        pytest.skip("no Chromium at /usr/bin/chromium (apt-get install chromium)")
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
-                                         "(pip install 'xpnet[browser]')")
+        missing("no Chromium at /usr/bin/chromium (apt-get install chromium)")
+    try:
+        import playwright.sync_api as playwright_api
+    except ImportError:
+        missing("playwright is not installed (pip install 'xpnet[browser]')")
     with playwright_api.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield chromium
@@ -78,7 +82,9 @@ def pad_point(page, x, y):
     return box["x"] + x * box["width"], box["y"] + y * box["height"]
 
 
-def draw_with_mouse(page, strokes, steps=12):
+def draw_with_mouse(page, strokes, steps=12) -> list[float]:
+    """Draws each stroke and waits for its answer; returns the ms each answer took."""
+    took = []
     for stroke in strokes:
         page.mouse.move(*pad_point(page, *stroke[0]))
         page.mouse.down()
@@ -86,7 +92,8 @@ def draw_with_mouse(page, strokes, steps=12):
             for i in range(1, steps + 1):
                 page.mouse.move(*pad_point(page, ax + (bx - ax) * i / steps, ay + (by - ay) * i / steps))
         page.mouse.up()
-        wait_for_answer(page)
+        took.append(wait_for_answer(page))
+    return took
 
 
 def draw_with_finger(page, strokes, steps=12):

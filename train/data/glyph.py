@@ -19,24 +19,24 @@ BOX = 20  # longer side of the glyph inside the frame, as in MNIST
 INK_THRESHOLD = 0.35  # fraction of the ink's range that counts as "part of the glyph" for cropping
 MAX_CROP = 100  # larger crops are shrunk to this first: the 20 px result needs no more detail
 MIN_CONTRAST = 12.0  # grey levels (of 255) between background and ink below which the image is blank
-MAX_PIXELS = 50_000_000  # a 48-megapixel photo reads; a bigger picture would take gigabytes to frame
+MAX_PIXELS = 50_000_000  # a 48-megapixel photo reads (in 20 s and 1.2 GB); a bigger one would take more
 
 
-def load_image(path, name: str | None = None) -> np.ndarray:
+def load_image(path, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image file of any size and colour and frame it as a 28x28 float32 letter in [0, 1].
 
     `path` may also be a binary file object (`xpnet serve` hands it the request's bytes), which
-    errors call `name`.
+    errors call `name`; `xpnet serve` also reads fewer pixels.
     """
     name = name or str(path)
-    with _decoded(path if hasattr(path, "read") else Path(path), name) as img:
+    with _decoded(path if hasattr(path, "read") else Path(path), name, max_pixels) as img:
         try:
             return preprocess_image(img)
         except DataError as e:
             raise DataError(f"image {name}: {e}") from None
 
 
-def _decoded(path, name: str) -> Image.Image:
+def _decoded(path, name: str, max_pixels: int) -> Image.Image:
     """The picture in `path`, fully read. A damaged file can make Pillow raise almost anything
     (OSError, TypeError, struct.error, EOFError...): each is the same one line. The size in the
     header is checked before any pixel is decoded, so a small file that would unpack to a huge
@@ -44,8 +44,8 @@ def _decoded(path, name: str) -> Image.Image:
     img = None
     try:
         img = Image.open(path)
-        if img.width * img.height > MAX_PIXELS:
-            raise ValueError(f"{img.width}x{img.height} pixels is more than the {MAX_PIXELS // 10**6} million "
+        if img.width * img.height > max_pixels:
+            raise ValueError(f"{img.width}x{img.height} pixels is more than the {max_pixels / 1e6:g} million "
                              "read; shrink the picture")
         img.load()
         return img

@@ -6,6 +6,7 @@ own files, the page's files shipped in the package); no request ever names a fil
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import threading
@@ -19,7 +20,8 @@ from xpnet.train.checkpoints import CHECKPOINT_NAME
 from xpnet.train.predict import Reader
 
 MAX_BODY = 8 * 2**20  # bytes of one request body: a phone's photo as JPEG fits, a drawn letter is ~10 KB
-DECODE_SLOTS = 2  # pictures framed at once: each may hold a few hundred MB while it is framed
+MAX_PIXELS = 16_000_000  # a 12-megapixel photo reads; predict's 50 million would cost a server 1.2 GB each
+LARGE = 1_000_000  # pictures over this many pixels (photos, not drawings) are framed one at a time
 ASSETS = {  # what the page is made of, in train/serve/static/: URL path -> (file, content type)
     "/": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -52,13 +54,15 @@ class App:
     numpy kernels reuse work buffers, so two forwards at once would write into each other's, and
     one forward of a single picture takes well under a millisecond, so waiting for the lock costs
     nothing that shows. Framing (decoding and resampling the picture, the slow part) runs outside
-    it, at most DECODE_SLOTS at a time so concurrent large photos cannot exhaust the memory.
+    it, in parallel for drawings; a photo (over LARGE pixels, up to 400 MB and seconds to frame)
+    waits for the one large slot, so a few uploads at once cannot exhaust the memory, and
+    drawings are never queued behind them.
     """
 
     def __init__(self, run: str, backend_name=None, device=None):
         self.reader = Reader(run, backend_name, device)
         self.network_lock = threading.Lock()
-        self.decoding = threading.BoundedSemaphore(DECODE_SLOTS)
+        self.large_slot = threading.Lock()
         self.run = run_summary(run, self.reader)
         self.assets = {path: (_asset(name), kind) for path, (name, kind) in ASSETS.items()}
 
@@ -69,9 +73,9 @@ class App:
 
         if not body:
             raise RequestError(400, "the request body is empty: send the bytes of a PNG or JPEG picture")
-        with self.decoding:
+        with self.large_slot if _pixels(body) > LARGE else contextlib.nullcontext():
             try:
-                pixels = load_image(_Body(body), "in the request")
+                pixels = load_image(_Body(body), "in the request", MAX_PIXELS)
             except XpnetError as exc:
                 raise RequestError(400, str(exc)) from None
         with self.network_lock:
@@ -86,6 +90,18 @@ class App:
         if not text.isdigit() or not 1 <= int(text) <= n:
             raise RequestError(400, f"top={text[:20]!r}: give a whole number from 1 to {n}")
         return int(text)
+
+
+def _pixels(body: bytes) -> int:
+    """The picture's size from its header alone (nothing decoded); 0 where Pillow cannot tell,
+    and load_image then says why in its own words."""
+    from PIL import Image
+
+    try:
+        with Image.open(_Body(body)) as img:
+            return img.width * img.height
+    except Exception:  # any damage: the same reading in load_image reports it
+        return 0
 
 
 def run_summary(run: str, reader: Reader) -> dict:
