@@ -47,7 +47,9 @@ def letter_png(size=(200, 200), **save) -> bytes:
 
 @pytest.fixture(scope="module")
 def server():
-    srv = Server(("127.0.0.1", 0), App(str(RUN), "numpy"), log=lambda line: None)
+    logged = []
+    srv = Server(("127.0.0.1", 0), App(str(RUN), "numpy"), log=logged.append)
+    srv.logged = logged
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield srv
@@ -170,6 +172,27 @@ def test_no_length_or_a_chunked_body_is_a_411(server):
     with conn:
         conn.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\n\r\n")
         assert conn.recv(4096).startswith(b"HTTP/1.1 411")
+
+
+def test_a_bad_length_is_a_400(server):
+    assert_refused(server, 400, headers={"Content-Length": "12abc"}, says="not a number of bytes")
+
+
+def test_a_client_that_leaves_mid_body_costs_nothing(server):
+    before = len(server.logged)
+    conn = socket.create_connection(server.server_address[:2], timeout=10)
+    conn.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + letter_png()[:100])
+    conn.close()
+    status, _, answer = request(server, "POST", "/api/predict", letter_png())
+    assert status == 200 and answer["letter"]
+    assert not [line for line in server.logged[before:] if " 500 " in line or "internal" in line]
+
+
+def test_refusals_are_logged_as_one_line_each(server):
+    before = len(server.logged)
+    request(server, "GET", "/nope")
+    assert server.logged[before:] == ["xpnet serve: 404 GET /nope: no page '/nope': the page is / and the API is "
+                                      "POST /api/predict and GET /api/run"]
 
 
 @pytest.mark.parametrize("method, path, status", [

@@ -85,6 +85,9 @@ class Handler(BaseHTTPRequestHandler):
         except RequestError as exc:
             self._said = one_line(str(exc))
             self.send_json(exc.status, {"error": self._said}, methods)
+        except (ConnectionError, TimeoutError):  # the client left or stalled: no one to answer
+            self.close_connection = True
+            return
         except Exception as exc:  # a bug in xpnet: the client gets one line, the log the traceback
             traceback.print_exc()
             self.send_json(500, {"error": f"internal error ({exc.__class__.__name__}); the server log has the details"})
@@ -107,9 +110,12 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # its body is still on the line, in a form not read here
             raise RequestError(411, "send the picture with a Content-Length header, not chunked")
         length = self.headers.get("Content-Length")
-        if length is None or not length.strip().isdigit():
+        if length is None:
             self.close_connection = True
             raise RequestError(411, "send the picture with a Content-Length header")
+        if not length.strip().isdigit():
+            self.close_connection = True
+            raise RequestError(400, f"Content-Length {length[:20]!r} is not a number of bytes")
         n = int(length)
         if n > MAX_BODY:
             raise too_large(n)
@@ -185,4 +191,6 @@ class Handler(BaseHTTPRequestHandler):
             self.server.log(f"xpnet serve: {status} {self.command} {one_line(urlsplit(self.path).path[:80])}{why}")
 
     def log_error(self, format, *args) -> None:
+        if format.startswith("Request timed out"):  # an idle keep-alive connection closed: routine
+            return
         self.server.log(f"xpnet serve: {one_line(format % args)}")
