@@ -254,9 +254,9 @@ def test_the_page_and_its_files_come_from_the_package(server):
 
 def test_pyproject_ships_the_page():
     setup = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert "xpnet.train.serve" in setup["packages"]
-    globs = setup["package-data"]["xpnet.train.serve"]
-    shipped = {p.name for g in globs for p in (REPO / "train" / "serve").glob(g)}
+    assert {"xpnet.train.serve", "xpnet.train.serve.static"} <= set(setup["packages"])
+    globs = setup["package-data"]["xpnet.train.serve.static"]
+    shipped = {p.name for g in globs for p in (REPO / "train" / "serve" / "static").glob(g)}
     assert {name for name, _ in ASSETS.values()} <= shipped
 
 
