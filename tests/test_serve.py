@@ -188,6 +188,19 @@ def test_a_client_that_leaves_mid_body_costs_nothing(server):
     assert not [line for line in server.logged[before:] if " 500 " in line or "internal" in line]
 
 
+def test_a_bug_is_a_500_in_one_line_and_the_server_goes_on(server, monkeypatch, capsys):
+    def broken(body, top):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(server.app, "predict", broken)
+    status, _, answer = request(server, "POST", "/api/predict", letter_png())
+    monkeypatch.undo()
+    assert status == 500 and answer == {"error": "internal error (ZeroDivisionError); the server log has the details"}
+    assert "Traceback" in capsys.readouterr().err  # the log keeps the bug's traceback
+    status, _, answer = request(server, "POST", "/api/predict", letter_png())
+    assert status == 200 and answer["letter"]
+
+
 def test_refusals_are_logged_as_one_line_each(server):
     before = len(server.logged)
     request(server, "GET", "/nope")

@@ -90,6 +90,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         except Exception as exc:  # a bug in xpnet: the client gets one line, the log the traceback
             traceback.print_exc()
+            self.close_connection = True  # whatever was half-sent, this connection ends with the 500
             self.send_json(500, {"error": f"internal error ({exc.__class__.__name__}); the server log has the details"})
         self.drain()
 
