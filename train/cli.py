@@ -1,4 +1,4 @@
-"""The `xpnet` command: train (train/cli_train.py), evaluate, predict, backends, parity.
+"""The `xpnet` command: train (train/cli_train.py), evaluate, predict, serve (train/serve/), backends, parity.
 
 Errors in what the user asked for print one line (`xpnet: error: ...`) and exit 1;
 anything else is a bug in xpnet and keeps its traceback.
@@ -15,6 +15,7 @@ import warnings
 from xpnet.backends import XpnetError
 from xpnet.train.arguments import EXIT_ERROR, OneLineParser, add_backend_flags, one_line, positive_int, seed
 from xpnet.train.cli_train import add_train
+from xpnet.train.serve.command import add_serve
 from xpnet.version import __version__
 
 
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train(sub)
     _add_evaluate(sub)
     _add_predict(sub)
+    add_serve(sub)
     p = sub.add_parser("backends", help="list array backends: version, usable or why not, device")
     p.set_defaults(handler=cmd_backends)
     p = sub.add_parser("parity", help="check every usable backend against numpy float64")

@@ -8,24 +8,37 @@ from xpnet.backends import XpnetError, resolve_backend
 from xpnet.train.checkpoints import load_checkpoint
 
 
+class Reader:
+    """A checkpoint loaded once, reading framed 28x28 pictures: `xpnet predict` reads each of its
+    files with one, and `xpnet serve` every request with the one it loaded at start-up."""
+
+    def __init__(self, checkpoint: str, backend_name=None, device=None):
+        self.net, self.meta = load_checkpoint(checkpoint, resolve_backend(backend_name, device))
+        self.classes = self.meta.get("classes") or [str(i) for i in range(self.net.sizes[-1])]
+        if self.net.sizes[0] != 28 * 28:
+            raise XpnetError(f"{checkpoint} takes {self.net.sizes[0]} inputs, not 28x28 images; "
+                             "predict needs an image model")
+
+    def read(self, pixels: np.ndarray, top: int = 3) -> dict:
+        """{letter, probability, runners_up} for one framed picture: the `top` likeliest classes."""
+        proba = self.net.predict_proba(pixels.reshape(1, -1))[0]
+        order = np.argsort(proba)[::-1][:top]
+        return {"letter": self.classes[order[0]], "probability": float(proba[order[0]]),
+                "runners_up": [[self.classes[i], float(proba[i])] for i in order[1:]]}
+
+
 def predict_images(checkpoint: str, paths: list[str], backend_name=None, device=None, top: int = 3):
     """Yields one result dict per image: {image, letter, probability, runners_up} or {image, error}."""
     from xpnet.train.data.glyph import load_image
 
-    net, meta = load_checkpoint(checkpoint, resolve_backend(backend_name, device))
-    classes = meta.get("classes") or [str(i) for i in range(net.sizes[-1])]
-    if net.sizes[0] != 28 * 28:
-        raise XpnetError(f"{checkpoint} takes {net.sizes[0]} inputs, not 28x28 images; predict needs an image model")
+    reader = Reader(checkpoint, backend_name, device)
     for path in paths:
         try:
-            pixels = load_image(path).reshape(1, -1)
+            pixels = load_image(path)
         except XpnetError as exc:
             yield {"image": path, "error": str(exc)}
             continue
-        proba = net.predict_proba(pixels)[0]
-        order = np.argsort(proba)[::-1][:top]
-        yield {"image": path, "letter": classes[order[0]], "probability": float(proba[order[0]]),
-               "runners_up": [[classes[i], float(proba[i])] for i in order[1:]]}
+        yield {"image": path, **reader.read(pixels, top)}
 
 
 def format_result(result: dict) -> str:

@@ -19,30 +19,40 @@ BOX = 20  # longer side of the glyph inside the frame, as in MNIST
 INK_THRESHOLD = 0.35  # fraction of the ink's range that counts as "part of the glyph" for cropping
 MAX_CROP = 100  # larger crops are shrunk to this first: the 20 px result needs no more detail
 MIN_CONTRAST = 12.0  # grey levels (of 255) between background and ink below which the image is blank
+MAX_PIXELS = 50_000_000  # a 48-megapixel photo reads (in 20 s and 1.2 GB); a bigger one would take more
 
 
-def load_image(path) -> np.ndarray:
-    """Read an image file of any size and colour and frame it as a 28x28 float32 letter in [0, 1]."""
-    path = Path(path)
-    with _decoded(path) as img:
+def load_image(path, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an image file of any size and colour and frame it as a 28x28 float32 letter in [0, 1].
+
+    `path` may also be a binary file object (`xpnet serve` hands it the request's bytes), which
+    errors call `name`; `xpnet serve` also reads fewer pixels.
+    """
+    name = name or str(path)
+    with _decoded(path if hasattr(path, "read") else Path(path), name, max_pixels) as img:
         try:
             return preprocess_image(img)
         except DataError as e:
-            raise DataError(f"image {path}: {e}") from None
+            raise DataError(f"image {name}: {e}") from None
 
 
-def _decoded(path: Path) -> Image.Image:
+def _decoded(path, name: str, max_pixels: int) -> Image.Image:
     """The picture in `path`, fully read. A damaged file can make Pillow raise almost anything
-    (OSError, TypeError, struct.error, EOFError...): each is the same one line."""
+    (OSError, TypeError, struct.error, EOFError...): each is the same one line. The size in the
+    header is checked before any pixel is decoded, so a small file that would unpack to a huge
+    picture (a decompression bomb) costs nothing."""
     img = None
     try:
         img = Image.open(path)
+        if img.width * img.height > max_pixels:
+            raise ValueError(f"{img.width}x{img.height} pixels is more than the {max_pixels / 1e6:g} million "
+                             "read; shrink the picture")
         img.load()
         return img
     except Exception as e:
         if img is not None:
             img.close()
-        raise DataError(f"cannot read image {path}: {e.__class__.__name__}: {e}; "
+        raise DataError(f"cannot read image {name}: {e.__class__.__name__}: {e}; "
                         "give a PNG or JPEG picture of one letter") from None
 
 
