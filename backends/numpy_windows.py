@@ -22,18 +22,18 @@ def pad2d(work, xp, x, pads):
 
 
 def im2col(work, xp, x, kh: int, kw: int, stride: int):
-    """(B, C, H, W) -> (B * Ho * Wo, C * kh * kw) in one copy, from a view of every window."""
+    """(B, C, H, W) -> (C * kh * kw, B * Ho * Wo) in one copy, from a view of every window."""
     B, C = x.shape[:2]
     windows = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]  # (B, C, Ho, Wo, kh, kw)
     Ho, Wo = windows.shape[2:4]
-    return np.ascontiguousarray(windows.transpose(0, 2, 3, 1, 4, 5)).reshape(B * Ho * Wo, C * kh * kw)
+    return np.ascontiguousarray(windows.transpose(1, 4, 5, 0, 2, 3)).reshape(C * kh * kw, B * Ho * Wo)
 
 
 def col2im(work, xp, cols, shape, kh: int, kw: int, stride: int):
     """Each window offset's share of the gradient added into its strided slice of one image."""
     B, C, H, W = shape
     Ho, Wo = (H - kh) // stride + 1, (W - kw) // stride + 1
-    cols = cols.reshape(B, Ho, Wo, C, kh, kw).transpose(0, 3, 4, 5, 1, 2)  # (B, C, kh, kw, Ho, Wo), a view
+    cols = cols.reshape(C, kh, kw, B, Ho, Wo).transpose(3, 0, 1, 2, 4, 5)  # (B, C, kh, kw, Ho, Wo), a view
     image = np.zeros(shape, dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
@@ -52,22 +52,23 @@ def unpool(work, xp, pieces, shape, k: int):
 
 
 def maxpool(work, xp, pieces):
-    """The reference's arithmetic written into place: the maximum chain in one array, the
-    winning position as a byte per block."""
+    """The maximum chain written into one array."""
     y = np.maximum(pieces[0], pieces[1]) if len(pieces) > 1 else pieces[0].copy()
     for piece in pieces[2:]:
         np.maximum(y, piece, out=y)
-    winner = np.full(y.shape, len(pieces) - 1, dtype=np.int16)
-    for p in range(len(pieces) - 2, -1, -1):
-        winner[pieces[p] == y] = p  # later writes win: the first maximum, as the reference's
-    return y, winner
+    return y
 
 
-def maxpool_grad(work, xp, dy, winner, shape, k: int):
-    """Each position's share of dy written straight into its strided slice of one zeroed image."""
+def maxpool_grad(work, xp, dy, pieces, y, shape, k: int):
+    """The reference's first-maximum rule with every mask written into place, and each
+    position's share, dy times whether it won, multiplied straight into its strided slice of
+    one zeroed image (a product into place is about four times np.where's speed here)."""
     Ho, Wo = dy.shape[2:]
     image = np.zeros(shape, dtype=dy.dtype)
-    for p in range(k * k):
+    unplaced, here = np.ones(dy.shape, dtype=bool), np.empty(dy.shape, dtype=bool)
+    for p, piece in enumerate(pieces):
         i, j = divmod(p, k)
-        image[:, :, i:Ho * k:k, j:Wo * k:k] = np.where(winner == p, dy, 0)
+        np.logical_and(np.equal(piece, y, out=here), unplaced, out=here)
+        np.logical_and(unplaced, np.logical_not(here), out=unplaced)
+        np.multiply(dy, here, out=image[:, :, i:Ho * k:k, j:Wo * k:k])
     return image

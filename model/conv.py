@@ -76,29 +76,29 @@ class Conv2D(Layer):
         xp = self._xp
         F, _, kh, kw = self.W.shape
         B = x.shape[0]
-        cols = self._im2col(xp, self._pad(xp, x, self.pads), kh, kw, self.stride)  # (B*Ho*Wo, C*kh*kw)
-        z = self._matmul(xp, cols, xp.reshape(self.W, (F, -1)).T)  # (B*Ho*Wo, F)
-        y = self._bias_act(xp, z, self.b)
+        cols = self._im2col(xp, self._pad(xp, x, self.pads), kh, kw, self.stride)  # (C*kh*kw, B*Ho*Wo)
+        z = self._matmul(xp, xp.reshape(self.W, (F, -1)), cols)  # (F, B*Ho*Wo)
+        y = self._bias_act(xp, z.T, self.b)  # (B*Ho*Wo, F): the bias runs along the last axis
         _, Ho, Wo = self._out
-        return xp.permute_dims(xp.reshape(y, (B, Ho, Wo, F)), (0, 3, 1, 2)), (cols, y, B)
+        return xp.permute_dims(xp.reshape(y.T, (F, B, Ho, Wo)), (1, 0, 2, 3)), (cols, y, B)
 
     def backward(self, dy, cache, need_dx: bool = True):
-        """dz = g'(z) * dy per window and filter; dW = dz.T @ windows; db = sum of dz;
-        dx = col2im(dz @ W): each pixel gathers the gradient of every window it was in."""
+        """dz = g'(z) * dy per window and filter; dW = dz @ windows.T; db = sum of dz;
+        dx = col2im(W.T @ dz): each pixel gathers the gradient of every window it was in."""
         xp = self._xp
         cols, y, B = cache
         F, C, kh, kw = self.W.shape
-        dy = xp.reshape(xp.permute_dims(dy, (0, 2, 3, 1)), (-1, F))  # (B*Ho*Wo, F), as y
-        dz = self._act_grad(xp, y, dy)
-        dW = xp.reshape(self._matmul(xp, dz.T, cols), self.W.shape)
+        dy = xp.reshape(xp.permute_dims(dy, (1, 0, 2, 3)), (F, -1))  # (F, B*Ho*Wo)
+        dz = self._act_grad(xp, y, dy.T).T  # (F, B*Ho*Wo)
+        dW = xp.reshape(self._matmul(xp, dz, cols.T), self.W.shape)
         dx = None
         if need_dx:
             top, bottom, left, right = self.pads
             padded = (B, C, self.in_shape[1] + top + bottom, self.in_shape[2] + left + right)
-            dcols = self._matmul(xp, dz, xp.reshape(self.W, (F, -1)))  # (B*Ho*Wo, C*kh*kw)
+            dcols = self._matmul(xp, xp.reshape(self.W, (F, -1)).T, dz)  # (C*kh*kw, B*Ho*Wo)
             dx = self._col2im(xp, dcols, padded, kh, kw, self.stride)[:, :, top:top + self.in_shape[1],
                                                                      left:left + self.in_shape[2]]
-        return dx, [dW, xp.sum(dz, axis=0)]
+        return dx, [dW, xp.sum(dz, axis=1)]
 
 
 def same_pads(size: tuple, kernel: tuple, stride: int) -> tuple:

@@ -40,7 +40,7 @@ OPS = {
     # (xp, x, kh, kw, stride) -> one row per window; (xp, cols, shape, kh, kw, stride) -> its gradient
     "pad2d": pad2d, "im2col": im2col, "col2im": col2im,
     # (xp, pieces, shape, k) -> an image woven from its k * k block positions: pooling's gradient
-    # (xp, pieces) -> (largest, which piece held it); (xp, dy, winner, shape, k) -> its gradient
+    # (xp, pieces) -> their largest; (xp, dy, pieces, largest, shape, k) -> its gradient
     "unpool": unpool, "maxpool": maxpool, "maxpool_grad": maxpool_grad,
 }
 

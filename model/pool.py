@@ -65,11 +65,13 @@ class MaxPool2D(Pool2D):
     kind = "maxpool"
 
     def forward(self, x, training: bool = False):
-        y, winner = self._maxpool(self._xp, self._offsets(x))
-        return y, winner
+        pieces = self._offsets(x)
+        y = self._maxpool(self._xp, pieces)
+        return y, (pieces, y)
 
     def backward(self, dy, cache, need_dx: bool = True):
-        return self._maxpool_grad(self._xp, dy, cache, (dy.shape[0], *self.in_shape), self.size), []
+        pieces, y = cache
+        return self._maxpool_grad(self._xp, dy, pieces, y, (dy.shape[0], *self.in_shape), self.size), []
 
 
 class AvgPool2D(Pool2D):

@@ -29,24 +29,25 @@ def unpad2d(x, pads):
 
 
 def im2col(xp, x, kh: int, kw: int, stride: int):
-    """x (B, C, H, W) -> (B * Ho * Wo, C * kh * kw): one row per window, its columns in the
-    filters' (channel, row, column) order, so W.reshape(F, -1) multiplies them directly."""
+    """x (B, C, H, W) -> (C * kh * kw, B * Ho * Wo): one column per window, its rows in the
+    filters' (channel, row, column) order, so W.reshape(F, -1) @ cols is the convolution.
+    (Caffe's layout: each row is one shifted copy of a channel, which copies in long runs.)"""
     B, C, H, W = x.shape
     Ho, Wo = (H - kh) // stride + 1, (W - kw) // stride + 1
     pieces = [x[:, :, i:i + stride * (Ho - 1) + 1:stride, j:j + stride * (Wo - 1) + 1:stride]
               for i in range(kh) for j in range(kw)]  # each (B, C, Ho, Wo): one offset of every window
-    cols = xp.stack(pieces, axis=-1)  # (B, C, Ho, Wo, kh * kw)
-    cols = xp.permute_dims(cols, (0, 2, 3, 1, 4))  # (B, Ho, Wo, C, kh * kw)
-    return xp.reshape(cols, (B * Ho * Wo, C * kh * kw))
+    cols = xp.stack(pieces, axis=0)  # (kh * kw, B, C, Ho, Wo)
+    cols = xp.permute_dims(cols, (2, 0, 1, 3, 4))  # (C, kh * kw, B, Ho, Wo)
+    return xp.reshape(cols, (C * kh * kw, B * Ho * Wo))
 
 
 def col2im(xp, cols, shape, kh: int, kw: int, stride: int):
-    """The gradient of im2col: cols (B * Ho * Wo, C * kh * kw) back onto an image of `shape`
+    """The gradient of im2col: cols (C * kh * kw, B * Ho * Wo) back onto an image of `shape`
     (B, C, H, W), each pixel getting the sum over every window that held it."""
     B, C, H, W = shape
     Ho, Wo = (H - kh) // stride + 1, (W - kw) // stride + 1
-    cols = xp.reshape(cols, (B, Ho, Wo, C, kh * kw))
-    cols = xp.permute_dims(cols, (4, 0, 3, 1, 2))  # (kh * kw, B, C, Ho, Wo)
+    cols = xp.reshape(cols, (C, kh * kw, B, Ho, Wo))
+    cols = xp.permute_dims(cols, (1, 2, 0, 3, 4))  # (kh * kw, B, C, Ho, Wo)
     span_h, span_w = stride * (Ho - 1) + 1, stride * (Wo - 1) + 1
     total = None
     for k in range(kh * kw):
@@ -95,18 +96,21 @@ def unpool(xp, pieces, shape, k: int):
 
 
 def maxpool(xp, pieces):
-    """The largest of k * k arrays (B, C, Ho, Wo), one per position inside a block, and for
-    each block the position that held it (the first, on a tie)."""
+    """The largest of k * k arrays (B, C, Ho, Wo), one per position inside a block."""
     y = pieces[0]
     for piece in pieces[1:]:
         y = xp.maximum(y, piece)
-    winner = xp.full(y.shape, len(pieces) - 1, dtype=xp.int64, device=y.device)
-    for p in range(len(pieces) - 2, -1, -1):
-        winner = xp.where(pieces[p] == y, xp.asarray(p, dtype=xp.int64, device=y.device), winner)
-    return y, winner
+    return y
 
 
-def maxpool_grad(xp, dy, winner, shape, k: int):
-    """Each block's gradient to the pixel that won it; the image of `shape` around them zero."""
+def maxpool_grad(xp, dy, pieces, y, shape, k: int):
+    """Each block's gradient to the first of its positions that held the maximum y; the
+    image of `shape` around them zero."""
     zero = xp.zeros_like(dy)
-    return unpool(xp, [xp.where(winner == p, dy, zero) for p in range(k * k)], shape, k)
+    unplaced = xp.ones(dy.shape, dtype=xp.bool, device=dy.device)  # blocks whose maximum is not yet placed
+    grads = []
+    for piece in pieces:
+        here = unplaced & (piece == y)
+        grads.append(xp.where(here, dy, zero))
+        unplaced = unplaced & ~here
+    return unpool(xp, grads, shape, k)

@@ -23,12 +23,12 @@ EPS, WORST = 1e-6, 1e-6
 
 
 def windows_by_loops(x, kh, kw, stride):
-    """im2col as its definition: every window, row by row, flattened (channel, row, column)."""
+    """im2col as its definition: every window, flattened (channel, row, column), a column each."""
     B, C, H, W = x.shape
     Ho, Wo = (H - kh) // stride + 1, (W - kw) // stride + 1
-    rows = [x[b, :, i * stride:i * stride + kh, j * stride:j * stride + kw].ravel()
-            for b in range(B) for i in range(Ho) for j in range(Wo)]
-    return np.array(rows)
+    columns = [x[b, :, i * stride:i * stride + kh, j * stride:j * stride + kw].ravel()
+               for b in range(B) for i in range(Ho) for j in range(Wo)]
+    return np.array(columns).T
 
 
 @pytest.mark.parametrize("shape,kh,kw,stride", [((2, 3, 7, 6), 3, 3, 1), ((2, 2, 8, 9), 3, 2, 2),
