@@ -23,7 +23,7 @@ from xpnet.train.context import RunContext
 from xpnet.train.device_data import DeviceData
 from xpnet.train.loop import DivergenceError, learn
 from xpnet.model.ops import op
-from xpnet.train.optimizers import SGD, Adam, make_optimizer
+from xpnet.train.optimizers import Adam, make_optimizer
 from xpnet.train.steps import EagerSteps
 from conftest import make_backend
 

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 import xpnet.train.learning_rate as learning_rate
-import xpnet.train.loop as loop
 import xpnet.train.steps as steps_module
 from xpnet.backends import XpnetError
 from xpnet.model import ModelError, Network
