@@ -107,3 +107,61 @@ def test_an_empty_folder_and_an_unfinished_run_are_still_fine_outputs(capsys, tm
     unfinished.mkdir()
     (unfinished / "config.json").write_text((tmp_path / "empty" / "config.json").read_text())
     train_ok(capsys, *train_args(data, unfinished, "--epochs", "1"))
+
+
+# -- a resumed run is the run its checkpoint recorded -------------------------------------
+
+@pytest.fixture
+def two_epochs(capsys, tmp_path):
+    data = make_npz(tmp_path)
+    train_ok(capsys, *train_args(data, tmp_path / "run", "--epochs", "2"))
+    return tmp_path / "run"
+
+
+def edit_config(run: Path, **changes) -> None:
+    path = run / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+@pytest.mark.parametrize("field, value", [("batch_size", 32), ("seed", 7), ("train_samples", 50),
+                                          ("dtype", "float64"), ("activation", "tanh")])
+def test_an_edited_config_json_is_refused_naming_the_field(capsys, two_epochs, field, value):
+    edit_config(two_epochs, **{field: value})
+    before = files_of(two_epochs)
+    code, _, err = run_cli(capsys, "train", "--resume", str(two_epochs), "--epochs", "3", "--no-progress")
+    assert_one_line_error(code, err, f"{field} = {value!r}", "config.json was edited")
+    assert files_of(two_epochs) == before
+
+
+@pytest.mark.parametrize("damage", ["deleted", "garbage", "{}", '["a"]', "not utf-8", "truncated"])
+def test_a_lost_or_damaged_history_is_rebuilt_from_the_checkpoint(capsys, tmp_path, two_epochs, damage):
+    whole = tmp_path / "whole"
+    train_ok(capsys, *train_args(tmp_path / "toy.npz", whole, "--epochs", "3"))
+    path = two_epochs / "history.json"
+    if damage == "deleted":
+        path.unlink()
+    else:
+        path.write_bytes({"garbage": b"\x00{[nonsense", "not utf-8": b'[{"epoch": 1, "x": "\xff"}]',
+                          "truncated": path.read_bytes()[:40]}.get(damage) or damage.encode())
+    out = train_ok(capsys, "train", "--resume", str(two_epochs), "--epochs", "3", "--no-progress")
+    assert "rebuilt from the checkpoint" in out
+    assert history(two_epochs) == history(whole)
+
+
+def test_a_damaged_history_of_an_older_run_is_one_line(capsys, two_epochs):
+    """A checkpoint from before it kept its own copy of the history: refuse, never restart it."""
+    import xpnet.train.runs as runs
+
+    (two_epochs / "history.json").write_text("{}")
+    code, _, err = run_cli(capsys, "train", "--resume", str(two_epochs), "--epochs", "3", "--no-progress")
+    assert code == 0  # this run's checkpoint has its copy...
+    with pytest.raises(runs.CheckpointError, match="holds no copy"):  # ...an older one has not
+        runs.restored_history(two_epochs, None, 5, print)
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe not utf-8", b"[]", b'"x"', b'{"patience": -1}',
+                                     b'{"epochs": 0}', b'{"batch_size": "64"}', b'{"nonsense": 1}'])
+def test_a_damaged_config_json_is_one_line(capsys, two_epochs, content):
+    (two_epochs / "config.json").write_bytes(content)
+    code, _, err = run_cli(capsys, "train", "--resume", str(two_epochs), "--epochs", "3", "--no-progress")
+    assert_one_line_error(code, err, "config.json")

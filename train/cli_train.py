@@ -13,7 +13,7 @@ from xpnet.model.init import INITS
 from xpnet.model.losses import LOSSES
 from xpnet.train.arguments import (EXIT_ERROR, add_backend_flags, learning_rate, one_of, positive_float, positive_int,
                                    sizes)
-from xpnet.train.config import PRESETS, TrainConfig
+from xpnet.train.config import PRESETS, RESUMABLE, TrainConfig
 from xpnet.train.data.spec import SCHEMES
 from xpnet.train.optimizers import OPTIMIZERS
 
@@ -56,11 +56,6 @@ def add_train(sub) -> None:
                    help="with --distributed: end the job when a rank has waited this long for the others "
                         "(default 300)")
     p.set_defaults(handler=cmd_train)
-
-
-# Settings a resumed run may change: how long, where, and how it reports. The rest would
-# make it a different run.
-RESUMABLE = {"epochs", "patience", "backend", "device", "tf32", "cuda_graphs"}
 
 
 def config_from_args(args) -> TrainConfig:

@@ -36,3 +36,9 @@ PRESETS = {
     "course": {"activation": "sigmoid", "loss": "quadratic", "optimizer": "sgd", "init": "normal",
                "lr": 3.0, "batch_size": 16, "hidden": [128, 64], "epochs": 15},
 }
+
+
+# Settings a resumed run may change: how long, where, and how it reports. The rest would
+# make it a different run.
+RESUMABLE = {"epochs", "patience", "backend", "device", "tf32", "cuda_graphs"}
+COUNTS = ("epochs", "batch_size", "patience", "train_samples", "test_samples")  # positive integers (or None)
