@@ -64,3 +64,35 @@ def test_predict_json_never_emits_nan_from_a_poisoned_image_model(capsys, tmp_pa
     assert_one_line_error(code, err, "NaN or infinite weights")
     for line in out.splitlines():
         json.loads(line, parse_constant=lambda c: pytest.fail(f"invalid JSON constant {c}"))
+
+
+def test_a_rate_that_rounds_every_update_to_nothing_is_a_warning(capsys, tmp_path):
+    data = f"npz:{toy(tmp_path)}"
+    code, out, err = run_cli(capsys, *train_argv(data, tmp_path / "tiny", "--lr", "1e-50"))
+    assert code == 0, err
+    warned = [line for line in out.splitlines() if "left every weight unchanged" in line]
+    assert len(warned) == 1 and "1e-50" in warned[0], out
+    code, out, err = run_cli(capsys, *train_argv(data, tmp_path / "healthy"))
+    assert code == 0 and "unchanged" not in out, out
+
+
+@pytest.mark.parametrize("X, scale", [
+    (np.float32(1e30), "2e+30"),
+    (np.int64(2 ** 61), "4.61e+18"),  # 2 * 2^61 = 2^62
+], ids=["1e30", "int64-2^61"])
+def test_divergence_on_huge_inputs_names_their_scale_not_the_rate(capsys, tmp_path, X, scale):
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((200, 4))
+    y = (base[:, 0] > 0).astype(np.int64)
+    path = tmp_path / "huge.npz"
+    np.savez(path, X=np.clip(np.round(base), -2, 2).astype(X.dtype) * X, y=y)
+    code, _, err = run_cli(capsys, *train_argv(f"npz:{path}", tmp_path / "run"))
+    assert_one_line_error(code, err, "diverged", f"inputs reach {scale}", "scale them")
+    assert "try --lr" not in err
+
+
+def test_float64_inputs_beyond_float32_are_one_line_naming_their_scale(capsys, tmp_path):
+    path = toy(tmp_path, X=np.full((60, 6), 1e300), y=np.arange(60) % 2, X_test=None, y_test=None)
+    code, _, err = run_cli(capsys, *train_argv(f"npz:{path}", tmp_path / "run"))
+    assert_one_line_error(code, err, "1e+300", "beyond float32's range")  # was also "contains infinite values"
+    assert not (tmp_path / "run").exists()

@@ -95,10 +95,13 @@ def _features(X: np.ndarray, path, key) -> tuple[np.ndarray, tuple[int, int] | N
         raise DataError(f"{path}: {key} has shape {X.shape}; give (samples, features)")
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise DataError(f"{path}: {key} is empty (shape {X.shape}); give at least one sample")
-    X = X.astype(np.float32)
     if not np.isfinite(X).all():
         raise DataError(f"{path}: {key} contains NaN or infinite values; clean the data first")
-    return X, image_shape
+    big, top = (float(np.abs(X).max()) if X.dtype.kind == "f" else 0.0), float(np.finfo(np.float32).max)
+    if big > top:  # float64 1e300 would become inf in float32
+        raise DataError(f"{path}: {key} holds values up to {big:.3g} in absolute value, beyond float32's "
+                        f"range ({top:.3g}): scale them (standardise each feature) first")
+    return X.astype(np.float32), image_shape
 
 
 def _targets(y: np.ndarray, n: int, path, key) -> np.ndarray:
