@@ -10,6 +10,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +101,88 @@ def test_float64_inputs_beyond_float32_are_one_line_naming_their_scale(capsys, t
     code, _, err = run_cli(capsys, *train_argv(f"npz:{path}", tmp_path / "run"))
     assert_one_line_error(code, err, "1e+300", "beyond float32's range")  # was also "contains infinite values"
     assert not (tmp_path / "run").exists()
+
+
+# -- letter generation: Ctrl-C, a killed parent, an absurd count ---------------------------
+
+def workers_of(pid: int) -> list[int]:
+    """The pool workers of `pid`: its children running the same command line (forked)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        mine = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    out = []
+    for child in map(int, children):
+        try:
+            if Path(f"/proc/{child}/cmdline").read_bytes() == mine:
+                out.append(child)
+        except OSError:
+            pass
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+def generating_letters(tmp_path) -> tuple[subprocess.Popen, list[int]]:
+    """`xpnet train` generating 400,000 letters (tens of seconds), caught once its workers work."""
+    env = dict(os.environ, XPNET_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.Popen([sys.executable, "-m", "xpnet", "train", "--train-samples", "400000",
+                             "--test-samples", "1000", "--out", str(tmp_path / "run"), "--no-progress",
+                             "--backend", "numpy"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    end = time.monotonic() + 120
+    while len(workers_of(proc.pid)) < 2:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end, "no workers started"
+        time.sleep(0.1)
+    time.sleep(1.0)  # well into generation
+    return proc, workers_of(proc.pid)
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/task").is_dir() or (os.cpu_count() or 1) < 2,
+                                reason="needs Linux /proc and 2 CPUs (generation uses workers from 2)")
+
+
+@needs_proc
+def test_ctrl_c_while_generating_letters_stops_within_a_second_or_two(tmp_path):
+    proc, workers = generating_letters(tmp_path)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    took = time.monotonic() - sent
+    assert proc.returncode == 130 and err.strip() == "xpnet: interrupted", err
+    assert took < 3.0, f"took {took:.1f} s to stop"  # was the whole generation: 45 s here
+    time.sleep(0.5)
+    assert not [w for w in workers if alive(w)]
+
+
+@needs_proc
+def test_pool_workers_die_with_a_killed_parent(tmp_path):
+    proc, workers = generating_letters(tmp_path)
+    proc.kill()
+    proc.wait()
+    end = time.monotonic() + 5
+    while [w for w in workers if alive(w)] and time.monotonic() < end:
+        time.sleep(0.1)
+    left = [w for w in workers if alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, "workers outlived their parent"  # were alive 60 s later
+
+
+def test_a_letter_count_beyond_the_ceiling_is_refused_before_any_work(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("XPNET_CACHE", str(tmp_path / "cache"))
+    started = time.monotonic()
+    code, _, err = run_cli(capsys, "train", "--train-samples", "2000000000", "--out", str(tmp_path / "run"),
+                           "--no-progress")
+    assert_one_line_error(code, err, "at most 10,000,000")
+    assert time.monotonic() - started < 5 and not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()

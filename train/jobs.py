@@ -23,6 +23,7 @@ from xpnet.train.checkpoints import CHECKPOINT_NAME
 from xpnet.train.config import TrainConfig
 from xpnet.train.context import RunContext
 from xpnet.train.data import DataError, DataSet, absolute_spec
+from xpnet.train.data.spec import check_sample_counts
 from xpnet.train.evaluation import report_classification
 from xpnet.train.files import atomic_write_json, ensure_folder, remove_stale_temps
 from xpnet.train.loop import evaluate, learn
@@ -55,6 +56,7 @@ def check_config(config: TrainConfig) -> None:
     check_loss(config.loss)
     check_init(config.init)
     check_optimizer(config.optimizer)
+    check_sample_counts(config.data, config.train_samples, config.test_samples)
 
 
 def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool = False,
