@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xpnet.model.checkpoint import _digest
+from xpnet.model.checkpoint import _digest, read
 
 from test_cli import assert_one_line_error, run_cli
 from test_reliability_inputs import toy, train_argv
@@ -186,3 +186,70 @@ def test_a_letter_count_beyond_the_ceiling_is_refused_before_any_work(capsys, tm
                            "--no-progress")
     assert_one_line_error(code, err, "at most 10,000,000")
     assert time.monotonic() - started < 5 and not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+# -- predict on what is not a file; output that cannot be written ---------------------------
+
+def letters_model(tmp_path) -> Path:
+    from xpnet.backends import resolve_backend
+    from xpnet.model import Network
+    from xpnet.train.checkpoints import save_checkpoint
+
+    return save_checkpoint(Network.from_sizes([784, 26], resolve_backend("numpy"), seed=1),
+                           tmp_path / "m.safetensors", {"classes": [chr(ord("A") + i) for i in range(26)]})
+
+
+def letter_picture(path: Path) -> Path:
+    pixels = np.zeros((28, 28), np.uint8)
+    pixels[6:22, 12:16] = 255  # an I
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
+def test_predict_reads_only_regular_files_and_never_blocks_on_a_pipe(tmp_path):
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    good = letter_picture(tmp_path / "i.png")
+    proc = subprocess.run([sys.executable, "-m", "xpnet", "predict", str(letters_model(tmp_path)), str(fifo),
+                           str(tmp_path), str(good), "--backend", "numpy"],
+                          capture_output=True, text=True, timeout=60)  # blocked forever before
+    assert proc.returncode == 1
+    assert proc.stdout.startswith(f"{good}: "), proc.stdout  # the good picture is still read
+    errors = proc.stderr.splitlines()
+    assert len(errors) == 2 and all("not a regular file" in line for line in errors), proc.stderr
+
+
+needs_dev_full = pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+
+
+def to_dev_full(argv: list, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    with open("/dev/full", "w") as full:
+        return subprocess.run([sys.executable, "-m", "xpnet", *argv], stdout=full, stderr=subprocess.PIPE,
+                              cwd=cwd, timeout=120)
+
+
+@needs_dev_full
+def test_output_to_a_full_device_is_one_line_and_training_loses_nothing(tmp_path):
+    proc = to_dev_full(["predict", str(letters_model(tmp_path)), str(letter_picture(tmp_path / "i.png")), "--json",
+                        "--backend", "numpy"])
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and err.splitlines() == ["xpnet: error: cannot write the output: No space left on device"], err
+    run = tmp_path / "run"
+    proc = to_dev_full(train_argv(f"npz:{toy(tmp_path)}", run))
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1 and "training went on to the end" in err, err
+    assert read((run / "model.safetensors").read_bytes())[1]["epochs"] == 2  # whole, digest checked
+    assert [r["epoch"] for r in json.loads((run / "history.json").read_text())] == [1, 2]
+    assert (run / "curves.png").exists() and (run / "confusion.png").exists()
+
+
+def test_a_run_folder_name_that_is_not_utf8_still_gets_its_report(tmp_path):
+    run = os.fsencode(tmp_path) + b"/run-\xff"
+    argv = [os.fsencode(a) for a in train_argv(f"npz:{toy(tmp_path)}", Path("X"))]
+    argv[argv.index(b"X")] = run
+    proc = subprocess.run([sys.executable, "-m", "xpnet", *argv], capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert b"Traceback" not in proc.stderr
+    assert os.path.exists(run + b"/curves.png") and os.path.exists(run + b"/confusion.png")
+    assert b"run-\\udcff/model.safetensors" in proc.stdout  # the name, escaped (Python's view of byte 0xff)

@@ -15,6 +15,7 @@ from xpnet.train.arguments import (EXIT_ERROR, add_backend_flags, learning_rate,
                                    sizes)
 from xpnet.train.config import PRESETS, RESUMABLE, TrainConfig
 from xpnet.train.data.spec import SCHEMES
+from xpnet.train.files import WRITE_FAILURES
 from xpnet.train.optimizers import OPTIMIZERS
 
 
@@ -93,14 +94,24 @@ def cmd_train(args) -> int:
             return EXIT_ERROR  # rank 0 says why, once
         raise XpnetError(f"started by an MPI launcher as one of {launched_by_mpi()} processes without "
                          "--distributed: add --distributed to train data-parallel")
+    lost = []  # why stdout could not be written, if it could not: the run goes on regardless
     with tqdm(total=config.epochs, desc="epochs", disable=args.no_progress or not sys.stderr.isatty(),
               leave=False) as bar:
         def log(line: str) -> None:
-            bar.write(line)
             if line.startswith("epoch "):
                 bar.update(1)
+            try:
+                if not lost:
+                    bar.write(line)
+            except OSError as exc:
+                if exc.errno not in WRITE_FAILURES:
+                    raise
+                lost.append(exc.strerror)
 
-        train_job(config, log, progress=not args.no_progress, resume=bool(args.resume))
+        run = train_job(config, log, progress=not args.no_progress, resume=bool(args.resume))
+    if lost:
+        raise XpnetError(f"cannot write the log to standard output ({lost[0]}), so it stops short; "
+                         f"training went on to the end: {run} holds the run")
     return 0
 
 

@@ -7,6 +7,7 @@ reader sees either the old file or the new one, never a mixture.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -17,6 +18,9 @@ from typing import BinaryIO, Callable
 from xpnet.backends import XpnetError
 
 
+# A write to a stream that failed for want of room or a working device (stdout on /dev/full):
+# the user's environment, not a bug, so one line rather than a traceback.
+WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 TEMP_SUFFIX = ".xpnet.tmp"  # every temp file atomic_write makes: `.NAME.PID.HEX.xpnet.tmp`
 
 

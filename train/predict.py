@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 
 from xpnet.backends import XpnetError, resolve_backend
 from xpnet.train.checkpoints import load_checkpoint
+from xpnet.train.data import DataError
 
 
 def predict_images(checkpoint: str, paths: list[str], backend_name=None, device=None, top: int = 3):
@@ -18,6 +22,7 @@ def predict_images(checkpoint: str, paths: list[str], backend_name=None, device=
         raise XpnetError(f"{checkpoint} takes {net.sizes[0]} inputs, not 28x28 images; predict needs an image model")
     for path in paths:
         try:
+            _check_regular(path)
             pixels = load_image(path).reshape(1, -1)
         except XpnetError as exc:
             yield {"image": path, "error": str(exc)}
@@ -26,6 +31,18 @@ def predict_images(checkpoint: str, paths: list[str], backend_name=None, device=
         order = np.argsort(proba)[::-1][:top]
         yield {"image": path, "letter": classes[order[0]], "probability": float(proba[order[0]]),
                "runners_up": [[classes[i], float(proba[i])] for i in order[1:]]}
+
+
+def _check_regular(path: str) -> None:
+    """Read only regular files: opening a named pipe blocks until someone writes to it, and
+    a device may never end. A missing file is load_image's to name."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise DataError(f"{path} is not a regular file (a folder, a named pipe or a device): predict "
+                        "reads image files only")
 
 
 def format_result(result: dict) -> str:
