@@ -253,3 +253,26 @@ def test_a_run_folder_name_that_is_not_utf8_still_gets_its_report(tmp_path):
     assert b"Traceback" not in proc.stderr
     assert os.path.exists(run + b"/curves.png") and os.path.exists(run + b"/confusion.png")
     assert b"run-\\udcff/model.safetensors" in proc.stdout  # the name, escaped (Python's view of byte 0xff)
+
+
+# -- damaged letters cache: one line, regenerated ------------------------------------------
+
+@pytest.mark.parametrize("damage", ["flipped-byte", "truncated", "zero-bytes"])
+def test_a_damaged_letters_cache_is_one_warning_and_regenerated(tmp_path, damage):
+    from xpnet.train.data import load_data
+
+    small = dict(n_train=60, n_test=30, progress=False, cache_dir=tmp_path)
+    first = load_data("letters", **small)
+    path = Path(first.info["cache_file"])
+    data = path.read_bytes()
+    middle = len(data) // 2  # inside X_train's bytes: only the zip member's CRC-32 can tell
+    path.write_bytes({"flipped-byte": data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1:],
+                      "truncated": data[:middle], "zero-bytes": b""}[damage])
+    with pytest.warns(UserWarning) as caught:
+        again = load_data("letters", **small)  # was BadZipFile / EOFError, every run after
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "is damaged" in messages[0] and "regenerating" in messages[0], messages
+    assert "\n" not in messages[0]
+    assert again.info["cache_hit"] is False
+    np.testing.assert_array_equal(again.X_train, first.X_train)
+    assert load_data("letters", **small).info["cache_hit"] is True  # and rewritten whole
