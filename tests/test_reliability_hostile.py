@@ -276,3 +276,58 @@ def test_a_damaged_letters_cache_is_one_warning_and_regenerated(tmp_path, damage
     assert again.info["cache_hit"] is False
     np.testing.assert_array_equal(again.X_train, first.X_train)
     assert load_data("letters", **small).info["cache_hit"] is True  # and rewritten whole
+
+
+# -- npz memory bombs and hostile labels: checked before anything is allocated ---------------
+
+def npz_with_member(path: Path, name: str, header_shape: tuple, body: bytes, **arrays) -> Path:
+    """An .npz whose `name` member's .npy header declares `header_shape` over `body`."""
+    import io
+    import zipfile
+
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": "<f4", "fortran_order": False, "shape": header_shape})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(f"{name}.npy", head.getvalue() + body)
+        for key, value in arrays.items():
+            buf = io.BytesIO()
+            np.save(buf, value)
+            z.writestr(f"{key}.npy", buf.getvalue())
+    return path
+
+
+def hostile_npz(tmp_path: Path, case: str) -> Path:
+    path, y = tmp_path / f"{case}.npz", np.arange(40) % 2
+    X = np.zeros((40, 4), np.float32)
+    if case == "header-claims-1e11-rows":
+        return npz_with_member(path, "X", (10 ** 11, 4), b"\0" * 2000, y=y)
+    if case == "deflate-bomb":  # 64 MB of zeros in a 65 KB file; the budget below is 32 MB
+        return npz_with_member(path, "X", (4_000_000, 4), bytes(64_000_000), y=np.arange(4_000_000) % 2)
+    if case == "label-10^6":
+        np.savez(path, X=np.zeros((200_000, 1), np.float32), y=np.arange(200_000) % 2 * 10 ** 6)
+    elif case == "uint64-2^64-1":
+        np.savez(path, X=X, y=np.where(y == 1, np.uint64(2 ** 64 - 1), np.uint64(0)))
+    elif case == "classes-not-utf8":
+        np.savez(path, X=X, y=y, classes=np.array([b"a\xff", b"b"]))
+    else:  # duplicate class names
+        np.savez(path, X=X, y=y, classes=np.array(["cat", "cat"]))
+    return path
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("header-claims-1e11-rows", "declares (100000000000, 4)"),
+    ("deflate-bomb", "over xpnet's budget"),
+    ("label-10^6", "label 1000000"),
+    ("uint64-2^64-1", "label 18446744073709551615"),
+    ("classes-not-utf8", "not UTF-8"),
+    ("duplicate-classes", "'cat' more than once"),
+])
+def test_npz_bombs_and_hostile_labels_are_one_line_before_allocating(capsys, tmp_path, monkeypatch, case, needle):
+    import xpnet.train.data.npz as npz
+
+    monkeypatch.setattr(npz, "memory_budget", lambda: 32 << 20)  # so the bomb need not be 7 GB here
+    path = hostile_npz(tmp_path, case)
+    started = time.monotonic()
+    code, _, err = run_cli(capsys, *train_argv(f"npz:{path}", tmp_path / "run"))
+    assert_one_line_error(code, err, needle)
+    assert time.monotonic() - started < 10 and not (tmp_path / "run").exists()
