@@ -165,3 +165,25 @@ def test_a_damaged_config_json_is_one_line(capsys, two_epochs, content):
     (two_epochs / "config.json").write_bytes(content)
     code, _, err = run_cli(capsys, "train", "--resume", str(two_epochs), "--epochs", "3", "--no-progress")
     assert_one_line_error(code, err, "config.json")
+
+
+def test_a_report_lost_to_a_full_disk_is_redrawn_by_xpnet_report(capsys, tmp_path, monkeypatch):
+    import xpnet.train.report as report
+    from xpnet.train.files import OutputError
+
+    def full_disk(path, fig):
+        raise OutputError(f"cannot write {path}: No space left on device; free space or choose another --out")
+
+    data = make_npz(tmp_path)
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(report, "_save", full_disk)
+        code, _, err = run_cli(capsys, *train_args(data, run, "--epochs", "2"))
+    assert_one_line_error(code, err, "No space left")
+    assert not (run / "curves.png").exists() and not (run / "confusion.png").exists()
+    out = train_ok(capsys, "report", str(run), "--backend", "numpy")
+    assert "test accuracy" in out
+    assert (run / "curves.png").stat().st_size > 0 and (run / "confusion.png").stat().st_size > 0
+    assert json.loads((run / "confusion.json").read_text())["classes"] == ["0", "1", "2", "3"]
+    code, _, err = run_cli(capsys, "report", str(tmp_path))
+    assert_one_line_error(code, err, "not a trained run folder")

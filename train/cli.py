@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_train(sub)
     _add_evaluate(sub)
     _add_predict(sub)
+    p = sub.add_parser("report", help="redraw a finished run's report: scores, confusion matrix, pictures, curves")
+    p.add_argument("run", help="a run folder")
+    add_backend_flags(p)
+    p.set_defaults(handler=cmd_report)
     p = sub.add_parser("backends", help="list array backends: version, usable or why not, device")
     p.set_defaults(handler=cmd_backends)
     p = sub.add_parser("parity", help="check every usable backend against numpy float64")
@@ -120,6 +124,13 @@ def cmd_predict(args) -> int:
         line = json.dumps(result) if args.json else format_result(result)
         print(line, file=sys.stderr if "error" in result and not args.json else sys.stdout)
     return EXIT_ERROR if failures else 0
+
+
+def cmd_report(args) -> int:
+    from xpnet.train.evaluation import report_job
+
+    report_job(args.run, args.backend, args.device, print)
+    return 0
 
 
 def cmd_backends(args) -> int:
