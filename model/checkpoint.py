@@ -115,6 +115,9 @@ def build(tensors: dict, arch: dict, backend: Backend, source: str) -> Network:
             if W.shape != (sizes[i + 1], sizes[i]) or b.shape != (sizes[i + 1],):
                 raise CheckpointError(f"{source}: layer {i} tensors have shapes {W.shape}, {b.shape}, "
                                       f"not those of a {sizes[i]}->{sizes[i + 1]} layer")
+            if not (np.isfinite(W).all() and np.isfinite(b).all()):  # it would answer NaN, or resume into it
+                raise CheckpointError(f"{source}: layer {i} holds NaN or infinite weights, so the network "
+                                      "cannot compute anything; retrain it or restore an earlier checkpoint")
             layers.append(Dense(backend.asarray(W), backend.asarray(b), act, backend))
         return Network(layers, loss)
     except CheckpointError:

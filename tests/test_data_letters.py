@@ -105,7 +105,8 @@ def test_any_generation_parameter_changes_the_cache_key():
 def test_damaged_cache_file_is_regenerated(small, tmp_path):
     first = load_data("letters", seed=0, cache_dir=tmp_path, **SMALL)
     Path(first.info["cache_file"]).write_bytes(b"garbage")
-    again = load_data("letters", seed=0, cache_dir=tmp_path, **SMALL)
+    with pytest.warns(UserWarning, match="is damaged"):
+        again = load_data("letters", seed=0, cache_dir=tmp_path, **SMALL)
     assert again.info["cache_hit"] is False
     np.testing.assert_array_equal(again.X_train, small.X_train)
 

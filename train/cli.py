@@ -16,12 +16,14 @@ from xpnet.backends import XpnetError
 from xpnet.train.arguments import EXIT_ERROR, OneLineParser, add_backend_flags, one_line, positive_int, seed
 from xpnet.train.cli_train import add_train
 from xpnet.train.serve.command import add_serve
+from xpnet.train.files import WRITE_FAILURES
 from xpnet.version import __version__
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     python_format, warnings.formatwarning = warnings.formatwarning, _warning_line
+    stdout_errors = _tolerant_stdout("backslashreplace")  # a file name that is not UTF-8 prints, escaped
     try:
         return args.handler(args)
     except XpnetError as exc:
@@ -31,13 +33,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"xpnet: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `xpnet train | head`: the reader left; stop quietly, as Unix tools do
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        except (OSError, ValueError):  # stdout is not a file (captured, replaced): nothing to flush
-            pass
+        _silence_stdout()
         return 141
+    except OSError as exc:  # `> /dev/full`: files go through atomic_write, so this is stdout
+        if exc.errno not in WRITE_FAILURES:
+            raise
+        print(f"xpnet: error: cannot write the output: {exc.strerror}", file=sys.stderr)
+        _silence_stdout()
+        return EXIT_ERROR
     finally:
         warnings.formatwarning = python_format  # main() may run inside a program of its own
+        _tolerant_stdout(stdout_errors)
+
+
+def _tolerant_stdout(errors: str | None) -> str | None:
+    """Set stdout's encoding error handler (where it has one); returns the one it had."""
+    old = getattr(sys.stdout, "errors", None)
+    if errors and old and hasattr(sys.stdout, "reconfigure"):
+        try:
+            sys.stdout.reconfigure(errors=errors)
+        except (OSError, ValueError):  # a closed or full stream: leave it be
+            pass
+    return old
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so Python's flush at exit adds no second error."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file (captured, replaced): nothing to flush
+        pass
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:
@@ -53,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_predict(sub)
     add_serve(sub)
+    p = sub.add_parser("report", help="redraw a finished run's report: scores, confusion matrix, pictures, curves")
+    p.add_argument("run", help="a run folder")
+    add_backend_flags(p)
+    p.set_defaults(handler=cmd_report)
     p = sub.add_parser("backends", help="list array backends: version, usable or why not, device")
     p.set_defaults(handler=cmd_backends)
     p = sub.add_parser("parity", help="check every usable backend against numpy float64")
@@ -97,6 +126,13 @@ def cmd_predict(args) -> int:
         line = json.dumps(result) if args.json else format_result(result)
         print(line, file=sys.stderr if "error" in result and not args.json else sys.stdout)
     return EXIT_ERROR if failures else 0
+
+
+def cmd_report(args) -> int:
+    from xpnet.train.evaluation import report_job
+
+    report_job(args.run, args.backend, args.device, print)
+    return 0
 
 
 def cmd_backends(args) -> int:

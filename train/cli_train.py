@@ -14,8 +14,9 @@ from xpnet.model.losses import LOSSES
 from xpnet.model.layers import WORDS
 from xpnet.train.arguments import (EXIT_ERROR, add_backend_flags, image_shape, layer_words, learning_rate, one_of,
                                    positive_float, positive_int)
-from xpnet.train.config import PRESETS, TrainConfig
+from xpnet.train.config import PRESETS, RESUMABLE, TrainConfig
 from xpnet.train.data.spec import SCHEMES
+from xpnet.train.files import WRITE_FAILURES
 from xpnet.train.optimizers import OPTIMIZERS
 
 
@@ -64,11 +65,6 @@ def add_train(sub) -> None:
     p.set_defaults(handler=cmd_train)
 
 
-# Settings a resumed run may change: how long, where, and how it reports. The rest would
-# make it a different run.
-RESUMABLE = {"epochs", "patience", "backend", "device", "tf32", "cuda_graphs"}
-
-
 def config_from_args(args) -> TrainConfig:
     """Preset first, then every flag the user gave on top of it (or the run's, to resume)."""
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
@@ -104,14 +100,24 @@ def cmd_train(args) -> int:
             return EXIT_ERROR  # rank 0 says why, once
         raise XpnetError(f"started by an MPI launcher as one of {launched_by_mpi()} processes without "
                          "--distributed: add --distributed to train data-parallel")
+    lost = []  # why stdout could not be written, if it could not: the run goes on regardless
     with tqdm(total=config.epochs, desc="epochs", disable=args.no_progress or not sys.stderr.isatty(),
               leave=False) as bar:
         def log(line: str) -> None:
-            bar.write(line)
             if line.startswith("epoch "):
                 bar.update(1)
+            try:
+                if not lost:
+                    bar.write(line)
+            except OSError as exc:
+                if exc.errno not in WRITE_FAILURES:
+                    raise
+                lost.append(exc.strerror)
 
-        train_job(config, log, progress=not args.no_progress, resume=bool(args.resume))
+        run = train_job(config, log, progress=not args.no_progress, resume=bool(args.resume))
+    if lost:
+        raise XpnetError(f"cannot write the log to standard output ({lost[0]}), so it stops short; "
+                         f"training went on to the end: {run} holds the run")
     return 0
 
 

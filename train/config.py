@@ -42,3 +42,9 @@ PRESETS = {
     "cnn": {"hidden": ["conv16x3", "pool2", "conv32x3", "pool2", 128], "optimizer": "adam", "lr": 0.001,
             "epochs": 5},
 }
+
+
+# Settings a resumed run may change: how long, where, and how it reports. The rest would
+# make it a different run.
+RESUMABLE = {"epochs", "patience", "backend", "device", "tf32", "cuda_graphs"}
+COUNTS = ("epochs", "batch_size", "patience", "train_samples", "test_samples")  # positive integers (or None)

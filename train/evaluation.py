@@ -10,7 +10,7 @@ import numpy as np
 
 from xpnet.backends import XpnetError, resolve_backend
 from xpnet.model import Network
-from xpnet.train.checkpoints import load_checkpoint
+from xpnet.train.checkpoints import CHECKPOINT_NAME, load_checkpoint
 from xpnet.train.data import DataSet, load_data
 from xpnet.train.files import atomic_write_json, ensure_folder
 from xpnet.train.loop import evaluate
@@ -59,6 +59,24 @@ def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, l
         folder = out_folder or Path(checkpoint if Path(checkpoint).is_dir() else Path(checkpoint).parent)
         report_classification(net, (X, y), data, folder, log, what, "test accuracy" if held_out else "accuracy")
     return result
+
+
+def report_job(run: str, backend_name, device, log: Log) -> None:
+    """Redraw a finished run's report (a full disk, or Ctrl-C, may have cost it): the scores and
+    pictures `evaluate` writes into the run folder, and the learning curves from its history."""
+    from xpnet.train.report import write_curves
+    from xpnet.train.run_lock import RunLock
+
+    run_dir = Path(run)
+    if not (run_dir / CHECKPOINT_NAME).is_file():
+        raise XpnetError(f"{run} is not a trained run folder (no {CHECKPOINT_NAME}); give a folder "
+                         "`xpnet train --out` wrote")
+    with RunLock() as lock:
+        lock.take(run_dir)  # not while a process trains it
+        evaluate_job(str(run_dir), None, backend_name, device, log)
+        history = load_checkpoint(run_dir, resolve_backend("numpy"))[1].get("history")
+        path = write_curves(run_dir, history) if isinstance(history, list) else None
+        log(f"wrote {path}" if path else f"{run_dir}'s checkpoint keeps no history (an older xpnet): no curves")
 
 
 def same_classes(net: Network, meta: dict, data: DataSet, checkpoint: str, data_spec: str) -> DataSet:

@@ -7,6 +7,7 @@ reader sees either the old file or the new one, never a mixture.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -15,6 +16,12 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 from xpnet.backends import XpnetError
+
+
+# A write to a stream that failed for want of room or a working device (stdout on /dev/full):
+# the user's environment, not a bug, so one line rather than a traceback.
+WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+TEMP_SUFFIX = ".xpnet.tmp"  # every temp file atomic_write makes: `.NAME.PID.HEX.xpnet.tmp`
 
 
 class OutputError(XpnetError):
@@ -30,7 +37,8 @@ def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None],
     """
     path = Path(path)
     # Named before it exists, so an interruption at any point (Ctrl-C included) can remove it.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    # Ends in TEMP_SUFFIX so that a sweep removes only temp files xpnet itself named.
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
     try:
         # 0o666 less the umask, as any new file gets (mkstemp's 0600 hid checkpoints from others)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
@@ -68,8 +76,9 @@ def ensure_folder(path: str | Path) -> Path:
     return path
 
 
-def remove_stale_temps(folder: str | Path, pattern: str = ".*.tmp", min_age_s: float = 0.0) -> list[Path]:
-    """Delete the temp files (`.NAME.*.tmp`) a killed xpnet left in `folder`; returns those removed.
+def remove_stale_temps(folder: str | Path, pattern: str = f".*{TEMP_SUFFIX}", min_age_s: float = 0.0) -> list[Path]:
+    """Delete the temp files (`.NAME.*.xpnet.tmp`) a killed xpnet left in `folder`; returns those removed.
+    Only names xpnet makes: a user's own `.notes.tmp` in the folder is never touched.
 
     A run folder has one writer, so a temp file found when a run starts is from a process
     that died mid-write; without this every crash would leave one more behind. In a shared

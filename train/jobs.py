@@ -24,12 +24,14 @@ from xpnet.train.checkpoints import CHECKPOINT_NAME
 from xpnet.train.config import TrainConfig
 from xpnet.train.context import RunContext
 from xpnet.train.data import DataError, DataSet, absolute_spec
+from xpnet.train.data.spec import check_sample_counts
 from xpnet.train.evaluation import report_classification
 from xpnet.train.files import atomic_write_json, ensure_folder, remove_stale_temps
 from xpnet.train.loop import evaluate, learn
 from xpnet.train.metrics import listed
 from xpnet.train.optimizers import check_optimizer
-from xpnet.train.runs import (check_new_run_folder, epoch_saver, resume_run, run_folder, run_metadata,
+from xpnet.train.run_lock import RunLock
+from xpnet.train.runs import (check_new_run_folder, epoch_saver, is_run_folder, resume_run, run_folder, run_metadata,
                               telling_what_is_kept)
 from xpnet.train.targets import check_targets_fit_loss
 
@@ -63,6 +65,7 @@ def check_config(config: TrainConfig) -> None:
     check_init(config.init)
     check_optimizer(config.optimizer)
     parse_layers(config.hidden)
+    check_sample_counts(config.data, config.train_samples, config.test_samples)
 
 
 def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool = False,
@@ -74,14 +77,23 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
     the job runs (train/context.py): this process alone by default, or one rank of an MPI
     job, where every rank trains, rank 0 alone logs and writes, and None is returned elsewhere.
     Resuming then reads the run folder on every rank (it must be on a file system they share).
+    The process that writes the run folder locks it (train/run_lock.py) until it returns.
     """
-    context = context or RunContext()
+    with RunLock() as lock:
+        return _train_job(config, log, progress, resume, context or RunContext(), lock)
+
+
+def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, context: RunContext,
+               lock: RunLock) -> Path | None:
     check_config(config)
     if resume and not config.out:
         raise XpnetError("resuming needs the run folder: give it as config.out (the CLI's --resume RUN)")
     config = dataclasses.replace(config, data=absolute_spec(config.data))  # recorded so it loads from anywhere
-    if context.is_root and not resume:  # refused before any work
-        check_new_run_folder(run_folder(config))
+    folder = Path(run_folder(config))  # named once: the default name holds the time
+    if context.is_root and folder.is_dir() and is_run_folder(folder):  # a second process: refused before any work
+        lock.take(folder)
+    if context.is_root and not resume:
+        check_new_run_folder(folder)
     backend = context.place(resolve_backend(config.backend, config.device, config.dtype, config.tf32), config.device)
     log = log if context.is_root else _silent
     log(f"backend {backend}" + (f"  [{backend.note}]" if backend.note else ""))
@@ -91,9 +103,12 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
     data = context.load_data(config, progress)
     check_data_fits(config, data)
     warn_about_empty_classes(data, log)
-    run_dir = ensure_folder(run_folder(config)) if context.is_root else None  # the run folder has one writer
+    run_dir = ensure_folder(folder) if context.is_root else None  # the run folder has one writer
     if run_dir is not None:
-        remove_stale_temps(run_dir)
+        lock.take(run_dir)
+        if not resume:  # another process may have trained it since the check above
+            check_new_run_folder(run_dir)
+        remove_stale_temps(run_dir)  # safe: the lock says no live process is writing them
     net, state = resume_run(Path(config.out), backend, config, log) if resume else (build_network(config, data, backend), None)
     if resume:
         warn_if_capped_output(net, data, Path(config.out), log)

@@ -65,6 +65,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     steps = make_steps(model, state.optimizer, train_set, batch_size, context, cuda_graphs, log)
     # where training starts from, for _warn_if_far_above: rows spread over the set, as lr=auto's probe
     start_loss = probe_loss(model, *train_set.spread(PROBE_SIZE))
+    first_weights = [model.backend.to_numpy(p) for p in model.params]  # to see the first epoch changed them
     with out_of_memory_as_error(batch_size):
         while state.epoch < epochs:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported below, in one line
@@ -74,16 +75,17 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             record = context.share_validation(record)  # every process must stop early alike
             state.epoch += 1
             record["epoch"] = state.epoch
-            _check_divergence(model, record, state)  # a non-finite validation loss too: never saved as good
+            _check_divergence(model, record, state, data[0])  # a non-finite validation loss too: never saved as good
             state.step += record.pop("steps")
             record.pop("finite_steps")
             model.history.append(record)
             _say(log, format_epoch(record, epochs))
+            first_weights = _warn_if_unchanged(model, first_weights, state.lr, log)
             if steps.failure:
                 _say(log, f"CUDA graphs: recording failed, so every step runs unrecorded ({steps.failure})")
                 steps.failure = None
-            _warn_if_exploding(model.history, state.lr, log)
-            start_loss = _warn_if_far_above(record["loss"], start_loss, state.lr, log)
+            _warn_if_exploding(model.history, state.lr, log, data[0])
+            start_loss = _warn_if_far_above(record["loss"], start_loss, state.lr, log, data[0])
             if patience is not None and "val_loss" in record:
                 state.track_validation(record["val_loss"])
             if on_epoch is not None:
@@ -207,7 +209,7 @@ class DivergenceError(DataError):
 EXPLODING_EPOCHS = 3  # this many rising epochs in a row, ending above the first, is reported
 
 
-def _check_divergence(model: Network, record: dict, state) -> None:
+def _check_divergence(model: Network, record: dict, state, X) -> None:
     """Stop on a non-finite loss or parameter, naming the epoch, the step and a cure.
 
     Raised before the epoch is checkpointed, so the last good checkpoint stays on disk.
@@ -225,7 +227,21 @@ def _check_divergence(model: Network, record: dict, state) -> None:
     kept = (f"epoch {state.epoch - 1}'s checkpoint is kept" if state.epoch > 1
             else "no epoch finished, so no checkpoint was written")
     raise DivergenceError(f"training diverged at {where}: {what} with learning rate {state.lr:g}; "
-                          f"try --lr {state.lr / 10:g} ({kept})")
+                          f"{_cure(X, state.lr)} ({kept})")
+
+
+LARGE_INPUT = 100  # inputs beyond this in absolute value were not scaled, and no rate suits them
+
+
+def _cure(X, lr: float, blame: str = "") -> str:
+    """What to try after a blow-up: a smaller rate (after `blame`), unless the inputs are huge
+    (1e30, int64 near 2^62), which no rate cures: then their scale, first."""
+    X = np.asarray(X)
+    scale = max(abs(float(X.max())), abs(float(X.min()))) if X.size else 0.0
+    if scale > LARGE_INPUT:
+        return (f"the inputs reach {scale:.3g} in absolute value: scale them to about [-1, 1] first "
+                "(standardise each feature), as a smaller rate rarely cures inputs that large")
+    return f"{blame}try --lr {lr / 10:g}"
 
 
 def all_finite(model: Network) -> bool:
@@ -236,25 +252,33 @@ def all_finite(model: Network) -> bool:
 FAR_ABOVE = 100  # an epoch's loss this many times the loss training started from is reported
 
 
-def _warn_if_far_above(loss: float, start_loss: float | None, lr: float, log) -> float | None:
+def _warn_if_far_above(loss: float, start_loss: float | None, lr: float, log, X) -> float | None:
     """Report, once, an epoch whose (finite) loss is FAR_ABOVE times where training started:
     the weights are being thrown about, though nothing has overflowed yet. Returns the start
     loss to compare with next time, or None once it has been said."""
     if start_loss is None or not (math.isfinite(loss) and loss > FAR_ABOVE * max(start_loss, 1e-12)):
         return start_loss
     _say(log, f"warning: the loss ({loss:.4g}) is over {FAR_ABOVE} times what training started from "
-              f"({start_loss:.4g}); learning rate {lr:g} is probably too high: try --lr {lr / 10:g}")
+              f"({start_loss:.4g}); {_cure(X, lr, f'learning rate {lr:g} is probably too high: ')}")
     return None
 
 
-def _warn_if_exploding(history: list, lr: float, log) -> None:
+def _warn_if_unchanged(model: Network, before, lr: float, log) -> None:
+    """An epoch that left every weight as it was trains nothing while looking like training
+    (--lr 1e-50 underflows to zero in float32): say so once, after the first epoch."""
+    if before is not None and all(np.array_equal(b, model.backend.to_numpy(p)) for b, p in zip(before, model.params)):
+        _say(log, f"warning: an epoch of updates left every weight unchanged: learning rate {lr:g} is too small "
+                  f"for {model.backend.dtype_name} weights (each step rounds to nothing); try a larger --lr")
+
+
+def _warn_if_exploding(history: list, lr: float, log, X) -> None:
     """Report a loss that keeps rising though still finite: the rate is likely too high."""
     if len(history) <= EXPLODING_EPOCHS:
         return
     recent = [r["loss"] for r in history[-EXPLODING_EPOCHS - 1:]]
     if all(b > a for a, b in zip(recent, recent[1:])) and recent[-1] > history[0]["loss"]:
         _say(log, f"warning: the loss has risen for {EXPLODING_EPOCHS} epochs ({recent[0]:.4g} -> "
-                  f"{recent[-1]:.4g}); learning rate {lr:g} is probably too high: try --lr {lr / 10:g}")
+                  f"{recent[-1]:.4g}); {_cure(X, lr, f'learning rate {lr:g} is probably too high: ')}")
 
 
 def _check_settings(epochs, batch_size) -> None:

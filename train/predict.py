@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 
 from xpnet.backends import XpnetError, resolve_backend
 from xpnet.train.checkpoints import load_checkpoint
+from xpnet.train.data import DataError
 
 
 class Reader:
@@ -34,11 +38,24 @@ def predict_images(checkpoint: str, paths: list[str], backend_name=None, device=
     reader = Reader(checkpoint, backend_name, device)
     for path in paths:
         try:
+            _check_regular(path)
             pixels = load_image(path)
         except XpnetError as exc:
             yield {"image": path, "error": str(exc)}
             continue
         yield {"image": path, **reader.read(pixels, top)}
+
+
+def _check_regular(path: str) -> None:
+    """Read only regular files: opening a named pipe blocks until someone writes to it, and
+    a device may never end. A missing file is load_image's to name."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise DataError(f"{path} is not a regular file (a folder, a named pipe or a device): predict "
+                        "reads image files only")
 
 
 def format_result(result: dict) -> str:

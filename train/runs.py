@@ -19,9 +19,10 @@ from xpnet.model import Network
 from xpnet.model.checkpoint import CheckpointError
 from xpnet.model.layers import same_layers
 from xpnet.train.checkpoints import CHECKPOINT_NAME, load_for_resume, save_checkpoint
-from xpnet.train.config import TrainConfig
+from xpnet.train.config import COUNTS, RESUMABLE, TrainConfig
 from xpnet.train.data import DataSet
 from xpnet.train.files import OutputError, atomic_write_json
+from xpnet.train.run_lock import LOCK_NAME
 
 Log = Callable[[str], None]
 
@@ -50,11 +51,33 @@ def telling_what_is_kept(run_dir: Path | None, trained: bool = False):
 
 
 def check_new_run_folder(path: str | Path) -> None:
-    """A new run must not write over a finished epoch of another: say so before any work."""
+    """A new run must not write over a finished epoch of another, nor into a folder of
+    someone else's files (it would replace their config.json): say so before any work."""
     path = Path(path)
     if (path / CHECKPOINT_NAME).exists():
         raise OutputError(f"{path} already holds a trained run ({CHECKPOINT_NAME}): continue it with "
                           f"--resume {path}, or give another --out")
+    if not path.is_dir() or is_run_folder(path):
+        return
+    try:
+        held = sorted(p.name for p in path.iterdir())
+    except OSError as exc:
+        raise OutputError(f"cannot read output folder {path}: {exc.strerror or exc}; choose another --out") from None
+    if held:
+        raise OutputError(f"{path} is not empty and is not an xpnet run folder (it holds {held[0]!r}"
+                          f"{' and more' * (len(held) > 1)}): give a new or empty folder as --out")
+
+
+def is_run_folder(path: Path) -> bool:
+    """A folder xpnet made for a run: its lock file, or a config.json that reads as a run's
+    settings (a run stopped before its first epoch has only that)."""
+    if (path / LOCK_NAME).exists() or (path / CHECKPOINT_NAME).exists():
+        return True
+    try:
+        read_run_config(path)
+    except XpnetError:
+        return False
+    return True
 
 
 def run_folder(config: TrainConfig) -> str:
@@ -75,8 +98,9 @@ def epoch_saver(run_dir: Path, meta: dict) -> Callable:
         # History first: killed between the two writes it is one epoch ahead, and resuming
         # trims it to the checkpoint's epochs; the other way round that epoch's record is lost.
         atomic_write_json(run_dir / "history.json", model.history)
-        save_checkpoint(model, run_dir / CHECKPOINT_NAME,
-                        {**meta, "epochs": record["epoch"], "accuracy": record.get("val_accuracy")}, training_state)
+        save_checkpoint(model, run_dir / CHECKPOINT_NAME,  # its own copy of the history, should history.json be lost
+                        {**meta, "epochs": record["epoch"], "accuracy": record.get("val_accuracy"),
+                         "history": model.history}, training_state)
 
     return checkpoint
 
@@ -87,13 +111,44 @@ def resume_run(run_dir: Path, backend, config: TrainConfig, log: Log):
     if (run_dir / "config.json").is_file() and not (run_dir / CHECKPOINT_NAME).exists():
         raise CheckpointError(f"{run_dir} has no checkpoint ({CHECKPOINT_NAME}): no epoch of it finished, so "
                               f"there is nothing to resume; start it anew with --out {run_dir}")
-    net, _, state = load_for_resume(run_dir, backend)
-    history_file = run_dir / "history.json"
-    if history_file.is_file():
-        net.history = json.loads(history_file.read_text())[:state.epoch]
+    net, meta, state = load_for_resume(run_dir, backend)
     check_resumable(net, state, config, run_dir)
+    check_same_settings(config, meta.get("config"), run_dir)
+    net.history = restored_history(run_dir, meta.get("history"), state.epoch, log)
     log(f"resuming {run_dir} after epoch {state.epoch} (step {state.step}, lr {state.lr:g})")
     return net, state
+
+
+def check_same_settings(config: TrainConfig, recorded, run_dir: Path) -> None:
+    """The checkpoint's own record of the run's settings is the authority: a config.json
+    edited since (a batch size, a seed, a dtype) would silently make a different run."""
+    if not isinstance(recorded, dict):  # a checkpoint from before settings were recorded
+        return
+    for name, value in dataclasses.asdict(config).items():
+        if name not in RESUMABLE and name != "out" and name in recorded and recorded[name] != value:
+            raise CheckpointError(f"{run_dir / 'config.json'} says {name} = {value!r}, but {run_dir / CHECKPOINT_NAME} "
+                                  f"was trained with {name} = {recorded[name]!r}: config.json was edited or "
+                                  "replaced; put it back (a resumed run keeps its own settings), or start a new run")
+
+
+def restored_history(run_dir: Path, kept, epochs: int, log: Log) -> list:
+    """The history up to the checkpoint's epoch: the checkpoint's own copy where it has one
+    (history.json may be one epoch ahead, deleted or damaged), else history.json's; never an
+    empty one that would silently restart the record."""
+    path = run_dir / "history.json"
+    try:
+        on_disk = json.loads(path.read_bytes().decode())
+        usable = isinstance(on_disk, list) and len(on_disk) >= epochs and all(isinstance(r, dict) for r in on_disk)
+    except (OSError, ValueError):  # missing, not UTF-8, not JSON
+        usable = False
+    if isinstance(kept, list) and len(kept) == epochs:
+        if not usable:
+            log(f"warning: {path} was missing or damaged; rebuilt from the checkpoint's copy")
+        return list(kept)
+    if usable:
+        return on_disk[:epochs]
+    raise CheckpointError(f"{path} is missing or damaged, and {run_dir / CHECKPOINT_NAME} (from an older "
+                          "xpnet) holds no copy of it: restore it from a backup, or start the run anew")
 
 
 def check_resumable(net: Network, state, config: TrainConfig, run_dir: Path) -> None:
@@ -113,13 +168,17 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
     """The config a run was started with, to resume it."""
     path = Path(run_dir) / "config.json"
     try:
-        fields = json.loads(path.read_text())
-        return TrainConfig(**fields)
+        config = TrainConfig(**json.loads(path.read_bytes().decode()))
     except OSError:
         raise XpnetError(f"{run_dir} is not a run folder (no readable config.json); give the folder "
                          "`xpnet train --out` wrote") from None
-    except (json.JSONDecodeError, TypeError):
+    except (ValueError, TypeError):  # not UTF-8, not JSON, not an object of TrainConfig's fields
         raise XpnetError(f"{path} is damaged or from another xpnet version; cannot resume") from None
+    for name in COUNTS:
+        value = getattr(config, name)
+        if value is not None and (type(value) is not int or value < 1):
+            raise XpnetError(f"{path} gives {name} = {value!r}: it must be a positive integer; correct it")
+    return config
 
 
 def _slug(spec: str) -> str:

@@ -11,6 +11,8 @@ processes. The cache is keyed by every generation parameter.
 """
 
 import os
+import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -129,9 +131,13 @@ def _run_jobs(bank, jobs, augment, bar, workers) -> list:
     workers = _worker_count(workers, len(jobs))
     if workers > 1:
         try:
-            with ProcessPoolExecutor(workers, initializer=_set_worker_bank, initargs=(bank,)) as pool:
+            with ProcessPoolExecutor(workers, initializer=_set_worker_bank, initargs=(bank, os.getpid())) as pool:
                 futures = [pool.submit(_worker_chunk, *job, augment) for job in jobs]
-                return [_tick(bar, f.result()) for f in futures]
+                try:
+                    return [_tick(bar, f.result()) for f in futures]
+                except BaseException:  # Ctrl-C above all: leaving the `with` would wait for every chunk
+                    _stop_workers(pool)
+                    raise
         except (OSError, BrokenProcessPool):
             bar.reset()
     return [_tick(bar, render_chunk(bank, *job, augment)) for job in jobs]
@@ -153,9 +159,28 @@ def _tick(bar, result):
 _WORKER_BANK = None  # each worker process's copy of the glyph bank, set once by its initializer
 
 
-def _set_worker_bank(bank):
+def _set_worker_bank(bank, parent: int):
+    """A worker's start: its bank; Ctrl-C is its parent's to handle; it dies with its parent."""
     global _WORKER_BANK
     _WORKER_BANK = bank
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker waits on a pipe its siblings also hold open, so a parent killed outright
+    (SIGKILL) would leave it waiting forever: check twice a second that the parent lives."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Drop the queued chunks and kill the workers now, rather than wait for their chunks."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public way before 3.14
+    for process in processes:
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _worker_chunk(seed_seq, size, groups, augment):

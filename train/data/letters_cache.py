@@ -9,6 +9,8 @@ import hashlib
 import json
 import os
 import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +35,15 @@ def read_cache(path: Path) -> tuple[dict, dict] | None:
     """(arrays, info) from a cache file, or None when it is missing or unreadable (then regenerate)."""
     if not path.is_file():
         return None
-    try:
-        with np.load(path, allow_pickle=False) as f:
+    try:  # each array's CRC-32 is checked as it is read: a flipped byte fails here, not later
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:  # closed even when np.load fails
             arrays = {k: f[k] for k in ("X_train", "y_train", "X_test", "y_test")}
             info = json.loads(str(f["info"]))
-    except (OSError, ValueError, KeyError, json.JSONDecodeError):
+        if not isinstance(info, dict):
+            raise ValueError("its info is not an object")
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        warnings.warn(f"the letters cache {path} is damaged ({type(exc).__name__}); regenerating it",
+                      stacklevel=3)
         return None
     return arrays, dict(info, cache_hit=True)
 

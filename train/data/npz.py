@@ -8,6 +8,8 @@ images is flattened and records its `image_shape`. The archive is opened with
 allow_pickle=False, so a file from elsewhere cannot run code.
 """
 
+import math
+import os
 import zipfile
 import zlib
 from pathlib import Path
@@ -49,6 +51,7 @@ def _read_archive(path: Path) -> dict:
     if not path.is_file():
         raise DataError(f"npz file {path} does not exist; give the path of an .npz archive")
     _check_starts_like_npz(path)
+    _check_declared_sizes(path)
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -64,6 +67,47 @@ def _read_archive(path: Path) -> dict:
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise DataError(f"{path} is not a readable .npz file ({e.__class__.__name__}); "
                         "save it with np.savez") from None
+
+
+def memory_budget() -> int:
+    """The most bytes a data file may ask xpnet to hold: half the machine's memory (8 GiB where
+    it cannot be read), so a hostile or mistaken file is refused instead of exhausting it."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (AttributeError, ValueError, OSError):
+        return 8 << 30
+
+
+def _check_declared_sizes(path: Path) -> None:
+    """Each array's size as its .npy header declares it, checked before numpy allocates it:
+    no bigger than the bytes the zip holds for it (a 2 KB file claiming 1e11 rows), and all of
+    them within the memory budget (a 3.5 MB deflate bomb that inflates to 7.4 GB)."""
+    if not zipfile.is_zipfile(path):
+        return  # a lone .npy or a damaged zip: np.load's refusal says which
+    total, budget = 0, memory_budget()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                if not member.filename.endswith(".npy"):
+                    continue
+                with archive.open(member) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = {(1, 0): np.lib.format.read_array_header_1_0,
+                            (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read is None:
+                        raise ValueError(f"npy format version {version}")
+                    shape, _, dtype = read(f)
+                    header = f.tell()
+                size = math.prod(shape) * dtype.itemsize
+                if size > member.file_size - header:
+                    raise DataError(f"{path}: {member.filename[:-4]} declares {shape} {dtype} ({size:,} bytes) "
+                                    f"but the archive holds {member.file_size - header:,} bytes of it: damaged")
+                total += size
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise DataError(f"{path} is not a readable .npz file ({e}); save it with np.savez") from None
+    if total > budget:
+        raise DataError(f"{path} would take {total / 2**30:.1f} GiB in memory, over xpnet's budget of "
+                        f"{budget / 2**30:.1f} GiB (half this machine's memory): use a smaller file")
 
 
 def _check_starts_like_npz(path: Path) -> None:
@@ -95,10 +139,13 @@ def _features(X: np.ndarray, path, key) -> tuple[np.ndarray, tuple[int, int] | N
         raise DataError(f"{path}: {key} has shape {X.shape}; give (samples, features)")
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise DataError(f"{path}: {key} is empty (shape {X.shape}); give at least one sample")
-    X = X.astype(np.float32)
     if not np.isfinite(X).all():
         raise DataError(f"{path}: {key} contains NaN or infinite values; clean the data first")
-    return X, image_shape
+    big, top = (float(np.abs(X).max()) if X.dtype.kind == "f" else 0.0), float(np.finfo(np.float32).max)
+    if big > top:  # float64 1e300 would become inf in float32
+        raise DataError(f"{path}: {key} holds values up to {big:.3g} in absolute value, beyond float32's "
+                        f"range ({top:.3g}): scale them (standardise each feature) first")
+    return X.astype(np.float32), image_shape
 
 
 def _targets(y: np.ndarray, n: int, path, key) -> np.ndarray:
@@ -113,6 +160,10 @@ def _targets(y: np.ndarray, n: int, path, key) -> np.ndarray:
             raise DataError(f"{path}: integer {key} has shape {y.shape}; class labels must be one per sample")
         if y.min() < 0:
             raise DataError(f"{path}: {key} has negative label {int(y.min())}; labels must be 0, 1, 2, ...")
+        top = int(y.max())  # a Python int: a uint64 2**64-1 must not wrap to -1
+        if (top + 1) * n * 8 > memory_budget():  # the one-hot targets, float64 rows of top + 1 classes
+            raise DataError(f"{path}: {key} has label {top}, so {top + 1:,} classes whose targets for {n:,} "
+                            "samples would exceed xpnet's memory budget; number the classes 0, 1, 2, ...")
         return y.astype(np.int64)
     if y.dtype.kind == "f":
         if y.ndim > 2:
@@ -144,7 +195,15 @@ def _classes(arrays, y, y_test, path) -> tuple[str, ...] | None:
     if names.dtype.kind not in "US" or names.ndim != 1 or len(names) <= top:
         raise DataError(f"{path}: 'classes' must be a 1-D array of {top + 1} or more names, "
                         f"one per label; got {names.dtype} {names.shape}")
-    return tuple(str(n) for n in names.astype(str))
+    try:
+        names = tuple(str(n) for n in names.astype(str))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: 'classes' holds names that are not UTF-8 text; save them as str") from None
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise DataError(f"{path}: 'classes' names {', '.join(map(repr, twice[:3]))} more than once; "
+                        "give each class its own name")
+    return names
 
 
 def _image_shape(shape: np.ndarray, n_features: int, path) -> tuple[int, int]:

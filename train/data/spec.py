@@ -13,6 +13,9 @@ import numpy as np
 from xpnet.train.data.dataset import DataError, DataSet
 
 LETTERS_TRAIN, LETTERS_TEST = 60_000, 10_000  # the default synthetic set, EMNIST letters' scale
+# The most letters one run generates (train + test): 7.8 GB as cached bytes, 31 GB as the float32
+# rows training reads, and hours of rendering; beyond it a count is a typo, refused before any work.
+MAX_LETTERS = 10_000_000
 SCHEMES = {  # scheme -> how to write it, for the error message that lists them
     "letters": "letters",
     "idx": "idx:DIR",
@@ -62,6 +65,7 @@ def load_data(spec: str = "letters", *, seed: int = 0, cache_dir: str | Path | N
         n_train = LETTERS_TRAIN if n_train is None else n_train
         n_test = LETTERS_TEST if n_test is None else n_test
     _check_sizes(n_train if n_train is not None else 1, n_test if n_test is not None else 0, seed)
+    check_sample_counts(spec, n_train, n_test)
     if scheme == "letters":
         from xpnet.train.data.letters import load_letters
         return load_letters(seed=seed, cache_dir=cache_dir, fonts_dir=fonts_dir,
@@ -96,6 +100,17 @@ def _check_sizes(n_train: int, n_test: int, seed: int) -> None:
         raise DataError(f"n_train must be a whole number >= 1, got {n_train}")
     if int(n_test) != n_test or n_test < 0:
         raise DataError(f"n_test must be a whole number >= 0, got {n_test}")
+
+
+def check_sample_counts(spec: str, n_train: int | None, n_test: int | None) -> None:
+    """Letters are generated at exactly the asked size: refuse one past MAX_LETTERS before any
+    work (a file source only keeps at most n samples, so any count suits it)."""
+    if parse_spec(spec)[0] != "letters":
+        return
+    total = (LETTERS_TRAIN if n_train is None else n_train) + (LETTERS_TEST if n_test is None else n_test)
+    if total > MAX_LETTERS:
+        raise DataError(f"{total:,} letters asked for (train + test); one run generates at most "
+                        f"{MAX_LETTERS:,} (31 GB as float32 rows): give a smaller --train-samples / --test-samples")
 
 
 def cap_samples(ds: DataSet, n_train: int, n_test: int, seed: int) -> DataSet:

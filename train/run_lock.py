@@ -1,0 +1,63 @@
+"""One process per run folder: an OS file lock, and which folders a new run may write into.
+
+Two processes training one folder overwrite each other's checkpoints, and one's start-up
+sweep of stale temp files deletes the other's live one. So the process that writes a run
+folder holds an exclusive `flock` on `.xpnet-run.lock` inside it for as long as it trains.
+The kernel drops the lock when the process ends however it ends (SIGKILL included), so a
+crash never leaves a stale lock to clear by hand; the file itself stays, empty but for the
+last holder's PID, and marks the folder as xpnet's.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from xpnet.train.files import OutputError
+
+LOCK_NAME = ".xpnet-run.lock"
+
+
+class RunBusy(OutputError):
+    """Another live process holds the run folder's lock."""
+
+
+class RunLock:
+    """The run folder's lock, taken once with `take` and released on leaving the `with`."""
+
+    def __init__(self):
+        self.fd: int | None = None
+
+    def take(self, folder: Path) -> None:
+        """Lock `folder` (it must exist), or say in one line which process holds it."""
+        if self.fd is not None:
+            return
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; refusing beats two writers unawares
+            raise OutputError("training into a run folder needs POSIX file locks (fcntl), which this "
+                              "system lacks; run xpnet on Linux or macOS") from None
+        try:
+            fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise OutputError(f"cannot create {folder / LOCK_NAME}: {exc.strerror or exc}; "
+                              "choose another --out") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise RunBusy(f"{folder} is being trained by another process (PID {holder}); wait for it to "
+                          "finish or stop it, or give another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = None
+
