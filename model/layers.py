@@ -157,3 +157,13 @@ def image_shape(n_features: int, given: Sequence[int] | None = None) -> tuple:
         raise ModelError(f"samples of {n_features} features are not square images: give the image shape "
                          "as channels x height x width")
     return (1, side, side)
+
+
+def describe_layers(layers) -> str:
+    """conv32x3 -> maxpool2 -> flatten -> 26: a network's layers in a line."""
+    names = {"conv": lambda d: (f"conv{d['filters']}x{d['kernel'][0]}" + (f"s{d['stride']}" if d["stride"] > 1 else "")
+                                + ("valid" if d["padding"] == "valid" else "")),
+             "dense": lambda d: str(d["units"]),
+             "maxpool": lambda d: f"maxpool{d['size']}", "avgpool": lambda d: f"avgpool{d['size']}",
+             "dropout": lambda d: f"dropout{d['rate']}", "flatten": lambda d: "flatten"}
+    return " -> ".join(names[d["kind"]](d) for d in (layer.describe() for layer in layers))

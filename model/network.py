@@ -12,7 +12,8 @@ from xpnet.model.activations import ModelError, check_activation, softmax_forwar
 from xpnet.model.dense import Dense
 from xpnet.model.init import init_weights
 from xpnet.model.layer import Layer
-from xpnet.model.layers import build_layers, layer_from
+from xpnet.model.inputs import check_inputs
+from xpnet.model.layers import build_layers, describe_layers, layer_from
 from xpnet.model.losses import check_loss
 from xpnet.model.ops import op
 
@@ -253,37 +254,5 @@ class Network:
         return self.to(self.backend)
 
 
-def check_inputs(X, width: int, what: str = "inputs", error: type = ModelError, read: bool = True,
-                 empty_ok: bool = False) -> np.ndarray:
-    """Host inputs as a 2-D array of numbers `width` wide, every value finite; else `error`,
-    in one line. The one check of inputs, for predicting (ModelError) and for training data
-    (the caller's DataError); `read=False` leaves the values of a memory-mapped file unread,
-    when they were checked as it was written. A 1-D X is a column for a one-input network."""
-    X = np.asarray(X)
-    if X.ndim == 1 and width == 1:
-        X = X.reshape(-1, 1)
-    if X.ndim != 2:
-        raise error(f"{what}: X must be 2-D (samples x features), (n, {width}) here, got shape {X.shape}")
-    if X.shape[0] == 0 and not empty_ok:
-        raise error(f"{what} is empty: give at least one sample")
-    if X.shape[1] != width:
-        raise error(f"{what}: samples have {X.shape[1]} features but the network takes {width} "
-                    f"(X has shape {X.shape}; it must be (n, {width}))")
-    if X.dtype.kind not in "fiub" or (read and X.dtype.kind == "f" and not np.all(np.isfinite(X))):
-        raise error(f"{what}: X must be finite numbers (found NaN or inf, or non-numbers); clean the inputs")
-    return X
-
-
 def _shape(shape) -> str:
     return "x".join(map(str, shape))
-
-
-def describe_layers(layers) -> str:
-    """conv32x3 -> maxpool2 -> flatten -> 26: a network's layers in a line."""
-    names = {"conv": lambda d: (f"conv{d['filters']}x{d['kernel'][0]}" + (f"s{d['stride']}" if d["stride"] > 1 else "")
-                                + ("valid" if d["padding"] == "valid" else "")),
-             "dense": lambda d: str(d["units"]),
-             "maxpool": lambda d: f"maxpool{d['size']}", "avgpool": lambda d: f"avgpool{d['size']}",
-             "dropout": lambda d: f"dropout{d['rate']}", "flatten": lambda d: "flatten"}
-    return " -> ".join(names[d["kind"]](d) for d in (layer.describe() for layer in layers))
-

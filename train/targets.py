@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from xpnet.model import Network
-from xpnet.model.network import check_inputs
+from xpnet.model.inputs import check_inputs
 from xpnet.train.data import DataError
 
 
