@@ -16,14 +16,14 @@ from typing import Any
 
 from xpnet.backends import Backend
 from xpnet.model.activations import ModelError, check_activation
-from xpnet.model.layer import Layer
+from xpnet.model.layer import Weighted
 from xpnet.model.ops import op
 
 PADDINGS = ("same", "valid")  # same: the output keeps ceil(H / stride) rows; valid: windows inside only
 
 
 @dataclass
-class Conv2D(Layer):
+class Conv2D(Weighted):
     """F filters of size kh x kw over a (C, H, W) input, moved `stride` pixels at a time."""
 
     W: Any
@@ -58,13 +58,6 @@ class Conv2D(Layer):
     def out_shape(self) -> tuple:
         return self._out
 
-    @property
-    def params(self) -> list:
-        return [self.W, self.b]
-
-    @params.setter
-    def params(self, values: list) -> None:
-        self.W, self.b = values
 
     def describe(self) -> dict:
         F, _, kh, kw = self.W.shape

@@ -12,12 +12,12 @@ from typing import Any
 
 from xpnet.backends import Backend
 from xpnet.model.activations import check_activation
-from xpnet.model.layer import Layer
+from xpnet.model.layer import Weighted
 from xpnet.model.ops import op
 
 
 @dataclass
-class Dense(Layer):
+class Dense(Weighted):
     """One fully connected layer; `W` and `b` are arrays on `backend`."""
 
     W: Any
@@ -68,11 +68,3 @@ class Dense(Layer):
             self.W, self.b = update(self.W, self.b, dz, x)
             return dx, []
         return dx, [self._matmul(xp, dz.T, x), xp.sum(dz, axis=0)]  # (n_out, n_in), (n_out,)
-
-    @property
-    def params(self) -> list:
-        return [self.W, self.b]
-
-    @params.setter
-    def params(self, values: list) -> None:
-        self.W, self.b = values

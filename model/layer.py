@@ -54,3 +54,17 @@ class Layer:
     @property
     def n_out(self) -> int:
         return math.prod(self.out_shape)
+
+
+class Weighted(Layer):
+    """A layer with weights W and a bias b (dense and convolutional layers), its parameters in that order."""
+
+    W = b = None
+
+    @property
+    def params(self) -> list:
+        return [self.W, self.b]
+
+    @params.setter
+    def params(self, values: list) -> None:
+        self.W, self.b = values
