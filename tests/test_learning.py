@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 import xpnet.train.learning_rate as learning_rate
-import xpnet.train.loop as loop
 import xpnet.train.steps as steps_module
 from xpnet.backends import XpnetError
 from xpnet.model import ModelError, Network
@@ -108,8 +107,9 @@ def test_lr_auto_picks_a_rate_reports_it_and_uses_it(single, monkeypatch):
     X, y = rings(n=96)
     net = Network.from_sizes([2, 8, 3], single, activation="tanh", seed=0)
     learn(net, (X, y), epochs=2, batch_size=16, lr="auto", log=lines.append)
-    match = TRIALS.match(lines[0])
-    assert match, lines[0]
+    line = next(line for line in lines if line.startswith("lr auto"))
+    match = TRIALS.match(line)
+    assert match, line
     chosen = float(match.group(1))
     start = float(match.group(2))
     trials = [(float(rate), "fell" if float(loss) < start else "rose")
@@ -193,7 +193,8 @@ def test_history_has_one_record_per_epoch_with_the_documented_keys(single):
         assert set(record) == EPOCH_KEYS | {"accuracy", "val_loss", "val_accuracy"}
         assert all(isinstance(v, (int, float)) and math.isfinite(v) for v in record.values())
         assert 0.0 <= record["accuracy"] <= 1.0 and 0.0 <= record["val_accuracy"] <= 1.0
-    lines = [s for s in seen if isinstance(s, str) and not s.startswith("CUDA graphs: on")]  # a GPU says it records
+    lines = [s for s in seen if isinstance(s, str)  # a GPU says it records; the scaling of the rings is said
+             and not s.startswith(("CUDA graphs: on", "scale: "))]
     assert len(lines) == 3 and lines[0].startswith("epoch 1/3  loss ") and "val_acc" in lines[0]
     assert [s for s in seen if isinstance(s, dict)] == net.history
 
@@ -216,13 +217,20 @@ def test_early_stopping_stops_when_validation_stops_improving(single):
     assert len(val) < 100
     best = int(np.argmin(val))
     assert len(val) == best + 1 + 3  # exactly `patience` epochs without improvement
-    assert lines[-1] == "early stop: validation loss has not improved for 3 epochs"
+    assert lines[-2] == "early stop: validation loss has not improved for 3 epochs"
+    assert lines[-1].startswith(f"restored epoch {best + 1}'s weights, the best on validation")
+    # the weights now are the best epoch's: they score its validation loss, not the last epoch's
+    assert evaluate(net, XOR_X, 1 - XOR_Y)["loss"] == pytest.approx(val[best], rel=1e-5)
+    assert val[-1] > val[best]
 
 
-def test_without_validation_patience_changes_nothing(reference):
+def test_patience_without_validation_data_is_a_one_line_error_naming_the_fix(reference):
+    """It used to be ignored silently: training ran its epochs as if no patience were given."""
     net = Network.from_sizes([2, 4, 2], reference, activation="tanh", seed=0)
-    learn(net, (XOR_X, XOR_Y), epochs=5, batch_size=None, lr=0.5, patience=1, log=None)
-    assert len(net.history) == 5
+    with pytest.raises(DataError) as info:
+        learn(net, (XOR_X, XOR_Y), epochs=5, batch_size=None, lr=0.5, patience=1, log=None)
+    assert "--val-fraction" in one_line(info.value) and "validation_fraction" in str(info.value)
+    assert net.history == []
 
 
 def test_same_seed_same_training(single):

@@ -25,9 +25,13 @@ from xpnet.train.context import RunContext
 from xpnet.train.data import DataError, DataSet, absolute_spec
 from xpnet.train.evaluation import report_classification
 from xpnet.train.files import atomic_write_json, ensure_folder, remove_stale_temps
-from xpnet.train.loop import evaluate, learn
+from xpnet.train.answers import evaluate
+from xpnet.train.loop import learn
 from xpnet.train.metrics import listed
-from xpnet.train.optimizers import check_optimizer
+from xpnet.train.metrics import regression_line
+from xpnet.train.optimizers import DEFAULT_LR, check_optimizer
+from xpnet.train.prepare import check_patience
+from xpnet.train.scaling import check_scale
 from xpnet.train.runs import (check_new_run_folder, epoch_saver, resume_run, run_folder, run_metadata,
                               telling_what_is_kept)
 from xpnet.train.targets import check_targets_fit_loss
@@ -54,6 +58,7 @@ def check_config(config: TrainConfig) -> None:
     check_loss(config.loss)
     check_init(config.init)
     check_optimizer(config.optimizer)
+    check_scale(config.scale)
 
 
 def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool = False,
@@ -100,7 +105,8 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
         on_epoch = epoch_saver(run_dir, meta)
     with telling_what_is_kept(run_dir):
         learn(net, (data.X_train, data.y_train), epochs=config.epochs, batch_size=config.batch_size,
-              lr=config.lr, optimizer=config.optimizer, seed=config.seed, validation=held_out,
+              lr=job_lr(config), optimizer=config.optimizer, seed=config.seed, scale=config.scale,
+              validation=None if config.val_fraction else held_out, validation_fraction=config.val_fraction,
               patience=config.patience, log=log, on_epoch=on_epoch, resume=state, context=context,
               cuda_graphs=config.cuda_graphs)
     if run_dir is not None:
@@ -124,6 +130,8 @@ def finish_run(net: Network, held_out, data: DataSet, run_dir: Path, log: Log) -
     with telling_what_is_kept(run_dir, trained=True):
         if held_out is not None and data.classes:
             report_classification(net, held_out, data, run_dir, log)
+        elif held_out is not None:
+            log(f"test {regression_line(evaluate(net, *held_out))} on {len(held_out[1])} held-out samples")
         draw_curves(run_dir, net, log)
     log(f"saved {run_dir / CHECKPOINT_NAME}")
 
@@ -148,6 +156,7 @@ def tf32_line(config: TrainConfig, backend) -> str | None:
 def check_data_fits(config: TrainConfig, data: DataSet) -> None:
     """Targets that suit the loss, and at least two classes: before a network or a folder is made."""
     check_targets_fit_loss(config.loss, data.y_train, config.data)
+    check_patience(config.patience, True if config.val_fraction or data.X_test is not None else None)
     if data.classes is not None and len(data.classes) < 2:
         raise DataError(f"{config.data} holds a single class ({', '.join(map(str, data.classes))}): a "
                         "classifier needs at least two")
@@ -173,7 +182,13 @@ def warn_about_empty_classes(data: DataSet, log: Log) -> None:
 
 def network_line(config: TrainConfig, net: Network, data: DataSet) -> str:
     return (f"network {' -> '.join(map(str, net.sizes))}  {config.activation}  {config.loss}  "
-            f"{config.optimizer} lr {config.lr}  batch {config.batch_size}  {len(data.y_train)} training samples")
+            f"{config.optimizer} lr {job_lr(config)}{' (its default)' if config.lr is None else ''}  "
+            f"batch {config.batch_size}  {len(data.y_train)} training samples")
+
+
+def job_lr(config: TrainConfig):
+    """The rate asked for, else the optimizer's default."""
+    return DEFAULT_LR[config.optimizer] if config.lr is None else config.lr
 
 
 def log_baseline(net: Network, held_out, n_classes: int, log: Log) -> None:
