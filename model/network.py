@@ -43,17 +43,19 @@ class Network:
         self.scaling: Scaling | None = None  # set by the first `learn` (None: inputs taken as they come)
         self.regression: bool | None = None  # set by `learn` from the targets (None: not trained yet)
         self.output_auto = False  # from_sizes chose the output layer: `learn` may make it linear for values
+        self.loss_auto = False  # from_sizes chose the loss (none given): `learn` may make it quadratic for values
         self._loss_fn = op(self.backend, f"loss.{self.loss}")
 
     @classmethod
     def from_sizes(cls, sizes: Sequence[int], backend: Backend, *, activation: str = "sigmoid",
-                   output: str | None = None, loss: str = "cross_entropy", init: str = "normal",
+                   output: str | None = None, loss: str | None = None, init: str = "normal",
                    seed: int | np.random.Generator = 0) -> "Network":
         """A network from layer sizes, e.g. [784, 128, 64, 26].
 
-        Hidden layers use `activation` (sigmoid by default, as the course teaches). The
-        output activation defaults to identity for cross-entropy (logits) and, for the
-        quadratic loss, to the hidden activation (the course's all-sigmoid classifier) until
+        Hidden layers use `activation` (sigmoid by default, as the course teaches). `loss`
+        None is cross-entropy, made quadratic by `learn` if it sees float targets (values;
+        said in its log). The output activation defaults to identity for cross-entropy
+        (logits) and, for the quadratic loss, to the hidden activation (the course's all-sigmoid classifier) until
         `learn` sees float targets: values need a linear output, so it becomes identity then
         (and says so). An output given here is kept, and `learn` refuses to fit values with
         a capped one. Weights come from `seed` through `init`.
@@ -62,7 +64,7 @@ class Network:
         if len(sizes) < 2 or min(sizes) < 1:
             raise ModelError(f"layer sizes must be at least two positive integers, got {sizes}")
         check_activation(activation)
-        check_loss(loss)
+        loss_auto, loss = loss is None, check_loss(loss or "cross_entropy")
         auto = output is None and loss == "quadratic" and activation != "identity"
         if output is None:
             output = "identity" if loss == "cross_entropy" else activation
@@ -75,8 +77,13 @@ class Network:
             W = init_weights(init, rng, n_in, n_out)
             layers.append(Dense(backend.asarray(W), backend.asarray(np.zeros(n_out)), act, backend))
         net = cls(layers, loss)
-        net.output_auto = auto
+        net.output_auto, net.loss_auto = auto, loss_auto
         return net
+
+    def use_quadratic_loss(self) -> None:
+        """The quadratic loss, for a network whose loss from_sizes chose, given values to fit."""
+        self.loss, self.loss_auto = "quadratic", False
+        self._loss_fn = op(self.backend, "loss.quadratic")
 
     def with_linear_output(self) -> None:
         """Make the output layer identity, keeping its weights: for regression targets."""
@@ -218,7 +225,7 @@ class Network:
                   for layer in self.layers]
         copied = Network(layers, self.loss)
         copied.classes, copied.scaling, copied.regression = self.classes, self.scaling, self.regression
-        copied.output_auto = self.output_auto
+        copied.output_auto, copied.loss_auto = self.output_auto, self.loss_auto
         return copied
 
     def copy(self) -> "Network":

@@ -45,7 +45,8 @@ def add_train(sub) -> None:
                                    f"(default: {SCALE_DEFAULT})")
     p.add_argument("--layers", type=sizes, dest="hidden", help="hidden layer sizes, e.g. 256,128 (default 256,128)")
     p.add_argument("--activation", help=f"{one_of(ACTIVATIONS)} (default {d.activation})")
-    p.add_argument("--loss", help=f"{one_of(LOSSES)} (default {d.loss})")
+    p.add_argument("--loss", help=f"{one_of(LOSSES)} (default: cross_entropy for class labels, quadratic for "
+                                  "float targets, which are regression values)")
     p.add_argument("--optimizer", help=f"{one_of(OPTIMIZERS)} (default {d.optimizer})")
     p.add_argument("--init", help=f"{one_of(INITS)} (default {d.init})")
     p.add_argument("--val-fraction", type=fraction, metavar="F",

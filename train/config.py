@@ -21,7 +21,7 @@ class TrainConfig:
     lr: float | str | None = None  # learning rate alpha; "auto": the course's recipe; None: the optimizer's default
     hidden: list[int] = field(default_factory=lambda: [256, 128])  # hidden layer sizes
     activation: str = "relu"  # hidden non-linearity: relu trains deep nets fastest
-    loss: str = "cross_entropy"  # softmax cross-entropy: the right loss for classes
+    loss: str | None = None  # None: cross_entropy for class labels, quadratic for float targets (regression)
     optimizer: str = "momentum"  # sgd, momentum (0.9) or adam
     init: str = "he"  # weight init matched to relu
     patience: int | None = None  # stop after this many epochs without validation improvement

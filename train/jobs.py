@@ -37,6 +37,7 @@ from xpnet.train.runs import (check_new_run_folder, epoch_saver, resume_run, run
 from xpnet.train.targets import check_targets_fit_loss
 
 Log = Callable[[str], None]
+WHOLE_LABELS = 1000  # float targets that are whole numbers, at most this many distinct ones, may be classes
 BASELINE_ROWS = 10_000  # the untrained network's score on a run without a held-out split: rows spread over the set
 
 
@@ -55,7 +56,8 @@ def build_network(config: TrainConfig, data: DataSet, backend) -> Network:
 def check_config(config: TrainConfig) -> None:
     """Catch a misspelt name before minutes are spent making data."""
     check_activation(config.activation)
-    check_loss(config.loss)
+    if config.loss is not None:
+        check_loss(config.loss)
     check_init(config.init)
     check_optimizer(config.optimizer)
     check_scale(config.scale)
@@ -85,6 +87,7 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
         if line:
             log(line)
     data = context.load_data(config, progress)
+    config = settle_loss(config, data, log)
     check_data_fits(config, data)
     warn_about_empty_classes(data, log)
     run_dir = ensure_folder(run_folder(config)) if context.is_root else None  # the run folder has one writer
@@ -151,6 +154,22 @@ def tf32_line(config: TrainConfig, backend) -> str | None:
     why = ("TF32 only speeds float32 products" if config.dtype != "float32"
            else f"{backend.name} on {backend.device_name} has no TF32")
     return f"tf32: off ({why}; products run in full {config.dtype})"
+
+
+def settle_loss(config: TrainConfig, data: DataSet, log: Log) -> TrainConfig:
+    """No --loss: cross-entropy for class labels; float targets are values, so regression with
+    the quadratic loss (and a linear output, build_network), said in one line, with a warning
+    where the values are all whole numbers and might have been meant as classes."""
+    if config.loss is not None:
+        return config
+    if data.classes is not None:
+        return dataclasses.replace(config, loss="cross_entropy")
+    log("regression (float targets): loss quadratic, output layer identity (linear); the network answers values")
+    whole = np.all(np.mod(data.y_train, 1) == 0) and len(np.unique(data.y_train)) <= WHOLE_LABELS
+    if whole:
+        log(f"warning: every target of {config.data} is a whole number: if they are classes, save them as "
+            "integers (an npz's y as int) or give --loss cross_entropy")
+    return dataclasses.replace(config, loss="quadratic")
 
 
 def check_data_fits(config: TrainConfig, data: DataSet) -> None:

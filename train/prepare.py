@@ -22,7 +22,11 @@ def settle_task(model, y, log) -> None:
     output. An output layer from_sizes chose becomes identity (said); one the caller chose
     that caps its answers is refused, naming `output=`."""
     regression = np.asarray(y).dtype.kind == "f"
-    if regression and model.activations[-1] != "identity":
+    if regression and model.loss_auto:
+        model.use_quadratic_loss()
+        _say(log, "regression (float targets): loss quadratic, output layer identity (linear), so it can answer "
+                  "any value")
+    elif regression and model.activations[-1] != "identity":
         if not model.output_auto:
             if model.regression is None:
                 raise DataError(f"y holds floats (regression values), but the network's output layer is "
@@ -32,7 +36,7 @@ def settle_task(model, y, log) -> None:
             model.with_linear_output()
             _say(log, "regression (float targets): the output layer is identity (linear), so it can answer any "
                       "value")
-    model.output_auto = False
+    model.output_auto = model.loss_auto = False
     if model.regression is None:
         model.regression = regression
 
