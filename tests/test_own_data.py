@@ -279,3 +279,15 @@ def test_bad_settings_are_xpnet_errors(numpy32):
     with pytest.raises(XpnetError):
         learn(Network.from_sizes([2, 4, 2], numpy32), (np.zeros((4, 2)), np.arange(4) % 2), lr=None,
               optimizer="lbfgs", log=None)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_lr_auto_on_a_regression_set_picks_a_rate_that_fits(numpy32, optimizer):
+    """The issue's house prices: raw, lr auto went down to 1e-6 and ended at loss 8.5e10;
+    scaled by default, the recipe's rate fits them."""
+    X, y = house_prices()
+    net = Network.from_sizes([3, 32, 1], numpy32, activation="relu", init="he")
+    lines = []
+    learn(net, (X[:1000], y[:1000]), epochs=20, batch_size=32, lr="auto", optimizer=optimizer, log=lines.append)
+    assert any(line.startswith("lr auto: chose") for line in lines)
+    assert evaluate(net, X[1000:], y[1000:])["r2"] > 0.9, lines

@@ -37,8 +37,8 @@ START = 1e-3
 TRIAL_STEPS = 100
 PROBE_SIZE = 2048
 LOWEST, HIGHEST = 1e-7, 1e3
-STALL = 0.01  # going up, a rate must end at least 1% below the last rate's J to count as better
-FLAT = 1e-3  # a trial whose J moved less than 0.1% over its second half has stalled (saturated)...
+STALL = 1e-3  # going up, a rate must end at least 0.1% below the last rate's J to count as better
+FLAT = 1e-5  # a trial whose J moved less than 0.001% over its second half has stalled (saturated)...
 CONVERGED = 1e-3  # ...unless J is already below 0.1% of where it started: that is the bottom, not a plateau
 
 
@@ -50,7 +50,7 @@ def find_learning_rate(model, data, optimizer: str, batch_size: int, seed: int) 
 
     def trial(lr: float) -> tuple[float, float]:
         mid, end = _trial(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t)
-        trials.append(f"{lr:g}->{end:.4g}" + (" (flat)" if _flat(mid, end, base) else ""))
+        trials.append(f"{lr:g}->{end:.4g}" + ("(flat)" if _flat(mid, end, base) else ""))
         return mid, end
 
     lr = START
