@@ -291,3 +291,23 @@ def test_lr_auto_on_a_regression_set_picks_a_rate_that_fits(numpy32, optimizer):
     learn(net, (X[:1000], y[:1000]), epochs=20, batch_size=32, lr="auto", optimizer=optimizer, log=lines.append)
     assert any(line.startswith("lr auto: chose") for line in lines)
     assert evaluate(net, X[1000:], y[1000:])["r2"] > 0.9, lines
+
+
+def test_divergence_on_unscaled_data_names_the_data_before_the_rate(numpy32):
+    """The issue's case: every divergence message suggested lr/10 again, even where the data's
+    scale was to blame; it names the values and the cure first now."""
+    X, y = house_prices(200)
+    net = Network.from_sizes([3, 1], numpy32, activation="identity", loss="quadratic")
+    with pytest.raises(XpnetError) as info:
+        learn(net, (X, y), epochs=20, batch_size=None, lr=0.05, scale="none", log=None)
+    message = str(info.value)
+    assert "training diverged" in message and "--scale standard" in message
+    assert "the training targets reach 1.1e+06" in message and message.index("--scale") < message.index("try --lr")
+
+
+def test_divergence_on_well_scaled_data_still_suggests_a_smaller_rate(numpy32):
+    X = np.random.default_rng(0).standard_normal((64, 2))
+    net = Network.from_sizes([2, 1], numpy32, activation="identity", loss="quadratic")
+    with pytest.raises(XpnetError) as info:
+        learn(net, (X, X[:, 0] + 1.0), epochs=200, batch_size=None, lr=50.0, log=None)
+    assert "try --lr 5" in str(info.value) and "--scale" not in str(info.value)

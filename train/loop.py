@@ -20,7 +20,7 @@ from xpnet.train.context import RunContext
 from xpnet.train.device_data import DeviceData
 from xpnet.train.graphs import GraphedSteps, graph_blocker
 from xpnet.train.learning_rate import PROBE_SIZE, find_learning_rate, probe_loss
-from xpnet.train.prepare import check_patience, prepare_data, settle_lr, settle_task
+from xpnet.train.prepare import check_patience, data_scale_note, prepare_data, settle_lr, settle_task
 from xpnet.train.state import TrainingState
 from xpnet.train.subnormals import flush_subnormals
 from xpnet.train.steps import EagerSteps
@@ -86,7 +86,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             record = context.share_validation(record)  # every process must stop early alike
             state.epoch += 1
             record["epoch"] = state.epoch
-            _check_divergence(model, record, state)  # a non-finite validation loss too: never saved as good
+            _check_divergence(model, record, state, lambda: data_scale_note(model, *data))  # validation too
             state.step += record.pop("steps")
             record.pop("finite_steps")
             model.history.append(record)
@@ -203,8 +203,9 @@ class DivergenceError(DataError):
 EXPLODING_EPOCHS = 3  # this many rising epochs in a row, ending above the first, is reported
 
 
-def _check_divergence(model: Network, record: dict, state) -> None:
-    """Stop on a non-finite loss or parameter, naming the epoch, the step and a cure.
+def _check_divergence(model: Network, record: dict, state, data_note=lambda: None) -> None:
+    """Stop on a non-finite loss or parameter, naming the epoch, the step and a cure: the
+    data's scale first where it is to blame (`data_note()`), else a smaller rate.
 
     Raised before the epoch is checkpointed, so the last good checkpoint stays on disk.
     """
@@ -220,8 +221,9 @@ def _check_divergence(model: Network, record: dict, state) -> None:
             else "the validation loss became non-finite" if bad_val else "a weight became non-finite")
     kept = (f"epoch {state.epoch - 1}'s checkpoint is kept" if state.epoch > 1
             else "no epoch finished, so no checkpoint was written")
-    raise DivergenceError(f"training diverged at {where}: {what} with learning rate {state.lr:g}; "
-                          f"try --lr {state.lr / 10:g} ({kept})")
+    note = data_note()
+    cure = f"{note}; if the data are right, try --lr {state.lr / 10:g}" if note else f"try --lr {state.lr / 10:g}"
+    raise DivergenceError(f"training diverged at {where}: {what} with learning rate {state.lr:g}; {cure} ({kept})")
 
 
 def all_finite(model: Network) -> bool:

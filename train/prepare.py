@@ -98,6 +98,26 @@ def settle_lr(lr, optimizer: str, log):
     return DEFAULT_LR[optimizer]
 
 
+LARGE = 1e3  # an input or target this far from 0 as trained (standardised data sit within a few units)
+
+
+def data_scale_note(model, X, y) -> str | None:
+    """Why training may have diverged that is the data's fault, not the rate's: values that
+    reach LARGE as the network sees them (after its scaling), naming where, and the cure."""
+    for what, a in (("inputs", np.asarray(X)), ("targets", np.asarray(y) if np.asarray(y).dtype.kind == "f" else None)):
+        if a is None or a.size == 0:
+            continue
+        flat = np.abs(a.reshape(len(a), -1))
+        row, col = np.unravel_index(int(np.argmax(flat)), flat.shape)
+        if flat[row, col] > LARGE:
+            kept = model.scaling is not None and (model.scaling.inputs if what == "inputs" else model.scaling.targets) == "none"
+            cure = ("scale them (leave --scale out, or give --scale standard)" if kept
+                    else "one row is far out of line with the rest: check it for a wrong unit or a corrupt value")
+            return (f"the training {what} reach {flat[row, col]:.3g} as the network sees them (row {row}, column {col}); "
+                    f"{cure}")
+    return None
+
+
 def check_patience(patience, validation) -> None:
     if patience is not None and validation is None:
         raise DataError("patience stops on the validation loss, but there is no validation data: give "
