@@ -83,3 +83,32 @@ def test_train_on_a_csv_from_the_command_line_with_a_validation_split(capsys, tm
     code, out, err = run_cli(capsys, "train", "--data", f"csv:{tmp_path / 'nope.csv'}", "--out", str(tmp_path / "r2"),
                              "--no-progress", "--backend", "numpy")
     assert_one_line_error(code, err, "does not exist")
+
+
+def test_predict_answers_each_row_of_a_csv_or_npz_with_a_value(capsys, tmp_path):
+    """A regression model served from the command line: rows in, values out (JSON with --json);
+    the CSV may keep its target column, matched by the run's feature names."""
+    import json
+
+    rng = np.random.default_rng(1)
+    X = rng.uniform(0, 100, (300, 2))
+    y = 3 * X[:, 0] - X[:, 1] + 500
+    rows = "\n".join(f"{a:.3f},{b:.3f},{t:.3f}" for (a, b), t in zip(X, y))
+    f = write(tmp_path / "d.csv", "a,b,y\n" + rows + "\n")
+    code, _, err = run_cli(capsys, "train", "--data", str(f), "--layers", "16", "--epochs", "20",
+                           "--out", str(tmp_path / "run"), "--no-progress", "--backend", "numpy")
+    assert code == 0, err
+    write(tmp_path / "ask.csv", "y,b,a\n0,10,20\n0,50,50\n")  # other order, target column kept
+    np.savez(tmp_path / "ask.npz", X=np.array([[20.0, 10.0], [50.0, 50.0]]))
+    for ask in ("ask.csv", "ask.npz"):
+        code, out, err = run_cli(capsys, "predict", str(tmp_path / "run"), "--input", str(tmp_path / ask), "--json",
+                                 "--backend", "numpy")
+        assert code == 0, err
+        answers = [json.loads(line) for line in out.splitlines()]
+        assert [a["row"] for a in answers] == [0, 1]
+        np.testing.assert_allclose([a["value"] for a in answers], [550.0, 600.0], rtol=0.05)
+    code, _, err = run_cli(capsys, "predict", str(tmp_path / "run"), "--input", str(tmp_path / "d.txt"),
+                           "--backend", "numpy")
+    assert_one_line_error(code, err, ".csv or .npz")
+    code, _, err = run_cli(capsys, "predict", str(tmp_path / "run"), "--backend", "numpy")
+    assert_one_line_error(code, err, "--input")

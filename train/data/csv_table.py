@@ -33,14 +33,14 @@ def split_target(arg: str) -> tuple[Path, str | None]:
 def load_csv(arg: str) -> DataSet:
     """Read and validate a CSV file (with `#COLUMN` naming the target) into a DataSet."""
     path, column = split_target(arg)
-    header, rows = _read(path)
+    header, rows = read_table(path)
     target = _target_index(header, column, path)
     features = [i for i in range(len(header)) if i != target]
     if not features:
         raise DataError(f"{path} has only the target column {header[target]!r}; give feature columns too")
     X = np.empty((len(rows), len(features)), np.float32)
     for j, i in enumerate(features):
-        X[:, j] = _numbers(rows, i, header[i], path)
+        X[:, j] = numeric_column(rows, i, header[i], path)
     y, classes = _targets([row[target] for row in rows], header[target], path)
     return DataSet(X, y, None, None, classes=classes, image_shape=None,
                    info={"source": "csv", "file": str(path), "target": header[target],
@@ -48,7 +48,7 @@ def load_csv(arg: str) -> DataSet:
                          "task": "regression" if classes is None else "classification"})
 
 
-def _read(path: Path) -> tuple[list[str], list[list[str]]]:
+def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
     if path.is_dir():
         raise DataError(f"{path} is a folder, not a CSV file; for a folder of class folders use folder:{path}")
     try:
@@ -79,7 +79,7 @@ def _target_index(header: list[str], column: str | None, path: Path) -> int:
     return header.index(column)
 
 
-def _numbers(rows, i: int, name: str, path: Path) -> np.ndarray:
+def numeric_column(rows, i: int, name: str, path: Path) -> np.ndarray:
     """Column i as float64, or one line naming the first cell that is not a finite number."""
     values = np.empty(len(rows))
     for n, row in enumerate(rows):
