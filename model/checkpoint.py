@@ -105,8 +105,9 @@ def from_tensors(tensors: dict, meta: dict, backend: Backend, source: str = "che
             if want is not None and arch.get(key) != want:
                 raise CheckpointError(f"{source} holds {key}={arch.get(key)}, not the asked {want}")
     net = build(tensors, arch, backend, source)
-    if meta.get("task") in ("regression", "classification"):
-        net.regression = meta["task"] == "regression"
+    # an older checkpoint has no task: its make decides, once, so learning goes on as it was
+    net.regression = meta["task"] == "regression" if meta.get("task") in ("regression", "classification") \
+        else net.is_regression
     net.scaling = _scaling(meta.get("scaling"), tensors, net, source)
     return net
 

@@ -89,6 +89,8 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
     data = context.load_data(config, progress)
     config = settle_loss(config, data, log)
     check_data_fits(config, data)
+    if context.is_root:  # the held-out part is rank 0's alone
+        check_patience(config.patience, True if config.val_fraction or data.X_test is not None else None)
     warn_about_empty_classes(data, log)
     run_dir = ensure_folder(run_folder(config)) if context.is_root else None  # the run folder has one writer
     if run_dir is not None:
@@ -175,7 +177,6 @@ def settle_loss(config: TrainConfig, data: DataSet, log: Log) -> TrainConfig:
 def check_data_fits(config: TrainConfig, data: DataSet) -> None:
     """Targets that suit the loss, and at least two classes: before a network or a folder is made."""
     check_targets_fit_loss(config.loss, data.y_train, config.data)
-    check_patience(config.patience, True if config.val_fraction or data.X_test is not None else None)
     if data.classes is not None and len(data.classes) < 2:
         raise DataError(f"{config.data} holds a single class ({', '.join(map(str, data.classes))}): a "
                         "classifier needs at least two")

@@ -63,7 +63,8 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     context = context or RunContext()
     settle_task(model, data[1], log)
     data, validation = prepare_data(model, data, validation, validation_fraction, scale, seed, log)
-    check_patience(patience, validation)
+    if context.is_root:  # other ranks of an MPI job stop on rank 0's validation figures
+        check_patience(patience, validation)
     train_set = context.shard(model, *data, what="training data")
     val_set = DeviceData.from_host(model, *validation, what="validation data") if validation else None
     batch_size = batch_size or train_set.n

@@ -37,8 +37,7 @@ def settle_task(model, y, log) -> None:
             _say(log, "regression (float targets): the output layer is identity (linear), so it can answer any "
                       "value")
     model.output_auto = model.loss_auto = False
-    if model.regression is None:
-        model.regression = regression
+    model.regression = regression  # what it learns now is what it answers
 
 
 def prepare_data(model, data, validation, validation_fraction, scale, seed: int, log):

@@ -77,14 +77,13 @@ def scaled_pair(net, X, y):
     s = net.scaling
     if s is None:
         return X, y
+    # in float64 whatever X came as (float32 from a file, the compute dtype from an MPI job's
+    # mapped file): the same numbers either way, cast to the compute dtype on the device
     if s.x_shift is not None:
-        X = np.asarray(X)
-        dtype = X.dtype if X.dtype.kind == "f" else np.float64
-        X = ((X - s.x_shift.astype(dtype)) / s.x_scale.astype(dtype)).astype(dtype, copy=False)
+        X = (np.asarray(X, np.float64) - s.x_shift) / s.x_scale
     y = np.asarray(y)
     if s.y_shift is not None and y.dtype.kind == "f":
-        shape = y.shape
-        y = ((y.reshape(len(y), -1) - s.y_shift) / s.y_scale).astype(y.dtype).reshape(shape)
+        y = ((y.reshape(len(y), -1).astype(np.float64) - s.y_shift) / s.y_scale).reshape(y.shape)
     return X, y
 
 
