@@ -259,7 +259,8 @@ def test_cli_patience_without_validation_data_is_one_line(capsys, tmp_path):
     assert not (tmp_path / "run").exists()  # refused before any work
 
 
-@pytest.mark.parametrize("flags,needle", [(["--scale", "log"], "standard"), (["--val-fraction", "1.5"], "between 0 and 1")])
+@pytest.mark.parametrize("flags,needle", [(["--scale", "log"], "standard"),
+                                          (["--val-fraction", "1.5"], "between 0 and 1")])
 def test_cli_bad_scale_or_fraction_is_one_line(capsys, tmp_path, house_npz, flags, needle):
     code, _, err = run_cli(capsys, "train", "--data", f"npz:{house_npz}", "--loss", "quadratic", *flags,
                            "--out", str(tmp_path / "run"), "--no-progress", "--backend", "numpy")

@@ -38,11 +38,15 @@ def answer_value(row):
     return float(row[0]) if len(row) == 1 else [float(v) for v in row]
 
 
+def format_value(value) -> str:
+    """A regression answer for people: 416285, or 1.5 -2 for several outputs."""
+    return f"{value:.6g}" if isinstance(value, float) else " ".join(f"{v:.6g}" for v in value)
+
+
 def format_result(result: dict) -> str:
     if "error" in result:
         return f"{result['image']}: error: {result['error']}"
     if "value" in result:
-        value = result["value"]
-        return f"{result['image']}: " + (f"{value:.6g}" if isinstance(value, float) else " ".join(f"{v:.6g}" for v in value))
+        return f"{result['image']}: {format_value(result['value'])}"
     others = ", ".join(f"{c} {100 * p:.1f}%" for c, p in result["runners_up"])
     return f"{result['image']}: {result['letter']} ({100 * result['probability']:.1f}%; then {others})"

@@ -15,7 +15,7 @@ import numpy as np
 from xpnet.backends import XpnetError, resolve_backend
 from xpnet.train.checkpoints import load_checkpoint
 from xpnet.train.data.csv_table import numeric_column, read_table
-from xpnet.train.predict import answer_value
+from xpnet.train.predict import answer_value, format_value
 
 
 def predict_rows(checkpoint: str, path: str, backend_name=None, device=None):
@@ -56,7 +56,5 @@ def read_rows(path: Path, features: list | None, width: int) -> np.ndarray:
 
 def format_row(result: dict) -> str:
     if "value" in result:
-        value = result["value"]
-        return f"row {result['row']}: " + (f"{value:.6g}" if isinstance(value, float)
-                                           else " ".join(f"{v:.6g}" for v in value))
+        return f"row {result['row']}: {format_value(result['value'])}"
     return f"row {result['row']}: {result['class']} ({100 * result['probability']:.1f}%)"

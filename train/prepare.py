@@ -109,11 +109,12 @@ def data_scale_note(model, X, y) -> str | None:
         flat = np.abs(a.reshape(len(a), -1))
         row, col = np.unravel_index(int(np.argmax(flat)), flat.shape)
         if flat[row, col] > LARGE:
-            kept = model.scaling is not None and (model.scaling.inputs if what == "inputs" else model.scaling.targets) == "none"
-            cure = ("scale them (leave --scale out, or give --scale standard)" if kept
+            scaling = model.scaling
+            scaler = None if scaling is None else scaling.inputs if what == "inputs" else scaling.targets
+            cure = ("scale them (leave --scale out, or give --scale standard)" if scaler == "none"
                     else "one row is far out of line with the rest: check it for a wrong unit or a corrupt value")
-            return (f"the training {what} reach {flat[row, col]:.3g} as the network sees them (row {row}, column {col}); "
-                    f"{cure}")
+            return (f"the training {what} reach {flat[row, col]:.3g} as the network sees them "
+                    f"(row {row}, column {col}); {cure}")
     return None
 
 
