@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="accuracy, per-class figures and confusion matrix of a checkpoint")
+    p = sub.add_parser("evaluate", help="accuracy, per-class figures and confusion matrix of a checkpoint "
+                                        "(MSE, RMSE, MAE and R2 for regression)")
     p.add_argument("checkpoint", help="a run folder or a .safetensors checkpoint")
     p.add_argument("--data", help="data to evaluate on (default: the data the run trained on, its held-out "
                                   "part; letters for a bare checkpoint)")
