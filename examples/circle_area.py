@@ -17,7 +17,7 @@ This script does that with xpnet, twice.
       percent of the smallest area). It moves slowly because the r^2 input (up to 400)
       dwarfs the bias's constant input 1: the loss surface is a long narrow valley whose
       steep direction is theta, and theta converges in a few dozen steps.
-    - The feature is not scaled, so theta means pi with no bookkeeping. The price is a small
+    - The feature is not scaled (scale="none"), so theta means pi with no bookkeeping. The price is a small
       learning rate, and the course's own recipe finds it (lr="auto": start at 0.001, divide
       by 10 while J rises, multiply while it falls): 1e-3 and 1e-4 diverge, 1e-5 is chosen.
 
@@ -88,7 +88,7 @@ def learn_theta(backend: Backend, cfg: CircleConfig, log=None) -> tuple[Network,
     model = Network.from_sizes([1, 1], backend, activation="identity", loss="quadratic", seed=cfg.seed)
     with np.errstate(over="ignore", invalid="ignore"):  # the recipe's too-large trial rates overflow
         learn(model, ((r ** 2)[:, None], area), epochs=cfg.theta_epochs, batch_size=None, lr="auto",
-              seed=cfg.seed, log=log)
+              seed=cfg.seed, scale="none", log=log)
     layer = model.layers[0]
     return model, float(backend.to_numpy(layer.W)[0, 0]), float(backend.to_numpy(layer.b)[0])
 
@@ -123,7 +123,7 @@ def learn_mlp(backend: Backend, cfg: CircleConfig, log=None) -> CircleMLP:
                     log_mean=float(np.log(area).mean()), log_std=float(np.log(area).std()))
     for lr, epochs in cfg.mlp_stages:
         learn(net, (mlp.features(r), mlp.targets(area)), epochs=epochs, batch_size=None, lr=lr,
-              optimizer="adam", seed=cfg.seed, log=log)
+              optimizer="adam", seed=cfg.seed, scale="none", log=log)  # scaled by hand, above
     return mlp
 
 

@@ -2,8 +2,11 @@
 
 safetensors stores raw little-endian tensors and a small JSON header and cannot run code on
 load (unlike pickle), and PyTorch, numpy and others read it directly. Tensors are named
-`layers.{i}.W` / `layers.{i}.b`; the architecture and training metadata (backend, dtype,
-seed, epochs, accuracy...) are JSON strings in the header's `__metadata__`.
+`layers.{i}.W` / `layers.{i}.b`, the input and target scaling the network was trained under
+`scaling.x_shift` ... (model/scaling.py); the architecture, the task (classes or values), the
+scaling's names and training metadata (backend, dtype, seed, epochs, accuracy...) are JSON
+strings in the header's `__metadata__`. A checkpoint from before scaling and the task were
+recorded loads as a network that takes its inputs as they came, its task guessed from its make.
 
 This module turns a network into bytes and back; writing files (atomically) is train's job.
 """
@@ -20,10 +23,11 @@ from xpnet.model.activations import ModelError
 from xpnet.model.dense import Dense
 from xpnet.model.layers import layer_from
 from xpnet.model.network import Network
+from xpnet.model.scaling import PREFIX as SCALING_PREFIX, Scaling
 
 FORMAT = "xpnet-checkpoint"
 VERSION = "1"
-RESERVED = ("format", "version", "architecture", "digest")  # header entries metadata cannot replace
+RESERVED = ("format", "version", "architecture", "digest", "scaling", "task")  # header entries metadata cannot replace
 
 
 class CheckpointError(ModelError):
@@ -40,7 +44,11 @@ def to_bytes(net: Network, metadata: dict | None = None, extra: dict[str, np.nda
                               f"entries ({', '.join(RESERVED)}): rename it")
     tensors = tensor_dict(net)
     tensors.update(extra or {})
-    header = {"format": FORMAT, "version": VERSION, "architecture": json.dumps(net.architecture())}
+    header = {"format": FORMAT, "version": VERSION, "architecture": json.dumps(net.architecture()),
+              "task": json.dumps("regression" if net.is_regression else "classification")}
+    if net.scaling is not None:
+        tensors.update(net.scaling.tensors())
+        header["scaling"] = json.dumps(net.scaling.entry())
     header.update({k: json.dumps(v) for k, v in (metadata or {}).items()})
     header["digest"] = _digest(tensors, header)
     return save(tensors, metadata=header)
@@ -99,7 +107,24 @@ def from_tensors(tensors: dict, meta: dict, backend: Backend, source: str = "che
         for key, want in expect.items():
             if want is not None and arch.get(key) != want:
                 raise CheckpointError(f"{source} holds {key}={arch.get(key)}, not the asked {want}")
-    return build(tensors, arch, backend, source)
+    net = build(tensors, arch, backend, source)
+    # an older checkpoint has no task: its make decides, once, so learning goes on as it was
+    net.regression = meta["task"] == "regression" if meta.get("task") in ("regression", "classification") \
+        else net.is_regression
+    net.scaling = _scaling(meta.get("scaling"), tensors, net, source)
+    return net
+
+
+def _scaling(entry, tensors: dict, net: Network, source: str) -> Scaling:
+    """The recorded scaling, each part the width of the side it scales."""
+    scaling = Scaling.from_checkpoint(entry, tensors)
+    for name, width in (("x_shift", net.sizes[0]), ("x_scale", net.sizes[0]),
+                        ("y_shift", net.sizes[-1]), ("y_scale", net.sizes[-1])):
+        part = getattr(scaling, name)
+        if part is not None and (part.shape != (width,) or part.dtype.kind != "f" or not np.all(np.isfinite(part))):
+            raise CheckpointError(f"{source}: its {SCALING_PREFIX}{name} is not {width} finite numbers "
+                                  "(damaged or from another program)")
+    return scaling
 
 
 def build(tensors: dict, arch: dict, backend: Backend, source: str) -> Network:

@@ -16,6 +16,7 @@ from xpnet.model.inputs import check_inputs
 from xpnet.model.layers import build_layers, describe_layers, layer_from
 from xpnet.model.losses import check_loss
 from xpnet.model.ops import op
+from xpnet.model.scaling import Scaling
 
 
 class Network:
@@ -25,7 +26,9 @@ class Network:
     softmax is applied inside the fused loss and by `predict_proba`. The network owns its
     backend: every parameter lives there, and `to(other)` copies it somewhere else. Samples
     arrive as rows; a network whose first layer takes images reshapes each row into
-    `input_shape` (channels, height, width) first.
+    `input_shape` (channels, height, width) first. `scaling` is how training scaled its
+    inputs and regression targets (model/scaling.py): `predict`, `predict_proba` and `test`
+    take raw inputs and apply it; `forward` does not.
     """
 
     def __init__(self, layers: Sequence[Layer], loss: str = "cross_entropy"):
@@ -47,23 +50,32 @@ class Network:
         self.backend = layers[0].backend
         self.history: list[dict] = []  # one entry per training epoch, filled by train.learn
         self.classes: tuple[str, ...] | None = None  # what each output means, kept by save/load
+        self.scaling: Scaling | None = None  # set by the first `learn` (None: inputs taken as they come)
+        self.regression: bool | None = None  # set by `learn` from the targets (None: not trained yet)
+        self.output_auto = False  # from_sizes chose the output layer: `learn` may make it linear for values
+        self.loss_auto = False  # from_sizes chose the loss (none given): `learn` may make it quadratic for values
         self._loss_fn = op(self.backend, f"loss.{self.loss}")
 
     @classmethod
     def from_sizes(cls, sizes: Sequence[int], backend: Backend, *, activation: str = "sigmoid",
-                   output: str | None = None, loss: str = "cross_entropy", init: str = "normal",
+                   output: str | None = None, loss: str | None = None, init: str = "normal",
                    seed: int | np.random.Generator = 0) -> "Network":
         """A network from layer sizes, e.g. [784, 128, 64, 26].
 
-        Hidden layers use `activation` (sigmoid by default, as the course teaches). The
-        output activation defaults to identity for cross-entropy (logits) and to the hidden
-        activation for the quadratic loss. Weights come from `seed` through `init`.
+        Hidden layers use `activation` (sigmoid by default, as the course teaches). `loss`
+        None is cross-entropy, made quadratic by `learn` if it sees float targets (values;
+        said in its log). The output activation defaults to identity for cross-entropy
+        (logits) and, for the quadratic loss, to the hidden activation (the course's all-sigmoid classifier) until
+        `learn` sees float targets: values need a linear output, so it becomes identity then
+        (and says so). An output given here is kept, and `learn` refuses to fit values with
+        a capped one. Weights come from `seed` through `init`.
         """
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ModelError(f"layer sizes must be at least two positive integers, got {sizes}")
         check_activation(activation)
-        check_loss(loss)
+        loss_auto, loss = loss is None, check_loss(loss or "cross_entropy")
+        auto = output is None and loss == "quadratic" and activation != "identity"
         if output is None:
             output = "identity" if loss == "cross_entropy" else activation
         if loss == "cross_entropy" and output != "identity":
@@ -74,7 +86,29 @@ class Network:
         for n_in, n_out, act in zip(sizes, sizes[1:], acts):
             W = init_weights(init, rng, n_in, n_out)
             layers.append(Dense(backend.asarray(W), backend.asarray(np.zeros(n_out)), act, backend))
-        return cls(layers, loss)
+        net = cls(layers, loss)
+        net.output_auto, net.loss_auto = auto, loss_auto
+        return net
+
+    def use_quadratic_loss(self) -> None:
+        """The quadratic loss, for a network whose loss from_sizes chose, given values to fit."""
+        self.loss, self.loss_auto = "quadratic", False
+        self._loss_fn = op(self.backend, "loss.quadratic")
+
+    def with_linear_output(self) -> None:
+        """Make the output layer identity, keeping its weights: for regression targets."""
+        last = self.layers[-1]
+        self.layers[-1] = Dense(last.W, last.b, "identity", self.backend)
+        self.output_auto = False
+
+    @property
+    def is_regression(self) -> bool:
+        """Whether this network answers values (regression) rather than classes: as `learn`
+        or the checkpoint said, else guessed from its make (the quadratic loss with a linear
+        output, or with a single output, which no argmax could make a class of)."""
+        if self.regression is not None:
+            return self.regression
+        return self.loss == "quadratic" and (self.activations[-1] == "identity" or self.sizes[-1] == 1)
 
     @classmethod
     def from_layers(cls, words: Sequence, input_shape: Sequence[int], n_out: int, backend: Backend, *,
@@ -221,19 +255,23 @@ class Network:
 
     # -- host-facing helpers -----------------------------------------------------------------
     def predict_proba(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Host probabilities (n, classes) for host inputs X, computed in device batches."""
+        """Host probabilities (n, classes) for raw host inputs X, computed in device batches."""
         return self._map_batches(X, batch_size, lambda out: self.probabilities(out))
 
     def predict(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Host class indices for classification, or the raw outputs for regression."""
-        if self.sizes[-1] == 1 and self.loss == "quadratic":
-            return self._map_batches(X, batch_size, lambda out: out)
+        """For raw host inputs X: class indices (n,) from a classifier, values (n, outputs)
+        in the targets' own units from a regression network."""
+        if self.is_regression:
+            unscale = self.scaling.unscale_outputs if self.scaling else (lambda backend, out: out)
+            return self._map_batches(X, batch_size, lambda out: unscale(self.backend, out))
         return np.argmax(self.predict_proba(X, batch_size), axis=1)
 
     def _map_batches(self, X, batch_size, fn) -> np.ndarray:
         X = self.check_inputs(X)
         dtype = self.backend.dtype_name  # int or bool inputs compute in the network's float
-        parts = [self.backend.to_numpy(fn(self.forward(self.backend.asarray(X[i:i + batch_size], dtype))))
+        scale = self.scaling.scale_inputs if self.scaling else (lambda backend, x: x)
+        parts = [self.backend.to_numpy(fn(self.forward(scale(self.backend,
+                                                             self.backend.asarray(X[i:i + batch_size], dtype)))))
                  for i in range(0, X.shape[0], batch_size)]
         return np.concatenate(parts) if parts else np.zeros((0, self.sizes[-1]))
 
@@ -247,7 +285,8 @@ class Network:
                              [self.backend.to_numpy(p) for p in layer.params])
                   for layer in self.layers]
         copied = Network(layers, self.loss)
-        copied.classes = self.classes
+        copied.classes, copied.scaling, copied.regression = self.classes, self.scaling, self.regression
+        copied.output_auto, copied.loss_auto = self.output_auto, self.loss_auto
         return copied
 
     def copy(self) -> "Network":

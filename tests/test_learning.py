@@ -107,30 +107,30 @@ def test_lr_auto_picks_a_rate_reports_it_and_uses_it(single, monkeypatch):
     X, y = rings(n=96)
     net = Network.from_sizes([2, 8, 3], single, activation="tanh", seed=0)
     learn(net, (X, y), epochs=2, batch_size=16, lr="auto", log=lines.append)
-    match = TRIALS.match(lines[0])
-    assert match, lines[0]
+    line = next(line for line in lines if line.startswith("lr auto"))
+    match = TRIALS.match(line)
+    assert match, line
     chosen = float(match.group(1))
     start = float(match.group(2))
-    trials = [(float(rate), "fell" if float(loss) < start else "rose")
+    trials = [(float(rate), float(loss.removesuffix("(flat)")))
               for rate, loss in (t.split("->") for t in match.group(3).split())]
-    # the course's recipe: start at 0.001, then x10 while J falls, /10 while it rises
+    # the course's recipe: start at 0.001, then x10 while J falls further, back /10 when it does not
     assert trials[0][0] == 0.001
-    for (rate, verdict), (next_rate, _) in zip(trials, trials[1:]):
-        assert next_rate == pytest.approx(rate * 10 if verdict == "fell" else rate / 10)
-    assert (chosen, "fell") in trials
-    assert trials[-1][1] == "rose" or trials[-1][0] == chosen  # stopped at the first rise, or at a fall going down
+    for (rate, _), (next_rate, _) in zip(trials, trials[1:]):
+        assert next_rate == pytest.approx(rate * 10) or next_rate == pytest.approx(rate / 10)
+    assert chosen in [rate for rate, _ in trials] and dict(trials)[chosen] < start
     assert used[:-1] == pytest.approx([rate for rate, _ in trials])  # one optimizer per trial,
     assert used[-1] == chosen  # then training with the rate it reported
     assert net.history[-1]["loss"] < net.history[0]["loss"]
 
 
-def scripted_trials(monkeypatch, falls):
-    """Replace the trial by a verdict: the probe loss 'falls' exactly when falls(lr)."""
+def scripted(monkeypatch, losses):
+    """Replace each trial by a script: losses(lr) -> (J half-way, J at the end). Returns the rates tried."""
     tried = []
 
     def fake(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t):
         tried.append(lr)
-        return -1.0 if falls(lr) else math.inf
+        return losses(lr)
 
     monkeypatch.setattr(learning_rate, "_trial", fake)
     return tried
@@ -141,38 +141,57 @@ def run_finder(backend):
     return learning_rate.find_learning_rate(net, DeviceData.from_host(net, XOR_X, XOR_Y), "sgd", 4, 0)
 
 
-def test_lr_auto_goes_up_by_tens_until_the_loss_rises(reference, monkeypatch):
-    tried = scripted_trials(monkeypatch, lambda lr: lr <= 0.11)
+def falling_to(end):
+    """A trial still falling when it ends: J half-way a tenth above where it ends."""
+    return (1.1 * end, end)
+
+
+def test_lr_auto_goes_up_by_tens_while_the_loss_falls_further_then_steps_back(reference, monkeypatch):
+    ends = {0.001: 0.6, 0.01: 0.5, 0.1: 0.3, 1.0: 0.4}
+    tried = scripted(monkeypatch, lambda lr: falling_to(ends[min(ends, key=lambda r: abs(r - lr))]))
     chosen, report = run_finder(reference)
     assert tried == pytest.approx([0.001, 0.01, 0.1, 1.0])
-    assert chosen == pytest.approx(0.1)
-    assert "chose 0.1 " in report and report.endswith("0.001->-1 0.01->-1 0.1->-1 1->inf)")
+    assert chosen == pytest.approx(0.1)  # 1 ended higher than 0.1 did: back /10
+    assert "chose 0.1 " in report and report.endswith("0.001->0.6 0.01->0.5 0.1->0.3 1->0.4)")
 
 
-def test_lr_auto_passes_over_a_rate_that_barely_moved_the_loss(reference, monkeypatch):
-    """The sigmoid-on-letters case (in 20-step trials): 10 still 'fell', but by half as much
-    as 1 did, and then never learnt; the largest rate that fell nearly as far is the one."""
-    drops = {0.001: 0.01, 0.01: 0.05, 0.1: 0.148, 1.0: 0.142, 10.0: 0.073}
+def test_lr_auto_steps_back_when_the_loss_stalls(reference, monkeypatch):
+    """The sigmoid-on-letters case: 10 still 'fell' from the start, but not below where 1 got."""
+    ends = {0.001: 0.68, 0.01: 0.66, 0.1: 0.6, 1.0: 0.4, 10.0: 0.39998}  # 10: within 0.1% of 1
+    tried = scripted(monkeypatch, lambda lr: falling_to(ends[min(ends, key=lambda r: abs(r - lr))]))
+    chosen, _ = run_finder(reference)
+    assert chosen == pytest.approx(1.0) and tried[-1] == pytest.approx(10.0)
 
-    def fake(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t):
-        base = learning_rate.probe_loss(model, probe_x, probe_t)
-        return base - drops[min(drops, key=lambda rate: abs(rate - lr))] if lr < 50 else math.inf
 
-    monkeypatch.setattr(learning_rate, "_trial", fake)
+def test_lr_auto_takes_a_flat_saturated_loss_as_not_falling(reference, monkeypatch):
+    """The course preset's case, made sharper: at 10 every sigmoid output is pushed to 0 and J
+    sits flat, here even below where 1 got. The old search compared with the start alone, so
+    such a rate 'fell' and won (lr 1000, 4% on the letters); a flat J is not falling."""
+    trials = {0.001: falling_to(0.65), 0.01: falling_to(0.6), 0.1: falling_to(0.49), 1.0: falling_to(0.481),
+              10.0: (0.47, 0.47), 100.0: (0.45, 0.45)}  # J at the start: 0.69
+    tried = scripted(monkeypatch, lambda lr: trials[min(trials, key=lambda r: abs(r - lr))])
     chosen, report = run_finder(reference)
-    assert chosen == pytest.approx(1.0)
-    assert re.search(r" 0\.1->\S+ 1->\S+ 10->\S+ 100->inf\)$", report), report
+    assert chosen == pytest.approx(1.0) and tried[-1] == pytest.approx(10.0)
+    assert "10->0.47(flat)" in report
+
+
+def test_a_loss_at_the_bottom_is_not_flat(reference, monkeypatch):
+    """A trial that converged (J near 0, so it no longer moves) has not stalled."""
+    trials = {0.001: falling_to(0.5), 0.01: (1e-9, 1e-9), 0.1: (math.nan, math.nan)}  # J at the start: 0.69
+    scripted(monkeypatch, lambda lr: trials[min(trials, key=lambda r: abs(r - lr))])
+    chosen, _ = run_finder(reference)
+    assert chosen == pytest.approx(0.01)
 
 
 def test_lr_auto_goes_down_by_tens_until_the_loss_falls(reference, monkeypatch):
-    tried = scripted_trials(monkeypatch, lambda lr: lr <= 1.1e-5)
+    tried = scripted(monkeypatch, lambda lr: falling_to(0.1) if lr <= 1.1e-5 else (math.inf, math.inf))
     chosen, report = run_finder(reference)
     assert tried == pytest.approx([1e-3, 1e-4, 1e-5])
     assert chosen == pytest.approx(1e-5)
 
 
 def test_lr_auto_gives_up_with_one_line_when_nothing_falls(reference, monkeypatch):
-    tried = scripted_trials(monkeypatch, lambda lr: False)
+    tried = scripted(monkeypatch, lambda lr: (math.nan, math.nan))
     with pytest.raises(XpnetError) as info:
         run_finder(reference)
     one_line(info.value)
@@ -192,7 +211,8 @@ def test_history_has_one_record_per_epoch_with_the_documented_keys(single):
         assert set(record) == EPOCH_KEYS | {"accuracy", "val_loss", "val_accuracy"}
         assert all(isinstance(v, (int, float)) and math.isfinite(v) for v in record.values())
         assert 0.0 <= record["accuracy"] <= 1.0 and 0.0 <= record["val_accuracy"] <= 1.0
-    lines = [s for s in seen if isinstance(s, str) and not s.startswith("CUDA graphs: on")]  # a GPU says it records
+    lines = [s for s in seen if isinstance(s, str)  # a GPU says it records; the scaling of the rings is said
+             and not s.startswith(("CUDA graphs: on", "scale: "))]
     assert len(lines) == 3 and lines[0].startswith("epoch 1/3  loss ") and "val_acc" in lines[0]
     assert [s for s in seen if isinstance(s, dict)] == net.history
 
@@ -215,13 +235,20 @@ def test_early_stopping_stops_when_validation_stops_improving(single):
     assert len(val) < 100
     best = int(np.argmin(val))
     assert len(val) == best + 1 + 3  # exactly `patience` epochs without improvement
-    assert lines[-1] == "early stop: validation loss has not improved for 3 epochs"
+    assert lines[-2] == "early stop: validation loss has not improved for 3 epochs"
+    assert lines[-1].startswith(f"restored epoch {best + 1}'s weights, the best on validation")
+    # the weights now are the best epoch's: they score its validation loss, not the last epoch's
+    assert evaluate(net, XOR_X, 1 - XOR_Y)["loss"] == pytest.approx(val[best], rel=1e-5)
+    assert val[-1] > val[best]
 
 
-def test_without_validation_patience_changes_nothing(reference):
+def test_patience_without_validation_data_is_a_one_line_error_naming_the_fix(reference):
+    """It used to be ignored silently: training ran its epochs as if no patience were given."""
     net = Network.from_sizes([2, 4, 2], reference, activation="tanh", seed=0)
-    learn(net, (XOR_X, XOR_Y), epochs=5, batch_size=None, lr=0.5, patience=1, log=None)
-    assert len(net.history) == 5
+    with pytest.raises(DataError) as info:
+        learn(net, (XOR_X, XOR_Y), epochs=5, batch_size=None, lr=0.5, patience=1, log=None)
+    assert "--val-fraction" in one_line(info.value) and "validation_fraction" in str(info.value)
+    assert net.history == []
 
 
 def test_same_seed_same_training(single):

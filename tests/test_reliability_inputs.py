@@ -81,19 +81,21 @@ def test_bad_data_file_is_one_line_and_creates_no_run_folder(capsys, tmp_path, o
 def test_float_class_labels_are_not_silently_trained_as_one_output(capsys, tmp_path):
     """y = [0., 2., 1., ...] read as floats means regression; under cross-entropy a 1-output
     network's loss is 0 whatever it does, so training would "succeed" and learn nothing.
-    A user meant classes: say so in one line, before anything is written."""
+    Asked for cross-entropy: one line, before anything is written. Without --loss, float
+    targets are regression (issue 16), said in the log, with a warning that whole-number
+    targets might be classes."""
     data = toy(tmp_path)
     with np.load(data) as z:
         arrays = {k: z[k] for k in z.files}
     np.savez(data, **dict(arrays, y=arrays["y"].astype(np.float32), y_test=arrays["y_test"].astype(np.float32)))
-    code, out, err = run_cli(capsys, *train_argv(f"npz:{data}", tmp_path / "run"))
+    code, out, err = run_cli(capsys, *train_argv(f"npz:{data}", tmp_path / "run", "--loss", "cross_entropy"))
     assert_one_line_error(code, err, "float", "integer", "quadratic")
     assert not (tmp_path / "run").exists()
-    # what the message offers works: the same floats as regression targets under the quadratic loss
-    code, out, err = run_cli(capsys, *train_argv(f"npz:{data}", tmp_path / "reg", "--loss", "quadratic",
-                                                 "--activation", "tanh"))
+    # the default: regression under the quadratic loss, said, with the warning
+    code, out, err = run_cli(capsys, *train_argv(f"npz:{data}", tmp_path / "reg", "--activation", "tanh"))
     assert code == 0, err
-    assert "-> 1  tanh  quadratic" in out
+    assert "regression (float targets): loss quadratic" in out and "-> 1  tanh  quadratic" in out
+    assert "warning: every target" in out and "save them as integers" in out
 
 
 def write_idx(folder: Path, images: np.ndarray, labels: np.ndarray, images_magic: int = 0x803) -> None:

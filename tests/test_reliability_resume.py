@@ -27,7 +27,7 @@ from xpnet.model import Network
 from xpnet.model.checkpoint import read
 from xpnet.train import learn
 from xpnet.train.checkpoints import load_checkpoint, load_for_resume, save_checkpoint
-from xpnet.train.loop import evaluate
+from xpnet.train.answers import evaluate
 
 from test_cli import assert_one_line_error, run_cli
 

@@ -59,6 +59,14 @@ def positive_float(text: str, what: str = "a positive number") -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """A share strictly between 0 and 1, such as 0.1."""
+    value = positive_float(text, "a number between 0 and 1")
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1 (e.g. 0.1), got {text}")
+    return value
+
+
 def learning_rate(text: str):
     return "auto" if text == "auto" else positive_float(text, "a positive number or 'auto'")
 

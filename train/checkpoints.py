@@ -28,8 +28,8 @@ def save_checkpoint(net: Network, path: str | Path, metadata: dict | None = None
 def save(model: Network, path: str | Path, *, classes=None) -> Path:
     """Save a model to a file (given a folder, its model.safetensors): the weights, the
     architecture and the class names (`classes`, else `model.classes`), so `load` rebuilds it
-    on any backend. Returns the file written. The input scaling a model was trained with is
-    the caller's to repeat: xpnet's own data come in [0, 1] and need none."""
+    on any backend. Returns the file written. The scaling the model was trained under
+    (`model.scaling`) is saved with it, so the loaded model takes raw inputs too."""
     names = classes if classes is not None else model.classes
     if names and len(names) != model.sizes[-1]:
         raise CheckpointError(f"{len(names)} class names for a network of {model.sizes[-1]} outputs: give one "

@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="accuracy, per-class figures and confusion matrix of a checkpoint")
+    p = sub.add_parser("evaluate", help="accuracy, per-class figures and confusion matrix of a checkpoint "
+                                        "(MSE, RMSE, MAE and R2 for regression)")
     p.add_argument("checkpoint", help="a run folder or a .safetensors checkpoint")
     p.add_argument("--data", help="data to evaluate on (default: the data the run trained on, its held-out "
                                   "part; letters for a bare checkpoint)")
@@ -102,9 +103,11 @@ def _add_evaluate(sub) -> None:
 
 
 def _add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="read the letter in each image")
+    p = sub.add_parser("predict", help="read the letter in each image, or answer each row of a table")
     p.add_argument("checkpoint", help="a run folder or a .safetensors checkpoint")
-    p.add_argument("images", nargs="+", help="image files of any size and colour")
+    p.add_argument("images", nargs="*", help="image files of any size and colour")
+    p.add_argument("--input", metavar="FILE", help="a .csv or .npz of raw input rows, for a tabular or regression "
+                                                   "model: one answer per row")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     add_backend_flags(p)
     p.set_defaults(handler=cmd_predict)
@@ -120,6 +123,8 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from xpnet.train.predict import format_result, predict_images
 
+    if args.input is not None or not args.images:
+        return _predict_rows(args)
     failures = 0
     for result in predict_images(args.checkpoint, args.images, args.backend, args.device):
         failures += "error" in result
@@ -132,6 +137,16 @@ def cmd_report(args) -> int:
     from xpnet.train.evaluation import report_job
 
     report_job(args.run, args.backend, args.device, print)
+    return 0
+
+
+def _predict_rows(args) -> int:
+    from xpnet.train.predict_table import format_row, predict_rows
+
+    if args.input is None or args.images:
+        raise XpnetError("give images or --input FILE (a .csv or .npz of rows), not both and not neither")
+    for result in predict_rows(args.checkpoint, args.input, args.backend, args.device):
+        print(json.dumps(result) if args.json else format_row(result))
     return 0
 
 

@@ -12,12 +12,13 @@ from xpnet.model.activations import ACTIVATIONS
 from xpnet.model.init import INITS
 from xpnet.model.losses import LOSSES
 from xpnet.model.layers import WORDS
-from xpnet.train.arguments import (EXIT_ERROR, add_backend_flags, image_shape, layer_words, learning_rate, one_of,
-                                   positive_float, positive_int)
+from xpnet.train.arguments import (EXIT_ERROR, add_backend_flags, fraction, image_shape, layer_words, learning_rate,
+                                   one_of, positive_float, positive_int)
 from xpnet.train.config import PRESETS, RESUMABLE, TrainConfig
 from xpnet.train.data.spec import SCHEMES
 from xpnet.train.files import WRITE_FAILURES
-from xpnet.train.optimizers import OPTIMIZERS
+from xpnet.train.optimizers import DEFAULT_LR, OPTIMIZERS
+from xpnet.train.scaling import DEFAULT as SCALE_DEFAULT, SCALERS
 
 
 def add_train(sub) -> None:
@@ -41,17 +42,26 @@ def add_train(sub) -> None:
     p.add_argument("--seed", type=int, help=f"seed for weights, shuffling and data (default {d.seed})")
     p.add_argument("--epochs", type=positive_int, help=f"passes over the training set (default {d.epochs})")
     p.add_argument("--batch-size", type=positive_int, help=f"samples per step (default {d.batch_size})")
-    p.add_argument("--lr", type=learning_rate, help=f"learning rate, or 'auto' for the course's recipe (default {d.lr})")
+    p.add_argument("--lr", type=learning_rate, help="learning rate, or 'auto' for the course's recipe (default: the "
+                   f"optimizer's, {', '.join(f'{k} {v:g}' for k, v in DEFAULT_LR.items())})")
+    p.add_argument("--scale", help=f"input (and regression target) scaling, kept in the model: {one_of(SCALERS)} "
+                                   f"(default: {SCALE_DEFAULT})")
     p.add_argument("--layers", type=layer_words, dest="hidden",
                    help="hidden layers: sizes, e.g. 256,128 (default), or convolutions, e.g. conv32x3,pool2,128 "
                         f"({'; '.join(w for w, _ in WORDS.values())})")
     p.add_argument("--image", type=image_shape, help="one sample as channels x height x width for conv layers, "
                                                      "e.g. 3x32x32 (default: a square one-channel image)")
     p.add_argument("--activation", help=f"{one_of(ACTIVATIONS)} (default {d.activation})")
-    p.add_argument("--loss", help=f"{one_of(LOSSES)} (default {d.loss})")
+    p.add_argument("--loss", help=f"{one_of(LOSSES)} (default: cross_entropy for class labels, quadratic for "
+                                  "float targets, which are regression values)")
     p.add_argument("--optimizer", help=f"{one_of(OPTIMIZERS)} (default {d.optimizer})")
     p.add_argument("--init", help=f"{one_of(INITS)} (default {d.init})")
-    p.add_argument("--patience", type=positive_int, help="early stop after this many epochs without val improvement")
+    p.add_argument("--val-fraction", type=fraction, metavar="F",
+                   help="hold back this share of the training data (stratified by class) to validate on; "
+                        "default: validate on the held-out part, if the data have one")
+    p.add_argument("--patience", type=positive_int,
+                   help="early stop after this many epochs without validation improvement, keeping the best "
+                        "epoch's weights (needs validation data: a held-out part or --val-fraction)")
     p.add_argument("--out", help="run folder (default runs/<data>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue a run folder from its last finished epoch "
                    "(with --epochs to train longer; other settings come from the run)")

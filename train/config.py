@@ -18,14 +18,16 @@ class TrainConfig:
     seed: int = 0  # one seed for weights, shuffling and generated data: same seed, same run
     epochs: int = 12  # passes over the training set
     batch_size: int = 64  # samples per gradient step; small batches generalise well on letters
-    lr: float | str = 0.05  # learning rate alpha; "auto" runs the course's x10 / /10 recipe
+    lr: float | str | None = None  # learning rate alpha; "auto": the course's recipe; None: the optimizer's default
     hidden: list[int | str] = field(default_factory=lambda: [256, 128])  # hidden layers: sizes, or conv32x3, pool2...
     image: list[int] | None = None  # one sample as (channels, height, width) for conv layers; None: square, 1 channel
     activation: str = "relu"  # hidden non-linearity: relu trains deep nets fastest
-    loss: str = "cross_entropy"  # softmax cross-entropy: the right loss for classes
+    loss: str | None = None  # None: cross_entropy for class labels, quadratic for float targets (regression)
     optimizer: str = "momentum"  # sgd, momentum (0.9) or adam
     init: str = "he"  # weight init matched to relu
     patience: int | None = None  # stop after this many epochs without validation improvement
+    scale: str | None = None  # none, standard or minmax; None: standard unless every input is in [0, 1]
+    val_fraction: float | None = None  # share of the training data held back to validate on (stratified)
     out: str | None = None  # run folder; None makes runs/<data>-<time>
 
 

@@ -13,8 +13,8 @@ from xpnet.model import Network
 from xpnet.train.checkpoints import CHECKPOINT_NAME, load_checkpoint
 from xpnet.train.data import DataSet, load_data
 from xpnet.train.files import atomic_write_json, ensure_folder
-from xpnet.train.loop import evaluate
-from xpnet.train.metrics import confusion_matrix, listed, summary_lines
+from xpnet.train.answers import evaluate
+from xpnet.train.metrics import confusion_matrix, listed, regression_line, summary_lines
 
 Log = Callable[[str], None]
 
@@ -54,6 +54,7 @@ def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, l
     result = evaluate(net, X, y)
     log(f"{checkpoint}: loss {result['loss']:.4f}" +
         (f"  accuracy {100 * result['accuracy']:.2f}%" if "accuracy" in result else "")
+        + (f"  mse {result['mse']:.4g}  {regression_line(result)}" if "mse" in result else "")
         + f"  on {len(y)} {what if not data.classes else 'samples'}")  # the report below says which
     if data.classes:
         folder = out_folder or Path(checkpoint if Path(checkpoint).is_dir() else Path(checkpoint).parent)

@@ -27,15 +27,20 @@ from xpnet.train.data import DataError, DataSet, absolute_spec
 from xpnet.train.data.spec import check_sample_counts
 from xpnet.train.evaluation import report_classification
 from xpnet.train.files import atomic_write_json, ensure_folder, remove_stale_temps
-from xpnet.train.loop import evaluate, learn
+from xpnet.train.answers import evaluate
+from xpnet.train.loop import learn
 from xpnet.train.metrics import listed
-from xpnet.train.optimizers import check_optimizer
+from xpnet.train.metrics import regression_line
+from xpnet.train.optimizers import DEFAULT_LR, check_optimizer
+from xpnet.train.prepare import check_patience
 from xpnet.train.run_lock import RunLock
+from xpnet.train.scaling import check_scale
 from xpnet.train.runs import (check_new_run_folder, epoch_saver, is_run_folder, resume_run, run_folder, run_metadata,
                               telling_what_is_kept)
 from xpnet.train.targets import check_targets_fit_loss
 
 Log = Callable[[str], None]
+WHOLE_LABELS = 1000  # float targets that are whole numbers, at most this many distinct ones, may be classes
 BASELINE_ROWS = 10_000  # the untrained network's score on a run without a held-out split: rows spread over the set
 
 
@@ -61,11 +66,13 @@ def build_network(config: TrainConfig, data: DataSet, backend) -> Network:
 def check_config(config: TrainConfig) -> None:
     """Catch a misspelt name before minutes are spent making data."""
     check_activation(config.activation)
-    check_loss(config.loss)
+    if config.loss is not None:
+        check_loss(config.loss)
     check_init(config.init)
     check_optimizer(config.optimizer)
     parse_layers(config.hidden)
     check_sample_counts(config.data, config.train_samples, config.test_samples)
+    check_scale(config.scale)
 
 
 def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool = False,
@@ -101,7 +108,10 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
         if line:
             log(line)
     data = context.load_data(config, progress)
+    config = settle_loss(config, data, log)
     check_data_fits(config, data)
+    if context.is_root:  # the held-out part is rank 0's alone
+        check_patience(config.patience, True if config.val_fraction or data.X_test is not None else None)
     warn_about_empty_classes(data, log)
     run_dir = ensure_folder(folder) if context.is_root else None  # the run folder has one writer
     if run_dir is not None:
@@ -124,7 +134,8 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
         on_epoch = epoch_saver(run_dir, meta)
     with telling_what_is_kept(run_dir):
         learn(net, (data.X_train, data.y_train), epochs=config.epochs, batch_size=config.batch_size,
-              lr=config.lr, optimizer=config.optimizer, seed=config.seed, validation=held_out,
+              lr=job_lr(config), optimizer=config.optimizer, seed=config.seed, scale=config.scale,
+              validation=None if config.val_fraction else held_out, validation_fraction=config.val_fraction,
               patience=config.patience, log=log, on_epoch=on_epoch, resume=state, context=context,
               cuda_graphs=config.cuda_graphs)
     if run_dir is not None:
@@ -148,6 +159,8 @@ def finish_run(net: Network, held_out, data: DataSet, run_dir: Path, log: Log) -
     with telling_what_is_kept(run_dir, trained=True):
         if held_out is not None and data.classes:
             report_classification(net, held_out, data, run_dir, log)
+        elif held_out is not None:
+            log(f"test {regression_line(evaluate(net, *held_out))} on {len(held_out[1])} held-out samples")
         draw_curves(run_dir, net, log)
     log(f"saved {run_dir / CHECKPOINT_NAME}")
 
@@ -167,6 +180,22 @@ def tf32_line(config: TrainConfig, backend) -> str | None:
     why = ("TF32 only speeds float32 products" if config.dtype != "float32"
            else f"{backend.name} on {backend.device_name} has no TF32")
     return f"tf32: off ({why}; products run in full {config.dtype})"
+
+
+def settle_loss(config: TrainConfig, data: DataSet, log: Log) -> TrainConfig:
+    """No --loss: cross-entropy for class labels; float targets are values, so regression with
+    the quadratic loss (and a linear output, build_network), said in one line, with a warning
+    where the values are all whole numbers and might have been meant as classes."""
+    if config.loss is not None:
+        return config
+    if data.classes is not None:
+        return dataclasses.replace(config, loss="cross_entropy")
+    log("regression (float targets): loss quadratic, output layer identity (linear); the network answers values")
+    whole = np.all(np.mod(data.y_train, 1) == 0) and len(np.unique(data.y_train)) <= WHOLE_LABELS
+    if whole:
+        log(f"warning: every target of {config.data} is a whole number: if they are classes, save them as "
+            "integers (an npz's y as int) or give --loss cross_entropy")
+    return dataclasses.replace(config, loss="quadratic")
 
 
 def check_data_fits(config: TrainConfig, data: DataSet) -> None:
@@ -197,7 +226,13 @@ def warn_about_empty_classes(data: DataSet, log: Log) -> None:
 
 def network_line(config: TrainConfig, net: Network, data: DataSet) -> str:
     return (f"network {net.summary}  {config.activation}  {config.loss}  "
-            f"{config.optimizer} lr {config.lr}  batch {config.batch_size}  {len(data.y_train)} training samples")
+            f"{config.optimizer} lr {job_lr(config)}{' (its default)' if config.lr is None else ''}  "
+            f"batch {config.batch_size}  {len(data.y_train)} training samples")
+
+
+def job_lr(config: TrainConfig):
+    """The rate asked for, else the optimizer's default."""
+    return DEFAULT_LR[config.optimizer] if config.lr is None else config.lr
 
 
 def log_baseline(net: Network, held_out, n_classes: int, log: Log) -> None:

@@ -3,15 +3,25 @@
 "Start alpha small, e.g. 0.001, and watch J after each update. If J grew, divide alpha by
 10 until J falls; if J fell, multiply alpha by 10 to learn faster. Settle on the rate that
 still makes J fall without being needlessly small." Each trial trains a copy of the model
-for a few steps from the same start and compares the loss on a fixed probe batch.
+for TRIAL_STEPS steps from the same start and measures J on a fixed probe batch.
 
-A trial must be long enough to tell rates apart: a sigmoid network on the letters sits on
-a plateau near log(26) for its first few dozen steps at any rate, and after 20 steps lr 10
-(3.418 -> 3.337) looked nearly as good as lr 1 (3.270) on 60,000 letters, and on 5,000 fell
-far enough (0.131 of the best rate's 0.162) to be chosen; only 1 went on to learn. After TRIAL_STEPS = 100, 1 has broken through (2.91) and 10 has not
-(3.32). Of the rates that made J fall, the largest is kept only if it made J fall about as
-far as the best of them did (GOOD_ENOUGH of the best drop), for the same reason: a rate at
-the edge of diverging can still nudge J down and then stall for good.
+Going up, each rate must do better than the one before it: x10 while J ends lower (by at
+least STALL) than at the last rate; when it rises or stalls, the recipe steps back /10 to
+that last rate. Going down (the first rate already made J grow), the first rate that makes J
+fall is kept.
+
+What "falls" means matters twice over:
+- A trial must be long enough to tell rates apart: a sigmoid network on the letters sits on
+  a plateau near log(26) for its first few dozen steps at any rate (after 20 steps lr 10 looked
+  nearly as good as 1, and only 1 went on to learn); after TRIAL_STEPS = 100, 1 has broken
+  through and 10 has not.
+- A flat, saturated loss is not falling. The course preset (26 sigmoid outputs, quadratic
+  loss) at rates of 10 and up pushes every output to 0 within a few dozen steps: J drops from
+  about 3.2 to 0.5 ("no letter at all"), as far as a good rate gets in 100 steps, and then
+  stays there, since saturated sigmoids pass no gradient. Compared with the start, such a rate
+  "fell", and the old search chose lr 1000 and ended at chance. So J is also measured half-way
+  through each trial, and a trial whose J no longer moves over its second half (by less than
+  FLAT of its value) has stalled, unless it has already reached CONVERGED of where it began.
 """
 
 from __future__ import annotations
@@ -27,40 +37,63 @@ START = 1e-3
 TRIAL_STEPS = 100
 PROBE_SIZE = 2048
 LOWEST, HIGHEST = 1e-7, 1e3
-GOOD_ENOUGH = 2 / 3  # share of the best trial's drop in J that the chosen rate must reach
+STALL = 1e-3  # going up, a rate must end at least 0.1% below the last rate's J to count as better
+FLAT = 1e-5  # a trial whose J moved less than 0.001% over its second half has stalled (saturated)...
+CONVERGED = 1e-3  # ...unless J is already below 0.1% of where it started: that is the bottom, not a plateau
 
 
 def find_learning_rate(model, data, optimizer: str, batch_size: int, seed: int) -> tuple[float, str]:
     """Returns (chosen lr, a one-line report of the trials)."""
     probe_x, probe_t = data.spread(PROBE_SIZE)
     base = probe_loss(model, probe_x, probe_t)
-    lr, drops, going_down, trials = START, {}, False, []
-    while LOWEST <= lr <= HIGHEST:
-        after = _trial(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t)
-        fell = math.isfinite(after) and after < base
-        trials.append(f"{lr:g}->{after:.4g}")
-        if fell:
-            drops[lr] = base - after
-            if going_down:
-                break
+    trials = []
+
+    def trial(lr: float) -> tuple[float, float]:
+        mid, end = _trial(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t)
+        trials.append(f"{lr:g}->{end:.4g}" + ("(flat)" if _flat(mid, end, base) else ""))
+        return mid, end
+
+    lr = START
+    mid, end = trial(lr)
+    if falls(base, mid, end, base):
+        chosen, reached = lr, end
+        while lr * 10 <= HIGHEST * (1 + 1e-9):
             lr *= 10
-        elif drops:
-            break
-        else:
-            lr, going_down = lr / 10, True
-    if not drops:
+            mid, end = trial(lr)
+            if not falls(reached * (1 - STALL), mid, end, base):
+                break  # it rose or stalled: back to the last rate
+            chosen, reached = lr, end
+    else:
+        chosen = None
+        while chosen is None and lr / 10 >= LOWEST * (1 - 1e-9):
+            lr /= 10
+            mid, end = trial(lr)
+            chosen = lr if falls(base, mid, end, base) else None
+    if chosen is None:
         raise XpnetError("lr=auto: no learning rate from 1e-7 up made the loss fall; check the data")
-    best = max(drops.values())
-    chosen = max(rate for rate, drop in drops.items() if drop >= GOOD_ENOUGH * best)
     return chosen, (f"lr auto: chose {chosen:g} (loss {base:.4g} at the start; after {TRIAL_STEPS} steps, "
                     f"rate->loss: {' '.join(trials)})")
 
 
-def _trial(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t) -> float:
+def falls(below: float, mid: float, end: float, base: float) -> bool:
+    """J ended under `below` and was still falling at the end of the trial (not flat)."""
+    return math.isfinite(end) and end < below and not _flat(mid, end, base)
+
+
+def _flat(mid: float, end: float, base: float) -> bool:
+    """J did not move over the trial's second half, short of the bottom: a saturated network."""
+    if not (math.isfinite(mid) and math.isfinite(end)) or end <= CONVERGED * base:
+        return False
+    return abs(mid - end) < FLAT * abs(end)
+
+
+def _trial(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t) -> tuple[float, float]:
+    """J on the probe after TRIAL_STEPS // 2 and after TRIAL_STEPS steps at `lr`, from the model's start."""
     trial_model = model.copy()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a rate too big diverges: the report says so
-        run_steps(trial_model, data, optimizer, lr, batch_size, TRIAL_STEPS, np.random.default_rng(seed))
-        return probe_loss(trial_model, probe_x, probe_t)
+        [mid] = run_steps(trial_model, data, optimizer, lr, batch_size, TRIAL_STEPS, np.random.default_rng(seed),
+                          measure=lambda: probe_loss(trial_model, probe_x, probe_t), at=(TRIAL_STEPS // 2,))
+        return mid, probe_loss(trial_model, probe_x, probe_t)
 
 
 def probe_loss(model, x, t) -> float:

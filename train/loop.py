@@ -20,6 +20,7 @@ from xpnet.train.context import RunContext
 from xpnet.train.device_data import DeviceData
 from xpnet.train.graphs import GraphedSteps, graph_blocker
 from xpnet.train.learning_rate import PROBE_SIZE, find_learning_rate, probe_loss
+from xpnet.train.prepare import check_patience, data_scale_note, prepare_data, settle_lr, settle_task
 from xpnet.train.state import TrainingState
 from xpnet.train.subnormals import flush_subnormals
 from xpnet.train.steps import EagerSteps
@@ -29,17 +30,24 @@ from xpnet.train.targets import DataError
 
 @flush_subnormals()  # see train/subnormals.py: late steps as fast as early ones
 def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64,
-          lr: float | str = 0.1, optimizer: str = "sgd", seed: int = 0, validation=None,
-          patience: int | None = None, log: Callable[[str], None] | None = print,
+          lr: float | str | None = None, optimizer: str = "sgd", seed: int = 0, validation=None,
+          validation_fraction: float | None = None, patience: int | None = None, scale: str | None = None,
+          log: Callable[[str], None] | None = print,
           on_epoch: Callable[[Network, dict, TrainingState], None] | None = None,
           resume: TrainingState | None = None, context: RunContext | None = None,
           cuda_graphs: bool | None = None) -> Network:
     """Train `model` on `data` = (X, y) by gradient descent; returns the trained model.
 
     batch_size=None is full-batch gradient descent; lr="auto" runs the course's recipe
-    (start at 0.001, x10 while the loss falls, /10 when it rises) and logs the choice.
-    `validation` = (X_val, y_val) adds validation loss/accuracy to the history, and
-    `patience` stops early when the validation loss has not improved for that many epochs.
+    (start at 0.001, x10 while the loss falls, /10 when it rises or stalls) and logs the
+    choice; lr=None takes the optimizer's default (train/optimizers.py DEFAULT_LR) and says so.
+    Float targets make it regression: the model answers values (train/prepare.py).
+    `scale` (none, standard, minmax; None: standard unless every input is in [0, 1]) is fitted
+    on the training data by a model's first `learn`, kept on the model and applied by
+    `predict`/`test`/`evaluate` (train/scaling.py). `validation` = (X_val, y_val), or
+    `validation_fraction` of the training rows (stratified by class), adds validation
+    loss/accuracy to the history; `patience` then stops early when the validation loss has
+    not improved for that many epochs, restoring the best epoch's weights.
     The history (one dict per epoch) is appended to `model.history`. `on_epoch` is called
     after every finished epoch (to checkpoint it); `resume` continues a saved run exactly.
     `context` says where this runs (train/context.py): by default this process alone; a
@@ -53,11 +61,16 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     """
     _check_settings(epochs, batch_size)
     context = context or RunContext()
+    settle_task(model, data[1], log)
+    data, validation = prepare_data(model, data, validation, validation_fraction, scale, seed, log)
+    if context.is_root:  # other ranks of an MPI job stop on rank 0's validation figures
+        check_patience(patience, validation)
     train_set = context.shard(model, *data, what="training data")
     val_set = DeviceData.from_host(model, *validation, what="validation data") if validation else None
     batch_size = batch_size or train_set.n
     state = resume
     if state is None:
+        lr = settle_lr(lr, optimizer, log)
         if lr == "auto":  # trials every process runs alike, on the whole set
             lr, report = find_learning_rate(model, context.whole(train_set), optimizer, batch_size, seed)
             _say(log, report)
@@ -75,7 +88,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             record = context.share_validation(record)  # every process must stop early alike
             state.epoch += 1
             record["epoch"] = state.epoch
-            _check_divergence(model, record, state, data[0])  # a non-finite validation loss too: never saved as good
+            _check_divergence(model, record, state, lambda: data_scale_note(model, *data))  # validation too
             state.step += record.pop("steps")
             record.pop("finite_steps")
             model.history.append(record)
@@ -86,14 +99,26 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
                 steps.failure = None
             _warn_if_exploding(model.history, state.lr, log, data[0])
             start_loss = _warn_if_far_above(record["loss"], start_loss, state.lr, log, data[0])
-            if patience is not None and "val_loss" in record:
-                state.track_validation(record["val_loss"])
+            if patience is not None:
+                state.track_validation(record["val_loss"], model)
             if on_epoch is not None:
                 on_epoch(model, record, state)
             if patience is not None and state.epochs_since_best >= patience:
                 _say(log, f"early stop: validation loss has not improved for {patience} epoch{'s' * (patience != 1)}")
+                _restore_best(model, state, on_epoch, log)
                 break
     return model
+
+
+def _restore_best(model: Network, state: TrainingState, on_epoch, log) -> None:
+    """Early stopping keeps the best epoch's weights, not the last one's (saved again, so the
+    checkpoint holds them too). A run that trains all its epochs keeps its last, so that it
+    can be resumed exactly."""
+    if state.restore_best(model):
+        _say(log, f"restored epoch {state.best_epoch}'s weights, the best on validation (val_loss "
+                  f"{state.best_val_loss:.4g})" + (", and saved them" if on_epoch is not None else ""))
+        if on_epoch is not None:
+            on_epoch(model, model.history[-1], state)
 
 
 def make_steps(model, opt, data, batch_size: int, context, cuda_graphs: bool | None, log):
@@ -142,34 +167,6 @@ def evaluate_device(model: Network, data: DeviceData, batch_size: int = 4096) ->
     return result
 
 
-def evaluate(model: Network, X, y, batch_size: int = 4096) -> dict:
-    """Loss and (for integer labels) accuracy of `model` on host data (X, y)."""
-    return evaluate_device(model, DeviceData.from_host(model, X, y, "evaluation data"), batch_size)
-
-
-def test(model: Network, x):
-    """The course's `test(model, x)`: the model's answer for x.
-
-    One sample in gives one answer out: a number for the circle model (test(model, 100) is
-    the area of a circle of radius 100; [100] too), one 1-D row of the network's width (one
-    image's pixels) a class index. A 2-D array of samples, even of one, gives an array:
-    class indices for classifiers, predicted values for regression; so does a 1-D array of
-    several numbers for a one-input network, each number a sample.
-    """
-    arr = np.asarray(x, dtype=np.float64)
-    one = arr.ndim == 0 or (arr.ndim == 1 and arr.shape[0] == model.sizes[0] and
-                            (model.sizes[0] > 1 or arr.shape[0] == 1))
-    out = model.predict(arr.reshape(1, -1) if one else arr)
-    if out.ndim == 2 and out.shape[1] == 1:  # one output: a value per sample, not a row
-        out = out[:, 0]
-    if not one:
-        return out
-    return out[0].item() if out.ndim == 1 else out[0]
-
-
-test.__test__ = False  # pytest: `from xpnet import test` in a test file is not itself a test
-
-
 def format_epoch(record: dict, epochs: int) -> str:
     """One log line: `epoch 3/10  loss 0.4132  acc 91.2%  val_loss ...  12.1k samples/s`."""
     parts = [f"epoch {record['epoch']}/{epochs}", f"loss {record['loss']:.4f}"]
@@ -209,8 +206,9 @@ class DivergenceError(DataError):
 EXPLODING_EPOCHS = 3  # this many rising epochs in a row, ending above the first, is reported
 
 
-def _check_divergence(model: Network, record: dict, state, X) -> None:
-    """Stop on a non-finite loss or parameter, naming the epoch, the step and a cure.
+def _check_divergence(model: Network, record: dict, state, data_note=lambda: None) -> None:
+    """Stop on a non-finite loss or parameter, naming the epoch, the step and a cure: the
+    data's scale first where it is to blame (`data_note()`), else a smaller rate.
 
     Raised before the epoch is checkpointed, so the last good checkpoint stays on disk.
     """
@@ -226,22 +224,9 @@ def _check_divergence(model: Network, record: dict, state, X) -> None:
             else "the validation loss became non-finite" if bad_val else "a weight became non-finite")
     kept = (f"epoch {state.epoch - 1}'s checkpoint is kept" if state.epoch > 1
             else "no epoch finished, so no checkpoint was written")
-    raise DivergenceError(f"training diverged at {where}: {what} with learning rate {state.lr:g}; "
-                          f"{_cure(X, state.lr)} ({kept})")
-
-
-LARGE_INPUT = 100  # inputs beyond this in absolute value were not scaled, and no rate suits them
-
-
-def _cure(X, lr: float, blame: str = "") -> str:
-    """What to try after a blow-up: a smaller rate (after `blame`), unless the inputs are huge
-    (1e30, int64 near 2^62), which no rate cures: then their scale, first."""
-    X = np.asarray(X)
-    scale = max(abs(float(X.max())), abs(float(X.min()))) if X.size else 0.0
-    if scale > LARGE_INPUT:
-        return (f"the inputs reach {scale:.3g} in absolute value: scale them to about [-1, 1] first "
-                "(standardise each feature), as a smaller rate rarely cures inputs that large")
-    return f"{blame}try --lr {lr / 10:g}"
+    note = data_note()
+    cure = f"{note}; if the data are right, try --lr {state.lr / 10:g}" if note else f"try --lr {state.lr / 10:g}"
+    raise DivergenceError(f"training diverged at {where}: {what} with learning rate {state.lr:g}; {cure} ({kept})")
 
 
 def all_finite(model: Network) -> bool:
@@ -250,6 +235,20 @@ def all_finite(model: Network) -> bool:
 
 
 FAR_ABOVE = 100  # an epoch's loss this many times the loss training started from is reported
+
+
+LARGE_INPUT = 100  # inputs beyond this in absolute value were not scaled, and no rate suits them
+
+
+def _cure(X, lr: float, blame: str = "") -> str:
+    """What to try after a loss that keeps rising: a smaller rate (after `blame`), unless the
+    inputs are huge (1e30, int64 near 2^62), which no rate cures: then their scale, first."""
+    X = np.asarray(X)
+    scale = max(abs(float(X.max())), abs(float(X.min()))) if X.size else 0.0
+    if scale > LARGE_INPUT:
+        return (f"the inputs reach {scale:.3g} in absolute value: scale them to about [-1, 1] first "
+                "(standardise each feature, --scale standard), as a smaller rate rarely cures inputs that large")
+    return f"{blame}try --lr {lr / 10:g}"
 
 
 def _warn_if_far_above(loss: float, start_loss: float | None, lr: float, log, X) -> float | None:

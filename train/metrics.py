@@ -46,3 +46,20 @@ def summary_lines(cm: np.ndarray, classes) -> list[str]:
 def listed(names: list) -> str:
     """' (a, b, c, d, e, ...)': the first few names, for a one-line message."""
     return f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""
+
+
+def regression_metrics(pred, y) -> dict:
+    """Mean squared and absolute error, their root, and R^2 (1 - the error's variance over the
+    targets', 1 for a perfect fit, 0 for always answering the mean), over every output."""
+    pred = np.asarray(pred, np.float64).reshape(len(pred), -1)
+    y = np.asarray(y, np.float64).reshape(len(y), -1)
+    err = pred - y
+    mse = float(np.mean(err ** 2))
+    spread = float(np.mean((y - y.mean(axis=0)) ** 2))
+    return {"mse": mse, "rmse": mse ** 0.5, "mae": float(np.mean(np.abs(err))),
+            "r2": 1 - mse / spread if spread > 0 else float("nan")}
+
+
+def regression_line(scores: dict) -> str:
+    """`rmse 1.23e+04  mae 9.1e+03  r2 0.962`: regression's scores, in the targets' units."""
+    return f"rmse {scores['rmse']:.4g}  mae {scores['mae']:.4g}  r2 {scores['r2']:.4f}"

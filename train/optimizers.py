@@ -245,6 +245,9 @@ OPTIMIZERS = {
     "momentum": lambda backend, params, lr: SGD(backend, params, lr, momentum=0.9),
     "adam": lambda backend, params, lr: Adam(backend, params, lr),
 }
+# The rate each uses when none is given (said in the log): Adam divides each step by a running
+# measure of the gradient's size, so its usual rate is far below SGD's.
+DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "adam": 0.001}
 
 
 def check_optimizer(name: str) -> str:

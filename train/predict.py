@@ -24,7 +24,10 @@ class Reader:
                              "predict needs an image model")
 
     def read(self, pixels: np.ndarray, top: int = 3) -> dict:
-        """{letter, probability, runners_up} for one framed picture: the `top` likeliest classes."""
+        """{letter, probability, runners_up} for one framed picture, the `top` likeliest classes;
+        {value} from a regression model."""
+        if self.net.is_regression:
+            return {"value": answer_value(self.net.predict(pixels.reshape(1, -1))[0])}
         proba = self.net.predict_proba(pixels.reshape(1, -1))[0]
         order = np.argsort(proba)[::-1][:top]
         return {"letter": self.classes[order[0]], "probability": float(proba[order[0]]),
@@ -32,7 +35,9 @@ class Reader:
 
 
 def predict_images(checkpoint: str, paths: list[str], backend_name=None, device=None, top: int = 3):
-    """Yields one result dict per image: {image, letter, probability, runners_up} or {image, error}."""
+    """Yields one result dict per image: {image, letter, probability, runners_up} from a
+    classifier, {image, value} from a regression model (a number, or a list for several
+    outputs), or {image, error}."""
     from xpnet.train.data.glyph import load_image
 
     reader = Reader(checkpoint, backend_name, device)
@@ -58,8 +63,20 @@ def _check_regular(path: str) -> None:
                         "reads image files only")
 
 
+def answer_value(row):
+    """A regression answer for JSON: a float for one output, a list of floats for several."""
+    return float(row[0]) if len(row) == 1 else [float(v) for v in row]
+
+
+def format_value(value) -> str:
+    """A regression answer for people: 416285, or 1.5 -2 for several outputs."""
+    return f"{value:.6g}" if isinstance(value, float) else " ".join(f"{v:.6g}" for v in value)
+
+
 def format_result(result: dict) -> str:
     if "error" in result:
         return f"{result['image']}: error: {result['error']}"
+    if "value" in result:
+        return f"{result['image']}: {format_value(result['value'])}"
     others = ", ".join(f"{c} {100 * p:.1f}%" for c, p in result["runners_up"])
     return f"{result['image']}: {result['letter']} ({100 * result['probability']:.1f}%; then {others})"

@@ -51,6 +51,9 @@ def _curves(history):
         if key in history[0]:
             ax_loss.plot(epochs, [r[key] for r in history], marker="o", label=label)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss J")
+    if spans_decades([r[k] for r in history for k in ("loss", "val_loss") if k in r]):
+        ax_loss.set_yscale("log")  # a loss falling 100-fold looks flat after epoch 2 on a linear axis
+        ax_loss.set_title("loss J (log scale)")
     if classes:
         ax_acc = axes[0, 1]
         for key, label in (("accuracy", "train"), ("val_accuracy", "held out")):
@@ -61,6 +64,13 @@ def _curves(history):
         ax.grid(alpha=0.3)
         ax.legend()
     return fig
+
+
+def spans_decades(losses, ratio: float = 10.0) -> bool:
+    """Whether positive, finite losses span at least `ratio` from least to most: then a log
+    axis shows the late epochs too."""
+    values = [v for v in losses if v > 0 and np.isfinite(v)]
+    return len(values) == len(losses) > 1 and max(values) >= ratio * min(values)
 
 
 def _confusion(cm, classes):

@@ -16,6 +16,7 @@ from xpnet.model.checkpoint import CheckpointError
 from xpnet.train.optimizers import make_optimizer
 
 PREFIX = "optimizer."
+BEST = "best."  # the best epoch's parameters, in `params` order, while early stopping watches
 
 
 @dataclass
@@ -28,27 +29,40 @@ class TrainingState:
     rng: np.random.Generator  # shuffles the next epoch
     best_val_loss: float = math.inf
     epochs_since_best: int = 0
+    best_epoch: int = 0  # the epoch that had best_val_loss
+    best_params: list | None = None  # host copies of its parameters, restored when training ends
 
     @classmethod
     def fresh(cls, model, optimizer_name: str, lr: float, seed: int) -> "TrainingState":
         opt = make_optimizer(optimizer_name, model.backend, model.params, lr)
         return cls(0, 0, float(lr), optimizer_name, opt, np.random.default_rng(seed))
 
-    def track_validation(self, val_loss: float) -> None:
-        """Early-stopping bookkeeping: the best validation loss, and epochs since it."""
+    def track_validation(self, val_loss: float, model) -> None:
+        """Early-stopping bookkeeping: the best validation loss, its epoch and weights, and
+        epochs since it."""
         if val_loss < self.best_val_loss:
-            self.best_val_loss, self.epochs_since_best = val_loss, 0
+            self.best_val_loss, self.epochs_since_best, self.best_epoch = val_loss, 0, self.epoch
+            self.best_params = [model.backend.to_numpy(p) for p in model.params]
         else:
             self.epochs_since_best += 1
+
+    def restore_best(self, model) -> bool:
+        """Put the best epoch's weights back (in place), if a later epoch is the model's now."""
+        if self.best_params is None or self.best_epoch == self.epoch:
+            return False
+        for p, best in zip(model.params, self.best_params):
+            p[...] = model.backend.asarray(best)
+        return True
 
     def to_checkpoint(self) -> tuple[dict[str, np.ndarray], dict]:
         """(extra host tensors, a JSON-able metadata entry) for the checkpoint."""
         backend = self.optimizer.backend
         tensors = {PREFIX + k: backend.to_numpy(v) for k, v in self.optimizer.state().items()}
+        tensors.update({f"{BEST}{i}": p for i, p in enumerate(self.best_params or [])})
         entry = {"epoch": self.epoch, "step": self.step, "lr": self.lr, "optimizer": self.optimizer_name,
                  "counters": self.optimizer.counters(), "rng": self.rng.bit_generator.state,
                  "best_val_loss": None if math.isinf(self.best_val_loss) else self.best_val_loss,
-                 "epochs_since_best": self.epochs_since_best}
+                 "epochs_since_best": self.epochs_since_best, "best_epoch": self.best_epoch}
         return tensors, {"training_state": entry}
 
     @classmethod
@@ -63,7 +77,9 @@ class TrainingState:
             rng = np.random.default_rng()
             rng.bit_generator.state = entry["rng"]
             best = entry["best_val_loss"]
+            best_params = [tensors[f"{BEST}{i}"] for i in range(len(model.params))] if f"{BEST}0" in tensors else None
             return cls(int(entry["epoch"]), int(entry["step"]), float(entry["lr"]), entry["optimizer"], opt, rng,
-                       math.inf if best is None else float(best), int(entry["epochs_since_best"]))
+                       math.inf if best is None else float(best), int(entry["epochs_since_best"]),
+                       int(entry.get("best_epoch", 0)), best_params)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CheckpointError(f"{source} has an incomplete training state ({exc}); cannot resume") from None

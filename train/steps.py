@@ -53,11 +53,16 @@ class EagerSteps:
 
 
 def run_steps(model, data, optimizer: str, lr: float, batch_size: int,
-              steps: int, rng: np.random.Generator) -> None:
-    """A fixed number of minibatch steps with a fresh optimizer (used by lr="auto")."""
+              steps: int, rng: np.random.Generator, measure=None, at: tuple = ()) -> list:
+    """A fixed number of minibatch steps with a fresh optimizer (used by lr="auto"), and
+    `measure()` taken after each step count in `at` (lr="auto" watches J half-way)."""
     opt = make_optimizer(optimizer, model.backend, model.params, lr)
     order = data.order(rng, batch_size)
     starts = range(0, data.n, batch_size)
+    seen = []
     for i in range(steps):
+        if i in at:
+            seen.append(measure())
         xb, tb = data.batch(order, starts[i % len(starts)], batch_size)
         model.train_step(xb, tb, opt)
+    return seen

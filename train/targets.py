@@ -48,7 +48,7 @@ def check_targets_fit_loss(loss: str, y, what: str = "data") -> None:
     if loss == "cross_entropy" and y.dtype.kind == "f" and (y.ndim == 1 or y.shape[1] == 1):
         raise DataError(f"{what}: y holds floats, which xpnet reads as regression targets, but the "
                         "cross_entropy loss needs integer class labels: save y as integers for classes, "
-                        "or use --loss quadratic for regression")
+                        "or use --loss quadratic (the default for float targets) for regression")
 
 
 def _check_regression(net: Network, y: np.ndarray, what: str) -> np.ndarray:

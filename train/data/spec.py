@@ -1,6 +1,8 @@
 """The data spec string (`letters`, `idx:DIR`, `npz:FILE`, ...) and the one entry point, `load_data`.
 
 A spec is `scheme` or `scheme:argument`, split at the first colon so paths may hold colons.
+A bare path is read by what it is (BARE): `data.npz` as `npz:data.npz`, `data.csv` as
+`csv:data.csv`, a folder as `folder:DIR`.
 File sources are capped at n_train / n_test samples by a seeded random subset (so a small
 quick run still sees every class); the synthetic letters are generated at exactly that size.
 """
@@ -23,7 +25,9 @@ SCHEMES = {  # scheme -> how to write it, for the error message that lists them
     "emnist-letters": "emnist-letters:DIR",
     "folder": "folder:DIR",
     "npz": "npz:FILE",
+    "csv": "csv:FILE[#COLUMN]",
 }
+BARE = {".npz": "npz", ".csv": "csv"}  # a bare path's extension -> its scheme (a folder: folder)
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -31,7 +35,11 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     scheme, sep, arg = str(spec).strip().partition(":")
     scheme = scheme.lower()
     if scheme not in SCHEMES:
-        raise DataError(f"unknown data spec {spec!r}; use one of: {', '.join(SCHEMES.values())}")
+        bare = _bare_scheme(str(spec).strip())
+        if bare is None:
+            raise DataError(f"unknown data spec {spec!r}; use one of: {', '.join(SCHEMES.values())}, "
+                            f"or a path ending in {' or '.join(BARE)}, or a folder")
+        scheme, arg = bare, str(spec).strip()
     if scheme == "letters":
         if arg:
             raise DataError(f"data spec {spec!r}: 'letters' takes no argument; write just 'letters'")
@@ -41,13 +49,21 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return scheme, arg.strip()
 
 
+def _bare_scheme(spec: str) -> str | None:
+    """The scheme a bare path stands for: by its extension (before any `#COLUMN`), or a folder."""
+    path = Path(spec.rpartition("#")[0] if "#" in spec else spec).expanduser()
+    if path.suffix.lower() in BARE:
+        return BARE[path.suffix.lower()]
+    return "folder" if spec and path.is_dir() else None
+
+
 def absolute_spec(spec: str) -> str:
-    """The spec with its path made absolute, so a run's recorded data loads from any folder."""
+    """The spec with its path made absolute and its scheme written out, so a run's recorded
+    data loads from any folder."""
     scheme, arg = parse_spec(spec)
     if arg is None:
         return str(spec).strip()
-    prefix = str(spec).strip().partition(":")[0]
-    return f"{prefix}:{Path(arg).expanduser().absolute()}"
+    return f"{scheme}:{Path(arg).expanduser().absolute()}"
 
 
 def load_data(spec: str = "letters", *, seed: int = 0, cache_dir: str | Path | None = None,
@@ -88,6 +104,9 @@ def _load_file_source(scheme: str, arg: str, progress: bool) -> DataSet:
     if scheme == "folder":
         from xpnet.train.data.folder import load_folder
         return load_folder(arg, progress=progress)
+    if scheme == "csv":
+        from xpnet.train.data.csv_table import load_csv
+        return load_csv(arg)
     from xpnet.train.data.npz import load_npz
     return load_npz(arg)
 

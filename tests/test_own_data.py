@@ -1,0 +1,314 @@
+"""Your own data, trained well by default: scaling that travels with the model, regression
+answered in values, validation splits and early stopping that keeps the best epoch."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet.backends import XpnetError, resolve_backend
+from xpnet.model import Network
+from xpnet.model.checkpoint import CheckpointError, from_bytes, to_bytes
+from xpnet.model.scaling import Scaling
+from xpnet.train import evaluate, learn, test
+from xpnet.train.data import DataError
+from xpnet.train.metrics import regression_metrics
+from xpnet.train.prepare import split_validation
+from xpnet.train.report import spans_decades
+from xpnet.train.scaling import SCALERS, fit_scaling
+from test_cli import assert_one_line_error, run_cli
+
+
+def house_prices(n=1200, seed=0):
+    """Areas 50-300 m^2, rooms 1-7, ages 0-100 years; prices 1e5-1e6, nearly linear (a linear fit
+    reaches R^2 0.99): raw, the features and targets span five decades and SGD diverges."""
+    rng = np.random.default_rng(seed)
+    area, rooms, age = rng.uniform(50, 300, n), rng.integers(1, 8, n).astype(float), rng.uniform(0, 100, n)
+    price = 3000 * area + 20000 * rooms - 1000 * age + 1e5 + rng.normal(0, 2e4, n)
+    return np.c_[area, rooms, age].astype(np.float32), price.astype(np.float32)
+
+
+@pytest.fixture
+def numpy32():
+    return resolve_backend("numpy", dtype="float32")
+
+
+# -- scaling --------------------------------------------------------------------------------
+
+def test_default_scaling_standardises_features_and_targets_but_keeps_images():
+    X, y = house_prices(200)
+    s = fit_scaling(None, X, y, regression=True)
+    assert (s.inputs, s.targets) == ("standard", "standard")
+    np.testing.assert_allclose(s.x_shift, X.astype(np.float64).mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(s.y_scale, [y.astype(np.float64).std()], rtol=1e-6)
+    pixels = np.random.default_rng(0).uniform(0, 1, (50, 16))  # every value in [0, 1]: an image's
+    kept = fit_scaling(None, pixels, np.arange(50) % 3, regression=False)
+    assert kept.inputs == "none" and kept.x_shift is None and kept.y_shift is None
+    asked = fit_scaling("standard", pixels, np.arange(50) % 3, regression=False)  # asked: applied anyway
+    assert asked.inputs == "standard" and asked.x_shift.shape == (16,)
+    minmax = fit_scaling("minmax", X, y, regression=True)
+    np.testing.assert_allclose(minmax.x_shift, X.min(axis=0), rtol=1e-6)
+
+
+def test_a_constant_feature_is_shifted_not_divided_by_zero():
+    X = np.c_[np.full(10, 7.0), np.arange(10.0)]
+    for name in ("standard", "minmax"):
+        s = fit_scaling(name, X, np.arange(10) % 2, regression=False)
+        assert s.x_scale[0] == 1.0 and np.isfinite(s.x_scale).all()
+
+
+def test_an_unknown_scaler_is_one_line_naming_the_choices(numpy32):
+    net = Network.from_sizes([3, 4, 1], numpy32, loss="quadratic")
+    with pytest.raises(DataError) as info:
+        learn(net, house_prices(50), epochs=1, scale="log", log=None)
+    assert all(name in str(info.value) for name in SCALERS)
+
+
+def test_raw_house_prices_train_by_default_and_answer_in_their_own_units(numpy32):
+    """The issue's house-price npz diverged without scaling; with the default it fits, and
+    test/predict/evaluate take raw areas and answer raw prices."""
+    X, y = house_prices()
+    net = Network.from_sizes([3, 32, 1], numpy32, activation="relu", loss="quadratic", init="he")
+    lines = []
+    learn(net, (X[:1000], y[:1000]), epochs=30, batch_size=32, lr=0.01, optimizer="momentum", log=lines.append)
+    assert any(line.startswith("scale: inputs standardised") and "targets standardised" in line for line in lines)
+    scores = evaluate(net, X[1000:], y[1000:])
+    assert scores["r2"] > 0.95, scores
+    assert set(scores) >= {"loss", "mse", "rmse", "mae", "r2"} and "accuracy" not in scores
+    one = test(net, X[1000])
+    assert type(one) is float and abs(one - y[1000]) < 0.2 * y[1000]
+    np.testing.assert_allclose(test(net, X[1000:1005]), net.predict(X[1000:1005])[:, 0])
+
+
+def test_scaling_survives_save_and_load_and_the_answers_are_the_same(numpy32, tmp_path):
+    X, y = house_prices(300)
+    net = Network.from_sizes([3, 8, 1], numpy32, activation="tanh", loss="quadratic")
+    learn(net, (X, y), epochs=3, batch_size=32, lr=0.01, log=None)
+    xpnet.save(net, tmp_path / "house.safetensors")
+    back = xpnet.load(tmp_path / "house.safetensors", "numpy")
+    assert back.scaling.inputs == "standard" and back.regression is True
+    np.testing.assert_array_equal(back.predict(X[:20]), net.predict(X[:20]))
+    assert back.predict(X[:20]).mean() > 1e5  # prices, not standard units
+
+
+def test_a_checkpoint_from_before_scaling_loads_and_takes_its_inputs_as_they_come(numpy32):
+    net = Network.from_sizes([3, 4, 1], numpy32, activation="tanh", output="identity", loss="quadratic")
+    data = to_bytes(net)  # no scaling recorded: as every older checkpoint
+    back, meta = from_bytes(data, numpy32)
+    assert "scaling" not in meta and back.scaling == Scaling()
+    X = np.arange(12.0).reshape(4, 3)
+    np.testing.assert_array_equal(back.predict(X), net.predict(X))
+
+
+def test_a_scaling_of_the_wrong_width_is_refused_at_load(numpy32):
+    net = Network.from_sizes([3, 4, 1], numpy32, activation="tanh", output="identity", loss="quadratic")
+    net.scaling = Scaling("standard", "none", np.zeros(5), np.ones(5))
+    with pytest.raises(CheckpointError, match="scaling.x_shift"):
+        from_bytes(to_bytes(net), numpy32)
+
+
+def test_a_trained_model_keeps_its_scaling_when_it_learns_again(numpy32):
+    X, y = house_prices(200)
+    net = Network.from_sizes([3, 4, 1], numpy32, activation="tanh", loss="quadratic")
+    learn(net, (X, y), epochs=1, lr=0.01, log=None)
+    first = net.scaling
+    learn(net, (X * 2, y), epochs=1, lr=0.01, log=None)  # not refitted on other data
+    assert net.scaling is first
+    with pytest.raises(DataError, match="keeps it"):
+        learn(net, (X, y), epochs=1, lr=0.01, scale="minmax", log=None)
+
+
+# -- regression ----------------------------------------------------------------------------------
+
+def test_the_apis_default_output_becomes_linear_for_values_and_says_so(numpy32):
+    """The issue's case: from_sizes([2, 32, 32, 1], loss="quadratic") predicted 1.0 for
+    everything (a sigmoid output); negative targets need a linear one too."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-3, 3, (1000, 2))
+    y = 5 * X[:, 0] - X[:, 1] ** 2 - 4  # -22..11
+    net = Network.from_sizes([2, 32, 32, 1], numpy32, loss="quadratic")
+    assert net.activations[-1] == "sigmoid"  # the course's classifier, until values arrive
+    lines = []
+    learn(net, (X, y), epochs=20, optimizer="adam", log=lines.append)
+    assert net.activations == ["sigmoid", "sigmoid", "identity"]
+    assert lines[0].startswith("regression (float targets): the output layer is identity")
+    answers = net.predict(X)
+    assert answers.min() < -10 and answers.max() > 5
+    assert evaluate(net, X, y)["r2"] > 0.8
+
+
+@pytest.mark.parametrize("output", ["sigmoid", "relu", "tanh"])
+def test_a_capped_output_asked_for_values_is_refused_naming_output(numpy32, output):
+    net = Network.from_sizes([2, 4, 1], numpy32, loss="quadratic", output=output)
+    with pytest.raises(DataError) as info:
+        learn(net, (np.zeros((8, 2)), np.linspace(-1, 1, 8)), epochs=1, log=None)
+    assert 'output="identity"' in str(info.value) and output in str(info.value)
+
+
+def test_a_regression_network_of_several_outputs_answers_values_not_indices(numpy32):
+    """Network.predict used argmax for every network of more than one output."""
+    X = np.random.default_rng(1).uniform(-1, 1, (400, 2))
+    Y = np.c_[X[:, 0] + X[:, 1], X[:, 0] - 3 * X[:, 1]] * 100
+    net = Network.from_sizes([2, 16, 2], numpy32, activation="tanh", loss="quadratic")
+    learn(net, (X, Y), epochs=40, optimizer="adam", lr=0.01, log=None)
+    answers = net.predict(X[:5])
+    assert answers.shape == (5, 2) and answers.dtype.kind == "f"
+    one = test(net, X[0])
+    assert one.shape == (2,) and np.allclose(one, answers[0])
+    assert evaluate(net, X, Y)["r2"] > 0.9
+
+
+def test_regression_metrics_are_the_textbook_ones():
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    scores = regression_metrics(y + np.array([0.5, -0.5, 0.5, -0.5]), y)
+    assert scores["mse"] == 0.25 and scores["rmse"] == 0.5 and scores["mae"] == 0.5
+    assert scores["r2"] == pytest.approx(1 - 0.25 / 1.25)
+    assert regression_metrics(np.full(4, 2.5), y)["r2"] == pytest.approx(0.0)  # the mean: R^2 0
+
+
+def test_curves_switch_to_a_log_scale_where_the_loss_spans_decades():
+    assert spans_decades([100.0, 3.0, 0.5])
+    assert not spans_decades([0.9, 0.5, 0.3])
+    assert not spans_decades([1.0, 0.0])  # a zero has no logarithm: stay linear
+
+
+# -- validation and early stopping -----------------------------------------------------------------
+
+def test_a_validation_split_is_stratified_and_the_same_every_time():
+    y = np.r_[np.zeros(90, int), np.ones(10, int)]  # a rare class
+    X = np.arange(100.0)[:, None]
+    (X_train, y_train), (X_val, y_val) = split_validation(X, y, 0.2, seed=3)
+    assert np.bincount(y_val).tolist() == [18, 2] and len(y_train) == 80
+    assert sorted(np.r_[X_train[:, 0], X_val[:, 0]].tolist()) == list(range(100))  # a partition
+    again = split_validation(X, y, 0.2, seed=3)[1][0]
+    np.testing.assert_array_equal(again, X_val)
+
+
+@pytest.mark.parametrize("fraction", [0, 1, 1.5, -0.1, "0.1", True])
+def test_a_bad_validation_fraction_is_one_line(fraction):
+    with pytest.raises(DataError, match="between 0 and 1"):
+        split_validation(np.zeros((10, 1)), np.arange(10) % 2, fraction, seed=0)
+
+
+def test_validation_fraction_in_learn_validates_and_stops_early_on_the_best_epoch(numpy32):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 2))
+    y = (X[:, 0] > 0).astype(np.int64)
+    y[:60] = 1 - y[:60]  # noise to overfit: validation stops improving
+    net = Network.from_sizes([2, 64, 2], numpy32, activation="relu", init="he")
+    lines = []
+    learn(net, (X, y), epochs=200, batch_size=16, lr=0.1, optimizer="momentum", validation_fraction=0.25,
+          patience=3, log=lines.append)
+    assert any(line.startswith("validation: 75 of the 300 training samples held back") for line in lines)
+    val = [r["val_loss"] for r in net.history]
+    best = int(np.argmin(val))
+    assert len(val) == best + 4
+    assert f"restored epoch {best + 1}'s weights" in lines[-1]
+
+
+def test_validation_and_a_validation_fraction_together_are_refused(numpy32):
+    net = Network.from_sizes([2, 4, 2], numpy32)
+    X, y = np.zeros((10, 2)), np.arange(10) % 2
+    with pytest.raises(DataError, match="not both"):
+        learn(net, (X, y), epochs=1, validation=(X, y), validation_fraction=0.2, log=None)
+
+
+# -- the learning rate's default -----------------------------------------------------------------
+
+@pytest.mark.parametrize("optimizer,lr", [("adam", 0.001), ("momentum", 0.05), ("sgd", 0.1)])
+def test_the_default_rate_is_the_optimizers_and_the_log_says_so(numpy32, optimizer, lr):
+    net = Network.from_sizes([2, 4, 2], numpy32)
+    lines = []
+    learn(net, (np.zeros((8, 2)), np.arange(8) % 2), epochs=1, optimizer=optimizer, log=lines.append)
+    assert lines[0] == f"lr {lr:g} ({optimizer}'s default; lr= or --lr to change it)"
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+@pytest.fixture
+def house_npz(tmp_path):
+    X, y = house_prices()
+    path = tmp_path / "house.npz"
+    np.savez(path, X=X[:1000], y=y[:1000], X_test=X[1000:], y_test=y[1000:])
+    return path
+
+
+def test_cli_regression_trains_scaled_by_default_and_reports_r2(capsys, tmp_path, house_npz):
+    run = tmp_path / "run"
+    code, out, err = run_cli(capsys, "train", "--data", f"npz:{house_npz}", "--loss", "quadratic", "--layers", "32",
+                             "--epochs", "15", "--out", str(run), "--no-progress", "--backend", "numpy")
+    assert code == 0, err
+    assert "momentum lr 0.05 (its default)" in out and "scale: inputs standardised" in out
+    r2 = float(out.split("test rmse")[1].split(" r2 ")[1].split()[0])
+    assert r2 > 0.95, out
+    code, out, err = run_cli(capsys, "evaluate", str(run), "--backend", "numpy")
+    assert code == 0 and " r2 " in out and "rmse" in out, err
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["scale"] is None and meta["lr"] is None
+
+
+def test_cli_patience_without_validation_data_is_one_line(capsys, tmp_path):
+    X, y = house_prices(100)
+    np.savez(tmp_path / "train_only.npz", X=X, y=y)
+    code, _, err = run_cli(capsys, "train", "--data", f"npz:{tmp_path / 'train_only.npz'}", "--loss", "quadratic",
+                           "--patience", "2", "--out", str(tmp_path / "run"), "--no-progress", "--backend", "numpy")
+    assert_one_line_error(code, err, "--val-fraction")
+    assert not (tmp_path / "run").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("flags,needle", [(["--scale", "log"], "standard"),
+                                          (["--val-fraction", "1.5"], "between 0 and 1")])
+def test_cli_bad_scale_or_fraction_is_one_line(capsys, tmp_path, house_npz, flags, needle):
+    code, _, err = run_cli(capsys, "train", "--data", f"npz:{house_npz}", "--loss", "quadratic", *flags,
+                           "--out", str(tmp_path / "run"), "--no-progress", "--backend", "numpy")
+    assert code != 0 and needle in err and "Traceback" not in err
+
+
+def test_cli_val_fraction_validates_on_training_rows_and_keeps_the_test_set(capsys, tmp_path, house_npz):
+    code, out, err = run_cli(capsys, "train", "--data", f"npz:{house_npz}", "--loss", "quadratic", "--layers", "8",
+                             "--epochs", "2", "--val-fraction", "0.2", "--out", str(tmp_path / "run"),
+                             "--no-progress", "--backend", "numpy")
+    assert code == 0, err
+    assert "validation: 200 of the 1000 training samples held back (20%)" in out
+    assert "on 200 held-out samples" in out  # the test set's report
+
+
+def test_bad_settings_are_xpnet_errors(numpy32):
+    with pytest.raises(XpnetError):
+        learn(Network.from_sizes([2, 4, 2], numpy32), (np.zeros((4, 2)), np.arange(4) % 2), lr=None,
+              optimizer="lbfgs", log=None)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_lr_auto_on_a_regression_set_picks_a_rate_that_fits(numpy32, optimizer):
+    """The issue's house prices: raw, lr auto went down to 1e-6 and ended at loss 8.5e10;
+    scaled by default, the recipe's rate fits them."""
+    X, y = house_prices()
+    net = Network.from_sizes([3, 32, 1], numpy32, activation="relu", init="he")
+    lines = []
+    learn(net, (X[:1000], y[:1000]), epochs=20, batch_size=32, lr="auto", optimizer=optimizer, log=lines.append)
+    assert any(line.startswith("lr auto: chose") for line in lines)
+    assert evaluate(net, X[1000:], y[1000:])["r2"] > 0.9, lines
+
+
+def test_divergence_on_unscaled_data_names_the_data_before_the_rate(numpy32):
+    """The issue's case: every divergence message suggested lr/10 again, even where the data's
+    scale was to blame; it names the values and the cure first now."""
+    X, y = house_prices(200)
+    net = Network.from_sizes([3, 1], numpy32, activation="identity", loss="quadratic")
+    with pytest.raises(XpnetError) as info:
+        learn(net, (X, y), epochs=20, batch_size=None, lr=0.05, scale="none", log=None)
+    message = str(info.value)
+    assert "training diverged" in message and "--scale standard" in message
+    assert "the training targets reach 1.11e+06" in message and message.index("--scale") < message.index("try --lr")
+
+
+def test_divergence_on_well_scaled_data_still_suggests_a_smaller_rate(numpy32):
+    X = np.random.default_rng(0).standard_normal((64, 2))
+    net = Network.from_sizes([2, 1], numpy32, activation="identity", loss="quadratic")
+    with pytest.raises(XpnetError) as info:
+        learn(net, (X, X[:, 0] + 1.0), epochs=200, batch_size=None, lr=50.0, log=None)
+    assert "try --lr 5" in str(info.value) and "--scale" not in str(info.value)
