@@ -234,7 +234,8 @@ def test_output_to_a_full_device_is_one_line_and_training_loses_nothing(tmp_path
     proc = to_dev_full(["predict", str(letters_model(tmp_path)), str(letter_picture(tmp_path / "i.png")), "--json",
                         "--backend", "numpy"])
     err = proc.stderr.decode()
-    assert proc.returncode == 1 and err.splitlines() == ["xpnet: error: cannot write the output: No space left on device"], err
+    assert proc.returncode == 1, err
+    assert err.splitlines() == ["xpnet: error: cannot write the output: No space left on device"], err
     run = tmp_path / "run"
     proc = to_dev_full(train_argv(f"npz:{toy(tmp_path)}", run))
     err = proc.stderr.decode()

@@ -187,3 +187,21 @@ def test_a_report_lost_to_a_full_disk_is_redrawn_by_xpnet_report(capsys, tmp_pat
     assert json.loads((run / "confusion.json").read_text())["classes"] == ["0", "1", "2", "3"]
     code, _, err = run_cli(capsys, "report", str(tmp_path))
     assert_one_line_error(code, err, "not a trained run folder")
+
+
+def test_an_mpi_job_takes_the_lock_on_rank_0_and_is_refused_while_another_holds_it(capsys, tmp_path):
+    from test_distributed import launch, mpi_missing
+
+    if mpi_missing():
+        pytest.skip(mpi_missing())
+    data = make_npz(tmp_path)
+    run = tmp_path / "run"
+    train_ok(capsys, *train_args(data, run, "--epochs", "1"))
+    resume = ["train", "--resume", str(run), "--epochs", "2", "--no-progress", "--distributed"]
+    with RunLock() as lock:
+        lock.take(run)
+        code, out, err, seconds = launch(2, resume, tmp_path)
+    assert code != 0 and f"PID {os.getpid()}" in err and "Traceback" not in err, (out, err)
+    assert [line for line in err.splitlines() if "being trained" in line] == [err.splitlines()[0]], err
+    code, out, err, _ = launch(2, resume, tmp_path)  # released: the job runs, rank 0 locking
+    assert code == 0 and "epoch 2/2" in out, err
