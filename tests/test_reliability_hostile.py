@@ -254,6 +254,11 @@ def test_a_run_folder_name_that_is_not_utf8_still_gets_its_report(tmp_path):
     assert b"Traceback" not in proc.stderr
     assert os.path.exists(run + b"/curves.png") and os.path.exists(run + b"/confusion.png")
     assert b"run-\\udcff/model.safetensors" in proc.stdout  # the name, escaped (Python's view of byte 0xff)
+    picture = os.fsencode(tmp_path) + b"/i-\xff.png"
+    letter_picture(Path(os.fsdecode(picture)))
+    proc = subprocess.run([sys.executable, "-m", "xpnet", "predict", str(letters_model(tmp_path)), picture,
+                           "--backend", "numpy"], capture_output=True, timeout=60)
+    assert proc.returncode == 0 and b"i-\\udcff.png: " in proc.stdout, proc.stderr  # was UnicodeEncodeError
 
 
 # -- damaged letters cache: one line, regenerated ------------------------------------------
