@@ -234,7 +234,8 @@ def test_output_to_a_full_device_is_one_line_and_training_loses_nothing(tmp_path
     proc = to_dev_full(["predict", str(letters_model(tmp_path)), str(letter_picture(tmp_path / "i.png")), "--json",
                         "--backend", "numpy"])
     err = proc.stderr.decode()
-    assert proc.returncode == 1 and err.splitlines() == ["xpnet: error: cannot write the output: No space left on device"], err
+    assert proc.returncode == 1, err
+    assert err.splitlines() == ["xpnet: error: cannot write the output: No space left on device"], err
     run = tmp_path / "run"
     proc = to_dev_full(train_argv(f"npz:{toy(tmp_path)}", run))
     err = proc.stderr.decode()
@@ -253,6 +254,11 @@ def test_a_run_folder_name_that_is_not_utf8_still_gets_its_report(tmp_path):
     assert b"Traceback" not in proc.stderr
     assert os.path.exists(run + b"/curves.png") and os.path.exists(run + b"/confusion.png")
     assert b"run-\\udcff/model.safetensors" in proc.stdout  # the name, escaped (Python's view of byte 0xff)
+    picture = os.fsencode(tmp_path) + b"/i-\xff.png"
+    letter_picture(Path(os.fsdecode(picture)))
+    proc = subprocess.run([sys.executable, "-m", "xpnet", "predict", str(letters_model(tmp_path)), picture,
+                           "--backend", "numpy"], capture_output=True, timeout=60)
+    assert proc.returncode == 0 and b"i-\\udcff.png: " in proc.stdout, proc.stderr  # was UnicodeEncodeError
 
 
 # -- damaged letters cache: one line, regenerated ------------------------------------------

@@ -187,3 +187,53 @@ def test_a_report_lost_to_a_full_disk_is_redrawn_by_xpnet_report(capsys, tmp_pat
     assert json.loads((run / "confusion.json").read_text())["classes"] == ["0", "1", "2", "3"]
     code, _, err = run_cli(capsys, "report", str(tmp_path))
     assert_one_line_error(code, err, "not a trained run folder")
+
+
+def test_an_mpi_job_takes_the_lock_on_rank_0_and_is_refused_while_another_holds_it(capsys, tmp_path):
+    from test_distributed import launch, mpi_missing
+
+    if mpi_missing():
+        pytest.skip(mpi_missing())
+    data = make_npz(tmp_path)
+    run = tmp_path / "run"
+    train_ok(capsys, *train_args(data, run, "--epochs", "1"))
+    resume = ["train", "--resume", str(run), "--epochs", "2", "--no-progress", "--distributed"]
+    with RunLock() as lock:
+        lock.take(run)
+        code, out, err, seconds = launch(2, resume, tmp_path)
+    assert code != 0 and f"PID {os.getpid()}" in err and "Traceback" not in err, (out, err)
+    assert [line for line in err.splitlines() if "being trained" in line] == [err.splitlines()[0]], err
+    code, out, err, _ = launch(2, resume, tmp_path)  # released: the job runs, rank 0 locking
+    assert code == 0 and "epoch 2/2" in out, err
+
+
+def test_a_planted_lock_symlink_or_config_pipe_harms_nothing_and_blocks_nothing(capsys, tmp_path, two_epochs):
+    victim = tmp_path / "precious.txt"
+    victim.write_text("not to be emptied")
+    (two_epochs / LOCK_NAME).unlink()
+    (two_epochs / LOCK_NAME).symlink_to(victim)
+    code, _, err = run_cli(capsys, "train", "--resume", str(two_epochs), "--epochs", "3", "--no-progress")
+    assert_one_line_error(code, err, LOCK_NAME)
+    assert victim.read_text() == "not to be emptied"
+    if hasattr(os, "mkfifo"):
+        folder = tmp_path / "piped"
+        folder.mkdir()
+        os.mkfifo(folder / "config.json")
+        code, _, err = run_cli(capsys, *train_args(tmp_path / "toy.npz", folder, "--epochs", "1"))
+        assert_one_line_error(code, err, "not an xpnet run folder")
+        code, _, err = run_cli(capsys, "train", "--resume", str(folder), "--no-progress")
+        assert_one_line_error(code, err, "not a run folder")
+
+
+def test_a_run_recorded_with_a_relative_data_path_still_resumes(capsys, tmp_path, monkeypatch):
+    """Runs saved before data paths were recorded absolute: the record and config.json agree."""
+    from xpnet.train import runs
+
+    monkeypatch.chdir(tmp_path)
+    make_npz(tmp_path)
+    train_ok(capsys, *train_args(Path("toy.npz"), Path("run"), "--epochs", "1"))
+    config = runs.read_run_config("run")
+    recorded = {**json.loads((tmp_path / "run" / "config.json").read_text()), "data": "npz:toy.npz"}
+    runs.check_same_settings(config, recorded, Path("run"))  # no error: the same file
+    with pytest.raises(runs.CheckpointError, match="data"):
+        runs.check_same_settings(config, {**recorded, "data": "npz:other.npz"}, Path("run"))

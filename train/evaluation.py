@@ -10,6 +10,7 @@ import numpy as np
 
 from xpnet.backends import XpnetError, resolve_backend
 from xpnet.model import Network
+from xpnet.model.checkpoint import read
 from xpnet.train.checkpoints import CHECKPOINT_NAME, load_checkpoint
 from xpnet.train.data import DataSet, load_data
 from xpnet.train.files import atomic_write_json, ensure_folder
@@ -75,7 +76,7 @@ def report_job(run: str, backend_name, device, log: Log) -> None:
     with RunLock() as lock:
         lock.take(run_dir)  # not while a process trains it
         evaluate_job(str(run_dir), None, backend_name, device, log)
-        history = load_checkpoint(run_dir, resolve_backend("numpy"))[1].get("history")
+        history = read((run_dir / CHECKPOINT_NAME).read_bytes(), str(run_dir))[1].get("history")
         path = write_curves(run_dir, history) if isinstance(history, list) else None
         log(f"wrote {path}" if path else f"{run_dir}'s checkpoint keeps no history (an older xpnet): no curves")
 

@@ -38,7 +38,8 @@ class RunLock:
             raise OutputError("training into a run folder needs POSIX file locks (fcntl), which this "
                               "system lacks; run xpnet on Linux or macOS") from None
         try:
-            fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+            # never through a symlink: truncating it would empty whatever file it points at
+            fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
         except OSError as exc:
             raise OutputError(f"cannot create {folder / LOCK_NAME}: {exc.strerror or exc}; "
                               "choose another --out") from None

@@ -20,7 +20,7 @@ from xpnet.model.checkpoint import CheckpointError
 from xpnet.model.layers import same_layers
 from xpnet.train.checkpoints import CHECKPOINT_NAME, load_for_resume, save_checkpoint
 from xpnet.train.config import COUNTS, RESUMABLE, TrainConfig
-from xpnet.train.data import DataSet
+from xpnet.train.data import DataSet, absolute_spec
 from xpnet.train.files import OutputError, atomic_write_json
 from xpnet.train.run_lock import LOCK_NAME
 
@@ -124,6 +124,9 @@ def check_same_settings(config: TrainConfig, recorded, run_dir: Path) -> None:
     edited since (a batch size, a seed, a dtype) would silently make a different run."""
     if not isinstance(recorded, dict):  # a checkpoint from before settings were recorded
         return
+    recorded = dict(recorded)
+    with contextlib.suppress(XpnetError, TypeError, KeyError):  # runs saved before data paths were made absolute
+        recorded["data"] = absolute_spec(recorded["data"])
     for name, value in dataclasses.asdict(config).items():
         if name not in RESUMABLE and name != "out" and name in recorded and recorded[name] != value:
             raise CheckpointError(f"{run_dir / 'config.json'} says {name} = {value!r}, but {run_dir / CHECKPOINT_NAME} "
@@ -168,6 +171,8 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
     """The config a run was started with, to resume it."""
     path = Path(run_dir) / "config.json"
     try:
+        if not path.is_file():  # a named pipe would block the read forever
+            raise FileNotFoundError(path)
         config = TrainConfig(**json.loads(path.read_bytes().decode()))
     except OSError:
         raise XpnetError(f"{run_dir} is not a run folder (no readable config.json); give the folder "
