@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -88,7 +89,8 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             record = context.share_validation(record)  # every process must stop early alike
             state.epoch += 1
             record["epoch"] = state.epoch
-            _check_divergence(model, record, state, lambda: data_scale_note(model, *data))  # validation too
+            data_note = partial(data_scale_note, model, *data)
+            _check_divergence(model, record, state, data_note)  # a non-finite validation loss too
             state.step += record.pop("steps")
             record.pop("finite_steps")
             model.history.append(record)
@@ -97,8 +99,8 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             if steps.failure:
                 _say(log, f"CUDA graphs: recording failed, so every step runs unrecorded ({steps.failure})")
                 steps.failure = None
-            _warn_if_exploding(model.history, state.lr, log, data[0])
-            start_loss = _warn_if_far_above(record["loss"], start_loss, state.lr, log, data[0])
+            _warn_if_exploding(model.history, state.lr, log, data_note)
+            start_loss = _warn_if_far_above(record["loss"], start_loss, state.lr, log, data_note)
             if patience is not None:
                 state.track_validation(record["val_loss"], model)
             if on_epoch is not None:
@@ -224,9 +226,8 @@ def _check_divergence(model: Network, record: dict, state, data_note=lambda: Non
             else "the validation loss became non-finite" if bad_val else "a weight became non-finite")
     kept = (f"epoch {state.epoch - 1}'s checkpoint is kept" if state.epoch > 1
             else "no epoch finished, so no checkpoint was written")
-    note = data_note()
-    cure = f"{note}; if the data are right, try --lr {state.lr / 10:g}" if note else f"try --lr {state.lr / 10:g}"
-    raise DivergenceError(f"training diverged at {where}: {what} with learning rate {state.lr:g}; {cure} ({kept})")
+    raise DivergenceError(f"training diverged at {where}: {what} with learning rate {state.lr:g}; "
+                          f"{_cure(data_note, state.lr)} ({kept})")
 
 
 def all_finite(model: Network) -> bool:
@@ -237,28 +238,21 @@ def all_finite(model: Network) -> bool:
 FAR_ABOVE = 100  # an epoch's loss this many times the loss training started from is reported
 
 
-LARGE_INPUT = 100  # inputs beyond this in absolute value were not scaled, and no rate suits them
+def _cure(data_note, lr: float, blame: str = "") -> str:
+    """What to try after a blow-up or a loss that keeps rising: the data first where they are to
+    blame (`data_note()`: huge values, unscaled), as no rate cures those; else a smaller rate."""
+    note = data_note()
+    return f"{note}; if the data are right, try --lr {lr / 10:g}" if note else f"{blame}try --lr {lr / 10:g}"
 
 
-def _cure(X, lr: float, blame: str = "") -> str:
-    """What to try after a loss that keeps rising: a smaller rate (after `blame`), unless the
-    inputs are huge (1e30, int64 near 2^62), which no rate cures: then their scale, first."""
-    X = np.asarray(X)
-    scale = max(abs(float(X.max())), abs(float(X.min()))) if X.size else 0.0
-    if scale > LARGE_INPUT:
-        return (f"the inputs reach {scale:.3g} in absolute value: scale them to about [-1, 1] first "
-                "(standardise each feature, --scale standard), as a smaller rate rarely cures inputs that large")
-    return f"{blame}try --lr {lr / 10:g}"
-
-
-def _warn_if_far_above(loss: float, start_loss: float | None, lr: float, log, X) -> float | None:
+def _warn_if_far_above(loss: float, start_loss: float | None, lr: float, log, data_note) -> float | None:
     """Report, once, an epoch whose (finite) loss is FAR_ABOVE times where training started:
     the weights are being thrown about, though nothing has overflowed yet. Returns the start
     loss to compare with next time, or None once it has been said."""
     if start_loss is None or not (math.isfinite(loss) and loss > FAR_ABOVE * max(start_loss, 1e-12)):
         return start_loss
     _say(log, f"warning: the loss ({loss:.4g}) is over {FAR_ABOVE} times what training started from "
-              f"({start_loss:.4g}); {_cure(X, lr, f'learning rate {lr:g} is probably too high: ')}")
+              f"({start_loss:.4g}); {_cure(data_note, lr, f'learning rate {lr:g} is probably too high: ')}")
     return None
 
 
@@ -270,14 +264,14 @@ def _warn_if_unchanged(model: Network, before, lr: float, log) -> None:
                   f"for {model.backend.dtype_name} weights (each step rounds to nothing); try a larger --lr")
 
 
-def _warn_if_exploding(history: list, lr: float, log, X) -> None:
+def _warn_if_exploding(history: list, lr: float, log, data_note) -> None:
     """Report a loss that keeps rising though still finite: the rate is likely too high."""
     if len(history) <= EXPLODING_EPOCHS:
         return
     recent = [r["loss"] for r in history[-EXPLODING_EPOCHS - 1:]]
     if all(b > a for a, b in zip(recent, recent[1:])) and recent[-1] > history[0]["loss"]:
         _say(log, f"warning: the loss has risen for {EXPLODING_EPOCHS} epochs ({recent[0]:.4g} -> "
-                  f"{recent[-1]:.4g}); {_cure(X, lr, f'learning rate {lr:g} is probably too high: ')}")
+                  f"{recent[-1]:.4g}); {_cure(data_note, lr, f'learning rate {lr:g} is probably too high: ')}")
 
 
 def _check_settings(epochs, batch_size) -> None:
