@@ -21,7 +21,8 @@ from xpnet.train.graphs import GraphedSteps, combine_totals, graph_blocker
 from xpnet.train.checkpoints import load_for_resume, save_checkpoint
 from xpnet.train.context import RunContext
 from xpnet.train.device_data import DeviceData
-from xpnet.train.loop import DivergenceError, learn
+from xpnet.train.loop import learn
+from xpnet.train.watch import DivergenceError
 from xpnet.model.ops import op
 from xpnet.train.optimizers import Adam, make_optimizer
 from xpnet.train.steps import EagerSteps

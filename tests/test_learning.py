@@ -97,9 +97,9 @@ def test_lr_auto_picks_a_rate_reports_it_and_uses_it(single, monkeypatch):
     used = []
     real = steps_module.make_optimizer
 
-    def recording(name, backend, params, lr):
+    def recording(name, backend, params, lr, weight_decay=0.0):
         used.append(lr)
-        return real(name, backend, params, lr)
+        return real(name, backend, params, lr, weight_decay)
 
     monkeypatch.setattr(steps_module, "make_optimizer", recording)  # the trials' optimizers (run_steps)
     monkeypatch.setattr(state_module, "make_optimizer", recording)  # the training run's

@@ -67,6 +67,21 @@ def fraction(text: str) -> float:
     return value
 
 
+def whole_number_from(least: int):
+    """An argument type: a whole number of at least `least`."""
+    return lambda text: whole_number(text, least)
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number, 0 or more, got {text}")
+    return value
+
+
 def learning_rate(text: str):
     return "auto" if text == "auto" else positive_float(text, "a positive number or 'auto'")
 

@@ -13,11 +13,12 @@ from xpnet.model.init import INITS
 from xpnet.model.losses import LOSSES
 from xpnet.model.layers import WORDS
 from xpnet.train.arguments import (EXIT_ERROR, add_backend_flags, fraction, image_shape, layer_words, learning_rate,
-                                   one_of, positive_float, positive_int)
+                                   non_negative_float, one_of, positive_float, positive_int, whole_number_from)
 from xpnet.train.config import PRESETS, RESUMABLE, TrainConfig
 from xpnet.train.data.spec import SCHEMES
 from xpnet.train.files import WRITE_FAILURES
 from xpnet.train.optimizers import DEFAULT_LR, OPTIMIZERS
+from xpnet.train.schedules import SCHEDULES
 from xpnet.train.scaling import DEFAULT as SCALE_DEFAULT, SCALERS
 
 
@@ -56,6 +57,11 @@ def add_train(sub) -> None:
                                   "float targets, which are regression values)")
     p.add_argument("--optimizer", help=f"{one_of(OPTIMIZERS)} (default {d.optimizer})")
     p.add_argument("--init", help=f"{one_of(INITS)} (default {d.init})")
+    p.add_argument("--schedule", help=f"the rate per epoch: {one_of(SCHEDULES)} (default {d.schedule})")
+    p.add_argument("--warmup", type=whole_number_from(0), metavar="EPOCHS",
+                   help="epochs climbing linearly to the rate first (default 0)")
+    p.add_argument("--weight-decay", type=non_negative_float, metavar="LAMBDA",
+                   help="L2 weight decay: lambda * W added to each weight's gradient (default 0)")
     p.add_argument("--val-fraction", type=fraction, metavar="F",
                    help="hold back this share of the training data (stratified by class) to validate on; "
                         "default: validate on the held-out part, if the data have one")

@@ -24,6 +24,9 @@ class TrainConfig:
     activation: str = "relu"  # hidden non-linearity: relu trains deep nets fastest
     loss: str | None = None  # None: cross_entropy for class labels, quadratic for float targets (regression)
     optimizer: str = "momentum"  # sgd, momentum (0.9) or adam
+    schedule: str = "constant"  # the rate per epoch: constant (the course's), step (/10 each third) or cosine
+    warmup: int = 0  # epochs climbing to the rate first
+    weight_decay: float = 0.0  # L2's lambda on every weight matrix: 0, none
     init: str = "he"  # weight init matched to relu
     patience: int | None = None  # stop after this many epochs without validation improvement
     scale: str | None = None  # none, standard or minmax; None: standard unless every input is in [0, 1]

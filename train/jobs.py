@@ -31,10 +31,11 @@ from xpnet.train.answers import evaluate
 from xpnet.train.loop import learn
 from xpnet.train.metrics import listed
 from xpnet.train.metrics import regression_line
-from xpnet.train.optimizers import DEFAULT_LR, check_optimizer
+from xpnet.train.optimizers import DEFAULT_LR, check_optimizer, check_weight_decay
 from xpnet.train.prepare import check_patience
 from xpnet.train.run_lock import RunLock
 from xpnet.train.scaling import check_scale
+from xpnet.train.schedules import check_schedule
 from xpnet.train.runs import (check_new_run_folder, epoch_saver, is_run_folder, resume_run, run_folder, run_metadata,
                               telling_what_is_kept)
 from xpnet.train.targets import check_targets_fit_loss
@@ -70,6 +71,8 @@ def check_config(config: TrainConfig) -> None:
         check_loss(config.loss)
     check_init(config.init)
     check_optimizer(config.optimizer)
+    check_schedule(config.schedule, config.warmup)
+    check_weight_decay(config.weight_decay)
     parse_layers(config.hidden)
     check_sample_counts(config.data, config.train_samples, config.test_samples)
     check_scale(config.scale)
@@ -137,7 +140,8 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
               lr=job_lr(config), optimizer=config.optimizer, seed=config.seed, scale=config.scale,
               validation=None if config.val_fraction else held_out, validation_fraction=config.val_fraction,
               patience=config.patience, log=log, on_epoch=on_epoch, resume=state, context=context,
-              cuda_graphs=config.cuda_graphs)
+              cuda_graphs=config.cuda_graphs, schedule=config.schedule, warmup=config.warmup,
+              weight_decay=config.weight_decay)
     if run_dir is not None:
         finish_run(net, held_out, data, run_dir, log)
     return run_dir

@@ -8,7 +8,6 @@ per epoch (train/tally.py), so a GPU never waits on the host inside an epoch.
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import contextmanager
 from functools import partial
@@ -22,7 +21,10 @@ from xpnet.train.device_data import DeviceData
 from xpnet.train.graphs import GraphedSteps, graph_blocker
 from xpnet.train.learning_rate import PROBE_SIZE, find_learning_rate, probe_loss
 from xpnet.train.prepare import check_patience, data_scale_note, prepare_data, settle_lr, settle_task
+from xpnet.train.optimizers import check_weight_decay
+from xpnet.train.schedules import check_schedule, epoch_lr
 from xpnet.train.state import TrainingState
+from xpnet.train.watch import check_divergence, warn_if_exploding, warn_if_far_above, warn_if_unchanged
 from xpnet.train.subnormals import flush_subnormals
 from xpnet.train.steps import EagerSteps
 from xpnet.train.tally import count_correct
@@ -32,6 +34,7 @@ from xpnet.train.targets import DataError
 @flush_subnormals()  # see train/subnormals.py: late steps as fast as early ones
 def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64,
           lr: float | str | None = None, optimizer: str = "sgd", seed: int = 0, validation=None,
+          schedule: str = "constant", warmup: int = 0, weight_decay: float = 0.0,
           validation_fraction: float | None = None, patience: int | None = None, scale: str | None = None,
           log: Callable[[str], None] | None = print,
           on_epoch: Callable[[Network, dict, TrainingState], None] | None = None,
@@ -42,6 +45,8 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     batch_size=None is full-batch gradient descent; lr="auto" runs the course's recipe
     (start at 0.001, x10 while the loss falls, /10 when it rises or stalls) and logs the
     choice; lr=None takes the optimizer's default (train/optimizers.py DEFAULT_LR) and says so.
+    `schedule` (constant, step, cosine) and `warmup` epochs set each epoch's rate from it
+    (train/schedules.py); `weight_decay` is L2's lambda on every weight matrix.
     Float targets make it regression: the model answers values (train/prepare.py).
     `scale` (none, standard, minmax; None: standard unless every input is in [0, 1]) is fitted
     on the training data by a model's first `learn`, kept on the model and applied by
@@ -61,6 +66,8 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     `on_epoch` included (train/subnormals.py).
     """
     _check_settings(epochs, batch_size)
+    check_schedule(schedule, warmup)
+    check_weight_decay(weight_decay)
     context = context or RunContext()
     settle_task(model, data[1], log)
     data, validation = prepare_data(model, data, validation, validation_fraction, scale, seed, log)
@@ -75,13 +82,14 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
         if lr == "auto":  # trials every process runs alike, on the whole set
             lr, report = find_learning_rate(model, context.whole(train_set), optimizer, batch_size, seed)
             _say(log, report)
-        state = TrainingState.fresh(model, optimizer, lr, seed)
+        state = TrainingState.fresh(model, optimizer, lr, seed, weight_decay)
     steps = make_steps(model, state.optimizer, train_set, batch_size, context, cuda_graphs, log)
-    # where training starts from, for _warn_if_far_above: rows spread over the set, as lr=auto's probe
+    # where training starts from, for warn_if_far_above: rows spread over the set, as lr=auto's probe
     start_loss = probe_loss(model, *train_set.spread(PROBE_SIZE))
     first_weights = [model.backend.to_numpy(p) for p in model.params]  # to see the first epoch changed them
     with out_of_memory_as_error(batch_size):
         while state.epoch < epochs:
+            state.optimizer.lr = epoch_lr(state.lr, schedule, warmup, state.epoch, epochs)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported below, in one line
                 record = run_epoch(steps, state.rng)
                 if val_set is not None:
@@ -89,18 +97,20 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             record = context.share_validation(record)  # every process must stop early alike
             state.epoch += 1
             record["epoch"] = state.epoch
+            if schedule != "constant" or warmup:
+                record["lr"] = state.optimizer.lr
             data_note = partial(data_scale_note, model, *data)
-            _check_divergence(model, record, state, data_note)  # a non-finite validation loss too
+            check_divergence(model, record, state, data_note)  # a non-finite validation loss too
             state.step += record.pop("steps")
             record.pop("finite_steps")
             model.history.append(record)
             _say(log, format_epoch(record, epochs))
-            first_weights = _warn_if_unchanged(model, first_weights, state.lr, log)
+            first_weights = warn_if_unchanged(model, first_weights, state.lr, log)
             if steps.failure:
                 _say(log, f"CUDA graphs: recording failed, so every step runs unrecorded ({steps.failure})")
                 steps.failure = None
-            _warn_if_exploding(model.history, state.lr, log, data_note)
-            start_loss = _warn_if_far_above(record["loss"], start_loss, state.lr, log, data_note)
+            warn_if_exploding(model.history, state.lr, log, data_note)
+            start_loss = warn_if_far_above(record["loss"], start_loss, state.lr, log, data_note)
             if patience is not None:
                 state.track_validation(record["val_loss"], model)
             if on_epoch is not None:
@@ -178,6 +188,8 @@ def format_epoch(record: dict, epochs: int) -> str:
         parts.append(f"val_loss {record['val_loss']:.4f}")
     if "val_accuracy" in record:
         parts.append(f"val_acc {100 * record['val_accuracy']:.1f}%")
+    if "lr" in record:  # a scheduled rate
+        parts.append(f"lr {record['lr']:.3g}")
     parts.append(f"{record['samples_per_s'] / 1000:.1f}k samples/s")
     return "  ".join(parts)
 
@@ -199,79 +211,6 @@ def out_of_memory_as_error(batch_size: int):
             raise
         raise OutOfMemory(f"out of GPU memory at batch size {batch_size}: "
                           f"try --batch-size {max(1, batch_size // 2)} or a smaller network") from None
-
-
-class DivergenceError(DataError):
-    """Training produced a non-finite loss or weight; the message suggests a smaller rate."""
-
-
-EXPLODING_EPOCHS = 3  # this many rising epochs in a row, ending above the first, is reported
-
-
-def _check_divergence(model: Network, record: dict, state, data_note=lambda: None) -> None:
-    """Stop on a non-finite loss or parameter, naming the epoch, the step and a cure: the
-    data's scale first where it is to blame (`data_note()`), else a smaller rate.
-
-    Raised before the epoch is checkpointed, so the last good checkpoint stays on disk.
-    """
-    bad_loss = not math.isfinite(record["loss"])
-    bad_val = not math.isfinite(record.get("val_loss", 0.0))
-    if not bad_loss and not bad_val and all_finite(model):
-        return
-    where = f"epoch {record['epoch']}"
-    if bad_loss:
-        step = state.step + record["finite_steps"] + 1
-        where += f", step {step} (step {record['finite_steps'] + 1} of the epoch)"
-    what = ("the loss became " + ("NaN" if math.isnan(record["loss"]) else "infinite") if bad_loss
-            else "the validation loss became non-finite" if bad_val else "a weight became non-finite")
-    kept = (f"epoch {state.epoch - 1}'s checkpoint is kept" if state.epoch > 1
-            else "no epoch finished, so no checkpoint was written")
-    raise DivergenceError(f"training diverged at {where}: {what} with learning rate {state.lr:g}; "
-                          f"{_cure(data_note, state.lr)} ({kept})")
-
-
-def all_finite(model: Network) -> bool:
-    xp = model.backend.xp
-    return all(bool(xp.all(xp.isfinite(p))) for p in model.params)
-
-
-FAR_ABOVE = 100  # an epoch's loss this many times the loss training started from is reported
-
-
-def _cure(data_note, lr: float, blame: str = "") -> str:
-    """What to try after a blow-up or a loss that keeps rising: the data first where they are to
-    blame (`data_note()`: huge values, unscaled), as no rate cures those; else a smaller rate."""
-    note = data_note()
-    return f"{note}; if the data are right, try --lr {lr / 10:g}" if note else f"{blame}try --lr {lr / 10:g}"
-
-
-def _warn_if_far_above(loss: float, start_loss: float | None, lr: float, log, data_note) -> float | None:
-    """Report, once, an epoch whose (finite) loss is FAR_ABOVE times where training started:
-    the weights are being thrown about, though nothing has overflowed yet. Returns the start
-    loss to compare with next time, or None once it has been said."""
-    if start_loss is None or not (math.isfinite(loss) and loss > FAR_ABOVE * max(start_loss, 1e-12)):
-        return start_loss
-    _say(log, f"warning: the loss ({loss:.4g}) is over {FAR_ABOVE} times what training started from "
-              f"({start_loss:.4g}); {_cure(data_note, lr, f'learning rate {lr:g} is probably too high: ')}")
-    return None
-
-
-def _warn_if_unchanged(model: Network, before, lr: float, log) -> None:
-    """An epoch that left every weight as it was trains nothing while looking like training
-    (--lr 1e-50 underflows to zero in float32): say so once, after the first epoch."""
-    if before is not None and all(np.array_equal(b, model.backend.to_numpy(p)) for b, p in zip(before, model.params)):
-        _say(log, f"warning: an epoch of updates left every weight unchanged: learning rate {lr:g} is too small "
-                  f"for {model.backend.dtype_name} weights (each step rounds to nothing); try a larger --lr")
-
-
-def _warn_if_exploding(history: list, lr: float, log, data_note) -> None:
-    """Report a loss that keeps rising though still finite: the rate is likely too high."""
-    if len(history) <= EXPLODING_EPOCHS:
-        return
-    recent = [r["loss"] for r in history[-EXPLODING_EPOCHS - 1:]]
-    if all(b > a for a, b in zip(recent, recent[1:])) and recent[-1] > history[0]["loss"]:
-        _say(log, f"warning: the loss has risen for {EXPLODING_EPOCHS} epochs ({recent[0]:.4g} -> "
-                  f"{recent[-1]:.4g}); {_cure(data_note, lr, f'learning rate {lr:g} is probably too high: ')}")
 
 
 def _check_settings(epochs, batch_size) -> None:

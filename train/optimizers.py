@@ -44,8 +44,9 @@ class Optimizer:
     folds = False
     lr_dtype: str | None = None  # the learning rate's dtype once held on the device (None: the backend's)
 
-    def __init__(self, backend: Backend, lr: float):
+    def __init__(self, backend: Backend, lr: float, weight_decay: float = 0.0):
         self.backend = backend
+        self.weight_decay = weight_decay  # L2: lambda, so J gains lambda / 2 * |W|^2 for every weight matrix
         self._lr_on_device = None  # the rate as a device scalar, once held there
         self._fixed = False  # whether every array must stay at its address (a recorded graph)
         self.lr = lr
@@ -94,6 +95,13 @@ class Optimizer:
                                          "was it saved with another optimizer or network?")
                 arrays[i] = self._keep(array, self.backend.asarray(host[key]))  # the backend's float dtype, as the state's
 
+    def _decayed(self, params: list, grads: list) -> list:
+        """Each weight's gradient with L2 weight decay's lambda * W added (biases are not
+        decayed: they shift a neuron, they do not make it depend on any input more)."""
+        if not self.weight_decay:
+            return grads
+        return [g + self.weight_decay * p if p.ndim > 1 else g for p, g in zip(params, grads)]
+
     def _keep(self, old, new):
         """The array to keep as a parameter's (or its state's) new value: `new`, or, once every
         array must stay where it is, `old` with new's values written in."""
@@ -115,14 +123,14 @@ class SGD(Optimizer):
     """Plain gradient descent, optionally with (heavy-ball) momentum."""
 
     def __init__(self, backend: Backend, params: list, lr: float, momentum: float = 0.0,
-                 fold: bool | None = None):
-        super().__init__(backend, lr)
+                 fold: bool | None = None, weight_decay: float = 0.0):
+        super().__init__(backend, lr, weight_decay)
         self.momentum = momentum
         # Whether Network.train_step folds the update into the products (`update_layer`).
         # By default, where the backend does a product and an add in one call (numpy's BLAS
         # gemm): there it saves a pass over every weight. On a GPU the fused update kernels
         # already make the step one pass, and folding would only add a launch.
-        self.folds = overrides(backend, "matmul_add") if fold is None else fold
+        self.folds = (overrides(backend, "matmul_add") and not weight_decay) if fold is None else fold
         xp = backend.xp
         self.velocity = [xp.zeros_like(p) for p in params] if momentum else []
         self._update = op(backend, "sgd_update")
@@ -131,7 +139,7 @@ class SGD(Optimizer):
         self._sum_add = op(backend, "sum_add")
 
     def step(self, params: list, grads: list) -> list:
-        xp, lr = self.backend.xp, self.rate()
+        xp, lr, grads = self.backend.xp, self.rate(), self._decayed(params, grads)
         if not self.momentum:
             return [self._keep(p, self._update(xp, p, g, lr)) for p, g in zip(params, grads)]
         new = []
@@ -170,8 +178,8 @@ class Adam(Optimizer):
     lr_dtype = "float64"  # its step size is worked out in float64 from the step count, then cast
 
     def __init__(self, backend: Backend, params: list, lr: float, beta1: float = 0.9,
-                 beta2: float = 0.999, eps: float = 1e-8):
-        super().__init__(backend, lr)
+                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0):
+        super().__init__(backend, lr, weight_decay)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         xp = backend.xp
         self.m = [xp.zeros_like(p) for p in params]
@@ -204,6 +212,7 @@ class Adam(Optimizer):
 
     def step(self, params: list, grads: list) -> list:
         step_size, eps_hat = self._step_sizes()
+        grads = self._decayed(params, grads)
         new = []
         for i, (p, g) in enumerate(zip(params, grads)):
             p_new, m_new, v_new = self._update(self.backend.xp, p, g, self.m[i], self.v[i],
@@ -241,9 +250,9 @@ class Adam(Optimizer):
 
 # Each optimizer by the name the CLI and `learn(optimizer=...)` take.
 OPTIMIZERS = {
-    "sgd": lambda backend, params, lr: SGD(backend, params, lr),  # the course's theta -= alpha * dJ/dtheta
-    "momentum": lambda backend, params, lr: SGD(backend, params, lr, momentum=0.9),
-    "adam": lambda backend, params, lr: Adam(backend, params, lr),
+    "sgd": lambda backend, params, lr, wd: SGD(backend, params, lr, weight_decay=wd),  # theta -= alpha * dJ/dtheta
+    "momentum": lambda backend, params, lr, wd: SGD(backend, params, lr, momentum=0.9, weight_decay=wd),
+    "adam": lambda backend, params, lr, wd: Adam(backend, params, lr, weight_decay=wd),
 }
 # The rate each uses when none is given (said in the log): Adam divides each step by a running
 # measure of the gradient's size, so its usual rate is far below SGD's.
@@ -254,9 +263,18 @@ def check_optimizer(name: str) -> str:
     return choose(name, OPTIMIZERS, "optimizer", OptimizerError)
 
 
-def make_optimizer(name: str, backend: Backend, params: list, lr: float) -> Optimizer:
-    """An optimizer by name: sgd, momentum (0.9), or adam."""
+def make_optimizer(name: str, backend: Backend, params: list, lr: float, weight_decay: float = 0.0) -> Optimizer:
+    """An optimizer by name: sgd, momentum (0.9), or adam; `weight_decay` is L2's lambda."""
     check_optimizer(name)
     if isinstance(lr, bool) or not (isinstance(lr, numbers.Real) and lr > 0 and math.isfinite(lr)):
         raise OptimizerError(f"learning rate must be a positive number, got {lr!r}")
-    return OPTIMIZERS[name](backend, params, float(lr))  # float: an np.float32 rate must not meet float64 arrays
+    check_weight_decay(weight_decay)
+    # floats: an np.float32 rate must not meet float64 arrays
+    return OPTIMIZERS[name](backend, params, float(lr), float(weight_decay))
+
+
+def check_weight_decay(weight_decay) -> float:
+    if isinstance(weight_decay, bool) or not (isinstance(weight_decay, numbers.Real) and weight_decay >= 0
+                                              and math.isfinite(weight_decay)):
+        raise OptimizerError(f"weight decay must be a number, 0 or more, got {weight_decay!r}")
+    return weight_decay

@@ -31,11 +31,12 @@ class TrainingState:
     epochs_since_best: int = 0
     best_epoch: int = 0  # the epoch that had best_val_loss
     best_params: list | None = None  # host copies of its parameters, restored when training ends
+    weight_decay: float = 0.0  # L2's lambda, part of the optimizer's rule
 
     @classmethod
-    def fresh(cls, model, optimizer_name: str, lr: float, seed: int) -> "TrainingState":
-        opt = make_optimizer(optimizer_name, model.backend, model.params, lr)
-        return cls(0, 0, float(lr), optimizer_name, opt, np.random.default_rng(seed))
+    def fresh(cls, model, optimizer_name: str, lr: float, seed: int, weight_decay: float = 0.0) -> "TrainingState":
+        opt = make_optimizer(optimizer_name, model.backend, model.params, lr, weight_decay)
+        return cls(0, 0, float(lr), optimizer_name, opt, np.random.default_rng(seed), weight_decay=weight_decay)
 
     def track_validation(self, val_loss: float, model) -> None:
         """Early-stopping bookkeeping: the best validation loss, its epoch and weights, and
@@ -47,11 +48,10 @@ class TrainingState:
             self.epochs_since_best += 1
 
     def restore_best(self, model) -> bool:
-        """Put the best epoch's weights back (in place), if a later epoch is the model's now."""
+        """Put the best epoch's weights back, if a later epoch is the model's now."""
         if self.best_params is None or self.best_epoch == self.epoch:
             return False
-        for p, best in zip(model.params, self.best_params):
-            p[...] = model.backend.asarray(best)
+        model.params = [model.backend.asarray(best) for best in self.best_params]
         return True
 
     def to_checkpoint(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -62,7 +62,8 @@ class TrainingState:
         entry = {"epoch": self.epoch, "step": self.step, "lr": self.lr, "optimizer": self.optimizer_name,
                  "counters": self.optimizer.counters(), "rng": self.rng.bit_generator.state,
                  "best_val_loss": None if math.isinf(self.best_val_loss) else self.best_val_loss,
-                 "epochs_since_best": self.epochs_since_best, "best_epoch": self.best_epoch}
+                 "epochs_since_best": self.epochs_since_best, "best_epoch": self.best_epoch,
+                 "weight_decay": self.weight_decay}
         return tensors, {"training_state": entry}
 
     @classmethod
@@ -71,7 +72,8 @@ class TrainingState:
         if not isinstance(entry, dict):
             raise CheckpointError(f"{source} holds no training state to resume from (saved by an older xpnet?)")
         try:
-            opt = make_optimizer(entry["optimizer"], model.backend, model.params, entry["lr"])
+            weight_decay = float(entry.get("weight_decay", 0.0))  # none before it was recorded
+            opt = make_optimizer(entry["optimizer"], model.backend, model.params, entry["lr"], weight_decay)
             opt.load_state({k[len(PREFIX):]: v for k, v in tensors.items() if k.startswith(PREFIX)},
                            entry["counters"])
             rng = np.random.default_rng()
@@ -80,6 +82,6 @@ class TrainingState:
             best_params = [tensors[f"{BEST}{i}"] for i in range(len(model.params))] if f"{BEST}0" in tensors else None
             return cls(int(entry["epoch"]), int(entry["step"]), float(entry["lr"]), entry["optimizer"], opt, rng,
                        math.inf if best is None else float(best), int(entry["epochs_since_best"]),
-                       int(entry.get("best_epoch", 0)), best_params)
+                       int(entry.get("best_epoch", 0)), best_params, weight_decay)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CheckpointError(f"{source} has an incomplete training state ({exc}); cannot resume") from None
