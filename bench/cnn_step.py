@@ -107,6 +107,8 @@ def main() -> int:
     p.add_argument("--threads", type=positive_int, default=os.cpu_count(), help="BLAS and torch threads (default: all cores)")
     p.add_argument("--rounds", type=positive_int, default=7, help="turns each contestant takes (default: 7)")
     p.add_argument("--seconds", type=float, default=2.0, help="timed seconds per turn (default: 2)")
+    p.add_argument("--noisy-above", type=float, default=0.10,
+                   help="flag a row NOISY when its ratio's noise is above this (default: 0.10)")
     p.add_argument("--worker", choices=CONTESTANTS, help=argparse_hidden())
     args = p.parse_args()
     limit_threads(args.threads)
@@ -128,8 +130,9 @@ def main() -> int:
         ratios = sorted(x / t for x, t in zip(speeds["xpnet"], speeds["torch"]))
         q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
         median = statistics.median(ratios)
+        noise = (q[2] - q[0]) / median
         print(f"{batch_size:>6} {statistics.median(speeds['xpnet']):>10.0f} {statistics.median(speeds['torch']):>10.0f} "
-              f"{median:>11.2f}x {(q[2] - q[0]) / median:>6.0%}")
+              f"{median:>11.2f}x {noise:>6.0%}" + ("  NOISY: rerun on a quieter machine" if noise > args.noisy_above else ""))
     return 0
 
 
