@@ -46,3 +46,20 @@ def summary_lines(cm: np.ndarray, classes) -> list[str]:
 def listed(names: list) -> str:
     """' (a, b, c, d, e, ...)': the first few names, for a one-line message."""
     return f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""
+
+
+def group_accuracies(y_true: np.ndarray, y_pred: np.ndarray, groups: list[dict]) -> list[dict]:
+    """Accuracy of each held-out group, given as {name, start, stop} rows of the test set.
+
+    One overall figure hides what matters to a user: whether unseen handwriting or small
+    pictures read as well as unseen fonts. Groups that do not fit the rows given are skipped."""
+    n = len(y_true)
+    return [{"name": g["name"], "samples": int(g["stop"] - g["start"]),
+             "accuracy": float(np.mean(y_true[g["start"]:g["stop"]] == y_pred[g["start"]:g["stop"]]))}
+            for g in groups if 0 <= g["start"] < g["stop"] <= n]
+
+
+def group_lines(rows: list[dict]) -> list[str]:
+    """One line per held-out group: its accuracy and size."""
+    width = max((len(r["name"]) for r in rows), default=0)
+    return [f"  {r['name']:<{width}}  {100 * r['accuracy']:.2f}% on {r['samples']}" for r in rows]

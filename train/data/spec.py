@@ -14,7 +14,7 @@ from xpnet.train.data.dataset import DataError, DataSet
 
 LETTERS_TRAIN, LETTERS_TEST = 60_000, 10_000  # the default synthetic set, EMNIST letters' scale
 SCHEMES = {  # scheme -> how to write it, for the error message that lists them
-    "letters": "letters",
+    "letters": "letters[:system]",
     "idx": "idx:DIR",
     "fashion-mnist": "fashion-mnist:DIR",
     "emnist-letters": "emnist-letters:DIR",
@@ -30,9 +30,9 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     if scheme not in SCHEMES:
         raise DataError(f"unknown data spec {spec!r}; use one of: {', '.join(SCHEMES.values())}")
     if scheme == "letters":
-        if arg:
-            raise DataError(f"data spec {spec!r}: 'letters' takes no argument; write just 'letters'")
-        return scheme, None
+        if arg.strip().lower() not in ("", "system"):
+            raise DataError(f"data spec {spec!r}: write 'letters', or 'letters:system' to add this machine's fonts")
+        return scheme, arg.strip().lower() or None
     if not arg.strip():
         raise DataError(f"data spec {spec!r} needs a path; write it as {SCHEMES[scheme]}")
     return scheme, arg.strip()
@@ -41,7 +41,7 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
 def absolute_spec(spec: str) -> str:
     """The spec with its path made absolute, so a run's recorded data loads from any folder."""
     scheme, arg = parse_spec(spec)
-    if arg is None:
+    if arg is None or scheme == "letters":
         return str(spec).strip()
     prefix = str(spec).strip().partition(":")[0]
     return f"{prefix}:{Path(arg).expanduser().absolute()}"
@@ -64,7 +64,7 @@ def load_data(spec: str = "letters", *, seed: int = 0, cache_dir: str | Path | N
     _check_sizes(n_train if n_train is not None else 1, n_test if n_test is not None else 0, seed)
     if scheme == "letters":
         from xpnet.train.data.letters import load_letters
-        return load_letters(seed=seed, cache_dir=cache_dir, fonts_dir=fonts_dir,
+        return load_letters(seed=seed, cache_dir=cache_dir, fonts_dir=fonts_dir, system_fonts=arg == "system",
                             n_train=n_train, n_test=n_test, progress=progress)
     ds = _load_file_source(scheme, arg, progress)
     if n_train is None and n_test is None:
