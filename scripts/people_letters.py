@@ -29,7 +29,7 @@ KINDS = {  # kind -> what a person did
     "handwriting": "a letter written by hand (unseen writers and handwriting fonts)",
     "course-canvas": "a letter 9-12 px tall in a 22x55 px canvas, as in the course",
     "pencil": "a letter drawn with a 1 px pencil line on a large canvas",
-    "wide": "a letter drawn wide, filling a 300x200 box",
+    "wide": "a letter drawn wide (1.3-2 times its usual width) in a box up to 300x200",
     "desk": "a sheet of paper photographed on a darker desk",
     "shadow": "a strong shadow across part of the sheet",
     "underline": "a letter written on an underline or a ruled line",
@@ -70,7 +70,9 @@ def picture(kind, letter, rng, fonts, writers) -> Image.Image:
         size = (int(rng.integers(150, 400)), int(rng.integers(150, 400)))
         height = int(min(size) * rng.uniform(0.4, 0.7))
     h, w = ink.shape
-    width = 300 if kind == "wide" else max(1, round(w * height / h))
+    width = max(1, round(w * height / h))
+    if kind == "wide":  # drawn 1.3-2 times as wide as the letter usually is, up to the 300 px box
+        width = min(300, round(width * rng.uniform(1.3, 2.0)))
     if kind == "pencil":
         glyph_img = Image.fromarray((ink * 255).astype(np.uint8))  # drawn at its size: keep the 1 px line
     else:

@@ -9,9 +9,10 @@ an underline, or fills a 22x55 px canvas. The steps here turn any of those into 
    third of the picture) in the middle of the picture, so neither a dark desk at the border
    nor a desk or shadow covering most of the picture flips it; if that finds no ink, the
    other way;
-2. background: a grey-level opening with a window wider than any stroke keeps everything
-   large (paper, desk, shadows, uneven light) and drops the strokes; ink is what stands out
-   of it, so a shadow or a desk is background wherever it is;
+2. background: a grey-level closing (or opening) with a window wider than any stroke keeps
+   everything large (paper, desk, shadows, uneven light) and drops the strokes; ink is what
+   stands out of it, as a share of the paper's light, so a shadow or a desk is background
+   wherever it is and a letter half in shadow reads alike on both sides;
 3. clean-up: specks far smaller than the letter, and a line ruled under or over it, are
    dropped as whole connected pieces, so a 1 px stroke is never filtered away.
 """
@@ -38,8 +39,8 @@ def ink_from_gray(gray: np.ndarray) -> np.ndarray:
     if hi - lo < MIN_CONTRAST:
         raise DataError("the picture is one flat colour, no letter found; give a picture of one letter")
     dark_ink = _ink_is_dark(gray)
-    for flip in (dark_ink, not dark_ink):
-        ink = _standing_out(255 - gray if flip else gray)
+    for dark in (dark_ink, not dark_ink):
+        ink = _standing_out(gray, dark)
         if ink is not None:
             return ink
     raise DataError("no letter stands out from the background; give a picture with more contrast")
@@ -62,10 +63,18 @@ def _ink_is_dark(gray: np.ndarray) -> bool:
     return float(diff[diff < -strong].sum() + diff[diff > strong].sum()) < 0
 
 
-def _standing_out(bright: np.ndarray) -> np.ndarray | None:
-    """What is brighter than its surroundings (a white top-hat), scaled so the letter's strokes are 1."""
-    window = max(3, min(bright.shape) // 3) | 1
-    lifted = bright - ndimage.grey_opening(bright, size=(window, window), mode="nearest")
+def _standing_out(gray: np.ndarray, dark: bool) -> np.ndarray | None:
+    """What stands out of its surroundings (a top-hat), scaled so the letter's strokes are 1.
+
+    Dark ink is measured as the share of the paper's light it takes away, so a letter half in
+    shadow reads the same on both sides: the shadow dims paper and ink alike. Bright ink (chalk,
+    a screen) is measured as the light it adds."""
+    window = (max(3, min(gray.shape) // 3) | 1,) * 2
+    if dark:
+        paper = ndimage.grey_closing(gray, size=window, mode="nearest")
+        lifted = 255 * (paper - gray) / np.maximum(paper, 1.0)
+    else:
+        lifted = gray - ndimage.grey_opening(gray, size=window, mode="nearest")
     strong = lifted[lifted > 0.5 * float(lifted.max())]
     if float(lifted.max()) < MIN_CONTRAST or strong.size == 0:
         return None
