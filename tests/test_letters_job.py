@@ -21,7 +21,7 @@ from xpnet.train.config import TrainConfig
 from xpnet.train.jobs import train_job
 
 HELD_OUT_FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSerif.ttf"
-MIN_HELD_OUT_ACCURACY = 0.70  # measured 0.81 for this configuration; chance is 1/26
+MIN_HELD_OUT_ACCURACY = 0.45  # measured 0.58 on the four held-out groups (handwriting, small); chance is 1/26
 
 
 @pytest.fixture(scope="module")
