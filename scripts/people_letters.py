@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from xpnet.train.data.font_packages import is_weight_axis
 from xpnet.train.data.fonts import LETTERS, find_fonts, render_glyph, split_fonts
 from xpnet.train.data.letters import WRITERS_TEST
 from xpnet.train.data.strokes import draw_writers, write_letter
@@ -54,7 +55,7 @@ def glyph(kind, letter, rng, fonts, writers) -> np.ndarray:
     font = pool[rng.integers(len(pool))]
     face = ImageFont.truetype(font.path, 96)
     if font.weight is not None:
-        face.set_variation_by_axes([font.weight if str(a["name"]).lower().find("weight") >= 0 else a["default"]
+        face.set_variation_by_axes([font.weight if is_weight_axis(a) else a["default"]
                                     for a in face.get_variation_axes()])
     return render_glyph(face, LETTERS[letter]) / 255.0
 

@@ -110,3 +110,9 @@ def _static_style(f: dict) -> str:
     if italic:
         return "italic" if weight == 400 or "-italic." in name else "other"
     return {400: "regular", 700: "bold"}.get(weight, "other")
+
+
+def is_weight_axis(axis: dict) -> bool:
+    """Whether a variable font's axis (as Pillow lists it) is its weight."""
+    name = axis["name"].decode("ascii", "replace") if isinstance(axis["name"], bytes) else str(axis["name"])
+    return name.strip().lower() in ("weight", "wght")

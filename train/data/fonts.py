@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from xpnet.train.data.dataset import DataError
 from xpnet.train.data.font_packages import HELD_OUT as PACKAGES_HELD_OUT
-from xpnet.train.data.font_packages import PRINT, package_fonts
+from xpnet.train.data.font_packages import PRINT, is_weight_axis, package_fonts
 from xpnet.train.data.glyph import frame_ink
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -207,16 +207,11 @@ def render_letters(path: str, weight: int | None = None) -> tuple[np.ndarray, ..
     try:
         font = ImageFont.truetype(path, RENDER_SIZE)
         if weight is not None:
-            font.set_variation_by_axes([min(max(weight, a["minimum"]), a["maximum"]) if _is_weight(a)
+            font.set_variation_by_axes([min(max(weight, a["minimum"]), a["maximum"]) if is_weight_axis(a)
                                         else a["default"] for a in font.get_variation_axes()])
         return tuple(render_glyph(font, ch) for ch in LETTERS)
     except (OSError, ValueError):
         return None
-
-
-def _is_weight(axis: dict) -> bool:
-    name = axis["name"].decode("ascii", "replace") if isinstance(axis["name"], bytes) else str(axis["name"])
-    return name.strip().lower() in ("weight", "wght")
 
 
 def render_glyph(font: ImageFont.FreeTypeFont, ch: str) -> np.ndarray:
@@ -289,7 +284,7 @@ def split_fonts(fonts: list[Font], test_fraction: float = TEST_FRACTION) -> tupl
 
 
 def _held_out_families(families: list[str], test_fraction: float) -> set[str]:
-    """The preferred held-out families present, topped up by name hash to the wanted share."""
+    """The preferred held-out families present; where none is, a share of them by name hash."""
     preferred = [f for f in HELD_OUT + _packaged_held_out() if f in families]
     n_test = min(len(preferred) or max(1, round(test_fraction * len(families))), len(families) - 1)
     by_hash = sorted(families, key=lambda name: hashlib.sha256(name.encode()).hexdigest())
