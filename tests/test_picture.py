@@ -92,3 +92,12 @@ def test_specks_far_smaller_than_the_letter_are_dropped_as_pieces():
 def test_the_dark_side_is_the_letter_on_either_polarity():
     clean = sheet()
     np.testing.assert_allclose(framed(255 - clean), framed(clean), atol=0.02)
+
+
+def test_a_bold_letter_filling_a_small_canvas_is_not_taken_for_background():
+    bold = ImageFont.truetype(str(Path(DEJAVU).with_name("DejaVuSans-Bold.ttf")), 44)
+    tight = Image.new("L", (44, 40), PAPER)
+    ImageDraw.Draw(tight).text((1, -6), "M", fill=INK, font=bold)
+    roomy = Image.new("L", (200, 200), PAPER)
+    ImageDraw.Draw(roomy).text((70, 60), "M", fill=INK, font=bold)
+    assert correlation(framed(np.asarray(tight, np.float32)), framed(np.asarray(roomy, np.float32))) > 0.9

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from xpnet.train.data.dataset import DataError
-from xpnet.train.data.picture import INK_THRESHOLD, ink_from_gray, letter_only, thickened
+from xpnet.train.data.picture import INK_THRESHOLD, at_most, ink_from_gray, letter_only, thickened
 
 FRAME = 28  # side of the output image, as in MNIST / EMNIST
 BOX = 20  # longer side of the glyph inside the frame, as in MNIST
@@ -126,7 +126,7 @@ def frame_ink(crop: np.ndarray) -> np.ndarray:
     20 px box stays inside the frame: a letter whose mass sits near an edge (an 'L', a 'j')
     is shifted less rather than cut off.
     """
-    crop = _at_most(crop.astype(np.float32), MAX_CROP)
+    crop = at_most(crop.astype(np.float32), MAX_CROP, Image.Resampling.LANCZOS)
     h, w = crop.shape
     scale = BOX / max(h, w)  # crop pixels -> frame pixels
     cy, cx = centre_of_mass(crop)
@@ -157,13 +157,3 @@ def _zero_padded(crop, top, left, frame, margin) -> tuple[Image.Image, tuple[flo
 def clamped_start(start: float, length: float) -> float:
     """Keep [start, start + length) inside the frame, moving it as little as possible."""
     return min(max(start, 0.0), FRAME - length)
-
-
-def _at_most(crop: np.ndarray, side: int) -> np.ndarray:
-    """Shrink (anti-aliased) a crop whose longer side exceeds `side`, to bound the framing's cost."""
-    h, w = crop.shape
-    if max(h, w) <= side:
-        return crop
-    scale = side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(crop, "F").resize(size, Image.Resampling.LANCZOS))

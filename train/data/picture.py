@@ -5,6 +5,10 @@ desk, a hand casts a shadow across it, the letter was drawn with a 1 px pencil l
 an underline, or fills a 22x55 px canvas. The steps here turn any of those into ink in
 [0, 1] (0 is background) with only the letter left in it:
 
+0. a drawing or a scan whose edge is one plain level, at one end of the picture's range and
+   the level of most of it, has that level as its background everywhere, and the letter is
+   the other end (as before);
+   a photo's edge is not plain, and goes through the steps below;
 1. polarity: the letter is what differs most from the local background (a median over a
    third of the picture) in the middle of the picture, so neither a dark desk at the border
    nor a desk or shadow covering most of the picture flips it; if that finds no ink, the
@@ -34,16 +38,34 @@ LINE_RATIO = 0.25  # a piece this flat (height / width) or flatter, wide and apa
 
 def ink_from_gray(gray: np.ndarray) -> np.ndarray:
     """Luminance (float32, 0-255) to ink in [0, 1], whatever the polarity, lighting or desk."""
-    gray = _at_most(gray.astype(np.float32), MAX_SIDE)
+    gray = at_most(gray.astype(np.float32), MAX_SIDE)
     lo, hi = float(gray.min()), float(gray.max())
     if hi - lo < MIN_CONTRAST:
         raise DataError("the picture is one flat colour, no letter found; give a picture of one letter")
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if _plain(border, float(np.median(gray)), lo, hi):  # a drawing or a scan: one background all around
+        level = float(np.median(border))
+        ink = _scaled(level - gray if level > (lo + hi) / 2 else gray - level)
+        if ink is None:
+            raise DataError("no letter stands out from the background; give a picture with more contrast")
+        return ink
     dark_ink = _ink_is_dark(gray)
     for dark in (dark_ink, not dark_ink):
         ink = _standing_out(gray, dark)
         if ink is not None:
             return ink
     raise DataError("no letter stands out from the background; give a picture with more contrast")
+
+
+def _plain(border: np.ndarray, median: float, lo: float, hi: float) -> bool:
+    """Whether the picture's edge is one level at one end of its range, the level of most of
+    the picture: paper, or a screen's black.
+
+    Then that level is the background everywhere, however wide the strokes; a photo's edge
+    (a desk, a shadow, uneven light) is not plain and goes through the local estimate."""
+    level, spread = float(np.median(border)), float(np.percentile(border, 90) - np.percentile(border, 10))
+    near = 0.1 * (hi - lo)
+    return spread <= near and min(level - lo, hi - level) <= near and abs(median - level) <= near
 
 
 def _ink_is_dark(gray: np.ndarray) -> bool:
@@ -54,7 +76,7 @@ def _ink_is_dark(gray: np.ndarray) -> bool:
     The letter is what differs most from it in the middle of the picture, where people put
     it; a sheet's edge on a desk lies mostly outside that, and a shadow's edge differs both
     ways about equally, so the sign of the strong differences there is the letter's."""
-    small = _at_most(gray, 96)
+    small = at_most(gray, 96)
     window = max(3, min(small.shape) // 3) | 1
     diff = small - ndimage.median_filter(small, size=window, mode="nearest")
     h, w = diff.shape
@@ -75,11 +97,15 @@ def _standing_out(gray: np.ndarray, dark: bool) -> np.ndarray | None:
         lifted = 255 * (paper - gray) / np.maximum(paper, 1.0)
     else:
         lifted = gray - ndimage.grey_opening(gray, size=window, mode="nearest")
-    strong = lifted[lifted > 0.5 * float(lifted.max())]
-    if float(lifted.max()) < MIN_CONTRAST or strong.size == 0:
+    return _scaled(lifted)
+
+
+def _scaled(lifted: np.ndarray) -> np.ndarray | None:
+    """Ink scaled so the letter's strokes are 1 (most of its strong pixels), or None if too faint."""
+    if float(lifted.max()) < MIN_CONTRAST:
         return None
-    peak = float(np.percentile(strong, 90))
-    return np.clip(lifted / peak, 0, 1).astype(np.float32)
+    strong = lifted[lifted > 0.5 * float(lifted.max())]
+    return np.clip(lifted / float(np.percentile(strong, 90)), 0, 1).astype(np.float32)
 
 
 def letter_only(ink: np.ndarray) -> np.ndarray:
@@ -144,11 +170,11 @@ def thickened(crop: np.ndarray, min_framed_width: float = 1.5, box: int = 20) ->
     return ndimage.grey_dilation(crop, size=(2 * radius + 1, 2 * radius + 1))
 
 
-def _at_most(gray: np.ndarray, side: int) -> np.ndarray:
-    """Shrink (area-averaged) a picture whose longer side exceeds `side`."""
-    h, w = gray.shape
+def at_most(a: np.ndarray, side: int, resample=Image.Resampling.BOX) -> np.ndarray:
+    """Shrink (area-averaged by default) an image whose longer side exceeds `side`, to bound the cost."""
+    h, w = a.shape
     if max(h, w) <= side:
-        return gray
+        return a
     scale = side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(gray, "F").resize(size, Image.Resampling.BOX), dtype=np.float32)
+    return np.asarray(Image.fromarray(a.astype(np.float32), "F").resize(size, resample), dtype=np.float32)
