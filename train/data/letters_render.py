@@ -6,7 +6,9 @@ draws them. Each of the 52 letters of a font is rendered once at high resolution
 shift) onto a 56x56 canvas, a stroke-weight filter, a 2x box downsample to 28x28, a blur,
 and a contrast change with additive noise. That keeps the framing of `glyph.frame_ink`
 (the framing `xpnet predict` applies to a photo: longer side 20 px, centre of mass at the
-centre, bright ink on dark) while costing well under a millisecond a sample.
+centre, bright ink on dark) while costing well under a millisecond a sample. A letter by a
+synthetic writer (`strokes`) is drawn afresh each time and goes through the same steps; a
+share of all samples is drawn small and scaled back up, as a small picture is framed.
 """
 
 from dataclasses import dataclass, field
