@@ -13,7 +13,7 @@ from xpnet.train.data.font_packages import HAND, HELD_OUT, OPEN_LICENCES, PACKAG
 from xpnet.train.data.letters import TEST_GROUPS, VERSION, cache_key_params
 from xpnet.train.data.letters_render import Augment
 from xpnet.train.data.strokes import SKELETONS, Writer, draw_writers, write_letter
-from xpnet.train.metrics import group_accuracies, group_lines
+from xpnet.train.metrics import expected_calibration_error, group_accuracies, group_lines
 
 MPL = Path(matplotlib.get_data_path()).resolve()
 
@@ -105,3 +105,15 @@ def test_the_cache_key_names_this_generator_and_the_font_packages():
     params = cache_key_params(0, 10, 10, Augment(), [])
     assert params["version"] == VERSION >= 2
     assert set(params["font_packages"]) == set(PACKAGES)
+
+
+def test_expected_calibration_error_is_zero_when_stated_probabilities_hold_and_large_when_overconfident():
+    rng = np.random.default_rng(0)
+    confidence = rng.uniform(0.3, 1.0, 200_000)
+    honest = rng.random(confidence.size) < confidence  # right exactly as often as stated
+    assert expected_calibration_error(confidence, honest) < 0.01
+    overconfident = rng.random(confidence.size) < 0.5
+    assert expected_calibration_error(np.full(confidence.size, 0.99), overconfident) == pytest.approx(0.49, abs=0.01)
+    rows = group_accuracies(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]), [{"name": "g", "start": 0, "stop": 4}],
+                            np.array([0.9, 0.8, 0.7, 0.6]))
+    assert rows[0]["accuracy"] == 0.75 and 0 <= rows[0]["ece"] <= 1 and "ECE" in group_lines(rows)[0]

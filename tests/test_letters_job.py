@@ -57,7 +57,8 @@ def test_run_folder_holds_checkpoint_history_and_pictures(trained_run):
                  "curves.png", "confusion.png", "samples.png"):
         assert (run_dir / name).is_file(), name
     groups = json.loads((run_dir / "groups.json").read_text())
-    assert [g["samples"] for g in groups] == [400, 200, 200, 200] and all(0 <= g["accuracy"] <= 1 for g in groups)
+    assert [g["samples"] for g in groups] == [400, 200, 200, 200]
+    assert all(0 <= g["accuracy"] <= 1 and 0 <= g["ece"] <= 1 for g in groups)
     history = json.loads((run_dir / "history.json").read_text())
     assert len(history) == 5 and {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history[0])
     for picture in ("curves.png", "confusion.png", "samples.png"):

@@ -25,9 +25,11 @@ def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, 
     pred = net.predict(X)
     cm = confusion_matrix(np.asarray(y), pred, len(data.classes))
     log(f"{score} {100 * np.mean(pred == y):.2f}% on {len(y)} {what}")
-    groups = group_accuracies(np.asarray(y), pred, data.info.get("test_groups") or [])
+    groups = data.info.get("test_groups") or []
+    if groups:  # with the stated probabilities, for each group's calibration error
+        groups = group_accuracies(np.asarray(y), pred, groups, net.predict_proba(X).max(axis=1))
     if groups:
-        log("by held-out group:")
+        log("by held-out group (ECE: expected calibration error of the stated probability, 15 bins):")
         for line in group_lines(groups):
             log(line)
         atomic_write_json(run_dir / "groups.json", groups)
