@@ -27,7 +27,7 @@ def test_unknown_scheme_lists_every_valid_one():
         assert usage in message
 
 
-@pytest.mark.parametrize("spec, fragment", [("idx:", "needs a path"), ("letters:x", "no argument"),
+@pytest.mark.parametrize("spec, fragment", [("idx:", "needs a path"), ("letters:x", "letters:system"),
                                             ("npz: ", "needs a path")])
 def test_malformed_specs(spec, fragment):
     with pytest.raises(DataError, match=fragment):

@@ -21,7 +21,7 @@ from xpnet.train.config import TrainConfig
 from xpnet.train.jobs import train_job
 
 HELD_OUT_FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSerif.ttf"
-MIN_HELD_OUT_ACCURACY = 0.70  # measured 0.81 for this configuration; chance is 1/26
+MIN_HELD_OUT_ACCURACY = 0.45  # measured 0.58 on the four held-out groups (handwriting, small); chance is 1/26
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +53,12 @@ def test_short_training_beats_the_stated_accuracy_on_unseen_fonts(trained_run):
 
 def test_run_folder_holds_checkpoint_history_and_pictures(trained_run):
     run_dir, _ = trained_run
-    for name in ("model.safetensors", "history.json", "config.json", "confusion.json",
+    for name in ("model.safetensors", "history.json", "config.json", "confusion.json", "groups.json",
                  "curves.png", "confusion.png", "samples.png"):
         assert (run_dir / name).is_file(), name
+    groups = json.loads((run_dir / "groups.json").read_text())
+    assert [g["samples"] for g in groups] == [400, 200, 200, 200]
+    assert all(0 <= g["accuracy"] <= 1 and 0 <= g["ece"] <= 1 for g in groups)
     history = json.loads((run_dir / "history.json").read_text())
     assert len(history) == 5 and {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history[0])
     for picture in ("curves.png", "confusion.png", "samples.png"):

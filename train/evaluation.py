@@ -15,7 +15,7 @@ from xpnet.train.checkpoints import CHECKPOINT_NAME, load_checkpoint
 from xpnet.train.data import DataSet, load_data
 from xpnet.train.files import atomic_write_json, ensure_folder
 from xpnet.train.answers import evaluate
-from xpnet.train.metrics import confusion_matrix, listed, regression_line, summary_lines
+from xpnet.train.metrics import confusion_matrix, group_accuracies, group_lines, listed, regression_line, summary_lines
 
 Log = Callable[[str], None]
 
@@ -26,6 +26,14 @@ def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, 
     pred = net.predict(X)
     cm = confusion_matrix(np.asarray(y), pred, len(data.classes))
     log(f"{score} {100 * np.mean(pred == y):.2f}% on {len(y)} {what}")
+    groups = data.info.get("test_groups") or []
+    if groups:  # with the stated probabilities, for each group's calibration error
+        groups = group_accuracies(np.asarray(y), pred, groups, net.predict_proba(X).max(axis=1))
+    if groups:
+        log("by held-out group (ECE: expected calibration error of the stated probability, 15 bins):")
+        for line in group_lines(groups):
+            log(line)
+        atomic_write_json(run_dir / "groups.json", groups)
     for line in summary_lines(cm, data.classes):
         log(line)
     atomic_write_json(run_dir / "confusion.json", {"classes": list(data.classes), "counts": cm.tolist()})

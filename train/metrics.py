@@ -63,3 +63,40 @@ def regression_metrics(pred, y) -> dict:
 def regression_line(scores: dict) -> str:
     """`rmse 1.23e+04  mae 9.1e+03  r2 0.962`: regression's scores, in the targets' units."""
     return f"rmse {scores['rmse']:.4g}  mae {scores['mae']:.4g}  r2 {scores['r2']:.4f}"
+
+
+def group_accuracies(y_true: np.ndarray, y_pred: np.ndarray, groups: list[dict],
+                     confidence: np.ndarray | None = None) -> list[dict]:
+    """Accuracy of each held-out group, given as {name, start, stop} rows of the test set, and
+    its expected calibration error when the stated probabilities (`confidence`) are given.
+
+    One overall figure hides what matters to a user: whether unseen handwriting or small
+    pictures read as well as unseen fonts. Groups that do not fit the rows given are skipped."""
+    rows = []
+    for g in groups:
+        if not 0 <= g["start"] < g["stop"] <= len(y_true):
+            continue
+        part = slice(g["start"], g["stop"])
+        right = y_true[part] == y_pred[part]
+        row = {"name": g["name"], "samples": int(g["stop"] - g["start"]), "accuracy": float(np.mean(right))}
+        if confidence is not None:
+            row["ece"] = expected_calibration_error(confidence[part], right)
+        rows.append(row)
+    return rows
+
+
+def expected_calibration_error(confidence: np.ndarray, right: np.ndarray, bins: int = 15) -> float:
+    """How far the stated probability is from the share answered right: the gap in each of 15
+    equal-width confidence bins, weighted by the bin's share of the samples (0 is perfect)."""
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    gaps = [abs(float(np.mean(confidence[which == b])) - float(np.mean(right[which == b]))) * np.mean(which == b)
+            for b in range(bins) if np.any(which == b)]
+    return float(sum(gaps))
+
+
+def group_lines(rows: list[dict]) -> list[str]:
+    """One line per held-out group: its accuracy and size, and its calibration error if known."""
+    width = max((len(r["name"]) for r in rows), default=0)
+    return [f"  {r['name']:<{width}}  {100 * r['accuracy']:.2f}% on {r['samples']}"
+            + (f"  ECE {r['ece']:.3f}" if "ece" in r else "") for r in rows]

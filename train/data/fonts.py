@@ -5,8 +5,9 @@ is drawn from whole design families that the training set never touches: splitti
 would let "Times Bold 'a'" leak from training into the test set through "Times Italic 'a'".
 
 Fonts come from matplotlib (always installed: DejaVu Sans, DejaVu Sans Mono, DejaVu Serif,
-STIX, Computer Modern), the system (fc-list or the usual font folders) and an optional
-`fonts_dir`. A font is kept only if it draws every letter A-Z, a-z as a distinct, non-blank
+STIX, Computer Modern) and the font packages xpnet depends on (`font_packages`), so the default
+corpus is the same on every machine; the system's fonts (fc-list or the usual font folders)
+and a `fonts_dir` join only when asked. A font is kept only if it draws every letter A-Z, a-z as a distinct, non-blank
 glyph that is not its missing-glyph box and that looks like the letter it is meant to be
 (which rejects symbol and math-extension fonts such as cmsy10, cmex10, LastResort).
 """
@@ -25,6 +26,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from xpnet.train.data.dataset import DataError
+from xpnet.train.data.font_packages import HELD_OUT as PACKAGES_HELD_OUT
+from xpnet.train.data.font_packages import PRINT, is_weight_axis, package_fonts
 from xpnet.train.data.glyph import frame_ink
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -66,16 +69,28 @@ class Font:
     path: str
     name: str  # family and style as the font names itself, e.g. "DejaVu Sans Bold"
     family: str  # design family used for the train/test split, e.g. "DejaVu Sans"
+    weight: int | None = None  # the weight set on a variable font; None draws the font as it is
+    kind: str = PRINT  # printed or handwriting: which held-out group its test letters report to
 
 
-def find_fonts(fonts_dir: str | Path | None = None) -> list[Font]:
-    """Every usable font, in a deterministic order: matplotlib's, the system's, then fonts_dir's."""
-    return usable_fonts(candidate_font_files(fonts_dir))
+def find_fonts(fonts_dir: str | Path | None = None, system: bool = False) -> list[Font]:
+    """Every usable font, in a deterministic order: matplotlib's, the packages', the system's, fonts_dir's."""
+    found = usable_fonts(candidate_font_files(fonts_dir, system))  # matplotlib's first, each name once
+    n_mpl = len(usable_fonts(matplotlib_font_files()))
+    return found[:n_mpl] + packaged_fonts() + found[n_mpl:]
 
 
-def candidate_font_files(fonts_dir: str | Path | None = None) -> list[str]:
-    """Every font file found, before any checking: cheap, so it can key a cache."""
-    paths = matplotlib_font_files() + system_font_files()
+def packaged_fonts() -> list[Font]:
+    """The font packages' fonts (font_packages.PACKAGES). They are checked by the test suite,
+    not here: the list is fixed, and checking 130 fonts would cost every first run seconds."""
+    return [Font(path=f.path, name=f"{f.family} {f.weight or Path(f.path).stem}", weight=f.weight,
+                 family=design_family(f.family), kind=f.kind) for f in package_fonts()]
+
+
+def candidate_font_files(fonts_dir: str | Path | None = None, system: bool = False) -> list[str]:
+    """The font files beyond the packages' (matplotlib's, and the system's when asked), unchecked:
+    cheap, so they can key a cache."""
+    paths = matplotlib_font_files() + (system_font_files() if system else [])
     if fonts_dir is not None:
         paths += _font_files_under(_existing_dir(fonts_dir))
     return list(dict.fromkeys(paths))
@@ -185,10 +200,15 @@ def font_problem(path: str) -> str | None:
 
 
 @lru_cache(maxsize=512)
-def render_letters(path: str) -> tuple[np.ndarray, ...] | None:
-    """The 52 letters rendered at RENDER_SIZE as uint8 ink arrays cropped to their ink, or None."""
+def render_letters(path: str, weight: int | None = None) -> tuple[np.ndarray, ...] | None:
+    """The 52 letters rendered at RENDER_SIZE as uint8 ink arrays cropped to their ink, or None.
+
+    `weight` sets a variable font's weight axis (clamped to its range), the others at their defaults."""
     try:
         font = ImageFont.truetype(path, RENDER_SIZE)
+        if weight is not None:
+            font.set_variation_by_axes([min(max(weight, a["minimum"]), a["maximum"]) if is_weight_axis(a)
+                                        else a["default"] for a in font.get_variation_axes()])
         return tuple(render_glyph(font, ch) for ch in LETTERS)
     except (OSError, ValueError):
         return None
@@ -250,11 +270,10 @@ def split_fonts(fonts: list[Font], test_fraction: float = TEST_FRACTION) -> tupl
     """Split fonts into (train, test) by whole design family; no family is on both sides.
 
     The choice is fixed, not drawn from the seed, so every run tests on the same fonts:
-    DejaVu Serif is always held out when present (a serif design whose neighbours in style,
-    STIX/Times and Computer Modern, stay in training, so the test is fair), then further
-    families in the order of a hash of their names until `test_fraction` of the families are
-    held out. With only matplotlib's fonts: train on DejaVu Sans, DejaVu Sans Mono, STIX and
-    Computer Modern; test on DejaVu Serif. Training always keeps at least one family.
+    DejaVu Serif and the font packages' HELD_OUT families are held out when present (each has
+    neighbours in style that stay in training, so the test is fair), then further families in
+    the order of a hash of their names until `test_fraction` of the families are held out
+    where none of those is present. Training always keeps at least one family.
     """
     families = sorted({f.family for f in fonts})
     if len(families) < 2:
@@ -265,8 +284,14 @@ def split_fonts(fonts: list[Font], test_fraction: float = TEST_FRACTION) -> tupl
 
 
 def _held_out_families(families: list[str], test_fraction: float) -> set[str]:
-    """The preferred held-out families present, topped up by name hash to the wanted share."""
-    n_test = min(max(1, round(test_fraction * len(families))), len(families) - 1)
+    """The preferred held-out families present; where none is, a share of them by name hash."""
+    preferred = [f for f in HELD_OUT + _packaged_held_out() if f in families]
+    n_test = min(len(preferred) or max(1, round(test_fraction * len(families))), len(families) - 1)
     by_hash = sorted(families, key=lambda name: hashlib.sha256(name.encode()).hexdigest())
-    ordered = [f for f in HELD_OUT if f in families] + [f for f in by_hash if f not in HELD_OUT]
+    ordered = preferred + [f for f in by_hash if f not in preferred]
     return set(ordered[:n_test])
+
+
+def _packaged_held_out() -> tuple[str, ...]:
+    """The design families of the font packages held out for testing."""
+    return tuple(dict.fromkeys(design_family(f.family) for f in package_fonts() if f.slug in PACKAGES_HELD_OUT))

@@ -10,15 +10,14 @@ looks to the network like the letters it was trained on.
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageOps
 
 from xpnet.train.data.dataset import DataError
+from xpnet.train.data.picture import INK_THRESHOLD, at_most, ink_from_gray, letter_only, thickened
 
 FRAME = 28  # side of the output image, as in MNIST / EMNIST
 BOX = 20  # longer side of the glyph inside the frame, as in MNIST
-INK_THRESHOLD = 0.35  # fraction of the ink's range that counts as "part of the glyph" for cropping
 MAX_CROP = 100  # larger crops are shrunk to this first: the 20 px result needs no more detail
-MIN_CONTRAST = 12.0  # grey levels (of 255) between background and ink below which the image is blank
 MAX_PIXELS = 50_000_000  # a 48-megapixel photo reads (in 20 s and 1.2 GB); a bigger one would take more
 
 
@@ -59,13 +58,14 @@ def _decoded(path, name: str, max_pixels: int) -> Image.Image:
 def preprocess_image(img: Image.Image) -> np.ndarray:
     """Frame a picture of one letter (any size, any colour, either polarity) as the network expects.
 
-    Returns a (28, 28) float32 array in [0, 1], bright ink on dark. Raises DataError when the
-    picture is one flat colour, since there is no letter in it to frame.
+    Returns a (28, 28) float32 array in [0, 1], bright ink on dark, its strongest ink at 1 as in
+    training. Raises DataError when the picture is one flat colour, since there is no letter in
+    it to frame. `picture` finds the ink (paper on a desk, shadows, specks, rules, thin lines).
     """
-    gray = to_grayscale(img)
-    ink = ink_from_gray(gray)
+    ink = letter_only(ink_from_gray(to_grayscale(img)))
     top, bottom, left, right = ink_bbox(ink)
-    return frame_ink(ink[top:bottom, left:right])
+    framed = frame_ink(thickened(ink[top:bottom, left:right]))
+    return (framed / max(float(framed.max()), 1e-6)).astype(np.float32)
 
 
 def to_grayscale(img: Image.Image) -> np.ndarray:
@@ -105,46 +105,13 @@ def _flatten_alpha(img: Image.Image) -> np.ndarray:
     return lum * alpha + background * (1 - alpha)
 
 
-def ink_from_gray(gray: np.ndarray) -> np.ndarray:
-    """Turn luminance into ink in [0, 1]: background 0, strongest ink 1, whatever the polarity.
-
-    The background level is the median of the image border (after a 3x3 median filter, so a
-    few noisy pixels cannot move it); if the border is the bright side, the image is dark ink
-    on paper and is inverted to match training.
-    """
-    smooth = _median3(gray)
-    lo, hi = float(smooth.min()), float(smooth.max())
-    if hi - lo < MIN_CONTRAST:
-        raise DataError("the picture is one flat colour, no letter found; give a picture of one letter")
-    background = float(np.median(_border(smooth)))
-    if background > (lo + hi) / 2:
-        gray, smooth, background = 255 - gray, 255 - smooth, 255 - background
-    peak = float(smooth.max())
-    if peak - background < MIN_CONTRAST:
-        raise DataError("no letter stands out from the background; give a picture with more contrast")
-    return np.clip((gray - background) / (peak - background), 0, 1).astype(np.float32)
-
-
-def _median3(a: np.ndarray) -> np.ndarray:
-    """3x3 median filter (via Pillow): removes salt-and-pepper specks, keeps strokes 2 px or wider."""
-    img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "L")
-    return np.asarray(img.filter(ImageFilter.MedianFilter(3)), dtype=np.float32)
-
-
-def _border(a: np.ndarray) -> np.ndarray:
-    """The outermost ring of pixels, where a centred letter's background is."""
-    return np.concatenate([a[0], a[-1], a[1:-1, 0], a[1:-1, -1]])
-
-
 def ink_bbox(ink: np.ndarray, threshold: float = INK_THRESHOLD) -> tuple[int, int, int, int]:
     """(top, bottom, left, right), bottom/right exclusive, of the pixels that are clearly ink.
 
-    Thresholding relative to the ink range, after a median filter, keeps faint noise and
-    isolated specks from stretching the box.
+    Thresholding relative to the ink's range keeps faint noise from stretching the box; specks
+    are `picture.letter_only`'s to remove, as whole pieces, so thin strokes survive.
     """
-    mask = _median3(ink * 255) > threshold * 255
-    if not mask.any():
-        mask = ink > threshold
+    mask = ink > threshold
     if not mask.any():
         raise DataError("no ink found in the picture; give a picture of one letter")
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
@@ -169,7 +136,7 @@ def frame_ink(crop: np.ndarray) -> np.ndarray:
     20 px box stays inside the frame: a letter whose mass sits near an edge (an 'L', a 'j')
     is shifted less rather than cut off.
     """
-    crop = _at_most(crop.astype(np.float32), MAX_CROP)
+    crop = at_most(crop.astype(np.float32), MAX_CROP, Image.Resampling.LANCZOS)
     h, w = crop.shape
     scale = BOX / max(h, w)  # crop pixels -> frame pixels
     cy, cx = centre_of_mass(crop)
@@ -200,13 +167,3 @@ def _zero_padded(crop, top, left, frame, margin) -> tuple[Image.Image, tuple[flo
 def clamped_start(start: float, length: float) -> float:
     """Keep [start, start + length) inside the frame, moving it as little as possible."""
     return min(max(start, 0.0), FRAME - length)
-
-
-def _at_most(crop: np.ndarray, side: int) -> np.ndarray:
-    """Shrink (anti-aliased) a crop whose longer side exceeds `side`, to bound the framing's cost."""
-    h, w = crop.shape
-    if max(h, w) <= side:
-        return crop
-    scale = side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(crop, "F").resize(size, Image.Resampling.LANCZOS))

@@ -6,10 +6,12 @@ draws them. Each of the 52 letters of a font is rendered once at high resolution
 shift) onto a 56x56 canvas, a stroke-weight filter, a 2x box downsample to 28x28, a blur,
 and a contrast change with additive noise. That keeps the framing of `glyph.frame_ink`
 (the framing `xpnet predict` applies to a photo: longer side 20 px, centre of mass at the
-centre, bright ink on dark) while costing well under a millisecond a sample.
+centre, bright ink on dark) while costing well under a millisecond a sample. A letter by a
+synthetic writer (`strokes`) is drawn afresh each time and goes through the same steps; a
+share of all samples is drawn small and scaled back up, as a small picture is framed.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -17,6 +19,7 @@ from PIL import Image, ImageFilter
 
 from xpnet.train.data.fonts import render_letters
 from xpnet.train.data.glyph import BOX, FRAME, centre_of_mass, clamped_start, ink_bbox
+from xpnet.train.data.strokes import Writer, write_letter
 
 SUPER = 2  # samples are warped at 2x resolution, then box-downsampled: cheap anti-aliasing
 WORK_BOX = 48  # longer side, in px, of the stored master glyphs (a bit above SUPER * BOX)
@@ -34,7 +37,7 @@ class Augment:
     max_shear: float = 0.2  # slant: x moves by up to 0.2 * height
     min_scale: float = 0.85  # glyph size relative to the 20 px box
     max_scale: float = 1.05
-    max_stretch: float = 0.1  # width changes by up to +-10%, as between condensed and wide fonts
+    max_stretch: float = 0.5  # width times up to 1.5 or divided by it (log-uniform): narrow to wide letters
     max_shift_px: float = 2.0  # offset of the centre of mass in each direction, in 28x28 pixels
     thin_prob: float = 0.2  # strokes thinned by about 1 px
     thick_prob: float = 0.25  # strokes thickened by about 1 px
@@ -43,6 +46,18 @@ class Augment:
     min_peak: float = 0.6  # brightest ink level (the ink's contrast)
     max_background: float = 0.1  # background level
     max_noise: float = 0.06  # standard deviation of the additive Gaussian noise
+    lowres_prob: float = 0.25  # drawn small, then scaled up, as a letter 7-13 px tall in a picture is
+    min_lowres_px: float = 7.0
+    max_lowres_px: float = 13.0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Where a chunk's letters come from: font families (each equally often) and writers."""
+
+    groups: list = field(default_factory=list)  # font indices into the bank, grouped by design family
+    writers: tuple[Writer, ...] = ()  # synthetic writers; each sample picks one uniformly
+    hand_share: float = 0.0  # share of samples written by the writers rather than set in a font
 
 
 @dataclass(frozen=True)
@@ -56,13 +71,13 @@ class Glyph:
 
 def glyph_bank(fonts) -> list[tuple[Glyph, ...]]:
     """bank[font][letter]: the 52 master glyphs of every font, rendered once and reused."""
-    return [_master_glyphs(f.path) for f in fonts]
+    return [_master_glyphs(f.path, f.weight) for f in fonts]
 
 
 @lru_cache(maxsize=512)
-def _master_glyphs(path: str) -> tuple[Glyph, ...]:
+def _master_glyphs(path: str, weight: int | None = None) -> tuple[Glyph, ...]:
     """One font's 52 master glyphs, cached: building them costs more than a thousand samples."""
-    return tuple(master_glyph(raw) for raw in render_letters(path))
+    return tuple(master_glyph(raw) for raw in render_letters(path, weight))
 
 
 def master_glyph(raw: np.ndarray) -> Glyph:
@@ -79,17 +94,31 @@ def master_glyph(raw: np.ndarray) -> Glyph:
     return Glyph(image=image, com=(cx, cy), box=(left * scale, top * scale, right * scale, bottom * scale))
 
 
-def render_chunk(bank, seed_seq, size, groups, augment=Augment()) -> tuple[np.ndarray, np.ndarray]:
+def render_chunk(bank, seed_seq, size, recipe: Recipe, augment=Augment()) -> tuple[np.ndarray, np.ndarray]:
     """`size` samples from one seed: (X uint8 (size, 784), y int64 (size,))."""
     rng = np.random.default_rng(seed_seq)
     labels = rng.integers(0, 26, size)
     letters = labels + 26 * rng.integers(0, 2, size)  # index into LETTERS: upper or lower case
-    fonts = _draw_fonts(rng, groups, size)
+    written = rng.random(size) < (recipe.hand_share if recipe.writers else 0.0)
+    if not recipe.groups:
+        written[:] = True
+    fonts = _draw_fonts(rng, recipe.groups, size) if recipe.groups else np.zeros(size, np.int64)
+    hands = rng.integers(0, max(len(recipe.writers), 1), size)
     draws = draw_augment(rng, augment, size)
-    glyphs = (bank[f][c] for f, c in zip(fonts, letters))
-    images = np.stack([warp_glyph(g, **_row(draws, i)) for i, g in enumerate(glyphs)])
+    glyphs = (master_glyph(write_letter(recipe.writers[h], c, rng)) if w else bank[f][c]
+              for w, h, f, c in zip(written, hands, fonts, letters))
+    images = np.stack([_small(warp_glyph(g, **_row(draws, i)), draws["lowres"][i]) for i, g in enumerate(glyphs)])
     X = finish(images, draws, rng)
     return X.reshape(size, FRAME * FRAME), labels.astype(np.int64)
+
+
+def _small(image: np.ndarray, height: float) -> np.ndarray:
+    """The letter as a picture `height` px tall shows it: shrunk, then scaled back up as framing does."""
+    if height <= 0:
+        return image
+    side = max(2, round(FRAME * height / BOX))
+    img = Image.fromarray(image).resize((side, side), Image.Resampling.BOX)
+    return np.asarray(img.resize((FRAME, FRAME), Image.Resampling.LANCZOS))
 
 
 def _draw_fonts(rng, groups, size) -> np.ndarray:
@@ -104,11 +133,13 @@ def draw_augment(rng, a: Augment, size) -> dict:
     u = lambda lo, hi: rng.uniform(lo, hi, size)  # noqa: E731
     weight = rng.choice([-1, 0, 1, 2], size, p=[a.thin_prob, 1 - a.thin_prob - a.thick_prob - a.bold_prob,
                                                 a.thick_prob, a.bold_prob])
+    stretch = np.log1p(a.max_stretch)
+    lowres = np.where(rng.random(size) < a.lowres_prob, u(a.min_lowres_px, a.max_lowres_px), 0.0)
     return {
         "angle": np.deg2rad(u(-a.max_rotation_deg, a.max_rotation_deg)),
         "shear": u(-a.max_shear, a.max_shear),
         "scale": u(a.min_scale, a.max_scale),
-        "stretch": 1 + u(-a.max_stretch, a.max_stretch),
+        "stretch": np.exp(u(-stretch, stretch)), "lowres": lowres,
         "dx": u(-a.max_shift_px, a.max_shift_px), "dy": u(-a.max_shift_px, a.max_shift_px),
         "weight": weight, "blur": u(0, a.max_blur),
         "peak": u(a.min_peak, 1.0), "background": u(0, a.max_background), "noise": u(0, a.max_noise),

@@ -19,7 +19,7 @@ LETTERS_TRAIN, LETTERS_TEST = 60_000, 10_000  # the default synthetic set, EMNIS
 # rows training reads, and hours of rendering; beyond it a count is a typo, refused before any work.
 MAX_LETTERS = 10_000_000
 SCHEMES = {  # scheme -> how to write it, for the error message that lists them
-    "letters": "letters",
+    "letters": "letters[:system]",
     "idx": "idx:DIR",
     "fashion-mnist": "fashion-mnist:DIR",
     "emnist-letters": "emnist-letters:DIR",
@@ -41,9 +41,9 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
                             f"or a path ending in {' or '.join(BARE)}, or a folder")
         scheme, arg = bare, str(spec).strip()
     if scheme == "letters":
-        if arg:
-            raise DataError(f"data spec {spec!r}: 'letters' takes no argument; write just 'letters'")
-        return scheme, None
+        if arg.strip().lower() not in ("", "system"):
+            raise DataError(f"data spec {spec!r}: write 'letters', or 'letters:system' to add this machine's fonts")
+        return scheme, arg.strip().lower() or None
     if not arg.strip():
         raise DataError(f"data spec {spec!r} needs a path; write it as {SCHEMES[scheme]}")
     return scheme, arg.strip()
@@ -61,7 +61,7 @@ def absolute_spec(spec: str) -> str:
     """The spec with its path made absolute and its scheme written out, so a run's recorded
     data loads from any folder."""
     scheme, arg = parse_spec(spec)
-    if arg is None:
+    if arg is None or scheme == "letters":
         return str(spec).strip()
     return f"{scheme}:{Path(arg).expanduser().absolute()}"
 
@@ -84,7 +84,7 @@ def load_data(spec: str = "letters", *, seed: int = 0, cache_dir: str | Path | N
     check_sample_counts(spec, n_train, n_test)
     if scheme == "letters":
         from xpnet.train.data.letters import load_letters
-        return load_letters(seed=seed, cache_dir=cache_dir, fonts_dir=fonts_dir,
+        return load_letters(seed=seed, cache_dir=cache_dir, fonts_dir=fonts_dir, system_fonts=arg == "system",
                             n_train=n_train, n_test=n_test, progress=progress)
     ds = _load_file_source(scheme, arg, progress)
     if n_train is None and n_test is None:

@@ -1,0 +1,119 @@
+"""The letters' corpus: only what pip installs, many design families, synthetic writers, held-out groups."""
+
+import json
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+from xpnet.train.data import fonts as F
+from xpnet.train.data import load_data, parse_spec
+from xpnet.train.data.font_packages import HAND, HELD_OUT, OPEN_LICENCES, PACKAGES, PRINT, package_fonts
+from xpnet.train.data.letters import TEST_GROUPS, VERSION, cache_key_params
+from xpnet.train.data.letters_render import Augment
+from xpnet.train.data.strokes import SKELETONS, Writer, draw_writers, write_letter
+from xpnet.train.metrics import expected_calibration_error, group_accuracies, group_lines
+
+MPL = Path(matplotlib.get_data_path()).resolve()
+
+
+@pytest.fixture(scope="module")
+def split():
+    return F.split_fonts(F.find_fonts())
+
+
+def test_every_packaged_family_is_open_licensed_and_draws_52_distinct_letters():
+    fonts = package_fonts()
+    assert {f.slug for f in fonts} == set(PACKAGES)
+    first = {}
+    for f in fonts:
+        assert f.licence in OPEN_LICENCES and Path(f.path).is_file()
+        first.setdefault(f.slug, f)
+    for f in first.values():
+        glyphs = F.render_letters(f.path, f.weight)
+        assert glyphs is not None and all(g.max() >= 128 for g in glyphs), f.slug
+        assert len({g.tobytes() + str(g.shape).encode() for g in glyphs}) >= F.MIN_DISTINCT, f.slug
+
+
+def test_a_variable_font_is_drawn_at_each_weight():
+    regular, bold = (f for f in package_fonts() if f.slug == "roboto" and "Italic" not in f.path)
+    assert (regular.weight, bold.weight) == (400, 700)
+    ink = [sum(float(g.sum()) / g.size for g in F.render_letters(f.path, f.weight)) for f in (regular, bold)]
+    assert ink[1] > 1.2 * ink[0], "the bold instance must draw heavier strokes"
+
+
+def test_the_default_corpus_is_only_what_pip_installs_and_holds_30_design_families(split):
+    train, test = split
+    for f in train + test:
+        path = Path(f.path).resolve()
+        assert path.is_relative_to(MPL) or any(p.startswith("fontpkg_") for p in path.parts), f.path
+    assert len({f.family for f in train}) >= 30
+    assert {f.kind for f in train} == {f.kind for f in test} == {PRINT, HAND}
+
+
+def test_system_fonts_join_only_when_asked(monkeypatch, tmp_path):
+    fake = str(tmp_path / "Other.ttf")
+    monkeypatch.setattr(F, "system_font_files", lambda: [fake])
+    assert fake not in F.candidate_font_files()
+    assert fake in F.candidate_font_files(system=True)
+    assert parse_spec("letters:system") == ("letters", "system")
+
+
+def test_held_out_families_are_never_trained_on(split):
+    train, test = split
+    assert not {f.family for f in train} & {f.family for f in test}
+    held = {F.design_family(f.family) for f in package_fonts() if f.slug in HELD_OUT}
+    assert held | {"DejaVu Serif"} == {f.family for f in test}
+
+
+def test_writers_are_reproducible_and_the_test_writers_are_new():
+    a, b = (draw_writers(np.random.SeedSequence([0, 2]), 50) for _ in range(2))
+    assert a == b and all(isinstance(w, Writer) for w in a)
+    test = draw_writers(np.random.SeedSequence([0, 3]), 50)
+    assert not set(a) & set(test)
+    assert {w.skeleton for w in a + test} == set(range(len(SKELETONS)))
+
+
+@pytest.mark.parametrize("skeleton", range(len(SKELETONS)))
+def test_every_skeleton_writes_all_52_letters(skeleton):
+    writer = Writer(skeleton, slant=0.2, width=1.0, pen=0.06, pressure=0.3, wander=0.04, seed=7)
+    images = [write_letter(writer, i, np.random.default_rng(i)) for i in range(52)]
+    assert all(im.dtype == np.uint8 and im.max() == 255 and min(im.shape) >= 3 for im in images)
+    again = write_letter(writer, 5, np.random.default_rng(5))
+    np.testing.assert_array_equal(again, images[5])
+
+
+def test_a_pencil_writes_one_pixel_lines():
+    writer = Writer(0, slant=0.0, width=1.0, pen=0.1, pressure=0.5, wander=0.02, seed=1)
+    thin = write_letter(writer, 8, np.random.default_rng(0), canvas=150, pen_px=1.0)  # "I"
+    assert thin.shape[0] >= 140 and (thin > 0).sum() < 3 * thin.shape[0]
+
+
+def test_test_groups_partition_the_held_out_set_and_are_reported(tmp_path):
+    data = load_data("letters", seed=0, cache_dir=tmp_path, n_train=300, n_test=200, progress=False)
+    groups = json.loads(json.dumps(data.info["test_groups"]))
+    assert [g["name"] for g in groups] == [name for name, _ in TEST_GROUPS]
+    assert groups[0]["start"] == 0 and groups[-1]["stop"] == 200
+    assert all(a["stop"] == b["start"] for a, b in zip(groups, groups[1:]))
+    rows = group_accuracies(data.y_test, data.y_test, groups)
+    assert [r["accuracy"] for r in rows] == [1.0] * len(groups)
+    assert all(name in line for (name, _), line in zip(TEST_GROUPS, group_lines(rows)))
+
+
+def test_the_cache_key_names_this_generator_and_the_font_packages():
+    params = cache_key_params(0, 10, 10, Augment(), [])
+    assert params["version"] == VERSION >= 2
+    assert set(params["font_packages"]) == set(PACKAGES)
+
+
+def test_expected_calibration_error_is_zero_when_stated_probabilities_hold_and_large_when_overconfident():
+    rng = np.random.default_rng(0)
+    confidence = rng.uniform(0.3, 1.0, 200_000)
+    honest = rng.random(confidence.size) < confidence  # right exactly as often as stated
+    assert expected_calibration_error(confidence, honest) < 0.01
+    overconfident = rng.random(confidence.size) < 0.5
+    assert expected_calibration_error(np.full(confidence.size, 0.99), overconfident) == pytest.approx(0.49, abs=0.01)
+    rows = group_accuracies(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]), [{"name": "g", "start": 0, "stop": 4}],
+                            np.array([0.9, 0.8, 0.7, 0.6]))
+    assert rows[0]["accuracy"] == 0.75 and 0 <= rows[0]["ece"] <= 1 and "ECE" in group_lines(rows)[0]

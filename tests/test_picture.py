@@ -1,0 +1,103 @@
+"""Pictures as people hand them in must frame like the clean letter: each case of issue 14's list."""
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from xpnet.train.data import preprocess_image
+from xpnet.train.data.picture import ink_from_gray, letter_only
+
+DEJAVU = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
+PAPER, INK = 235, 30
+
+
+def sheet(ch="K", size=(200, 240), at=(50, 40), font_px=130) -> np.ndarray:
+    """A dark letter on a light sheet, as grey levels."""
+    img = Image.new("L", size, PAPER)
+    ImageDraw.Draw(img).text(at, ch, fill=INK, font=ImageFont.truetype(DEJAVU, font_px))
+    return np.asarray(img, np.float32)
+
+
+def framed(gray: np.ndarray) -> np.ndarray:
+    return preprocess_image(Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8)))
+
+
+def correlation(a, b) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+@pytest.mark.parametrize("ch", ["K", "a", "M"])
+def test_a_sheet_on_a_darker_desk_that_takes_half_the_picture(ch):
+    clean = sheet(ch)
+    photo = np.full((300, 320), 90, np.float32)  # the desk shows on every side: half the picture
+    photo[30:270, 60:260] = clean
+    assert correlation(framed(photo), framed(clean)) > 0.95
+
+
+def test_a_strong_shadow_across_the_letter():
+    clean = sheet()
+    shadowed = clean.copy()
+    shadowed[:, :110] *= 0.45  # the left side in shadow, its edge through the letter
+    assert correlation(framed(shadowed), framed(clean)) > 0.9
+
+
+def test_a_one_pixel_pencil_line_survives_framing():
+    img = Image.new("L", (220, 220), PAPER)
+    draw = ImageDraw.Draw(img)
+    strokes = [[(60, 30), (60, 190)], [(150, 30), (61, 115)], [(80, 100), (155, 190)]]  # a K
+    for s in strokes:
+        draw.line(s, fill=110, width=1)
+    thick = Image.new("L", (220, 220), PAPER)
+    for s in strokes:
+        ImageDraw.Draw(thick).line(s, fill=110, width=3)
+    x = framed(np.asarray(img, np.float32))
+    assert x.max() == pytest.approx(1.0) and (x > 0.5).sum() > 25, "the lines must not be filtered away"
+    assert correlation(x, framed(np.asarray(thick, np.float32))) > 0.7
+
+
+@pytest.mark.parametrize("size", [(55, 22), (22, 55)])
+def test_the_course_canvas_with_a_letter_ten_pixels_tall(size):
+    small = Image.new("L", size, PAPER)
+    ImageDraw.Draw(small).text((6, 5), "K", fill=INK, font=ImageFont.truetype(DEJAVU, 13))
+    assert correlation(framed(np.asarray(small, np.float32)), framed(sheet())) > 0.8
+
+
+def test_a_letter_on_an_underline_frames_without_it():
+    clean = sheet()
+    lined = clean.copy()
+    lined[200:203, 10:190] = INK
+    assert correlation(framed(lined), framed(clean)) > 0.95
+    ink = letter_only(ink_from_gray(lined))
+    assert ink[200:203].max() == 0, "the rule is not part of the letter"
+
+
+def test_a_wide_letter_keeps_its_aspect_ratio():
+    wide = np.asarray(Image.fromarray(sheet("o").astype(np.uint8)).resize((600, 240)), np.float32)
+    x = framed(wide)
+    rows, cols = np.flatnonzero(x.max(1) > 0.3), np.flatnonzero(x.max(0) > 0.3)
+    assert cols[-1] - cols[0] + 1 >= 19 and rows[-1] - rows[0] + 1 <= 14
+
+
+def test_specks_far_smaller_than_the_letter_are_dropped_as_pieces():
+    clean = sheet()
+    specked = clean.copy()
+    for y, x in [(5, 5), (230, 190), (10, 180), (120, 8)]:
+        specked[y:y + 2, x:x + 2] = INK
+    np.testing.assert_allclose(framed(specked), framed(clean), atol=0.05)
+
+
+def test_the_dark_side_is_the_letter_on_either_polarity():
+    clean = sheet()
+    np.testing.assert_allclose(framed(255 - clean), framed(clean), atol=0.02)
+
+
+def test_a_bold_letter_filling_a_small_canvas_is_not_taken_for_background():
+    bold = ImageFont.truetype(str(Path(DEJAVU).with_name("DejaVuSans-Bold.ttf")), 44)
+    tight = Image.new("L", (44, 40), PAPER)
+    ImageDraw.Draw(tight).text((1, -6), "M", fill=INK, font=bold)
+    roomy = Image.new("L", (200, 200), PAPER)
+    ImageDraw.Draw(roomy).text((70, 60), "M", fill=INK, font=bold)
+    assert correlation(framed(np.asarray(tight, np.float32)), framed(np.asarray(roomy, np.float32))) > 0.9
