@@ -107,7 +107,7 @@ def same_classes(net: Network, meta: dict, data: DataSet, checkpoint: str, data_
 
 
 def _check_same_classes(net: Network, trained: list, names: list, checkpoint: str, data_spec: str) -> None:
-    if not trained and net.loss == "quadratic" and net.activations[-1] == "identity":
+    if not trained and net.is_regression:
         raise XpnetError(f"{checkpoint} is a regression model (it outputs values, not classes), but {data_spec} "
                          "holds class labels: evaluate it on data with float targets")
     if net.sizes[-1] != len(names) or (trained and trained != names):
