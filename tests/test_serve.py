@@ -285,7 +285,11 @@ def test_run_gives_config_and_what_the_folder_holds(server, tmp_path):
     (folder / "confusion.json").write_text("{not json")
     with pytest.warns(UserWarning, match="confusion.json cannot be read"):
         summary = App(str(folder), "numpy").run
-    assert summary["history"] == history and summary["confusion"] is None
+    assert summary["history"] == history and summary["confusion"] is None and summary["groups"] == []
+    groups = [{"name": "printed, unseen font families", "samples": 40, "accuracy": 0.9}]
+    (folder / "groups.json").write_text(json.dumps(groups))
+    (folder / "confusion.json").unlink()
+    assert App(str(folder), "numpy").run["groups"] == groups
 
 
 def test_serve_starts_says_where_and_stops_on_ctrl_c():

@@ -48,12 +48,16 @@ def browser():
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    """A server over the test checkpoint, in a run folder given a history and a confusion matrix."""
+    """A server over the test checkpoint, in a run folder given a history, a confusion matrix and
+    the held-out groups' accuracy (groups.json, as `xpnet train` writes it for the letters)."""
     folder = tmp_path_factory.mktemp("serve") / "run"
     shutil.copytree(RUN, folder)
-    history = [{"epoch": e, "loss": 2.0 / e, "accuracy": 0.3 * e, "val_loss": 2.2 / e, "val_accuracy": 0.28 * e,
-                "handwriting_accuracy": 0.2 * e} for e in (1, 2)]
+    history = [{"epoch": e, "loss": 2.0 / e, "accuracy": 0.3 * e, "val_loss": 2.2 / e, "val_accuracy": 0.28 * e}
+               for e in (1, 2)]
     (folder / "history.json").write_text(json.dumps(history))
+    groups = [{"name": "printed, unseen font families", "samples": 40, "accuracy": 0.9, "ece": 0.03},
+              {"name": "handwriting, unseen writers", "samples": 20, "accuracy": 0.4, "ece": 0.1}]
+    (folder / "groups.json").write_text(json.dumps(groups))
     counts = (np.eye(26, dtype=int) * 30 + 1).tolist()
     (folder / "confusion.json").write_text(json.dumps({"classes": [chr(65 + i) for i in range(26)], "counts": counts}))
     srv = Server(("127.0.0.1", 0), App(str(folder), "numpy"), log=lambda line: None)

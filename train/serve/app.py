@@ -28,7 +28,8 @@ ASSETS = {  # what the page is made of, in train/serve/static/: URL path -> (fil
     "/run.js": ("run.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
-RUN_FILES = ("history.json", "confusion.json")  # the run folder's figures that the page's second tab draws
+# the run folder's figures that the page's second tab draws, by the key GET /api/run gives each
+RUN_FILES = {"history.json": "history", "confusion.json": "confusion", "groups.json": "groups"}
 
 
 class RequestError(XpnetError):
@@ -105,17 +106,18 @@ def _pixels(body: bytes) -> int:
 
 
 def run_summary(run: str, reader: Reader) -> dict:
-    """What GET /api/run answers: the run's config and history, and its confusion matrix where
-    the run folder holds one (`xpnet train` and `xpnet evaluate` write it)."""
+    """What GET /api/run answers: the run's config and history, its confusion matrix and the
+    accuracy of each held-out group where the run folder holds them (`xpnet train` and
+    `xpnet evaluate` write them)."""
     folder = _run_folder(Path(run))
     meta = reader.meta
     summary = {"run": str(run), "classes": list(reader.classes), "sizes": list(reader.net.sizes),
                "config": meta.get("config") or {}, "epochs": meta.get("epochs"),
-               "accuracy": meta.get("accuracy"), "history": [], "confusion": None}
-    for name in RUN_FILES:
+               "accuracy": meta.get("accuracy"), "history": [], "confusion": None, "groups": []}
+    for name, key in RUN_FILES.items():
         found = _read_json(folder / name) if folder else None
         if found is not None:
-            summary["history" if name == "history.json" else "confusion"] = found
+            summary[key] = found
     return summary
 
 

@@ -1,4 +1,4 @@
-// The second tab: the run's config, its learning curves, the accuracy of each held-out group and
+// The second tab: the run's config, its learning curves, the accuracy of each held-out group (groups.json) and
 // each class, and the confusion matrix, all drawn here from GET /api/run.
 "use strict";
 
@@ -29,8 +29,8 @@ function runView(run) {
   } else {
     parts.push(node("p", "This run has no history.json (a bare checkpoint file), so no curves.", "empty"));
   }
-  const groups = groupAccuracy(h);
-  if (groups.length) parts.push(node("h2", "Accuracy per held-out group"), bars(groups));
+  const groups = (Array.isArray(run.groups) ? run.groups : []).filter((g) => g && typeof g.accuracy === "number");
+  if (groups.length) parts.push(node("h2", "Accuracy per held-out group"), bars(groups.map((g) => [g.name, g.accuracy])));
   parts.push(node("h2", "Accuracy per class and the confusion matrix"));
   if (run.confusion && run.confusion.counts) {
     const { classes, counts } = run.confusion;
@@ -40,15 +40,6 @@ function runView(run) {
   }
   parts.push(node("h2", "Config"), configTable(run.config));
   return parts;
-}
-
-// Any figure "<group>_accuracy" in the last epoch's record besides the overall ones: the
-// letters corpus reports its held-out groups (printed, handwriting, low resolution) this way.
-function groupAccuracy(history) {
-  if (!history.length) return [];
-  const last = history[history.length - 1];
-  return Object.keys(last).filter((k) => k.endsWith("_accuracy") && k !== "val_accuracy" && typeof last[k] === "number")
-    .map((k) => [k.slice(0, -"_accuracy".length), last[k]]);
 }
 
 function chart(title, history, series, scale) {
