@@ -163,6 +163,9 @@ def _build_layers(tensors: dict, arch: dict, backend: Backend, source: str) -> N
             params = [tensors[name] for name in names]
             if any(p.dtype.kind != "f" for p in params):
                 raise CheckpointError(f"{source}: layer {i} tensors are not floats")
+            if not all(np.isfinite(p).all() for p in params):  # it would answer NaN, or resume into it
+                raise CheckpointError(f"{source}: layer {i} holds NaN or infinite weights, so the network "
+                                      "cannot answer; retrain it or restore an earlier checkpoint")
             layers.append(layer_from(desc, shape, backend, params or None))
             shape = layers[-1].out_shape
         return Network(layers, arch["loss"])

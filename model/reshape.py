@@ -55,6 +55,9 @@ class Dropout(Layer):
     def __post_init__(self):
         if not 0 <= self.rate < 1:
             raise ModelError(f"dropout rate must be at least 0 and below 1, got {self.rate}")
+        if min(self.seed, self.steps) < 0:
+            raise ModelError(f"dropout{self.rate}: its seed and step count must be 0 or more, got {self.seed} and "
+                             f"{self.steps}")
 
     def describe(self) -> dict:
         return {"kind": "dropout", "rate": self.rate, "seed": self.seed, "steps": self.steps}

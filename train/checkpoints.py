@@ -7,7 +7,7 @@ from pathlib import Path
 from xpnet.backends import Backend, resolve_backend
 from xpnet.model import Network
 from xpnet.model.checkpoint import CheckpointError, from_bytes, from_tensors, read, to_bytes
-from xpnet.train.files import atomic_write
+from xpnet.train.files import atomic_write, is_regular
 from xpnet.train.state import TrainingState
 
 CHECKPOINT_NAME = "model.safetensors"
@@ -77,6 +77,9 @@ def load_for_resume(path: str | Path, backend: Backend, expect: dict | None = No
 
 
 def _read(path: Path) -> bytes:
+    if path.exists() and not is_regular(path):
+        raise CheckpointError(f"{path} is not a regular file (a named pipe, a device or a folder): a checkpoint "
+                              "is a .safetensors file")
     try:
         return path.read_bytes()
     except OSError as exc:

@@ -32,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # train_job's Interrupted says what of the run is kept
         print(f"xpnet: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130
+    except MemoryError as exc:  # numpy's "Unable to allocate 570. TiB": a network or a batch too big to hold
+        print(f"xpnet: error: out of memory ({one_line(str(exc)) or 'an allocation failed'}): use smaller "
+              "--layers, --batch-size or data", file=sys.stderr)
+        return EXIT_ERROR
     except BrokenPipeError:  # `xpnet train | head`: the reader left; stop quietly, as Unix tools do
         _silence_stdout()
         return 141

@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import secrets
+import stat
 import time
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -117,3 +118,12 @@ def _sync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def is_regular(path) -> bool:
+    """Whether `path` is a regular file (through symlinks): a named pipe would block a read
+    forever and a device (/dev/zero) never end, so xpnet reads only regular files."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False

@@ -67,6 +67,9 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     """
     _check_settings(epochs, batch_size)
     check_schedule(schedule, warmup)
+    if warmup >= epochs:
+        _say(log, f"warning: --warmup {warmup} is not shorter than the run's {epochs} epochs, so the rate never "
+                  "reaches the one asked for; give fewer warm-up epochs")
     check_weight_decay(weight_decay)
     context = context or RunContext()
     settle_task(model, data[1], log)

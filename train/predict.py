@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import stat
 
 import numpy as np
 
 from xpnet.backends import XpnetError, resolve_backend
 from xpnet.train.checkpoints import load_checkpoint
 from xpnet.train.data import DataError
+from xpnet.train.files import is_regular
 
 
 class Reader:
@@ -54,11 +54,7 @@ def predict_images(checkpoint: str, paths: list[str], backend_name=None, device=
 def _check_regular(path: str) -> None:
     """Read only regular files: opening a named pipe blocks until someone writes to it, and
     a device may never end. A missing file is load_image's to name."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return
-    if not stat.S_ISREG(mode):
+    if os.path.exists(path) and not is_regular(path):
         raise DataError(f"{path} is not a regular file (a folder, a named pipe or a device): predict "
                         "reads image files only")
 

@@ -11,6 +11,7 @@ last holder's PID, and marks the folder as xpnet's.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from xpnet.train.files import OutputError
@@ -39,10 +40,16 @@ class RunLock:
                               "system lacks; run xpnet on Linux or macOS") from None
         try:
             # never through a symlink: truncating it would empty whatever file it points at
-            fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+            flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)  # a pipe must not block
+            fd = os.open(folder / LOCK_NAME, flags, 0o666)
         except OSError as exc:
             raise OutputError(f"cannot create {folder / LOCK_NAME}: {exc.strerror or exc}; "
                               "choose another --out") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:  # a pipe, or a hard link to a file of someone's
+            os.close(fd)
+            raise OutputError(f"{folder / LOCK_NAME} is not xpnet's lock file (a named pipe, a device or a link "
+                              "to another file); remove it, then run again")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

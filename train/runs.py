@@ -21,7 +21,7 @@ from xpnet.model.layers import same_layers
 from xpnet.train.checkpoints import CHECKPOINT_NAME, load_for_resume, save_checkpoint
 from xpnet.train.config import COUNTS, RESUMABLE, TrainConfig
 from xpnet.train.data import DataSet, absolute_spec
-from xpnet.train.files import OutputError, atomic_write_json
+from xpnet.train.files import OutputError, atomic_write_json, is_regular
 from xpnet.train.run_lock import LOCK_NAME
 
 Log = Callable[[str], None]
@@ -140,6 +140,8 @@ def restored_history(run_dir: Path, kept, epochs: int, log: Log) -> list:
     empty one that would silently restart the record."""
     path = run_dir / "history.json"
     try:
+        if not is_regular(path):  # missing, or a named pipe that would block the read forever
+            raise FileNotFoundError(path)
         on_disk = json.loads(path.read_bytes().decode())
         usable = isinstance(on_disk, list) and len(on_disk) >= epochs and all(isinstance(r, dict) for r in on_disk)
     except (OSError, ValueError):  # missing, not UTF-8, not JSON

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from xpnet.train.data.dataset import DataError, DataSet
+from xpnet.train.files import is_regular
 
 INTEGER = re.compile(r"\s*[-+]?\d+\s*")
 
@@ -51,6 +52,8 @@ def load_csv(arg: str) -> DataSet:
 def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
     if path.is_dir():
         raise DataError(f"{path} is a folder, not a CSV file; for a folder of class folders use folder:{path}")
+    if path.exists() and not is_regular(path):  # a named pipe would block forever, /dev/zero never end
+        raise DataError(f"{path} is not a regular file (a named pipe or a device): xpnet reads CSV files only")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             table = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]

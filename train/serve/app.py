@@ -17,6 +17,7 @@ import numpy as np
 
 from xpnet.backends import XpnetError
 from xpnet.train.checkpoints import CHECKPOINT_NAME
+from xpnet.train.files import is_regular
 from xpnet.train.predict import Reader
 
 MAX_BODY = 8 * 2**20  # bytes of one request body: a phone's photo as JPEG fits, a drawn letter is ~10 KB
@@ -88,7 +89,7 @@ class App:
         n = len(self.reader.classes)
         if text is None:
             return min(3, n)
-        if not text.isdigit() or not 1 <= int(text) <= n:
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= n:
             raise RequestError(400, f"top={text[:20]!r}: give a whole number from 1 to {n}")
         return int(text)
 
@@ -132,6 +133,10 @@ def _read_json(path: Path):
     """A run folder's JSON file, or None if it is absent or unreadable: the page then says the run
     has no such figures rather than the server refusing to start over a report."""
     try:
+        if not path.exists():
+            return None
+        if not is_regular(path):  # a named pipe would hold the server's start forever
+            raise OSError(f"{path.name} is not a regular file")
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None

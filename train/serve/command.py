@@ -23,7 +23,7 @@ def add_serve(sub) -> None:
 
 
 def port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port: give a whole number from 0 to 65535")
     return int(text)
 

@@ -114,7 +114,7 @@ class Handler(BaseHTTPRequestHandler):
         if length is None:
             self.close_connection = True
             raise RequestError(411, "send the picture with a Content-Length header")
-        if not length.strip().isdigit():
+        if not _number(length):
             self.close_connection = True
             raise RequestError(400, f"Content-Length {length[:20]!r} is not a number of bytes")
         n = int(length)
@@ -151,13 +151,13 @@ class Handler(BaseHTTPRequestHandler):
         """The standard parsing, then the body length is noted so drain() knows what is left."""
         ok = super().parse_request()
         length = self.headers.get("Content-Length", "0") if ok else "0"
-        self._unread = int(length) if length.strip().isdigit() else 0
+        self._unread = int(length) if _number(length) else 0
         return ok
 
     def handle_expect_100(self) -> bool:
         """A client that asks before sending a large body (curl does, past 1 MB) hears the 413 then."""
         length = self.headers.get("Content-Length", "0").strip()
-        if length.isdigit() and int(length) > MAX_BODY:
+        if _number(length) and int(length) > MAX_BODY:
             self.close_connection = True
             self._said = str(too_large(int(length)))
             self.send_json(413, {"error": self._said})
@@ -195,3 +195,10 @@ class Handler(BaseHTTPRequestHandler):
         if format.startswith("Request timed out"):  # an idle keep-alive connection closed: routine
             return
         self.server.log(f"xpnet serve: {one_line(format % args)}")
+
+
+def _number(text) -> bool:
+    """A header that is a whole number in ASCII digits: str.isdigit also takes "²" and "３",
+    which int() then refuses."""
+    text = (text or "").strip()
+    return text.isascii() and text.isdigit()

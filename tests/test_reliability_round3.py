@@ -1,0 +1,108 @@
+"""Faults a third attack found (after issue 17's round two), each held here: hostile files that
+would block or never end, a planted lock file, a CNN checkpoint with NaN weights, header
+numbers in other scripts' digits, a network too big to allocate, a warm-up longer than the run."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet.model import Network
+from xpnet.model.checkpoint import CheckpointError
+from xpnet.model.activations import ModelError
+from xpnet.model.layers import layer_from
+from xpnet.train.data import DataError, load_data
+from xpnet.train.files import OutputError
+from xpnet.train.run_lock import RunLock
+from xpnet.train.runs import restored_history
+from xpnet.train.serve.handler import _number
+from test_backends import one_line
+from test_cli import assert_one_line_error, run_cli
+
+
+def finishes(fn, seconds: float = 10.0):
+    """fn's outcome (a value, or the exception it raised), failing the test if it blocks."""
+    outcome = {}
+
+    def call():
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001  (handed back to the test to judge)
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{fn} blocked for {seconds} s"
+    return outcome
+
+
+def test_a_cnn_checkpoint_with_nan_weights_is_refused_at_load(reference, tmp_path):
+    net = Network.from_layers(["conv2x3", "pool2", 4], (1, 6, 6), 3, reference, seed=0)
+    net.layers[0].W[0, 0, 0, 0] = np.nan
+    path = xpnet.save(net, tmp_path / "cnn")
+    with pytest.raises(CheckpointError) as info:
+        xpnet.load(path, "numpy")
+    assert "layer 0" in one_line(info.value) and "NaN" in str(info.value)
+
+
+def test_a_named_pipe_as_checkpoint_csv_or_history_never_blocks(tmp_path):
+    os.mkfifo(tmp_path / "model.safetensors")
+    outcome = finishes(lambda: xpnet.load(tmp_path, "numpy"))
+    assert isinstance(outcome.get("error"), CheckpointError) and "regular file" in str(outcome["error"])
+    os.mkfifo(tmp_path / "fifo.csv")
+    outcome = finishes(lambda: load_data(f"csv:{tmp_path / 'fifo.csv'}"))
+    assert isinstance(outcome.get("error"), DataError) and "regular file" in str(outcome["error"])
+    os.symlink("/dev/zero", tmp_path / "zero.csv")
+    outcome = finishes(lambda: load_data(f"csv:{tmp_path / 'zero.csv'}"))
+    assert isinstance(outcome.get("error"), DataError)
+    os.mkfifo(tmp_path / "history.json")
+    kept = [{"epoch": 1, "loss": 1.0}]
+    assert finishes(lambda: restored_history(tmp_path, kept, 1, lambda line: None))["value"] == kept
+
+
+def test_a_planted_lock_file_harms_nothing(tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("precious data")
+    run = tmp_path / "run"
+    run.mkdir()
+    os.link(precious, run / ".xpnet-run.lock")  # a hard link: O_NOFOLLOW does not see it
+    with pytest.raises(OutputError) as info:
+        RunLock().take(run)
+    assert "lock" in one_line(info.value) and precious.read_text() == "precious data"
+    os.unlink(run / ".xpnet-run.lock")
+    os.mkfifo(run / ".xpnet-run.lock")
+    outcome = finishes(lambda: RunLock().take(run))
+    assert isinstance(outcome.get("error"), OutputError)
+
+
+def test_header_numbers_are_ascii_digits_only():
+    assert _number("12") and _number(" 7 ")
+    assert not any(_number(text) for text in ("²", "３", "1½", "-5", "", None))
+
+
+def test_a_dropout_description_with_a_negative_seed_or_count_is_refused(reference):
+    for desc in ({"kind": "dropout", "rate": 0.5, "seed": -1}, {"kind": "dropout", "rate": 0.5, "seed": 1, "steps": -5}):
+        with pytest.raises(ModelError) as info:
+            layer_from(desc, (4,), reference)
+        assert "dropout" in one_line(info.value)
+
+
+def test_a_network_too_big_to_allocate_is_one_line(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", X=rng.random((20, 4)), y=np.arange(20) % 2)
+    code, _, err = run_cli(capsys, "train", "--data", str(tmp_path / "d.npz"), "--layers", "99999999999",
+                           "--out", str(tmp_path / "run"), "--no-progress")
+    assert_one_line_error(code, err, "out of memory", "--layers")
+
+
+def test_a_warm_up_as_long_as_the_run_is_a_warning(reference):
+    lines = []
+    net = Network.from_sizes([2, 3, 2], reference, seed=0)
+    xpnet.learn(net, (np.random.default_rng(0).random((8, 2)), np.arange(8) % 2), epochs=2, warmup=5,
+                log=lines.append)
+    assert any(line.startswith("warning: --warmup 5") for line in lines), lines
