@@ -106,3 +106,22 @@ def test_a_warm_up_as_long_as_the_run_is_a_warning(reference):
     xpnet.learn(net, (np.random.default_rng(0).random((8, 2)), np.arange(8) % 2), epochs=2, warmup=5,
                 log=lines.append)
     assert any(line.startswith("warning: --warmup 5") for line in lines), lines
+
+
+def test_a_request_that_fails_outside_its_handling_is_one_line_and_a_client_that_left_is_none(reference):
+    from xpnet.train.serve.handler import Server
+
+    lines = []
+    server = Server.__new__(Server)  # only handle_error and its log are used
+    server.stopping, server.log = False, lines.append
+    for error in (ConnectionResetError(104, "Connection reset by peer"), TimeoutError("timed out")):
+        try:
+            raise error
+        except OSError:
+            server.handle_error(None, ("127.0.0.1", 1))
+    assert lines == []
+    try:
+        raise ValueError("bad\\nthing")
+    except ValueError:
+        server.handle_error(None, ("127.0.0.1", 1))
+    assert len(lines) == 1 and lines[0].startswith("xpnet: warning: a request from 127.0.0.1 failed: ValueError")

@@ -35,8 +35,10 @@ def cmd_serve(args) -> int:
     try:
         server.serve_forever()
     except KeyboardInterrupt:
+        server.stopping = True
         print("stopped", flush=True)
     finally:
+        server.stopping = True
         server.server_close()
     return 0
 

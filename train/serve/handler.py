@@ -31,12 +31,22 @@ class Server(ThreadingHTTPServer):
 
     daemon_threads = True  # Ctrl-C does not wait for a client that holds its connection open
     request_queue_size = 128  # connections waiting to be accepted; socketserver's 5 reset a burst of 50
+    stopping = False  # set on Ctrl-C: a handler thread torn down with the process is not an error
 
     def __init__(self, address, app: App, family=None, log=None):
         self.app = app
         self.address_family = family or self.address_family  # IPv6 for an address such as ::1
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         super().__init__(address, Handler)
+
+    def handle_error(self, request, client_address) -> None:
+        """An error that escaped a request's own handling: one line in the log, not socketserver's
+        traceback. Nothing for a client that left (reset the connection, or went quiet) or while
+        stopping (a daemon thread may die mid-answer at exit): neither is the server's fault."""
+        exc = sys.exc_info()[1]
+        if self.stopping or isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        self.log(f"xpnet: warning: a request from {client_address[0]} failed: {type(exc).__name__}: {exc}")
 
 
 class Handler(BaseHTTPRequestHandler):
