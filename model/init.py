@@ -36,5 +36,15 @@ def init_weights(name: str, rng: np.random.Generator, n_in: int, n_out: int) -> 
     return INITS[check_init(name)](rng, n_in, n_out)
 
 
+def seeded_rng(seed) -> np.random.Generator:
+    """The one host generator weights are drawn from: a Generator as given, or one from a whole
+    number seed (0 or more, as numpy takes them)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ModelError(f"seed must be a whole number, 0 or more, or a numpy Generator, got {seed!r}")
+    return np.random.default_rng(seed)
+
+
 def check_init(name: str) -> str:
     return choose(name, INITS, "init", ModelError)

@@ -70,7 +70,13 @@ def same_layers(layers: Sequence, words: Sequence) -> bool:
 def build_layers(words: Sequence, input_shape: tuple, n_out: int, backend: Backend, *, activation: str,
                  output: str, init: str, rng: np.random.Generator) -> list:
     """The layers `words` describe, then the output layer, with weights drawn from `rng`."""
-    layers, shape = [], tuple(input_shape)
+    if not isinstance(backend, Backend):  # a name would fail deep inside, at the first array
+        raise ModelError(f"give a Backend, such as xpnet.resolve_backend({backend!r}), not {type(backend).__name__}")
+    shape = tuple(input_shape)
+    if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in (*shape, n_out)):
+        raise ModelError(f"the input shape and the number of outputs must be whole numbers of 1 or more, "
+                         f"got {tuple(input_shape)} and {n_out!r}")
+    layers = []
     for desc in parse_layers(words) + [{"kind": "dense", "units": n_out, "activation": output}]:
         if desc["kind"] == "dense" and len(shape) > 1:
             layers.append(Flatten(backend, shape))

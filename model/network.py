@@ -10,7 +10,7 @@ import numpy as np
 from xpnet.backends import Backend
 from xpnet.model.activations import ModelError, check_activation, softmax_forward
 from xpnet.model.dense import Dense
-from xpnet.model.init import init_weights
+from xpnet.model.init import init_weights, seeded_rng
 from xpnet.model.layer import Layer
 from xpnet.model.inputs import check_inputs
 from xpnet.model.layers import build_layers, describe_layers, layer_from
@@ -80,7 +80,7 @@ class Network:
             output = "identity" if loss == "cross_entropy" else activation
         if loss == "cross_entropy" and output != "identity":
             raise ModelError("cross_entropy applies softmax itself: the output activation must be identity")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = seeded_rng(seed)
         acts = [activation] * (len(sizes) - 2) + [output]
         layers = []
         for n_in, n_out, act in zip(sizes, sizes[1:], acts):
@@ -118,7 +118,7 @@ class Network:
         taking samples of `input_shape`, e.g. (1, 28, 28), with `n_out` outputs."""
         check_activation(activation)
         output = output or ("identity" if check_loss(loss) == "cross_entropy" else activation)
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = seeded_rng(seed)
         return cls(build_layers(words, input_shape, n_out, backend, activation=activation, output=output,
                                 init=init, rng=rng), loss)
 

@@ -125,3 +125,41 @@ def test_a_request_that_fails_outside_its_handling_is_one_line_and_a_client_that
     except ValueError:
         server.handle_error(None, ("127.0.0.1", 1))
     assert len(lines) == 1 and lines[0].startswith("xpnet: warning: a request from 127.0.0.1 failed: ValueError")
+
+
+@pytest.mark.parametrize("kwargs,needle", [({"seed": -1}, "seed"), ({"seed": 1.5}, "seed"), ({"patience": 0}, "patience"),
+                                           ({"patience": 1.5}, "patience")])
+def test_learn_refuses_what_the_command_line_refuses(reference, kwargs, needle):
+    net = Network.from_sizes([2, 3, 2], reference, seed=0)
+    X, y = np.random.default_rng(0).random((8, 2)), np.arange(8) % 2
+    with pytest.raises(DataError) as info:
+        xpnet.learn(net, (X, y), epochs=1, validation=(X, y), log=None, **kwargs)
+    assert needle in one_line(info.value)
+
+
+@pytest.mark.parametrize("args,kwargs,needle", [(((0,), 3), {}, "input shape"), (((4,), 2.5), {}, "outputs"),
+                                                (((4,), 3), {"seed": -1}, "seed")])
+def test_a_network_from_words_refuses_bad_shapes_seeds_and_backend_names(reference, args, kwargs, needle):
+    with pytest.raises(ModelError) as info:
+        Network.from_layers([16], *args, reference, **kwargs)
+    assert needle in one_line(info.value)
+    with pytest.raises(ModelError) as info:
+        Network.from_layers([16], (4,), 3, "numpy")
+    assert "resolve_backend('numpy')" in one_line(info.value)
+
+
+def test_csv_names_each_column_once_and_labels_fit_int64(tmp_path):
+    (tmp_path / "dup.csv").write_text("a,label,label\n1,0,cat\n2,1,dog\n")
+    with pytest.raises(DataError) as info:
+        load_data(f"csv:{tmp_path / 'dup.csv'}")
+    assert "'label'" in one_line(info.value)
+    (tmp_path / "big.csv").write_text("a,label\n1,99999999999999999999999\n2,0\n3,1\n")
+    with pytest.raises(DataError) as info:
+        load_data(f"csv:{tmp_path / 'big.csv'}")
+    assert "2^63" in one_line(info.value)
+
+
+def test_save_refuses_two_classes_of_one_name(reference, tmp_path):
+    with pytest.raises(CheckpointError) as info:
+        xpnet.save(Network.from_sizes([2, 3], reference, seed=0), tmp_path / "m", classes=["a", "a", "b"])
+    assert "differ" in one_line(info.value)

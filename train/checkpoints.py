@@ -34,6 +34,8 @@ def save(model: Network, path: str | Path, *, classes=None) -> Path:
     if names and len(names) != model.sizes[-1]:
         raise CheckpointError(f"{len(names)} class names for a network of {model.sizes[-1]} outputs: give one "
                               "name per output")
+    if names and len(set(map(str, names))) != len(names):  # two outputs one name: answers that cannot be told apart
+        raise CheckpointError(f"class names must differ, got {list(names)}")
     return save_checkpoint(model, checkpoint_path(path), {"classes": list(names)} if names else None)
 
 

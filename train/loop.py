@@ -65,7 +65,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     On x86-64 Linux, subnormal floats count as zero on this thread while it runs, `log` and
     `on_epoch` included (train/subnormals.py).
     """
-    _check_settings(epochs, batch_size)
+    _check_settings(epochs, batch_size, seed, patience)
     check_schedule(schedule, warmup)
     if warmup >= epochs:
         _say(log, f"warning: --warmup {warmup} is not shorter than the run's {epochs} epochs, so the rate never "
@@ -216,9 +216,13 @@ def out_of_memory_as_error(batch_size: int):
                           f"try --batch-size {max(1, batch_size // 2)} or a smaller network") from None
 
 
-def _check_settings(epochs, batch_size) -> None:
+def _check_settings(epochs, batch_size, seed=0, patience=None) -> None:
     if not isinstance(epochs, int) or epochs < 1:
         raise DataError(f"epochs must be a positive integer, got {epochs!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise DataError(f"seed must be a whole number, 0 or more, got {seed!r}")
+    if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
+        raise DataError(f"patience must be a positive integer (epochs without improvement), got {patience!r}")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise DataError(f"batch size must be a positive integer, got {batch_size!r}")
 

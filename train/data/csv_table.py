@@ -67,6 +67,10 @@ def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
     if len(table) < 2:
         raise DataError(f"{path} needs a header row naming the columns and at least one row of samples")
     header = [name.strip() for name in table[0]]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:  # which one a #COLUMN or a feature's name means would be a guess
+        raise DataError(f"{path} names more than one column {', '.join(map(repr, repeated))}: give each column "
+                        "its own name")
     for n, row in enumerate(table[1:], start=2):
         if len(row) != len(header):
             raise DataError(f"{path} line {n} has {len(row)} cells but the header names {len(header)} columns; "
@@ -107,6 +111,9 @@ def _targets(cells: list[str], name: str, path: Path):
     if not np.all(np.isfinite(values)):
         raise DataError(f"{path}: the target column {name!r} holds NaN or infinite values; clean the data first")
     if all(INTEGER.fullmatch(c) for c in cells):
+        if np.max(np.abs(values)) >= 2.0 ** 63:  # int64 would wrap them into other classes
+            raise DataError(f"{path}: the target column {name!r} holds whole numbers beyond 2^63; if they are "
+                            "class names, write them as text")
         labels, y = np.unique(values.astype(np.int64), return_inverse=True)
         return y.astype(np.int64), tuple(str(v) for v in labels)
     return values.astype(np.float32), None
