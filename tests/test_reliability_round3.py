@@ -163,3 +163,10 @@ def test_save_refuses_two_classes_of_one_name(reference, tmp_path):
     with pytest.raises(CheckpointError) as info:
         xpnet.save(Network.from_sizes([2, 3], reference, seed=0), tmp_path / "m", classes=["a", "a", "b"])
     assert "differ" in one_line(info.value)
+
+
+def test_csv_values_beyond_float32_are_one_line_naming_the_cell(tmp_path):
+    (tmp_path / "huge.csv").write_text("a,label\n1e300,1\n2e300,0\n3e300,1\n")
+    with pytest.raises(DataError) as info:
+        load_data(f"csv:{tmp_path / 'huge.csv'}")
+    assert "line 2" in one_line(info.value) and "float32" in str(info.value)

@@ -86,6 +86,9 @@ def _target_index(header: list[str], column: str | None, path: Path) -> int:
     return header.index(column)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def numeric_column(rows, i: int, name: str, path: Path) -> np.ndarray:
     """Column i as float64, or one line naming the first cell that is not a finite number."""
     values = np.empty(len(rows))
@@ -97,6 +100,9 @@ def numeric_column(rows, i: int, name: str, path: Path) -> np.ndarray:
                             "numeric feature columns only (encode categories as numbers first)") from None
         if not np.isfinite(values[n]):
             raise DataError(f"{path} line {n + 2}, column {name!r} is {row[i].strip()}; clean the data first")
+        if abs(values[n]) > FLOAT32_MAX:  # features are float32: 1e300 would become infinite
+            raise DataError(f"{path} line {n + 2}, column {name!r} is {row[i].strip()}, beyond float32's range "
+                            f"({FLOAT32_MAX:.3g}): scale the column (standardise it) first")
     return values
 
 
