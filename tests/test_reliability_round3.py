@@ -170,3 +170,18 @@ def test_csv_values_beyond_float32_are_one_line_naming_the_cell(tmp_path):
     with pytest.raises(DataError) as info:
         load_data(f"csv:{tmp_path / 'huge.csv'}")
     assert "line 2" in one_line(info.value) and "float32" in str(info.value)
+
+
+def test_a_weight_decay_too_large_for_the_rate_is_named_when_training_diverges(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", X=rng.random((640, 4)), y=np.arange(640) % 2)
+    code, _, err = run_cli(capsys, "train", "--data", str(tmp_path / "d.npz"), "--layers", "8", "--weight-decay",
+                           "1e10", "--epochs", "2", "--out", str(tmp_path / "run"), "--no-progress")
+    assert_one_line_error(code, err, "diverged", "weight decay 1e+10", "--weight-decay below")
+    from xpnet.train.watch import DivergenceError
+
+    net = Network.from_sizes([4, 8, 2], xpnet.resolve_backend("numpy"), seed=0)
+    with pytest.raises(DivergenceError) as info:  # the same advice from the API, with plain SGD
+        xpnet.learn(net, (rng.random((640, 4)), np.arange(640) % 2), epochs=3, lr=0.05, weight_decay=1e10,
+                    log=None)
+    assert "--weight-decay below 20" in one_line(info.value)

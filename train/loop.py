@@ -112,8 +112,8 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             if steps.failure:
                 _say(log, f"CUDA graphs: recording failed, so every step runs unrecorded ({steps.failure})")
                 steps.failure = None
-            warn_if_exploding(model.history, state.lr, log, data_note)
-            start_loss = warn_if_far_above(record["loss"], start_loss, state.lr, log, data_note)
+            warn_if_exploding(model.history, state.lr, log, data_note, state.weight_decay)
+            start_loss = warn_if_far_above(record["loss"], start_loss, state.lr, log, data_note, state.weight_decay)
             if patience is not None:
                 state.track_validation(record["val_loss"], model)
             if on_epoch is not None:

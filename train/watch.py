@@ -38,7 +38,7 @@ def check_divergence(model: Network, record: dict, state, data_note=lambda: None
     kept = (f"epoch {state.epoch - 1}'s checkpoint is kept" if state.epoch > 1
             else "no epoch finished, so no checkpoint was written")
     raise DivergenceError(f"training diverged at {where}: {what} with learning rate {state.lr:g}; "
-                          f"{_cure(data_note, state.lr)} ({kept})")
+                          f"{_cure(data_note, state.lr, weight_decay=state.weight_decay)} ({kept})")
 
 
 def all_finite(model: Network) -> bool:
@@ -49,21 +49,27 @@ def all_finite(model: Network) -> bool:
 FAR_ABOVE = 100  # an epoch's loss this many times the loss training started from is reported
 
 
-def _cure(data_note, lr: float, blame: str = "") -> str:
-    """What to try after a blow-up or a loss that keeps rising: the data first where they are to
-    blame (`data_note()`: huge values, unscaled), as no rate cures those; else a smaller rate."""
+def _cure(data_note, lr: float, blame: str = "", weight_decay: float = 0.0) -> str:
+    """What to try after a blow-up or a loss that keeps rising: a weight decay too large for the
+    rate first (each step then scales every weight by 1 - lr * lambda, below -1: ever wider
+    swings), then the data where they are to blame (`data_note()`: huge values, unscaled), as no
+    rate cures those; else a smaller rate."""
+    if weight_decay * lr >= 1:
+        return (f"weight decay {weight_decay:g} at rate {lr:g} scales every weight by {1 - weight_decay * lr:.3g} "
+                f"a step; give a --weight-decay below {1 / lr:g}")
     note = data_note()
     return f"{note}; if the data are right, try --lr {lr / 10:g}" if note else f"{blame}try --lr {lr / 10:g}"
 
 
-def warn_if_far_above(loss: float, start_loss: float | None, lr: float, log, data_note) -> float | None:
+def warn_if_far_above(loss: float, start_loss: float | None, lr: float, log, data_note,
+                      weight_decay: float = 0.0) -> float | None:
     """Report, once, an epoch whose (finite) loss is FAR_ABOVE times where training started:
     the weights are being thrown about, though nothing has overflowed yet. Returns the start
     loss to compare with next time, or None once it has been said."""
     if start_loss is None or not (math.isfinite(loss) and loss > FAR_ABOVE * max(start_loss, 1e-12)):
         return start_loss
     _say(log, f"warning: the loss ({loss:.4g}) is over {FAR_ABOVE} times what training started from "
-              f"({start_loss:.4g}); {_cure(data_note, lr, f'learning rate {lr:g} is probably too high: ')}")
+              f"({start_loss:.4g}); {_cure(data_note, lr, f'learning rate {lr:g} is probably too high: ', weight_decay)}")
     return None
 
 
@@ -75,14 +81,14 @@ def warn_if_unchanged(model: Network, before, lr: float, log) -> None:
                   f"for {model.backend.dtype_name} weights (each step rounds to nothing); try a larger --lr")
 
 
-def warn_if_exploding(history: list, lr: float, log, data_note) -> None:
+def warn_if_exploding(history: list, lr: float, log, data_note, weight_decay: float = 0.0) -> None:
     """Report a loss that keeps rising though still finite: the rate is likely too high."""
     if len(history) <= EXPLODING_EPOCHS:
         return
     recent = [r["loss"] for r in history[-EXPLODING_EPOCHS - 1:]]
     if all(b > a for a, b in zip(recent, recent[1:])) and recent[-1] > history[0]["loss"]:
         _say(log, f"warning: the loss has risen for {EXPLODING_EPOCHS} epochs ({recent[0]:.4g} -> "
-                  f"{recent[-1]:.4g}); {_cure(data_note, lr, f'learning rate {lr:g} is probably too high: ')}")
+                  f"{recent[-1]:.4g}); {_cure(data_note, lr, f'learning rate {lr:g} is probably too high: ', weight_decay)}")
 
 
 def _say(log, line: str) -> None:
