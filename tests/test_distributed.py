@@ -359,3 +359,21 @@ def test_mpi_timeout_without_distributed_is_refused_in_one_line(capsys, toy_npz,
                  "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "--mpi-timeout" in err and "--distributed" in err, err
+
+
+def test_a_step_of_many_ranks_moves_dropout_to_its_next_mask(reference):
+    """Each rank's step must advance dropout as a single process's does, or every step of an
+    MPI run would drop the same units."""
+    from xpnet.model import Network
+    from xpnet.train.distributed import Distributed
+    from xpnet.train.optimizers import make_optimizer
+
+    ctx = Distributed.__new__(Distributed)
+    ctx.size = 2
+    ctx.loss_and_grads = lambda model, xb, tb, rows: model.loss_and_grads(xb, tb)  # one rank's sum is its own
+    net = Network.from_layers(["dropout0.5", 4], (3,), 2, reference, seed=0)
+    opt = make_optimizer("sgd", reference, net.params, 0.1)
+    x, t = reference.asarray(np.ones((4, 3))), reference.asarray(np.eye(2)[[0, 1, 0, 1]])
+    for _ in range(3):
+        ctx.train_step(net, x, t, opt, 8)
+    assert net.layers[0].steps == 3

@@ -108,9 +108,7 @@ def layer_words(text: str) -> list:
     try:
         parse_layers(words)
     except ModelError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if any(w == 0 for w in words):
-        raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text}")
+        raise argparse.ArgumentTypeError(str(exc)) from None  # a size of 0 too: parse_layers checks them
     return words
 
 

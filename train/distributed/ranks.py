@@ -157,6 +157,7 @@ class Distributed(RunContext):
             return model.train_step(xb, tb, optimizer)
         loss, out, grads = self.loss_and_grads(model, xb, tb, global_rows)
         model.params = optimizer.step(model.params, grads)
+        model.advance()  # as Network.train_step does: dropout's next step draws its next mask
         return loss, out
 
     def loss_and_grads(self, model, xb, tb, global_rows: int):
