@@ -4,7 +4,7 @@ safetensors stores raw little-endian tensors and a small JSON header and cannot 
 load (unlike pickle), and PyTorch, numpy and others read it directly. Tensors are named
 `layers.{i}.W` / `layers.{i}.b`, the input and target scaling the network was trained under
 `scaling.x_shift` ... (model/scaling.py); the architecture, the task (classes or values), the
-scaling's names and training metadata (backend, dtype, seed, epochs, accuracy...) are JSON
+softmax temperature fitted for calibrated probabilities (1 where none was), the scaling's names and training metadata (backend, dtype, seed, epochs, accuracy...) are JSON
 strings in the header's `__metadata__`. A checkpoint from before scaling and the task were
 recorded loads as a network that takes its inputs as they came, its task guessed from its make.
 
@@ -27,7 +27,7 @@ from xpnet.model.scaling import PREFIX as SCALING_PREFIX, Scaling
 
 FORMAT = "xpnet-checkpoint"
 VERSION = "1"
-RESERVED = ("format", "version", "architecture", "digest", "scaling", "task")  # header entries metadata cannot replace
+RESERVED = ("format", "version", "architecture", "digest", "scaling", "task", "temperature")  # header entries metadata cannot replace
 
 
 class CheckpointError(ModelError):
@@ -45,7 +45,8 @@ def to_bytes(net: Network, metadata: dict | None = None, extra: dict[str, np.nda
     tensors = tensor_dict(net)
     tensors.update(extra or {})
     header = {"format": FORMAT, "version": VERSION, "architecture": json.dumps(net.architecture()),
-              "task": json.dumps("regression" if net.is_regression else "classification")}
+              "task": json.dumps("regression" if net.is_regression else "classification"),
+              "temperature": json.dumps(net.temperature)}
     if net.scaling is not None:
         tensors.update(net.scaling.tensors())
         header["scaling"] = json.dumps(net.scaling.entry())
@@ -112,7 +113,16 @@ def from_tensors(tensors: dict, meta: dict, backend: Backend, source: str = "che
     net.regression = meta["task"] == "regression" if meta.get("task") in ("regression", "classification") \
         else net.is_regression
     net.scaling = _scaling(meta.get("scaling"), tensors, net, source)
+    net.temperature = _temperature(meta.get("temperature", 1.0), source)  # older checkpoints: none fitted
     return net
+
+
+def _temperature(value, source: str) -> float:
+    """The fitted softmax temperature: a finite number above 0, or the file is damaged."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise CheckpointError(f"{source}: its temperature {value!r} is not a finite number above 0 "
+                              "(damaged or from another program)")
+    return float(value)
 
 
 def _scaling(entry, tensors: dict, net: Network, source: str) -> Scaling:

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from xpnet.train.data.font_packages import is_weight_axis
 from xpnet.train.data.fonts import LETTERS, find_fonts, render_glyph, split_fonts
-from xpnet.train.data.letters import WRITERS_TEST
+from xpnet.train.data.letters_groups import WRITERS_TEST
 from xpnet.train.data.strokes import draw_writers, write_letter
 
 KINDS = {  # kind -> what a person did

@@ -9,8 +9,9 @@ import pytest
 
 from xpnet.train.data import fonts as F
 from xpnet.train.data import load_data, parse_spec
-from xpnet.train.data.font_packages import HAND, HELD_OUT, OPEN_LICENCES, PACKAGES, PRINT, package_fonts
-from xpnet.train.data.letters import TEST_GROUPS, VERSION, cache_key_params
+from xpnet.train.data.font_packages import HAND, HELD_OUT, OPEN_LICENCES, PACKAGES, PRINT, VALIDATION, package_fonts
+from xpnet.train.data.letters import VERSION, cache_key_params
+from xpnet.train.data.letters_groups import TEST_GROUPS, split_validation_fonts, writers
 from xpnet.train.data.letters_render import Augment
 from xpnet.train.data.strokes import SKELETONS, Writer, draw_writers, write_letter
 from xpnet.train.metrics import expected_calibration_error, group_accuracies, group_lines
@@ -67,6 +68,16 @@ def test_held_out_families_are_never_trained_on(split):
     assert held | {"DejaVu Serif"} == {f.family for f in test}
 
 
+def test_the_validation_designs_and_writers_are_neither_trained_nor_tested_on(split):
+    train, val = split_validation_fonts(split[0])
+    families = [{f.family for f in side} for side in (train, val, split[1])]
+    assert families[1] == {F.design_family(f.family) for f in package_fonts() if f.slug in VALIDATION}
+    assert not families[0] & families[1] and not families[1] & families[2]
+    assert {f.kind for f in val} == {PRINT, HAND}  # a printed and a handwriting group to validate on
+    sides = {side: set(writers(0, side, 100)) for side in ("train", "test", "validation")}
+    assert not sides["validation"] & (sides["train"] | sides["test"])
+
+
 def test_writers_are_reproducible_and_the_test_writers_are_new():
     a, b = (draw_writers(np.random.SeedSequence([0, 2]), 50) for _ in range(2))
     assert a == b and all(isinstance(w, Writer) for w in a)
@@ -99,6 +110,9 @@ def test_test_groups_partition_the_held_out_set_and_are_reported(tmp_path):
     rows = group_accuracies(data.y_test, data.y_test, groups)
     assert [r["accuracy"] for r in rows] == [1.0] * len(groups)
     assert all(name in line for (name, _), line in zip(TEST_GROUPS, group_lines(rows)))
+    assert len(data.y_val) == data.info["n_validation"] == 100  # half the test set, drawn alike
+    assert data.info["families_validation"] and not set(data.info["families_validation"]) & (
+        set(data.info["families_train"]) | set(data.info["families_test"]))
 
 
 def test_the_cache_key_names_this_generator_and_the_font_packages():

@@ -206,7 +206,7 @@ def test_validation_fraction_in_learn_validates_and_stops_early_on_the_best_epoc
     val = [r["val_loss"] for r in net.history]
     best = int(np.argmin(val))
     assert len(val) == best + 4
-    assert f"restored epoch {best + 1}'s weights" in lines[-1]
+    assert f"restored epoch {best + 1}'s weights" in lines[-2] and lines[-1].startswith("calibration: temperature")
 
 
 def test_validation_and_a_validation_fraction_together_are_refused(numpy32):

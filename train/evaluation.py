@@ -15,7 +15,8 @@ from xpnet.train.checkpoints import CHECKPOINT_NAME, load_checkpoint
 from xpnet.train.data import DataSet, load_data
 from xpnet.train.files import atomic_write_json, ensure_folder
 from xpnet.train.answers import evaluate
-from xpnet.train.metrics import confusion_matrix, group_accuracies, group_lines, listed, regression_line, summary_lines
+from xpnet.train.metrics import (confusion_matrix, expected_calibration_error, group_accuracies, group_lines, listed,
+                                 regression_line, summary_lines)
 
 Log = Callable[[str], None]
 
@@ -23,12 +24,12 @@ Log = Callable[[str], None]
 def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, log: Log,
                           what: str = "held-out samples", score: str = "test accuracy") -> np.ndarray:
     X, y = held_out
-    pred = net.predict(X)
-    cm = confusion_matrix(np.asarray(y), pred, len(data.classes))
+    y = np.asarray(y)
+    proba = net.predict_proba(X)
+    pred, confidence = np.argmax(proba, axis=1), proba.max(axis=1, initial=0.0)
+    cm = confusion_matrix(y, pred, len(data.classes))
     log(f"{score} {100 * np.mean(pred == y):.2f}% on {len(y)} {what}")
-    groups = data.info.get("test_groups") or []
-    if groups:  # with the stated probabilities, for each group's calibration error
-        groups = group_accuracies(np.asarray(y), pred, groups, net.predict_proba(X).max(axis=1))
+    groups = group_accuracies(y, pred, data.info.get("test_groups") or [], confidence)
     if groups:
         log("by held-out group (ECE: expected calibration error of the stated probability, 15 bins):")
         for line in group_lines(groups):
@@ -37,11 +38,21 @@ def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, 
     for line in summary_lines(cm, data.classes):
         log(line)
     atomic_write_json(run_dir / "confusion.json", {"classes": list(data.classes), "counts": cm.tolist()})
-    from xpnet.train.report import write_pictures
+    from xpnet.train.report import write_pictures, write_reliability
 
     for path in write_pictures(run_dir, cm, data.classes, X, y, pred, data.image_shape):
         log(f"wrote {path}")
+    log(calibration_line(net, confidence, pred == y))
+    log(f"wrote {write_reliability(run_dir, confidence, pred == y, net.temperature, groups)}")
     return cm
+
+
+def calibration_line(net: Network, confidence: np.ndarray, right: np.ndarray) -> str:
+    """How well the stated probabilities match the share answered right, and what set them."""
+    how = (f"temperature {net.temperature:.3f}, fitted on validation data" if net.temperature != 1.0
+           else "no temperature fitted")
+    return (f"calibration: ECE {expected_calibration_error(confidence, right):.3f} (mean stated probability "
+            f"{100 * np.mean(confidence):.1f}%, share right {100 * np.mean(right):.1f}%; {how})")
 
 
 def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, log: Log,

@@ -114,7 +114,8 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
     config = settle_loss(config, data, log)
     check_data_fits(config, data)
     if context.is_root:  # the held-out part is rank 0's alone
-        check_patience(config.patience, True if config.val_fraction or data.X_test is not None else None)
+        check_patience(config.patience, True if config.val_fraction or data.X_test is not None
+                       or data.X_val is not None else None)
     warn_about_empty_classes(data, log)
     run_dir = ensure_folder(folder) if context.is_root else None  # the run folder has one writer
     if run_dir is not None:
@@ -135,16 +136,32 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
         meta = run_metadata(config, data)
         atomic_write_json(run_dir / "config.json", meta["config"])
         on_epoch = epoch_saver(run_dir, meta)
+    validation, calibrate = job_validation(config, data, held_out, log)
     with telling_what_is_kept(run_dir):
         learn(net, (data.X_train, data.y_train), epochs=config.epochs, batch_size=config.batch_size,
               lr=job_lr(config), optimizer=config.optimizer, seed=config.seed, scale=config.scale,
-              validation=None if config.val_fraction else held_out, validation_fraction=config.val_fraction,
+              validation=validation, validation_fraction=config.val_fraction, calibrate=calibrate,
               patience=config.patience, log=log, on_epoch=on_epoch, resume=state, context=context,
               cuda_graphs=config.cuda_graphs, schedule=config.schedule, warmup=config.warmup,
               weight_decay=config.weight_decay)
     if run_dir is not None:
         finish_run(net, held_out, data, run_dir, log)
     return run_dir
+
+
+def job_validation(config: TrainConfig, data: DataSet, held_out, log: Log):
+    """(validation data for learn, whether to calibrate on it): the data's own validation split
+    (the letters' unseen designs and writers) or --val-fraction's share of the training rows,
+    else the held-out set, for the curves alone: a temperature fitted on the test set would make
+    its calibration error meaningless."""
+    if config.val_fraction:
+        return None, True
+    if data.X_val is not None:
+        return (data.X_val, data.y_val), True
+    if data.classes and config.loss == "cross_entropy":
+        log("probabilities: not calibrated (no validation data; --val-fraction 0.1 holds back a tenth of the "
+            "training samples to fit a temperature on)")
+    return held_out, False
 
 
 def baseline_rows(data: DataSet):

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from xpnet.model import Network
+from xpnet.train.calibration import calibrate as calibrate_temperature
 from xpnet.train.context import RunContext
 from xpnet.train.device_data import DeviceData
 from xpnet.train.graphs import GraphedSteps, graph_blocker
@@ -39,7 +40,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
           log: Callable[[str], None] | None = print,
           on_epoch: Callable[[Network, dict, TrainingState], None] | None = None,
           resume: TrainingState | None = None, context: RunContext | None = None,
-          cuda_graphs: bool | None = None) -> Network:
+          cuda_graphs: bool | None = None, calibrate: bool = True) -> Network:
     """Train `model` on `data` = (X, y) by gradient descent; returns the trained model.
 
     batch_size=None is full-batch gradient descent; lr="auto" runs the course's recipe
@@ -53,7 +54,9 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     `predict`/`test`/`evaluate` (train/scaling.py). `validation` = (X_val, y_val), or
     `validation_fraction` of the training rows (stratified by class), adds validation
     loss/accuracy to the history; `patience` then stops early when the validation loss has
-    not improved for that many epochs, restoring the best epoch's weights.
+    not improved for that many epochs, restoring the best epoch's weights. A classifier with
+    validation data then fits its softmax temperature on it (`calibrate`; train/calibration.py),
+    so its stated probabilities mean what they say; False keeps them as trained.
     The history (one dict per epoch) is appended to `model.history`. `on_epoch` is called
     after every finished epoch (to checkpoint it); `resume` continues a saved run exactly.
     `context` says where this runs (train/context.py): by default this process alone; a
@@ -122,6 +125,11 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
                 _say(log, f"early stop: validation loss has not improved for {patience} epoch{'s' * (patience != 1)}")
                 _restore_best(model, state, on_epoch, log)
                 break
+    if calibrate and val_set is not None and val_set.classification and model.loss == "cross_entropy" \
+            and context.is_root:
+        calibrate_temperature(model, val_set, log)
+        if on_epoch is not None:  # the checkpoint keeps the temperature
+            on_epoch(model, model.history[-1], state)
     return model
 
 

@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from xpnet.backends import XpnetError, resolve_backend
+from xpnet.train.calibration import UNSURE_BELOW
 from xpnet.train.checkpoints import load_checkpoint
 from xpnet.train.data import DataError
 from xpnet.train.files import is_regular
@@ -24,18 +25,20 @@ class Reader:
                              "predict needs an image model")
 
     def read(self, pixels: np.ndarray, top: int = 3) -> dict:
-        """{letter, probability, runners_up} for one framed picture, the `top` likeliest classes;
-        {value} from a regression model."""
+        """{letter, probability, unsure, runners_up} for one framed picture, the `top` likeliest
+        classes, `unsure` when the answer's (calibrated) probability is under UNSURE_BELOW, that
+        is when the network more likely reads it wrong than right; {value} from a regression model."""
         if self.net.is_regression:
             return {"value": answer_value(self.net.predict(pixels.reshape(1, -1))[0])}
         proba = self.net.predict_proba(pixels.reshape(1, -1))[0]
         order = np.argsort(proba)[::-1][:top]
         return {"letter": self.classes[order[0]], "probability": float(proba[order[0]]),
+                "unsure": bool(proba[order[0]] < UNSURE_BELOW),
                 "runners_up": [[self.classes[i], float(proba[i])] for i in order[1:]]}
 
 
 def predict_images(checkpoint: str, paths: list[str], backend_name=None, device=None, top: int = 3):
-    """Yields one result dict per image: {image, letter, probability, runners_up} from a
+    """Yields one result dict per image: {image, letter, probability, unsure, runners_up} from a
     classifier, {image, value} from a regression model (a number, or a list for several
     outputs), or {image, error}."""
     from xpnet.train.data.glyph import load_image
@@ -75,4 +78,5 @@ def format_result(result: dict) -> str:
     if "value" in result:
         return f"{result['image']}: {format_value(result['value'])}"
     others = ", ".join(f"{c} {100 * p:.1f}%" for c, p in result["runners_up"])
-    return f"{result['image']}: {result['letter']} ({100 * result['probability']:.1f}%; then {others})"
+    unsure = ", unsure" if result.get("unsure") else ""
+    return f"{result['image']}: {result['letter']} ({100 * result['probability']:.1f}%{unsure}; then {others})"

@@ -25,6 +25,36 @@ def write_pictures(run_dir: Path, cm, classes, X, y, pred, image_shape) -> list[
     return written
 
 
+def write_reliability(run_dir: Path, confidence, right, temperature: float, groups) -> Path:
+    """reliability.png, the reliability diagram: for each band of stated probability, the share
+    answered right (on the diagonal when they agree), and calibration.json with its numbers."""
+    from xpnet.train.calibration import reliability
+    from xpnet.train.files import atomic_write_json
+    from xpnet.train.metrics import expected_calibration_error
+
+    bars = reliability(confidence, right)
+    atomic_write_json(run_dir / "calibration.json", {
+        "temperature": temperature, "ece": expected_calibration_error(confidence, right), "bins": bars,
+        "groups": {g["name"]: g["ece"] for g in groups if "ece" in g}})
+    _headless()
+    return _save(run_dir / "reliability.png", _reliability(bars, temperature))
+
+
+def _reliability(bars, temperature: float):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label="calibrated")
+    ax.bar([b["low"] for b in bars], [b["accuracy"] for b in bars], width=[b["high"] - b["low"] for b in bars],
+           align="edge", edgecolor="black", alpha=0.7, label="share answered right")
+    ax.plot([b["confidence"] for b in bars], [b["accuracy"] for b in bars], "o", color="black", markersize=3,
+            label="mean stated probability")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="stated probability of the answer", ylabel="share answered right",
+           title=f"reliability (temperature {temperature:.3g})")
+    ax.legend(loc="upper left")
+    return fig
+
+
 def _headless() -> None:
     import matplotlib
 
@@ -47,7 +77,7 @@ def _curves(history):
     classes = "accuracy" in history[0]  # regression has a loss only
     fig, axes = plt.subplots(1, 2 if classes else 1, figsize=(10 if classes else 5, 4), squeeze=False)
     ax_loss = axes[0, 0]
-    for key, label in (("loss", "train"), ("val_loss", "held out")):
+    for key, label in (("loss", "train"), ("val_loss", "validation")):
         if key in history[0]:
             ax_loss.plot(epochs, [r[key] for r in history], marker="o", label=label)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss J")
@@ -56,7 +86,7 @@ def _curves(history):
         ax_loss.set_title("loss J (log scale)")
     if classes:
         ax_acc = axes[0, 1]
-        for key, label in (("accuracy", "train"), ("val_accuracy", "held out")):
+        for key, label in (("accuracy", "train"), ("val_accuracy", "validation")):
             if key in history[0]:
                 ax_acc.plot(epochs, [100 * r[key] for r in history], marker="o", label=label)
         ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")

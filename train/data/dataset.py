@@ -23,7 +23,9 @@ class DataSet:
     Images are flattened to `image_shape[0] * image_shape[1]` features in [0, 1], bright ink on
     dark, so any source trains and predicts the same way. `X_test`/`y_test` are None when the
     source has no held-out split; `classes` is None for regression. `info` records where the
-    data came from (JSON-serialisable) so a run can be reproduced and reported.
+    data came from (JSON-serialisable) so a run can be reproduced and reported. `X_val`/`y_val`
+    are a validation split a source draws apart from both (the letters' own unseen designs and
+    writers), for calibrating and early stopping; None where it has none.
     """
 
     X_train: np.ndarray  # (N, D) float32
@@ -33,6 +35,8 @@ class DataSet:
     classes: tuple[str, ...] | None
     image_shape: tuple[int, int] | None
     info: dict = field(default_factory=dict)
+    X_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     def __post_init__(self):
         _check_pair(self.X_train, self.y_train, "train")
@@ -42,6 +46,10 @@ class DataSet:
             _check_pair(self.X_test, self.y_test, "test")
             if self.X_test.shape[1] != self.X_train.shape[1]:
                 raise ValueError("train and test samples have different numbers of features")
+        if (self.X_val is None) != (self.y_val is None):
+            raise ValueError("X_val and y_val must both be given or both be None")
+        if self.X_val is not None:
+            _check_pair(self.X_val, self.y_val, "validation")
 
 
 def _check_pair(X, y, side):

@@ -7,7 +7,8 @@ through other packages never change the data. Each family gives up to three font
 bold and italic, taken from a variable font's weight axis or from the static files.
 
 Held-out families (`HELD_OUT`) are never trained on: they are the test set's unseen printed
-designs and unseen handwriting-style designs.
+designs and unseen handwriting-style designs. `VALIDATION` families are neither trained nor
+tested on: the validation set's.
 """
 
 from __future__ import annotations
@@ -42,11 +43,17 @@ PACKAGES = {  # slug -> kind; the families of every style people meet: sans, ser
     "caveat": HAND, "dancing-script": HAND, "delius": HAND, "great-vibes": HAND, "indie-flower": HAND,
     "kalam": HAND, "pacifico": HAND, "permanent-marker": HAND, "satisfy": HAND, "shadows-into-light": HAND,
     "yellowtail": HAND, "zeyada": HAND,
+    # the validation set's (VALIDATION below): a condensed and a geometric sans, a serif, a mono,
+    # a display face and a script
+    "abel": PRINT, "questrial": PRINT, "cardo": PRINT, "dm-mono": PRINT, "acme": PRINT, "oleo-script": HAND,
 }
 # Never trained on: a spread of everyday sans, serif and mono designs, a display face, and
 # three handwriting styles (a marker print, a round print, a joined script).
 HELD_OUT = ("open-sans", "work-sans", "karla", "pt-serif", "crimson-text", "bitter", "inconsolata",
             "righteous", "indie-flower", "kalam", "satisfy")
+# Never trained on nor tested on: the validation set's designs, on which the temperature that
+# calibrates the probabilities is fitted (train/data/letters_groups.py).
+VALIDATION = ("abel", "questrial", "cardo", "dm-mono", "acme", "oleo-script")
 OPEN_LICENCES = ("OFL-1.1", "Apache-2.0")
 WEIGHTS = (400, 700)  # a variable font's instances: regular and bold
 STATIC_STYLES = ("regular", "bold", "italic")  # the static files kept, by the words in their names

@@ -4,9 +4,11 @@
 generates it here, chunk by chunk, each chunk drawn by `letters_render` (one affine warp,
 stroke weight, blur and noise per sample, framed as `glyph.frame_ink` frames a photo).
 
-Train and test come from disjoint font design families (see `fonts.split_fonts`) and disjoint
-synthetic writers (`strokes`), so test accuracy measures reading unseen typefaces and hands.
-The test set is made of groups, each reported on its own (`TEST_GROUPS`). Each chunk is drawn from its own child of the
+Train, validation and test come from disjoint font design families (see `fonts.split_fonts`
+and `letters_groups`) and disjoint synthetic writers (`strokes`), so test accuracy measures
+reading unseen typefaces and hands, and the validation set (half the test set's size, drawn
+alike) calibrates the probabilities without touching the test set. The test set is made of
+groups, each reported on its own (`TEST_GROUPS`). Each chunk is drawn from its own child of the
 master seed, so the result depends on the seed alone, never on the number of worker
 processes. The cache is keyed by every generation parameter.
 """
@@ -17,31 +19,27 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import numpy as np
 from tqdm import tqdm
 
 from xpnet.train.data.dataset import DataSet
-from xpnet.train.data.font_packages import HAND, PRINT, package_versions
+from xpnet.train.data.font_packages import package_versions
 from xpnet.train.data.fonts import Font, candidate_font_files, find_fonts, split_fonts
 from xpnet.train.data.glyph import FRAME
 from xpnet.train.data.letters_cache import STALE_TEMP_S, cache_path, read_cache, write_cache
+from xpnet.train.data.letters_groups import (HAND_SHARE, VALIDATION_SHARE, WRITERS_TEST, WRITERS_VALIDATION,
+                                             families, group_ranges, held_out_recipes, split_validation_fonts,
+                                             writers)
 from xpnet.train.data.letters_render import Augment, Recipe, glyph_bank, render_chunk
-from xpnet.train.data.strokes import SKELETONS, draw_writers
+from xpnet.train.data.strokes import SKELETONS
 from xpnet.train.files import remove_stale_temps
 
-VERSION = 2  # bump whenever the generator's output changes, so stale caches are not reused
+VERSION = 3  # bump whenever the generator's output changes, so stale caches are not reused
 CLASSES = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 CHUNK = 1000  # samples per seeded chunk; fixed, so results do not depend on the worker count
-WRITERS_TRAIN, WRITERS_TEST = 400, 100  # synthetic writers on each side, drawn from different seeds
-HAND_SHARE = 0.25  # share of training letters written by the synthetic writers; the rest set in fonts
-TEST_GROUPS = (  # (name, share of the test set): each held-out group is reported on its own
-    ("printed, unseen font families", 0.4),
-    ("handwriting fonts, unseen families", 0.2),
-    ("handwriting, unseen writers", 0.2),
-    ("low resolution, 7-12 px tall", 0.2),
-)
+WRITERS_TRAIN = 400  # synthetic writers to train on (the held-out sides' are in letters_groups)
 
 
 def load_letters(*, seed: int = 0, cache_dir=None, fonts_dir=None, n_train: int = 60000,
@@ -61,8 +59,9 @@ def load_letters(*, seed: int = 0, cache_dir=None, fonts_dir=None, n_train: int 
     if cached is None:
         started = time.perf_counter()
         train_fonts, test_fonts = split_fonts(find_fonts(fonts_dir, system_fonts))
-        arrays = generate(train_fonts, test_fonts, seed, n_train, n_test, augment, progress, workers)
-        info = dict(describe(seed, n_train, n_test, augment, train_fonts, test_fonts),
+        train_fonts, val_fonts = split_validation_fonts(train_fonts)
+        arrays = generate(train_fonts, test_fonts, seed, n_train, n_test, augment, progress, workers, val_fonts)
+        info = dict(describe(seed, n_train, n_test, augment, train_fonts, test_fonts, val_fonts),
                     generation_seconds=round(time.perf_counter() - started, 2))
         write_cache(path, arrays, info)
         cached = arrays, dict(info, cache_hit=False)
@@ -74,11 +73,13 @@ def _as_dataset(arrays: dict, info: dict) -> DataSet:
     """uint8 pixels to float32 in [0, 1] (bytes keep the cache 4x smaller); no test split if n_test is 0."""
     def pixels(a):
         return a.astype(np.float32) / np.float32(255)
-    has_test = len(arrays["y_test"]) > 0
+    has_test, has_val = len(arrays["y_test"]) > 0, len(arrays.get("y_val", ())) > 0
     return DataSet(X_train=pixels(arrays["X_train"]), y_train=arrays["y_train"].astype(np.int64),
                    X_test=pixels(arrays["X_test"]) if has_test else None,
                    y_test=arrays["y_test"].astype(np.int64) if has_test else None,
-                   classes=CLASSES, image_shape=(FRAME, FRAME), info=info)
+                   classes=CLASSES, image_shape=(FRAME, FRAME), info=info,
+                   X_val=pixels(arrays["X_val"]) if has_val else None,
+                   y_val=arrays["y_val"].astype(np.int64) if has_val else None)
 
 
 def cache_key_params(seed, n_train, n_test, augment, font_files) -> dict:
@@ -88,7 +89,7 @@ def cache_key_params(seed, n_train, n_test, augment, font_files) -> dict:
             "font_packages": package_versions()}
 
 
-def describe(seed, n_train, n_test, augment, train_fonts, test_fonts) -> dict:
+def describe(seed, n_train, n_test, augment, train_fonts, test_fonts, val_fonts=()) -> dict:
     """The JSON-ready `info` of a generated set: its parameters and the fonts on each side."""
     return {
         "source": "letters", "version": VERSION, "seed": int(seed),
@@ -97,8 +98,11 @@ def describe(seed, n_train, n_test, augment, train_fonts, test_fonts) -> dict:
         "fonts_test": [_font_record(f) for f in test_fonts],
         "families_train": sorted({f.family for f in train_fonts}),
         "families_test": sorted({f.family for f in test_fonts}),
-        "writers": {"train": WRITERS_TRAIN, "test": WRITERS_TEST, "skeletons": list(SKELETONS)},
-        "test_groups": _group_ranges(test_fonts, n_test),
+        "families_validation": sorted({f.family for f in val_fonts}),
+        "writers": {"train": WRITERS_TRAIN, "test": WRITERS_TEST, "validation": WRITERS_VALIDATION,
+                    "skeletons": list(SKELETONS)},
+        "test_groups": group_ranges(test_fonts, n_test),
+        "n_validation": _validation_size(n_test),
     }
 
 
@@ -107,55 +111,34 @@ def _font_record(font: Font) -> dict:
     return {"name": font.name, "family": font.family, "kind": font.kind, "path": font.path}
 
 
-def _group_ranges(test_fonts, n_test) -> list[dict]:
-    """Where each held-out group sits in the test set: [start, stop) rows, in TEST_GROUPS order."""
-    sizes = _group_sizes(test_fonts, n_test)
-    stops = np.cumsum(sizes)
-    return [{"name": name, "start": int(stop - n), "stop": int(stop)}
-            for (name, _), n, stop in zip(TEST_GROUPS, sizes, stops) if n > 0]
-
-
-def _group_sizes(test_fonts, n_test) -> list[int]:
-    """Rows per group: their shares of n_test, a group with nothing to draw from getting none."""
-    shares = np.array([share if _has_sources(i, test_fonts) else 0.0 for i, (_, share) in enumerate(TEST_GROUPS)])
-    sizes = np.floor(n_test * shares / shares.sum()).astype(int)
-    sizes[int(np.argmax(shares))] += n_test - sizes.sum()
-    return [int(n) for n in sizes]
-
-
-def _has_sources(group: int, test_fonts) -> bool:
-    kinds = {f.kind for f in test_fonts}
-    return {0: PRINT in kinds, 1: HAND in kinds}.get(group, True)
+def _validation_size(n_test: int) -> int:
+    return int(n_test * VALIDATION_SHARE)
 
 
 # --- generation -------------------------------------------------------------------------
 
 def generate(train_fonts, test_fonts, seed, n_train, n_test, augment=Augment(), progress=False,
-             workers=None) -> dict:
-    """Both splits as uint8 arrays: X (N, 784) and y (N,), train and test from their own fonts and writers."""
-    fonts = list(train_fonts) + list(test_fonts)
-    n = len(train_fonts)
-    train = Recipe(_families(range(n), fonts), draw_writers(np.random.SeedSequence([int(seed), 2]), WRITERS_TRAIN),
-                   HAND_SHARE)
-    train_jobs = _chunk_jobs([seed, 0], n_train, train, augment)
-    test_jobs = [job for g, (recipe, a, size) in enumerate(_test_recipes(test_fonts, n, seed, n_test, augment))
-                 for job in _chunk_jobs([seed, 1, g], size, recipe, a)]
-    bar = tqdm(total=n_train + n_test, desc="letters", unit="img", disable=not progress)
-    results = _run_jobs(glyph_bank(fonts), train_jobs + test_jobs, bar, workers)
+             workers=None, val_fonts=()) -> dict:
+    """Every split as uint8 arrays: X (N, 784) and y (N,), train, validation and test each from
+    its own fonts and writers."""
+    fonts = list(train_fonts) + list(val_fonts) + list(test_fonts)
+    n, n_val = len(train_fonts), _validation_size(n_test)
+    train = Recipe(families(range(n), fonts), writers(seed, "train", WRITERS_TRAIN), HAND_SHARE)
+    jobs = {"train": _chunk_jobs([seed, 0], n_train, train, augment),
+            "test": _held_out_jobs(test_fonts, n + len(val_fonts), writers(seed, "test", WRITERS_TEST),
+                                   [seed, 1], n_test, augment),
+            "val": _held_out_jobs(val_fonts, n, writers(seed, "validation", WRITERS_VALIDATION),
+                                  [seed, 5], n_val, augment)}
+    bar = tqdm(total=n_train + n_test + n_val, desc="letters", unit="img", disable=not progress)
+    results = iter(_run_jobs(glyph_bank(fonts), [job for side in jobs.values() for job in side], bar, workers))
     bar.close()
-    return {**_stack(results[:len(train_jobs)], "train"), **_stack(results[len(train_jobs):], "test")}
+    return {k: v for side, side_jobs in jobs.items() for k, v in _stack([next(results) for _ in side_jobs], side).items()}
 
 
-def _test_recipes(test_fonts, offset, seed, n_test, augment) -> list[tuple]:
-    """(recipe, augment, size) of each group in TEST_GROUPS, its fonts indexed after the training fonts."""
-    ids = {kind: [offset + i for i, f in enumerate(test_fonts) if f.kind == kind] for kind in (PRINT, HAND)}
-    everyone = [offset + i for i in range(len(test_fonts))]
-    fonts = [None] * offset + list(test_fonts)
-    writers = draw_writers(np.random.SeedSequence([int(seed), 3]), WRITERS_TEST)
-    sharp, small = replace(augment, lowres_prob=0.0), replace(augment, lowres_prob=1.0, max_lowres_px=12.0)
-    recipes = [(Recipe(_families(ids[PRINT], fonts)), sharp), (Recipe(_families(ids[HAND], fonts)), sharp),
-               (Recipe([], writers, 1.0), sharp), (Recipe(_families(everyone, fonts), writers, HAND_SHARE), small)]
-    return [(r, a, size) for (r, a), size in zip(recipes, _group_sizes(test_fonts, n_test))]
+def _held_out_jobs(side_fonts, offset, side_writers, seed, n, augment) -> list[tuple]:
+    """The chunks of a held-out side, group by group; group g's chunks seeded from seed + [g]."""
+    return [job for g, (recipe, a, size) in enumerate(held_out_recipes(side_fonts, offset, side_writers, n, augment))
+            for job in _chunk_jobs([*seed, g], size, recipe, a)]
 
 
 def _chunk_jobs(seed, n, recipe, augment) -> list[tuple]:
@@ -163,14 +146,6 @@ def _chunk_jobs(seed, n, recipe, augment) -> list[tuple]:
     sizes = [min(CHUNK, n - start) for start in range(0, n, CHUNK)]
     seeds = np.random.SeedSequence([int(x) for x in seed]).spawn(len(sizes))
     return [(s, size, recipe, augment) for s, size in zip(seeds, sizes)]
-
-
-def _families(font_ids, fonts) -> list[list[int]]:
-    """Font indices grouped by design family, so each family is drawn equally often."""
-    by_family = {}
-    for i in font_ids:
-        by_family.setdefault(fonts[i].family, []).append(i)
-    return [by_family[name] for name in sorted(by_family)]
 
 
 def _run_jobs(bank, jobs, bar, workers) -> list:

@@ -37,7 +37,7 @@ def read_cache(path: Path) -> tuple[dict, dict] | None:
         return None
     try:  # each array's CRC-32 is checked as it is read: a flipped byte fails here, not later
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:  # closed even when np.load fails
-            arrays = {k: f[k] for k in ("X_train", "y_train", "X_test", "y_test")}
+            arrays = {k: f[k] for k in ("X_train", "y_train", "X_test", "y_test", "X_val", "y_val")}
             info = json.loads(str(f["info"]))
         if not isinstance(info, dict):
             raise ValueError("its info is not an object")

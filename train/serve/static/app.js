@@ -142,7 +142,7 @@ async function send(blob, final) {
 function showAnswer(a) {
   const status = $("status");
   status.className = "status";
-  status.replaceChildren(el("span", "letter", a.letter), `${pct(a.probability)}`);
+  status.replaceChildren(el("span", "letter", a.letter), `${pct(a.probability)}${a.unsure ? " (unsure)" : ""}`);
   const rows = [[a.letter, a.probability], ...a.runners_up];
   $("top").replaceChildren(...rows.map(([name, p]) => bar(name, p)));
   drawSeen(a.input);

@@ -1,0 +1,164 @@
+"""Calibrated probabilities: the temperature is fitted on validation data, travels with the
+checkpoint, leaves every answer as it was, and makes a stated probability mean what it says."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from xpnet import learn
+from xpnet.model import CheckpointError, Network
+from xpnet.model import checkpoint
+from xpnet.train.calibration import BOUNDS, UNSURE_BELOW, fit_temperature, reliability
+from xpnet.train.metrics import expected_calibration_error
+from xpnet.train.predict import format_result
+from test_backends import one_line
+from test_cli import run_cli
+
+
+def drawn_from(temperature: float, n: int = 20000, classes: int = 10, seed: int = 0):
+    """(logits, labels) where each label is drawn from softmax(logits / temperature): a model
+    whose logits are right up to that temperature."""
+    rng = np.random.default_rng(seed)
+    z = 3 * rng.standard_normal((n, classes))
+    p = np.exp(z / temperature)
+    p /= p.sum(axis=1, keepdims=True)
+    labels = (rng.random((n, 1)) > np.cumsum(p, axis=1)).sum(axis=1)
+    return z, labels
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("truth", [0.5, 1.0, 2.5, 6.0])
+def test_the_fitted_temperature_is_the_one_the_labels_were_drawn_at(truth):
+    z, labels = drawn_from(truth)
+    assert fit_temperature(z, labels) == pytest.approx(truth, rel=0.06)
+
+
+def test_calibrating_an_overconfident_model_brings_its_error_near_zero_and_keeps_its_answers():
+    z, labels = drawn_from(3.0)
+    before = softmax(z)
+    after = softmax(z / fit_temperature(z, labels))
+    np.testing.assert_array_equal(before.argmax(axis=1), after.argmax(axis=1))
+    right = before.argmax(axis=1) == labels
+    assert expected_calibration_error(before.max(axis=1), right) > 0.15
+    assert expected_calibration_error(after.max(axis=1), right) < 0.02
+
+
+def test_the_search_stops_at_its_bounds_for_data_no_temperature_fits():
+    z, labels = drawn_from(1.0)
+    assert fit_temperature(z, z.argmax(axis=1)) == pytest.approx(BOUNDS[0], rel=0.01)  # always right: sharpest
+    assert fit_temperature(z, (z.argmin(axis=1))) == pytest.approx(BOUNDS[1], rel=0.01)  # always wrong: flattest
+
+
+def test_reliability_bins_count_every_sample_and_agree_with_the_error():
+    rng = np.random.default_rng(1)
+    confidence, right = rng.uniform(0, 1, 3000), rng.random(3000) < 0.5
+    bars = reliability(confidence, right)
+    assert sum(b["samples"] for b in bars) == 3000 and len(bars) == 15
+    ece = sum(abs(b["confidence"] - b["accuracy"]) * b["samples"] for b in bars) / 3000
+    assert ece == pytest.approx(expected_calibration_error(confidence, right))
+
+
+def test_predict_proba_divides_the_logits_by_the_temperature_on_every_backend(backend):
+    net = Network.from_sizes([4, 6, 5], backend, seed=0)
+    X = np.random.default_rng(2).standard_normal((7, 4))
+    logits = backend.to_numpy(net.forward(backend.asarray(X)))
+    net.temperature = 2.5
+    np.testing.assert_allclose(net.predict_proba(X), softmax(logits / 2.5), rtol=1e-12)
+    np.testing.assert_array_equal(net.predict(X), logits.argmax(axis=1))
+    assert net.to(backend).temperature == 2.5
+
+
+def test_the_temperature_travels_with_the_checkpoint(reference):
+    net = Network.from_sizes([4, 6, 5], reference, seed=0)
+    net.temperature = 1.75
+    again, meta = checkpoint.from_bytes(checkpoint.to_bytes(net), reference)
+    assert again.temperature == 1.75 and meta["temperature"] == 1.75
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_checkpoint_with_an_impossible_temperature_is_refused_in_one_line(reference, bad):
+    net = Network.from_sizes([4, 6, 5], reference, seed=0)
+    net.temperature = bad  # the digest is valid: only the value is wrong
+    with pytest.raises(CheckpointError) as info:
+        checkpoint.from_bytes(checkpoint.to_bytes(net), reference, source="ck.safetensors")
+    assert "temperature" in one_line(info.value) and "ck.safetensors" in str(info.value)
+
+
+def blobs(n, seed, noise=1.0):
+    """Four overlapping classes in 6 features: a network trained on them is too sure of itself."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    X = np.eye(4, 6)[y] * 2 + noise * rng.standard_normal((n, 6))
+    return X, y
+
+
+def test_learn_fits_the_temperature_on_validation_data_and_lowers_its_error(reference):
+    lines = []
+    net = Network.from_sizes([6, 64, 4], reference, activation="relu", seed=0)
+    X, y = blobs(300, 0)
+    Xv, yv = blobs(3000, 1)
+    learn(net, (X, y), epochs=100, lr=0.1, optimizer="momentum", validation=(Xv, yv), log=lines.append)
+    assert net.temperature > 1.5  # trained long on few noisy samples: overconfident, so softened
+    assert any(line.startswith("calibration: temperature") for line in lines)
+    Xt, yt = blobs(3000, 2)
+    proba = net.predict_proba(Xt)
+    right = proba.argmax(axis=1) == yt
+    raw = softmax(np.log(np.clip(proba, 1e-300, None)) * net.temperature)
+    calibrated = expected_calibration_error(proba.max(axis=1), right)
+    assert calibrated < 0.05 and calibrated < expected_calibration_error(raw.max(axis=1), right) / 2
+
+
+def test_learn_without_validation_or_told_not_to_keeps_temperature_one(reference):
+    X, y = blobs(400, 0)
+    for kwargs in ({}, {"validation": blobs(200, 1), "calibrate": False}):
+        net = Network.from_sizes([6, 8, 4], reference, seed=0)
+        learn(net, (X, y), epochs=2, log=None, **kwargs)
+        assert net.temperature == 1.0
+
+
+@pytest.fixture
+def blob_files(tmp_path):
+    X, y = blobs(600, 0)
+    Xt, yt = blobs(300, 1)
+    path = tmp_path / "blobs.npz"
+    np.savez(path, X=X, y=y, X_test=Xt, y_test=yt)
+    return path
+
+
+def test_a_run_with_only_a_test_set_says_its_probabilities_are_not_calibrated(capsys, tmp_path, blob_files):
+    code, out, err = run_cli(capsys, "train", "--data", str(blob_files), "--epochs", "2", "--out",
+                             str(tmp_path / "run"), "--no-progress")
+    assert code == 0, err
+    assert "probabilities: not calibrated (no validation data; --val-fraction" in out
+    assert "no temperature fitted" in out
+    saved = json.loads((tmp_path / "run" / "calibration.json").read_text())
+    assert saved["temperature"] == 1.0
+
+
+def test_a_run_with_a_validation_fraction_is_calibrated_and_reports_it(capsys, tmp_path, blob_files):
+    run = tmp_path / "run"
+    code, out, err = run_cli(capsys, "train", "--data", str(blob_files), "--epochs", "30", "--val-fraction",
+                             "0.25", "--out", str(run), "--no-progress")
+    assert code == 0, err
+    saved = json.loads((run / "calibration.json").read_text())
+    assert saved["temperature"] != 1.0 and f"temperature {saved['temperature']:.3f}" in out
+    assert f"ECE {saved['ece']:.3f}" in out and (run / "reliability.png").stat().st_size > 1000
+    assert sum(b["samples"] for b in saved["bins"]) == 300
+    loaded, _ = checkpoint.from_bytes((run / "model.safetensors").read_bytes(),
+                                      __import__("xpnet").backends.resolve_backend("numpy", "cpu", "float64"))
+    assert loaded.temperature == saved["temperature"]
+
+
+def test_predict_calls_an_answer_under_one_half_unsure():
+    sure = {"image": "a.png", "letter": "A", "probability": 0.9, "unsure": False, "runners_up": [["H", 0.05]]}
+    assert format_result(sure) == "a.png: A (90.0%; then H 5.0%)"
+    unsure = dict(sure, probability=0.4, unsure=True)
+    assert format_result(unsure) == "a.png: A (40.0%, unsure; then H 5.0%)"
+    assert UNSURE_BELOW == 0.5
