@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from xpnet import learn
+from xpnet.backends import resolve_backend
 from xpnet.model import CheckpointError, Network
 from xpnet.model import checkpoint
 from xpnet.train.calibration import BOUNDS, UNSURE_BELOW, fit_temperature, reliability
@@ -151,9 +152,13 @@ def test_a_run_with_a_validation_fraction_is_calibrated_and_reports_it(capsys, t
     assert saved["temperature"] != 1.0 and f"temperature {saved['temperature']:.3f}" in out
     assert f"ECE {saved['ece']:.3f}" in out and (run / "reliability.png").stat().st_size > 1000
     assert sum(b["samples"] for b in saved["bins"]) == 300
-    loaded, _ = checkpoint.from_bytes((run / "model.safetensors").read_bytes(),
-                                      __import__("xpnet").backends.resolve_backend("numpy", "cpu", "float64"))
+    loaded, meta = checkpoint.from_bytes((run / "model.safetensors").read_bytes(),
+                                         resolve_backend("numpy", "cpu", "float64"))
     assert loaded.temperature == saved["temperature"]
+    history = json.loads((run / "history.json").read_text())
+    assert all("test_accuracy" in r for r in history)  # watched each epoch, chosen on never
+    assert f"test accuracy {100 * history[-1]['test_accuracy']:.2f}%" in out
+    assert meta["accuracy"] == history[-1]["test_accuracy"]
 
 
 def test_predict_calls_an_answer_under_one_half_unsure():

@@ -61,7 +61,12 @@ def test_run_folder_holds_checkpoint_history_and_pictures(trained_run):
     assert all(0 <= g["accuracy"] <= 1 and 0 <= g["ece"] <= 1 for g in groups)
     history = json.loads((run_dir / "history.json").read_text())
     assert len(history) == 5 and {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history[0])
-    for picture in ("curves.png", "confusion.png", "samples.png"):
+    # the test set is watched every epoch, group by group; the last epoch's is what the report says
+    assert all(set(r["test_groups"]) == {g["name"] for g in groups} for r in history)
+    assert history[-1]["test_groups"] == {g["name"]: g["accuracy"] for g in groups}
+    calibration = json.loads((run_dir / "calibration.json").read_text())
+    assert calibration["temperature"] != 1.0 and calibration["groups"] == {g["name"]: g["ece"] for g in groups}
+    for picture in ("curves.png", "confusion.png", "samples.png", "reliability.png"):
         with Image.open(run_dir / picture) as img:
             assert img.size[0] > 300 and img.size[1] > 200
 

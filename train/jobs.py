@@ -26,11 +26,11 @@ from xpnet.train.context import RunContext
 from xpnet.train.data import DataError, DataSet, absolute_spec
 from xpnet.train.data.spec import check_sample_counts
 from xpnet.train.evaluation import report_classification
+from xpnet.train.held_out import job_validation, scoring
 from xpnet.train.files import atomic_write_json, ensure_folder, remove_stale_temps
 from xpnet.train.answers import evaluate
 from xpnet.train.loop import learn
-from xpnet.train.metrics import listed
-from xpnet.train.metrics import regression_line
+from xpnet.train.metrics import listed, regression_line
 from xpnet.train.optimizers import DEFAULT_LR, check_optimizer, check_weight_decay
 from xpnet.train.prepare import check_patience
 from xpnet.train.run_lock import RunLock
@@ -135,7 +135,7 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
             log_baseline(net, held_out or baseline_rows(data), len(data.classes), log)
         meta = run_metadata(config, data)
         atomic_write_json(run_dir / "config.json", meta["config"])
-        on_epoch = epoch_saver(run_dir, meta)
+        on_epoch = scoring(epoch_saver(run_dir, meta), held_out, data.info.get("test_groups") or [])
     validation, calibrate = job_validation(config, data, held_out, log)
     with telling_what_is_kept(run_dir):
         learn(net, (data.X_train, data.y_train), epochs=config.epochs, batch_size=config.batch_size,
@@ -147,21 +147,6 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
     if run_dir is not None:
         finish_run(net, held_out, data, run_dir, log)
     return run_dir
-
-
-def job_validation(config: TrainConfig, data: DataSet, held_out, log: Log):
-    """(validation data for learn, whether to calibrate on it): the data's own validation split
-    (the letters' unseen designs and writers) or --val-fraction's share of the training rows,
-    else the held-out set, for the curves alone: a temperature fitted on the test set would make
-    its calibration error meaningless."""
-    if config.val_fraction:
-        return None, True
-    if data.X_val is not None:
-        return (data.X_val, data.y_val), True
-    if data.classes and config.loss == "cross_entropy":
-        log("probabilities: not calibrated (no validation data; --val-fraction 0.1 holds back a tenth of the "
-            "training samples to fit a temperature on)")
-    return held_out, False
 
 
 def baseline_rows(data: DataSet):

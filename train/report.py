@@ -86,7 +86,7 @@ def _curves(history):
         ax_loss.set_title("loss J (log scale)")
     if classes:
         ax_acc = axes[0, 1]
-        for key, label in (("accuracy", "train"), ("val_accuracy", "validation")):
+        for key, label in (("accuracy", "train"), ("val_accuracy", "validation"), ("test_accuracy", "test")):
             if key in history[0]:
                 ax_acc.plot(epochs, [100 * r[key] for r in history], marker="o", label=label)
         ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")

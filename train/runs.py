@@ -99,7 +99,8 @@ def epoch_saver(run_dir: Path, meta: dict) -> Callable:
         # trims it to the checkpoint's epochs; the other way round that epoch's record is lost.
         atomic_write_json(run_dir / "history.json", model.history)
         save_checkpoint(model, run_dir / CHECKPOINT_NAME,  # its own copy of the history, should history.json be lost
-                        {**meta, "epochs": record["epoch"], "accuracy": record.get("val_accuracy"),
+                        {**meta, "epochs": record["epoch"],
+                         "accuracy": record.get("test_accuracy", record.get("val_accuracy")),
                          "history": model.history}, training_state)
 
     return checkpoint

@@ -23,8 +23,9 @@ function runView(run) {
   parts.push(node("h2", "Learning curves"));
   if (h.length) {
     const charts = node("div", "", "charts");
-    charts.append(chart("loss", h, [["loss", "train"], ["val_loss", "held out"]], 1),
-                  chart("accuracy (%)", h, [["accuracy", "train"], ["val_accuracy", "held out"]], 100));
+    charts.append(chart("loss", h, [["loss", "train"], ["val_loss", "validation"]], 1),
+                  chart("accuracy (%)", h, [["accuracy", "train"], ["val_accuracy", "validation"],
+                                            ["test_accuracy", "test"]], 100));
     parts.push(charts);
   } else {
     parts.push(node("p", "This run has no history.json (a bare checkpoint file), so no curves.", "empty"));
@@ -59,7 +60,7 @@ function chart(title, history, series, scale) {
   label(L, H - 8, `epoch ${epochs[0]}`, "start"); label(W - R, H - 8, `${epochs[epochs.length - 1]}`);
   label(L, 12, title, "start");
   lines.forEach(([k, name], i) => {
-    const colour = ["#2f6fd6", "#e0713a"][i];
+    const colour = ["#2f6fd6", "#e0713a", "#2a9d58"][i];
     const pts = history.map((r) => `${x(r.epoch)},${y(scale * r[k])}`).join(" ");
     svg.append(svgNode("polyline", { points: pts, fill: "none", stroke: colour, "stroke-width": 2 }));
     label(W - R - 70 * (lines.length - 1 - i), 12, name, "end");
