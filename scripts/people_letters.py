@@ -7,7 +7,7 @@
 scans or draws them (see KINDS), from the font families and synthetic writers the letters
 generator holds out, so no picture's design or hand was trained on. The same seed gives the
 same pictures on every machine. `score` reads each kind as `xpnet predict` would (the same
-framing) and prints the accuracy per kind.
+framing) and prints the accuracy per kind, with the calibration of the stated probabilities.
 """
 
 from __future__ import annotations
@@ -151,19 +151,32 @@ def make(out: Path, per_letter: int, seed: int) -> None:
 
 
 def score(run: str, out: Path) -> None:
+    """Each kind's accuracy, the calibration error of the stated probability, the share of
+    answers `predict` would call unsure, and the accuracy of the rest."""
     from xpnet.backends import resolve_backend
+    from xpnet.train.calibration import UNSURE_BELOW
     from xpnet.train.checkpoints import load_checkpoint
     from xpnet.train.data.folder import load_folder
+    from xpnet.train.metrics import expected_calibration_error
 
     net, meta = load_checkpoint(run, resolve_backend("numpy"))
-    total = right = 0
+    every = {"right": [], "confidence": []}
     for kind in KINDS:
         data = load_folder(out / kind, progress=False)
-        pred = net.predict(data.X_train)
+        proba = net.predict_proba(data.X_train)
         truth = np.array([list(meta["classes"]).index(data.classes[i]) for i in data.y_train])
-        total, right = total + len(truth), right + int((pred == truth).sum())
-        print(f"{kind:14s} {np.mean(pred == truth):.3f}  ({len(truth)} pictures)")
-    print(f"{'all':14s} {right / total:.3f}  ({total} pictures)")
+        right, confidence = proba.argmax(axis=1) == truth, proba.max(axis=1)
+        every["right"].append(right)
+        every["confidence"].append(confidence)
+        print(_score_line(kind, right, confidence, expected_calibration_error, UNSURE_BELOW))
+    right, confidence = (np.concatenate(every[k]) for k in ("right", "confidence"))
+    print(_score_line("all", right, confidence, expected_calibration_error, UNSURE_BELOW))
+
+
+def _score_line(kind, right, confidence, ece, unsure_below) -> str:
+    sure = confidence >= unsure_below
+    return (f"{kind:14s} {np.mean(right):.3f}  ({len(right)} pictures)  ECE {ece(confidence, right):.3f}  "
+            f"unsure {np.mean(~sure):.1%}, right when sure {np.mean(right[sure]) if sure.any() else float('nan'):.3f}")
 
 
 def main(argv=None) -> None:
