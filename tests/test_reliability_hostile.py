@@ -186,6 +186,10 @@ def test_a_letter_count_beyond_the_ceiling_is_refused_before_any_work(capsys, tm
                            "--no-progress")
     assert_one_line_error(code, err, "at most 10,000,000")
     assert time.monotonic() - started < 5 and not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+    # train + test fit, but the validation set drawn beside them (half the test's size) would not
+    code, _, err = run_cli(capsys, "train", "--train-samples", "9990000", "--test-samples", "10000",
+                           "--out", str(tmp_path / "run"), "--no-progress")
+    assert_one_line_error(code, err, "10,005,000 letters asked for (train + test + validation")
 
 
 # -- predict on what is not a file; output that cannot be written ---------------------------

@@ -126,9 +126,13 @@ def check_sample_counts(spec: str, n_train: int | None, n_test: int | None) -> N
     work (a file source only keeps at most n samples, so any count suits it)."""
     if parse_spec(spec)[0] != "letters":
         return
-    total = (LETTERS_TRAIN if n_train is None else n_train) + (LETTERS_TEST if n_test is None else n_test)
+    from xpnet.train.data.letters_groups import VALIDATION_SHARE  # the letters' modules load only for letters
+
+    n_test = LETTERS_TEST if n_test is None else n_test
+    total = (LETTERS_TRAIN if n_train is None else n_train) + n_test + int(n_test * VALIDATION_SHARE)
     if total > MAX_LETTERS:
-        raise DataError(f"{total:,} letters asked for (train + test); one run generates at most "
+        raise DataError(f"{total:,} letters asked for (train + test + validation, half the test's size); one run "
+                        "generates at most "
                         f"{MAX_LETTERS:,} (31 GB as float32 rows): give a smaller --train-samples / --test-samples")
 
 
