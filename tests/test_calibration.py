@@ -167,3 +167,14 @@ def test_predict_calls_an_answer_under_one_half_unsure():
     unsure = dict(sure, probability=0.4, unsure=True)
     assert format_result(unsure) == "a.png: A (40.0%, unsure; then H 5.0%)"
     assert UNSURE_BELOW == 0.5
+
+
+def test_patience_on_the_held_out_set_is_warned_about_and_not_with_a_validation_fraction(capsys, tmp_path,
+                                                                                         blob_files):
+    warning = "warning: --patience stops on the held-out set"
+    code, out, err = run_cli(capsys, "train", "--data", str(blob_files), "--epochs", "3", "--patience", "2",
+                             "--out", str(tmp_path / "a"), "--no-progress")
+    assert code == 0 and warning in out, err
+    code, out, err = run_cli(capsys, "train", "--data", str(blob_files), "--epochs", "3", "--patience", "2",
+                             "--val-fraction", "0.2", "--out", str(tmp_path / "b"), "--no-progress")
+    assert code == 0 and warning not in out, err

@@ -33,6 +33,9 @@ def job_validation(config: TrainConfig, data: DataSet, held_out, log: Log):
     if data.classes and config.loss == "cross_entropy":
         log("probabilities: not calibrated (no validation data; --val-fraction 0.1 holds back a tenth of the "
             "training samples to fit a temperature on)")
+    if config.patience is not None and held_out is not None:
+        log("warning: --patience stops on the held-out set, so the test accuracy is measured on the rows that "
+            "chose the epoch and flatters the run; --val-fraction 0.1 keeps the two apart")
     return held_out, False
 
 
