@@ -16,7 +16,8 @@ an underline, or fills a 22x55 px canvas. The steps here turn any of those into 
 2. background: a grey-level closing (or opening) with a window wider than any stroke keeps
    everything large (paper, desk, shadows, uneven light) and drops the strokes; ink is what
    stands out of it, as a share of the paper's light, so a shadow or a desk is background
-   wherever it is and a letter half in shadow reads alike on both sides;
+   wherever it is and a letter half in shadow reads alike on both sides; a sheet with the
+   desk showing all round it keeps only the ink inside the sheet;
 3. clean-up: specks far smaller than the letter, and a line ruled under or over it, are
    dropped as whole connected pieces, so a 1 px stroke is never filtered away.
 """
@@ -33,6 +34,7 @@ MIN_CONTRAST = 12.0  # grey levels (of 255) between background and ink below whi
 INK_THRESHOLD = 0.35  # share of the ink's peak that counts as part of the letter
 MAX_SIDE = 512  # pictures are shrunk to this longer side first: a letter needs no more detail
 SPECK_SHARE = 0.03  # a piece with under this share of the largest piece's ink is a speck
+DESK_EDGE_SHARE = 0.05  # a sheet touching at most this share of the picture's edge lies on a desk
 LINE_RATIO = 0.25  # a piece this flat (height / width) or flatter, wide and apart from the rest, is a rule
 
 
@@ -68,6 +70,50 @@ def _plain(border: np.ndarray, median: float, lo: float, hi: float) -> bool:
     return spread <= near and min(level - lo, hi - level) <= near and abs(median - level) <= near
 
 
+def sheet_on_a_desk(gray: np.ndarray) -> np.ndarray | None:
+    """Where a light sheet lies on a darker desk that shows all round it: the sheet's inside,
+    less a rim of 1% of the picture; None for any other picture.
+
+    The top-hat takes the desk next to the sheet for dark ink, and the desk's strips along a
+    rotated sheet's edges are pieces that need not reach the picture's edge, so they would
+    frame as brackets around the letter. The sheet is the largest region lighter than Otsu's
+    threshold; it lies on a desk when it touches the picture's edge almost nowhere (a tilted
+    sheet's corner may; a shadow or uneven light leaves the sheet along the edge, and is the
+    top-hat's to handle)."""
+    light = gray > _otsu(gray)
+    labels, n = ndimage.label(light)
+    if n == 0:
+        return None
+    sheet = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+    edge = np.concatenate([sheet[0], sheet[-1], sheet[:, 0], sheet[:, -1]])
+    if edge.mean() > DESK_EDGE_SHARE or sheet.mean() < 0.2:
+        return None
+    inside = _filled(sheet)  # the letter's strokes are the sheet's too, even where they meet its edge
+    return ndimage.binary_erosion(inside, iterations=max(1, round(0.01 * max(gray.shape)))).astype(np.float32)
+
+
+def _filled(mask: np.ndarray) -> np.ndarray:
+    """A mask with every row's and every column's gaps filled: within the convex hull of a
+    sheet, and covering a letter that cuts into the sheet from its edge (a hole-fill would not)."""
+    def spans(m):
+        any_ = m.any(axis=1)
+        first, last = np.argmax(m, axis=1), m.shape[1] - 1 - np.argmax(m[:, ::-1], axis=1)
+        cols = np.arange(m.shape[1])
+        return any_[:, None] & (cols >= first[:, None]) & (cols <= last[:, None])
+    return spans(mask) | spans(mask.T).T
+
+
+def _otsu(gray: np.ndarray) -> float:
+    """Otsu's threshold: the grey level that best splits the picture into two classes."""
+    counts, edges = np.histogram(gray, bins=256, range=(0, 256))
+    p = counts / max(counts.sum(), 1)
+    levels = (edges[:-1] + edges[1:]) / 2
+    w = np.cumsum(p)
+    mu = np.cumsum(p * levels)
+    between = (mu[-1] * w - mu) ** 2 / np.maximum(w * (1 - w), 1e-12)
+    return float(levels[int(np.argmax(between))])
+
+
 def _ink_is_dark(gray: np.ndarray) -> bool:
     """Whether the letter is darker than its surroundings.
 
@@ -95,6 +141,9 @@ def _standing_out(gray: np.ndarray, dark: bool) -> np.ndarray | None:
     if dark:
         paper = ndimage.grey_closing(gray, size=window, mode="nearest")
         lifted = 255 * (paper - gray) / np.maximum(paper, 1.0)
+        inside = sheet_on_a_desk(gray)
+        if inside is not None:
+            lifted = lifted * inside
     else:
         lifted = gray - ndimage.grey_opening(gray, size=window, mode="nearest")
     return _scaled(lifted)
