@@ -57,6 +57,7 @@ def numpy_kernels(use_blas: bool = True) -> dict:
         "sgd_update": sgd_update, "momentum_update": momentum_update, "adam_update": adam_update,
         "matmul_add": matmul_add, "sum_add": sum_add, "matmul": matmul,
         "pad2d": numpy_windows.pad2d, "im2col": numpy_windows.im2col, "col2im": numpy_windows.col2im,
+        "col2im_matmul": numpy_windows.col2im_matmul,
         "unpool": numpy_windows.unpool, "maxpool": numpy_windows.maxpool,
         "maxpool_grad": numpy_windows.maxpool_grad,
     }
@@ -87,6 +88,15 @@ class Scratch:
             return None
         key = (array.shape, array.dtype, slot, threading.get_ident())
         return self._get(key, lambda: np.empty(array.shape, array.dtype))
+
+    def empty(self, shape: tuple, dtype, name: str) -> np.ndarray:
+        """A work array of any size (contents garbage), for one kernel's `name`d use."""
+        return self._get((shape, np.dtype(dtype), name, threading.get_ident()), lambda: np.empty(shape, dtype))
+
+    def zeros(self, shape: tuple, dtype, name) -> np.ndarray:
+        """A work array made of zeros, for a kernel that writes the same places of it on
+        every call and needs the rest to stay zero; `name` must say what fixes those places."""
+        return self._get((shape, np.dtype(dtype), name, threading.get_ident()), lambda: np.zeros(shape, dtype))
 
     def zeros_row(self, array: np.ndarray) -> np.ndarray:
         """Zeros the shape of one row of `array`. np.maximum(z, 0) takes a slow scalar loop;
