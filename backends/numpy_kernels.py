@@ -74,12 +74,14 @@ class Scratch:
     different threads. Below MIN_SIZE elements a fresh temporary is cheaper than the lookup.
     """
 
-    MAX_ARRAYS = 64  # a sweep over many network shapes must not hoard memory
+    MAX_ARRAYS = 64  # a sweep over many network shapes must not hoard memory,
+    MAX_BYTES = 1 << 29  # nor a few big convolutions (col2im's grid and product at batch 1024: 185 MB)
     MIN_SIZE = 1 << 14
 
     def __init__(self, blas: Blas | None = None):
         self.blas = blas
         self._arrays: dict = {}
+        self._bytes = 0
 
     def like(self, array: np.ndarray, slot: int = 0) -> np.ndarray | None:
         """A work array of `array`'s shape and dtype (contents garbage); None for small ones,
@@ -111,9 +113,12 @@ class Scratch:
     def _get(self, key, make) -> np.ndarray:
         found = self._arrays.get(key)
         if found is None:
-            if len(self._arrays) >= self.MAX_ARRAYS:
-                self._arrays.clear()
-            found = self._arrays[key] = make()
+            found = make()
+            if len(self._arrays) >= self.MAX_ARRAYS or self._bytes + found.nbytes > self.MAX_BYTES:
+                self._arrays.clear()  # arrays in use stay alive with their callers
+                self._bytes = 0
+            self._arrays[key] = found
+            self._bytes += found.nbytes
         return found
 
 

@@ -435,3 +435,17 @@ def test_a_numpy_process_reuses_freed_memory_instead_of_faulting_it_in_again():
     pages = 6 * (4 << 20) // 4096  # one round's
     assert runs["1"][0] == "True" and runs["1"][1] < 2 * pages, runs  # the first round's faults, then reuse
     assert runs["0"][0] == "False" and runs["0"][1] > 5 * runs["1"][1], runs  # glibc's default: faulted anew
+
+
+def test_work_arrays_are_dropped_past_a_byte_limit():
+    """A sweep over batch sizes makes a col2im grid and product for each: the scratch space
+    must let go of old ones rather than hold every shape's."""
+    work = Scratch()
+    work.MAX_BYTES = 3 * 8 * 1000
+    first = work.empty((1000,), np.float64, "a")
+    assert work.empty((1000,), np.float64, "a") is first  # kept and reused
+    work.empty((1000,), np.float64, "b")
+    work.empty((1000,), np.float64, "c")  # 24,000 bytes: at the limit, all kept
+    assert work.empty((1000,), np.float64, "a") is first
+    work.empty((1001,), np.float64, "d")  # past it: the old ones go
+    assert work.empty((1000,), np.float64, "a") is not first
