@@ -78,7 +78,7 @@ def col2im_matmul(work, xp, a, b, shape, kh: int, kw: int, stride: int, matmul):
     L = B * H * W
     n = unaliased(L, b.dtype.itemsize)
     grid = work.zeros((F, n), b.dtype, ("col2im grid", B, H, W, kh, kw))  # zero except at real corners
-    grid[:, :L].reshape(F, B, H, W)[:, :, :Ho, :Wo] = b.reshape(F, B, Ho, Wo)
+    grid[:, :L].reshape(F, B, H, W)[:, :, :Ho, :Wo] = b.reshape(F, B, Ho, Wo)  # splits one axis: a view
     product = np.matmul(a, grid, out=work.empty((a.shape[0], n), b.dtype, "col2im product"))
     product = product.reshape(C, kh * kw, n)
     image = np.zeros((C, L + (kh - 1) * W + kw - 1), dtype=b.dtype)
