@@ -14,6 +14,7 @@ import numpy as np
 from xpnet.backends.base import Backend
 from xpnet.backends.errors import BackendError
 from xpnet.backends.graphs import cupy_capture, torch_capture
+from xpnet.backends.numpy_memory import keep_freed_memory
 
 
 def _numpy_copy(array) -> np.ndarray:
@@ -25,6 +26,7 @@ def make_numpy(device: str | None, dtype: str, tf32: bool = False) -> Backend:
     import array_api_compat.numpy as xp
 
     _require_cpu("numpy", device)
+    keep_freed_memory()  # numpy's fresh arrays reuse freed memory instead of faulting pages in
     return Backend(
         name="numpy", xp=xp, device="cpu", device_name="cpu", dtype_name=dtype,
         library_version=np.__version__,

@@ -57,6 +57,7 @@ def numpy_kernels(use_blas: bool = True) -> dict:
         "sgd_update": sgd_update, "momentum_update": momentum_update, "adam_update": adam_update,
         "matmul_add": matmul_add, "sum_add": sum_add, "matmul": matmul,
         "pad2d": numpy_windows.pad2d, "im2col": numpy_windows.im2col, "col2im": numpy_windows.col2im,
+        "col2im_matmul": numpy_windows.col2im_matmul,
         "unpool": numpy_windows.unpool, "maxpool": numpy_windows.maxpool,
         "maxpool_grad": numpy_windows.maxpool_grad,
     }
@@ -73,12 +74,14 @@ class Scratch:
     different threads. Below MIN_SIZE elements a fresh temporary is cheaper than the lookup.
     """
 
-    MAX_ARRAYS = 64  # a sweep over many network shapes must not hoard memory
+    MAX_ARRAYS = 64  # a sweep over many network shapes must not hoard memory,
+    MAX_BYTES = 1 << 29  # nor a few big convolutions (col2im's grid and product at batch 1024: 185 MB)
     MIN_SIZE = 1 << 14
 
     def __init__(self, blas: Blas | None = None):
         self.blas = blas
         self._arrays: dict = {}
+        self._bytes = 0
 
     def like(self, array: np.ndarray, slot: int = 0) -> np.ndarray | None:
         """A work array of `array`'s shape and dtype (contents garbage); None for small ones,
@@ -87,6 +90,15 @@ class Scratch:
             return None
         key = (array.shape, array.dtype, slot, threading.get_ident())
         return self._get(key, lambda: np.empty(array.shape, array.dtype))
+
+    def empty(self, shape: tuple, dtype, name: str) -> np.ndarray:
+        """A work array of any size (contents garbage), for one kernel's `name`d use."""
+        return self._get((shape, np.dtype(dtype), name, threading.get_ident()), lambda: np.empty(shape, dtype))
+
+    def zeros(self, shape: tuple, dtype, name) -> np.ndarray:
+        """A work array made of zeros, for a kernel that writes the same places of it on
+        every call and needs the rest to stay zero; `name` must say what fixes those places."""
+        return self._get((shape, np.dtype(dtype), name, threading.get_ident()), lambda: np.zeros(shape, dtype))
 
     def zeros_row(self, array: np.ndarray) -> np.ndarray:
         """Zeros the shape of one row of `array`. np.maximum(z, 0) takes a slow scalar loop;
@@ -101,9 +113,12 @@ class Scratch:
     def _get(self, key, make) -> np.ndarray:
         found = self._arrays.get(key)
         if found is None:
-            if len(self._arrays) >= self.MAX_ARRAYS:
-                self._arrays.clear()
-            found = self._arrays[key] = make()
+            found = make()
+            if len(self._arrays) >= self.MAX_ARRAYS or self._bytes + found.nbytes > self.MAX_BYTES:
+                self._arrays.clear()  # arrays in use stay alive with their callers
+                self._bytes = 0
+            self._arrays[key] = found
+            self._bytes += found.nbytes
         return found
 
 

@@ -6,6 +6,8 @@ float32 with the same thread count. Each contestant runs in a process of its own
 BLAS threads spin after a call and would slow torch's in the same process), the two taking
 turns, round after round, so both see the same load; the ratio is the median of the ratios
 paired within each round, and its noise (interquartile range / median) is printed beside it.
+Each turn is timed twice, by the wall clock and by the process's CPU time: on a machine that
+other jobs load, the CPU-time ratio is the steadier one (waiting for a core does not count).
 
     python bench/cnn_step.py                       # batch 64 and 256, all cores
     python bench/cnn_step.py --batch-sizes 64 --threads 1 --rounds 5
@@ -83,22 +85,32 @@ def torch_step(batch_size: int):
 
 
 def worker(name: str, batch_size: int, seconds: float) -> None:
-    """One round in this process: warm up, then steps for about `seconds`; prints samples/s."""
+    """One round in this process: warm up, then steps for about `seconds`; prints samples per
+    second of wall time and per second of this process's CPU time (all its threads)."""
     step = {"xpnet": xpnet_step, "torch": torch_step}[name](batch_size)
     for _ in range(3):
         step()
-    steps, start = 0, time.perf_counter()
+    steps, start, cpu_start = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         step()
         steps += 1
-    print(json.dumps({"samples_per_s": steps * batch_size / (time.perf_counter() - start)}))
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    print(json.dumps({"wall": steps * batch_size / wall, "cpu": steps * batch_size / cpu}))
 
 
-def one_round(name: str, batch_size: int, threads: int, seconds: float) -> float:
+def one_round(name: str, batch_size: int, threads: int, seconds: float) -> dict:
     command = [sys.executable, __file__, "--worker", name, "--batch-sizes", str(batch_size),
                "--threads", str(threads), "--seconds", str(seconds)]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])["samples_per_s"]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def paired(speeds: dict, clock: str) -> tuple:
+    """The median of the rounds' xpnet/torch ratios by one clock, and its noise (IQR / median)."""
+    ratios = sorted(x[clock] / t[clock] for x, t in zip(speeds["xpnet"], speeds["torch"]))
+    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    median = statistics.median(ratios)
+    return median, (q[2] - q[0]) / median
 
 
 def main() -> int:
@@ -121,18 +133,18 @@ def main() -> int:
         return 0
     print(f"CNN step {' -> '.join(map(str, ['1x28x28', *LAYERS, CLASSES]))}, Adam, float32, {args.threads} "
           f"thread(s), {args.rounds} alternating rounds of {args.seconds:g} s, each in its own process")
-    print(f"{'batch':>6} {'xpnet/s':>10} {'torch/s':>10} {'xpnet/torch':>12} {'noise':>7}")
+    print("samples/s by the wall clock and by CPU time")
+    print(f"{'batch':>6} {'clock':>6} {'xpnet/s':>10} {'torch/s':>10} {'xpnet/torch':>12} {'noise':>7}")
     for batch_size in args.batch_sizes:
         speeds = {name: [] for name in CONTESTANTS}
         for r in range(args.rounds):
             for name in (CONTESTANTS if r % 2 == 0 else CONTESTANTS[::-1]):
                 speeds[name].append(one_round(name, batch_size, args.threads, args.seconds))
-        ratios = sorted(x / t for x, t in zip(speeds["xpnet"], speeds["torch"]))
-        q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
-        median = statistics.median(ratios)
-        noise = (q[2] - q[0]) / median
-        print(f"{batch_size:>6} {statistics.median(speeds['xpnet']):>10.0f} {statistics.median(speeds['torch']):>10.0f} "
-              f"{median:>11.2f}x {noise:>6.0%}" + ("  NOISY: rerun on a quieter machine" if noise > args.noisy_above else ""))
+        for clock in ("wall", "cpu"):
+            median, noise = paired(speeds, clock)
+            xs, ts = (statistics.median([s[clock] for s in speeds[n]]) for n in CONTESTANTS)
+            print(f"{batch_size:>6} {clock:>6} {xs:>10.0f} {ts:>10.0f} {median:>11.2f}x {noise:>6.0%}"
+                  + ("  NOISY: rerun on a quieter machine" if noise > args.noisy_above else ""))
     return 0
 
 

@@ -51,7 +51,7 @@ class Conv2D(Weighted):
         self._bias_act = op(self.backend, f"bias_act.{self.activation}")
         self._act_grad = op(self.backend, f"act_grad.{self.activation}")
         self._matmul = op(self.backend, "matmul")
-        self._im2col, self._col2im = op(self.backend, "im2col"), op(self.backend, "col2im")
+        self._im2col, self._col2im_matmul = op(self.backend, "im2col"), op(self.backend, "col2im_matmul")
         self._pad = op(self.backend, "pad2d")
 
     @property
@@ -88,9 +88,9 @@ class Conv2D(Weighted):
         if need_dx:
             top, bottom, left, right = self.pads
             padded = (B, C, self.in_shape[1] + top + bottom, self.in_shape[2] + left + right)
-            dcols = self._matmul(xp, xp.reshape(self.W, (F, -1)).T, dz)  # (C*kh*kw, B*Ho*Wo)
-            dx = self._col2im(xp, dcols, padded, kh, kw, self.stride)[:, :, top:top + self.in_shape[1],
-                                                                     left:left + self.in_shape[2]]
+            dx = self._col2im_matmul(xp, xp.reshape(self.W, (F, -1)).T, dz, padded, kh, kw, self.stride,
+                                     self._matmul)  # col2im of (C*kh*kw, B*Ho*Wo)
+            dx = dx[:, :, top:top + self.in_shape[1], left:left + self.in_shape[2]]
         return dx, [dW, xp.sum(dz, axis=1)]
 
 

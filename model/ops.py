@@ -12,7 +12,7 @@ from xpnet.backends.errors import choose
 from xpnet.model.activations import ACTIVATIONS, ModelError
 from xpnet.model.losses import LOSSES
 from xpnet.model.updates import adam_update, matmul_add, momentum_update, sgd_update, sum_add
-from xpnet.model.windows import col2im, im2col, maxpool, maxpool_grad, pad2d, unpool
+from xpnet.model.windows import col2im, col2im_matmul, im2col, maxpool, maxpool_grad, pad2d, unpool
 
 
 def matmul(xp, a, b):
@@ -37,10 +37,12 @@ OPS = {
     "sgd_update": sgd_update, "momentum_update": momentum_update, "adam_update": adam_update,
     "matmul_add": matmul_add, "sum_add": sum_add,
     # a convolution's windows (model/windows.py): (xp, x, pads) -> x padded with zeros;
-    # (xp, x, kh, kw, stride) -> one row per window; (xp, cols, shape, kh, kw, stride) -> its gradient
-    "pad2d": pad2d, "im2col": im2col, "col2im": col2im,
+    # (xp, x, kh, kw, stride) -> one row per window; (xp, cols, shape, kh, kw, stride) -> its gradient;
+    # (xp, a, b, shape, kh, kw, stride, matmul) -> col2im(a @ b), the product by the given matmul op
+    "pad2d": pad2d, "im2col": im2col, "col2im": col2im, "col2im_matmul": col2im_matmul,
     # (xp, pieces, shape, k) -> an image woven from its k * k block positions: pooling's gradient
-    # (xp, pieces) -> their largest; (xp, dy, pieces, largest, shape, k) -> its gradient
+    # (xp, x, k) -> (each k x k block's largest, the k * k masks of where it was);
+    # (xp, dy, masks, shape, k) -> the gradient for x
     "unpool": unpool, "maxpool": maxpool, "maxpool_grad": maxpool_grad,
 }
 

@@ -14,6 +14,7 @@ from xpnet.backends import Backend
 from xpnet.model.activations import ModelError
 from xpnet.model.layer import Layer
 from xpnet.model.ops import op
+from xpnet.model.windows import blocks
 
 
 @dataclass
@@ -45,15 +46,8 @@ class Pool2D(Layer):
     def describe(self) -> dict:
         return {"kind": self.kind, "size": self.size}
 
-    def _offsets(self, x):
-        """The k * k strided views of x (B, C, H, W), one per position inside a block: each
-        (B, C, Ho, Wo), holding that position of every block."""
-        k = self.size
-        _, Ho, Wo = self.out_shape
-        return [x[:, :, i:Ho * k:k, j:Wo * k:k] for i in range(k) for j in range(k)]
-
     def _gather(self, pieces):
-        """The inverse of `_offsets`: (B, C, H, W) with each piece's values at its position in
+        """The inverse of `blocks`: (B, C, H, W) with each piece's values at its position in
         every block, and zeros in the rows and columns the blocks left out."""
         B, C = pieces[0].shape[:2]
         return self._unpool(self._xp, pieces, (B, C, *self.in_shape[1:]), self.size)
@@ -65,13 +59,11 @@ class MaxPool2D(Pool2D):
     kind = "maxpool"
 
     def forward(self, x, training: bool = False):
-        pieces = self._offsets(x)
-        y = self._maxpool(self._xp, pieces)
-        return y, (pieces, y)
+        """y, and the masks of where each block's maximum was (all backward needs)."""
+        return self._maxpool(self._xp, x, self.size)
 
     def backward(self, dy, cache, need_dx: bool = True):
-        pieces, y = cache
-        return self._maxpool_grad(self._xp, dy, pieces, y, (dy.shape[0], *self.in_shape), self.size), []
+        return self._maxpool_grad(self._xp, dy, cache, (dy.shape[0], *self.in_shape), self.size), []
 
 
 class AvgPool2D(Pool2D):
@@ -80,7 +72,7 @@ class AvgPool2D(Pool2D):
     kind = "avgpool"
 
     def forward(self, x, training: bool = False):
-        pieces = self._offsets(x)
+        pieces = blocks(x, self.size)
         total = pieces[0]
         for piece in pieces[1:]:
             total = total + piece

@@ -95,22 +95,40 @@ def unpool(xp, pieces, shape, k: int):
     return x
 
 
-def maxpool(xp, pieces):
-    """The largest of k * k arrays (B, C, Ho, Wo), one per position inside a block."""
+def col2im_matmul(xp, a, b, shape, kh: int, kw: int, stride: int, matmul):
+    """col2im(a @ b): a convolution's input gradient from the filters a = W.T (C * kh * kw, F)
+    and dz (F, B * Ho * Wo), the product by the layer's `matmul` op. One op, so that a backend
+    may lay the product out where col2im is cheapest (numpy: on a padded grid, where col2im
+    is kh * kw contiguous adds)."""
+    return col2im(xp, matmul(xp, a, b), shape, kh, kw, stride)
+
+
+def blocks(x, k: int):
+    """The k * k strided views of x (B, C, H, W), one per position inside a k x k block: each
+    (B, C, H // k, W // k), holding that position of every block."""
+    Ho, Wo = x.shape[2] // k, x.shape[3] // k
+    return [x[:, :, i:Ho * k:k, j:Wo * k:k] for i in range(k) for j in range(k)]
+
+
+def maxpool(xp, x, k: int):
+    """The largest value of each k x k block of x (B, C, H, W), and where it was: for each of
+    the k * k positions inside a block, a mask of the blocks whose first maximum (in row-major
+    order) sits there. The backward pass needs only the masks, not x."""
+    pieces = blocks(x, k)
     y = pieces[0]
     for piece in pieces[1:]:
         y = xp.maximum(y, piece)
-    return y
-
-
-def maxpool_grad(xp, dy, pieces, y, shape, k: int):
-    """Each block's gradient to the first of its positions that held the maximum y; the
-    image of `shape` around them zero."""
-    zero = xp.zeros_like(dy)
-    unplaced = xp.ones(dy.shape, dtype=xp.bool, device=dy.device)  # blocks whose maximum is not yet placed
-    grads = []
+    unplaced = xp.ones(y.shape, dtype=xp.bool, device=y.device)  # blocks whose maximum is not yet placed
+    winners = []
     for piece in pieces:
         here = unplaced & (piece == y)
-        grads.append(xp.where(here, dy, zero))
+        winners.append(here)
         unplaced = unplaced & ~here
-    return unpool(xp, grads, shape, k)
+    return y, winners
+
+
+def maxpool_grad(xp, dy, winners, shape, k: int):
+    """Each block's gradient to the position that held its maximum; the image of `shape`
+    around them zero."""
+    zero = xp.zeros_like(dy)
+    return unpool(xp, [xp.where(here, dy, zero) for here in winners], shape, k)

@@ -14,6 +14,7 @@ import pytest
 from xpnet.model.activations import ACTIVATIONS, ModelError
 from xpnet.model import Network
 from xpnet.model.ops import OPS, op, overrides
+from xpnet.model.windows import maxpool
 
 TOL = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-12, atol=1e-14)}
 
@@ -37,11 +38,15 @@ def _host_inputs(key: str, rng):
         return [rng.standard_normal((2, 3, 7, 6))]
     if key == "col2im":  # the windows of a (2, 3, 7, 6) image, 3x3 at stride 2: 2 * 3 * 2 columns
         return [rng.standard_normal((27, 12))]
-    if key in ("unpool", "maxpool"):  # the 4 positions of 2x2 blocks
+    if key == "col2im_matmul":  # W.T (3 * 3 * 3, 4) and dz (4, 2 * 5 * 4): a 3x3 stride-1 conv's on (2, 3, 7, 6)
+        return [rng.standard_normal((27, 4)), rng.standard_normal((4, 40))]
+    if key == "unpool":  # the 4 positions of 2x2 blocks
         return [[rng.standard_normal((2, 3, 3, 2)) for _ in range(4)]]
-    if key == "maxpool_grad":  # dy, the 4 positions (with ties: whole numbers) and their maximum
-        pieces = [np.round(rng.standard_normal((2, 3, 3, 2))) for _ in range(4)]
-        return [rng.standard_normal((2, 3, 3, 2)), pieces, np.maximum.reduce(pieces)]
+    if key == "maxpool":  # an image whose blocks tie (whole numbers), 2x2 blocks leaving a row and a column
+        return [np.round(rng.standard_normal((2, 3, 7, 5)))]
+    if key == "maxpool_grad":  # dy, and the reference's masks of where each block's maximum was
+        _, winners = maxpool(np, np.round(rng.standard_normal((2, 3, 7, 5))), 2)
+        return [rng.standard_normal((2, 3, 3, 2)), winners]
     n_state = {"sgd_update": 0, "momentum_update": 1, "adam_update": 2}[key]
     return [z, rng.standard_normal((7, 5))] + [np.abs(rng.standard_normal((7, 5))) for _ in range(n_state)]
 
@@ -49,7 +54,8 @@ def _host_inputs(key: str, rng):
 _SCALARS = {"sgd_update": (0.1,), "momentum_update": (0.1, 0.9), "adam_update": (0.01, 0.9, 0.999, 1e-8),
             "matmul_add": (-0.1, 0.9), "sum_add": (-0.1, 0.9),
             "pad2d": ((1, 2, 0, 1),), "im2col": (3, 2, 2), "col2im": ((2, 3, 7, 6), 3, 3, 2),
-            "unpool": ((2, 3, 7, 4), 2), "maxpool_grad": ((2, 3, 7, 5), 2)}
+            "col2im_matmul": ((2, 3, 7, 6), 3, 3, 1, OPS["matmul"]),
+            "unpool": ((2, 3, 7, 4), 2), "maxpool": (2,), "maxpool_grad": ((2, 3, 7, 5), 2)}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -65,12 +71,15 @@ def test_every_override_matches_its_reference(backend, dtype):
             arrays = [[backend.asarray(p) for p in h] if isinstance(h, list) else backend.asarray(h) for h in host]
             out = fn(backend.xp, *arrays, *_SCALARS.get(key, ()))
             outs = list(out) if isinstance(out, tuple) else [out]
+            if key == "maxpool":  # the maximum, then its k * k masks
+                outs = [outs[0], *outs[1]]
             if fn is kernel and key.endswith(("_update", "_add")):  # an override updates in place: the arrays it was given come back
                 changed = [arrays[0]] + arrays[2:] if key.endswith("_update") else [arrays[0]]
                 assert len(outs) == len(changed) and all(o is a for o, a in zip(outs, changed)), key
             results.append([backend.to_numpy(o) for o in outs])
+        assert len(results[0]) == len(results[1]), key
         for got, want in zip(*results):
-            assert got.dtype == np.dtype(dtype), key
+            assert got.dtype == want.dtype == (np.dtype(dtype) if want.dtype != bool else bool), key
             np.testing.assert_allclose(got, want, err_msg=key, **TOL[dtype])
 
 
