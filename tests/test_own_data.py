@@ -4,6 +4,7 @@ answered in values, validation splits and early stopping that keeps the best epo
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from xpnet.train.data import DataError
 from xpnet.train.metrics import regression_metrics
 from xpnet.train.prepare import split_validation
 from xpnet.train.report import spans_decades
-from xpnet.train.scaling import SCALERS, fit_scaling
+from xpnet.train.scaling import SCALERS, fit_scaling, scaled_pair
 from test_cli import assert_one_line_error, run_cli
 
 
@@ -58,6 +59,47 @@ def test_a_constant_feature_is_shifted_not_divided_by_zero():
     for name in ("standard", "minmax"):
         s = fit_scaling(name, X, np.arange(10) % 2, regression=False)
         assert s.x_scale[0] == 1.0 and np.isfinite(s.x_scale).all()
+
+
+def eight_bit_images(n=200, side=8, top=255, seed=0):
+    """Whole-number pictures in 0..top with a dark border, and one border pixel lit in a single
+    training picture: the pixel per-pixel standardisation divides by a tiny spread."""
+    rng = np.random.default_rng(seed)
+    X = np.zeros((n, side, side))
+    X[:, 2:-2, 2:-2] = rng.integers(0, top + 1, (n, side - 4, side - 4))
+    X[0, 0, 0] = top
+    return X.reshape(n, -1), np.arange(n) % 3
+
+
+def test_eight_bit_images_are_standardised_as_one_not_pixel_by_pixel():
+    X, y = eight_bit_images()
+    s = fit_scaling(None, X, y, regression=False)
+    assert s.inputs == "pixels" and s.x_shift.shape == s.x_scale.shape == (64,)
+    np.testing.assert_allclose(s.x_shift, X.mean())
+    np.testing.assert_allclose(s.x_scale, X.std())
+    lit = np.zeros((1, 64))
+    lit[0, 0] = 255  # a stroke on the border pixel of a new picture
+    brightest = (X.max() - X.mean()) / X.std()  # the brightest training pixel, as the network sees it
+    assert scaled_pair(SimpleNamespace(scaling=s), lit, y[:1])[0].max() == pytest.approx(brightest)
+    standard = fit_scaling("standard", X, y, regression=False)
+    assert (lit[0, 0] - standard.x_shift[0]) / standard.x_scale[0] > 4 * brightest  # what the pixel rule avoids
+    assert fit_scaling(None, *eight_bit_images(top=16), regression=False).inputs == "pixels"  # digits: 0..16
+
+
+def test_cli_says_it_read_eight_bit_images_as_pixels(capsys, tmp_path):
+    X, y = eight_bit_images()
+    np.savez(tmp_path / "pictures.npz", X=X, y=y)
+    code, out, err = run_cli(capsys, "train", "--data", str(tmp_path / "pictures.npz"), "--epochs", "1",
+                             "--no-progress", "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    assert "scale: inputs standardised as pixels (one mean and std for all columns) (whole numbers 0-255" in out
+
+
+@pytest.mark.parametrize("change", ["fractions", "negative", "above 255", "few columns"])
+def test_data_not_like_eight_bit_images_is_standardised(change):
+    X, y = eight_bit_images()
+    X = {"fractions": X * 0.5, "negative": X - 1, "above 255": X * 2, "few columns": X[:, :63]}[change]
+    assert fit_scaling(None, X, y, regression=False).inputs == "standard"
 
 
 def test_an_unknown_scaler_is_one_line_naming_the_choices(numpy32):

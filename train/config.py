@@ -29,7 +29,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # L2's lambda on every weight matrix: 0, none
     init: str = "he"  # weight init matched to relu
     patience: int | None = None  # stop after this many epochs without validation improvement
-    scale: str | None = None  # none, standard or minmax; None: standard unless every input is in [0, 1]
+    scale: str | None = None  # none, standard, minmax or pixels; None: train/scaling.py DEFAULT
     val_fraction: float | None = None  # share of the training data held back to validate on (stratified)
     out: str | None = None  # run folder; None makes runs/<data>-<time>
 

@@ -49,9 +49,9 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     `schedule` (constant, step, cosine) and `warmup` epochs set each epoch's rate from it
     (train/schedules.py); `weight_decay` is L2's lambda on every weight matrix.
     Float targets make it regression: the model answers values (train/prepare.py).
-    `scale` (none, standard, minmax; None: standard unless every input is in [0, 1]) is fitted
-    on the training data by a model's first `learn`, kept on the model and applied by
-    `predict`/`test`/`evaluate` (train/scaling.py). `validation` = (X_val, y_val), or
+    `scale` (none, standard, minmax, pixels; None: none for inputs in [0, 1], pixels for
+    8-bit images, else standard) is fitted on the training data by a model's first `learn`,
+    kept on the model and applied by `predict`/`test`/`evaluate` (train/scaling.py). `validation` = (X_val, y_val), or
     `validation_fraction` of the training rows (stratified by class), adds validation
     loss/accuracy to the history; `patience` then stops early when the validation loss has
     not improved for that many epochs, restoring the best epoch's weights. A classifier with
