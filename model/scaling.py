@@ -21,7 +21,8 @@ PARTS = ("x_shift", "x_scale", "y_shift", "y_scale")
 @dataclass(frozen=True)
 class Scaling:
     """How inputs (x) and regression targets (y) were scaled: `inputs`/`targets` name the
-    scaler (none, standard, minmax); each shift/scale pair is None where nothing was done."""
+    scaler (none, standard, minmax, pixels: train/scaling.py); each shift/scale pair is None where
+    nothing was done."""
 
     inputs: str = "none"
     targets: str = "none"
