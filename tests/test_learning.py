@@ -213,8 +213,10 @@ def test_history_has_one_record_per_epoch_with_the_documented_keys(single):
         assert 0.0 <= record["accuracy"] <= 1.0 and 0.0 <= record["val_accuracy"] <= 1.0
     lines = [s for s in seen if isinstance(s, str)  # a GPU says it records; the scaling of the rings is said
              and not s.startswith(("CUDA graphs: on", "scale: "))]
-    assert len(lines) == 3 and lines[0].startswith("epoch 1/3  loss ") and "val_acc" in lines[0]
-    assert [s for s in seen if isinstance(s, dict)] == net.history
+    assert len(lines) == 4 and lines[0].startswith("epoch 1/3  loss ") and "val_acc" in lines[0]
+    assert lines[3].startswith("calibration: temperature")  # validation data fits the temperature
+    records = [s for s in seen if isinstance(s, dict)]
+    assert records[:3] == net.history and records[3] is net.history[-1]  # again, to save the temperature
 
 
 def test_regression_history_has_no_accuracy(single):
@@ -235,8 +237,9 @@ def test_early_stopping_stops_when_validation_stops_improving(single):
     assert len(val) < 100
     best = int(np.argmin(val))
     assert len(val) == best + 1 + 3  # exactly `patience` epochs without improvement
-    assert lines[-2] == "early stop: validation loss has not improved for 3 epochs"
-    assert lines[-1].startswith(f"restored epoch {best + 1}'s weights, the best on validation")
+    assert lines[-3] == "early stop: validation loss has not improved for 3 epochs"
+    assert lines[-2].startswith(f"restored epoch {best + 1}'s weights, the best on validation")
+    assert lines[-1].startswith("calibration: temperature")  # fitted to the restored weights
     # the weights now are the best epoch's: they score its validation loss, not the last epoch's
     assert evaluate(net, XOR_X, 1 - XOR_Y)["loss"] == pytest.approx(val[best], rel=1e-5)
     assert val[-1] > val[best]

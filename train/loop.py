@@ -58,7 +58,9 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     validation data then fits its softmax temperature on it (`calibrate`; train/calibration.py),
     so its stated probabilities mean what they say; False keeps them as trained.
     The history (one dict per epoch) is appended to `model.history`. `on_epoch` is called
-    after every finished epoch (to checkpoint it); `resume` continues a saved run exactly.
+    after every finished epoch (to checkpoint it), and with the last record again when
+    early stopping restores the best weights or the temperature is fitted; `resume` continues a
+    saved run exactly.
     `context` says where this runs (train/context.py): by default this process alone; a
     `xpnet.train.distributed.Distributed` makes it one rank of a data-parallel MPI job, training on
     its piece of every batch with the gradient summed over the ranks.
