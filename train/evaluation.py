@@ -10,10 +10,9 @@ import numpy as np
 
 from xpnet.backends import XpnetError, resolve_backend
 from xpnet.model import Network
-from xpnet.model.checkpoint import read
 from xpnet.train.checkpoints import CHECKPOINT_NAME, load_checkpoint
 from xpnet.train.data import DataSet, load_data
-from xpnet.train.files import atomic_write_json, ensure_folder
+from xpnet.train.files import OUT_ADVICE, atomic_write_json, ensure_folder
 from xpnet.train.answers import evaluate
 from xpnet.train.metrics import confusion_matrix, group_accuracies, group_lines, listed, regression_line, summary_lines
 
@@ -21,7 +20,10 @@ Log = Callable[[str], None]
 
 
 def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, log: Log,
-                          what: str = "held-out samples", score: str = "test accuracy") -> np.ndarray:
+                          what: str = "held-out samples", score: str = "test accuracy",
+                          advice: str = OUT_ADVICE) -> np.ndarray:
+    """Scores, then confusion.json, groups.json and the pictures in `run_dir`; `advice` ends the
+    line a failed write says (the fix the calling command offers)."""
     X, y = held_out
     pred = net.predict(X)
     cm = confusion_matrix(np.asarray(y), pred, len(data.classes))
@@ -33,23 +35,42 @@ def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, 
         log("by held-out group (ECE: expected calibration error of the stated probability, 15 bins):")
         for line in group_lines(groups):
             log(line)
-        atomic_write_json(run_dir / "groups.json", groups)
+        atomic_write_json(run_dir / "groups.json", groups, advice)
     for line in summary_lines(cm, data.classes):
         log(line)
-    atomic_write_json(run_dir / "confusion.json", {"classes": list(data.classes), "counts": cm.tolist()})
+    atomic_write_json(run_dir / "confusion.json", {"classes": list(data.classes), "counts": cm.tolist()}, advice)
     from xpnet.train.report import write_pictures
 
-    for path in write_pictures(run_dir, cm, data.classes, X, y, pred, data.image_shape):
+    for path in write_pictures(run_dir, cm, data.classes, X, y, pred, data.image_shape, advice):
         log(f"wrote {path}")
     return cm
 
 
 def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, log: Log,
                  out: str | None = None) -> dict:
-    """Score a checkpoint on a data set's held-out part (by default the data it trained on)."""
+    """Score a checkpoint on a data set's held-out part (by default the data it trained on).
+
+    A classifier's report is written into --out, else the checkpoint's folder; a run folder
+    is locked for it (train/run_lock.py), so never while another process trains it or draws
+    its report. A folder that is not a run gets no lock file: one would mark it as a run that
+    `xpnet train --out` may write into, and no trainer can be in it (train refuses a non-empty
+    folder that is not a run, and this one holds the report)."""
+    from xpnet.train.run_lock import RunLock
+    from xpnet.train.runs import is_run_folder
+
     backend = resolve_backend(backend_name, device)
     out_folder = ensure_folder(out) if out else None  # a bad --out is said before any work
     net, meta = load_checkpoint(checkpoint, backend)
+    folder = out_folder or Path(checkpoint if Path(checkpoint).is_dir() else Path(checkpoint).parent)
+    with RunLock("evaluate") as lock:
+        if not net.is_regression and is_run_folder(folder):  # a regression's score writes nothing
+            lock.take(folder)  # before the data is loaded: a refusal costs no work
+        return score_job(net, meta, checkpoint, data_spec, folder, log)
+
+
+def score_job(net: Network, meta: dict, checkpoint: str, data_spec: str | None, folder: Path, log: Log,
+              advice: str = OUT_ADVICE) -> dict:
+    """evaluate_job's work, once the checkpoint is loaded and `folder` is the caller's to write."""
     trained = meta.get("config") or {}
     data_spec = data_spec or trained.get("data") or "letters"
     same = trained.get("data") == data_spec  # then regenerate (or hit the cache of) the same set
@@ -66,8 +87,8 @@ def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, l
         + (f"  mse {result['mse']:.4g}  {regression_line(result)}" if "mse" in result else "")
         + f"  on {len(y)} {what if not data.classes else 'samples'}")  # the report below says which
     if data.classes:
-        folder = out_folder or Path(checkpoint if Path(checkpoint).is_dir() else Path(checkpoint).parent)
-        report_classification(net, (X, y), data, folder, log, what, "test accuracy" if held_out else "accuracy")
+        report_classification(net, (X, y), data, folder, log, what, "test accuracy" if held_out else "accuracy",
+                              advice)
     return result
 
 
@@ -81,11 +102,13 @@ def report_job(run: str, backend_name, device, log: Log) -> None:
     if not (run_dir / CHECKPOINT_NAME).is_file():
         raise XpnetError(f"{run} is not a trained run folder (no {CHECKPOINT_NAME}); give a folder "
                          "`xpnet train --out` wrote")
-    with RunLock() as lock:
+    advice = f"free space or make {run_dir} writable, then run xpnet report again"
+    with RunLock("report") as lock:
         lock.take(run_dir)  # not while a process trains it
-        evaluate_job(str(run_dir), None, backend_name, device, log)
-        history = read((run_dir / CHECKPOINT_NAME).read_bytes(), str(run_dir))[1].get("history")
-        path = write_curves(run_dir, history) if isinstance(history, list) else None
+        net, meta = load_checkpoint(str(run_dir), resolve_backend(backend_name, device))
+        score_job(net, meta, str(run_dir), None, run_dir, log, advice)
+        history = meta.get("history")
+        path = write_curves(run_dir, history, advice) if isinstance(history, list) else None
         log(f"wrote {path}" if path else f"{run_dir}'s checkpoint keeps no history (an older xpnet): no curves")
 
 

@@ -7,21 +7,22 @@ from pathlib import Path
 
 import numpy as np
 
-from xpnet.train.files import atomic_write
+from xpnet.train.files import OUT_ADVICE, atomic_write
 
 
-def write_curves(run_dir: Path, history) -> Path | None:
-    """Loss (and accuracy, for classes) per epoch: every run's, regression's too."""
+def write_curves(run_dir: Path, history, advice: str = OUT_ADVICE) -> Path | None:
+    """Loss (and accuracy, for classes) per epoch: every run's, regression's too. `advice`
+    ends the line a failed write says: the fix the command that draws it offers."""
     _headless()
-    return _save(run_dir / "curves.png", _curves(history)) if history else None
+    return _save(run_dir / "curves.png", _curves(history), advice) if history else None
 
 
-def write_pictures(run_dir: Path, cm, classes, X, y, pred, image_shape) -> list[Path]:
+def write_pictures(run_dir: Path, cm, classes, X, y, pred, image_shape, advice: str = OUT_ADVICE) -> list[Path]:
     """A classifier's: the confusion matrix, and held-out images with their verdicts."""
     _headless()
-    written = [_save(run_dir / "confusion.png", _confusion(cm, classes))]
+    written = [_save(run_dir / "confusion.png", _confusion(cm, classes), advice)]
     if image_shape:
-        written.append(_save(run_dir / "samples.png", _samples(X, y, pred, classes, image_shape)))
+        written.append(_save(run_dir / "samples.png", _samples(X, y, pred, classes, image_shape), advice))
     return written
 
 
@@ -31,13 +32,13 @@ def _headless() -> None:
     matplotlib.use("Agg")  # no screen needed
 
 
-def _save(path: Path, fig) -> Path:
+def _save(path: Path, fig, advice: str) -> Path:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
-    return atomic_write(path, buf.getvalue())
+    return atomic_write(path, buf.getvalue(), advice)
 
 
 def _curves(history):

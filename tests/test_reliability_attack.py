@@ -1,0 +1,135 @@
+"""Issue 17's last items and what an hour-long attack after round three found, each held here:
+`xpnet evaluate` locks the run folder it draws into, as `train` and `report` do, and every
+refusal of `report` and `evaluate` names a fix that command offers (`report` has no --out)."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from xpnet.train.run_lock import LOCK_NAME, RunLock
+
+from test_cli import assert_one_line_error, run_cli
+from test_reliability_inputs import FullDisk
+from test_reliability_resume import make_npz, train_args, train_ok
+from test_reliability_runs import start_training, wait_for
+
+
+@pytest.fixture
+def finished(capsys, tmp_path):
+    """A finished two-epoch classifier run and its data."""
+    data = make_npz(tmp_path)
+    run = tmp_path / "run"
+    train_ok(capsys, *train_args(data, run, "--epochs", "2"))
+    return run
+
+
+def drawn(run) -> dict:
+    return {name: (run / name).stat().st_mtime_ns for name in ("confusion.json", "confusion.png")}
+
+
+def test_evaluate_and_report_are_refused_while_another_process_trains_the_folder(capsys, tmp_path):
+    """Two processes on one folder: a live `xpnet train`, then `evaluate` and `report` of its
+    folder. Before the fix `evaluate` took no lock: it wrote confusion.* into the live run, and
+    the trainer's start-up sweep could delete its temp file mid-write."""
+    data = make_npz(tmp_path, n=4000)
+    run = tmp_path / "run"
+    trainer = start_training(data, run)
+    try:
+        wait_for(lambda: (run / "model.safetensors").exists(), trainer)
+        code, _, err = run_cli(capsys, "evaluate", str(run), "--backend", "numpy")
+        assert_one_line_error(code, err, "being written by another xpnet process", f"PID {trainer.pid}",
+                              "give --out another folder")
+        code, _, err = run_cli(capsys, "report", str(run), "--backend", "numpy")
+        assert_one_line_error(code, err, f"PID {trainer.pid}", "run xpnet report again")
+        assert "--out" not in err  # report has none
+        assert not (run / "confusion.json").exists(), "nothing drawn into the live run"
+        other = tmp_path / "elsewhere"  # the fix evaluate's line names works while training goes on
+        out = train_ok(capsys, "evaluate", str(run), "--out", str(other), "--backend", "numpy")
+        assert "accuracy" in out and (other / "confusion.json").is_file()
+        assert not (other / LOCK_NAME).exists(), "a folder that is not a run gets no lock file"
+        assert trainer.poll() is None, "the trainer lives on"
+    finally:
+        trainer.kill()
+        trainer.wait()
+
+
+def test_evaluate_holding_the_lock_refuses_training_and_releases_it(capsys, finished, monkeypatch):
+    """Held while it writes (a resume is refused meanwhile, naming the holder), free after."""
+    import xpnet.train.evaluation as evaluation
+
+    seen = []
+    real = evaluation.report_classification
+
+    def resume_meanwhile(*args, **kwargs):
+        seen.append(run_cli(capsys, "train", "--resume", str(finished), "--epochs", "3", "--no-progress"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "report_classification", resume_meanwhile)
+    train_ok(capsys, "evaluate", str(finished), "--backend", "numpy")
+    (code, _, err), = seen
+    assert_one_line_error(code, err, f"PID {os.getpid()}", "then resume")
+    assert "--out" not in err  # --resume names its run: another --out is no fix
+    with RunLock() as lock:  # released
+        lock.take(finished)
+
+
+def test_a_regression_run_is_evaluated_while_it_trains_since_nothing_is_drawn(capsys, tmp_path):
+    """A regression's evaluate writes no file, so it takes no lock and is not refused."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4000, 3)).astype(np.float32)
+    data = tmp_path / "reg.npz"
+    np.savez(data, X=X[:3000], y=X[:3000, 0] * 2.0, X_test=X[3000:], y_test=X[3000:, 0] * 2.0)
+    run = tmp_path / "run"
+    trainer = start_training(data, run)
+    try:
+        wait_for(lambda: (run / "model.safetensors").exists(), trainer)
+        out = train_ok(capsys, "evaluate", str(run), "--backend", "numpy")
+        assert "mse" in out
+    finally:
+        trainer.kill()
+        trainer.wait()
+
+
+def test_report_refusals_name_fixes_report_offers(capsys, finished, monkeypatch):
+    """Before: "choose another --out", an option report lacks."""
+    real_open = os.open
+
+    def read_only(path, flags, *args):
+        if str(path).endswith(LOCK_NAME):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "open", read_only)
+        code, _, err = run_cli(capsys, "report", str(finished), "--backend", "numpy")
+        assert_one_line_error(code, err, "make the folder writable", "xpnet evaluate RUN --out FOLDER")
+        code, _, err = run_cli(capsys, "evaluate", str(finished), "--backend", "numpy")
+        assert_one_line_error(code, err, "give --out a writable folder")
+    with monkeypatch.context() as m:
+        FullDisk(m, finished, "confusion.json")
+        code, _, err = run_cli(capsys, "report", str(finished), "--backend", "numpy")
+    assert_one_line_error(code, err, "No space left", "then run xpnet report again")
+    assert "--out" not in err
+    with monkeypatch.context() as m:
+        FullDisk(m, finished, "confusion.json")
+        code, _, err = run_cli(capsys, "evaluate", str(finished), "--backend", "numpy")
+    assert_one_line_error(code, err, "No space left", "choose another --out")  # evaluate has one
+
+
+def test_a_report_lost_after_training_names_xpnet_report(capsys, tmp_path, monkeypatch):
+    """Training finished and was saved; its pictures failed: the fix is to redraw them, not to
+    train again into another --out."""
+    data = make_npz(tmp_path)
+    run = tmp_path / "run"
+    FullDisk(monkeypatch, run, "confusion.json")
+    code, _, err = run_cli(capsys, *train_args(data, run, "--epochs", "2"))
+    assert_one_line_error(code, err, "No space left", f"xpnet report {run}")
+    assert "--out" not in err
+    monkeypatch.undo()
+    train_ok(capsys, "report", str(run), "--backend", "numpy")
+    assert all(drawn(run).values())
