@@ -133,3 +133,22 @@ def test_a_report_lost_after_training_names_xpnet_report(capsys, tmp_path, monke
     monkeypatch.undo()
     train_ok(capsys, "report", str(run), "--backend", "numpy")
     assert all(drawn(run).values())
+
+
+def test_a_run_whose_data_moved_names_data_for_evaluate_and_report(capsys, tmp_path):
+    """Before: the loader's "give the path of an .npz archive", which `report` could not take.
+    Now the line says the run's recorded data does not load and names --data, which both take."""
+    data = make_npz(tmp_path)
+    run = tmp_path / "run"
+    train_ok(capsys, *train_args(data, run, "--epochs", "1"))
+    moved = data.rename(tmp_path / "moved.npz")
+    for command in ("evaluate", "report"):
+        code, _, err = run_cli(capsys, command, str(run), "--backend", "numpy")
+        assert_one_line_error(code, err, f"was trained on npz:{data}", "does not load now", "give --data")
+        out = train_ok(capsys, command, str(run), "--data", f"npz:{moved}", "--backend", "numpy")
+        assert "test accuracy" in out
+
+
+def test_a_checkpoint_that_is_not_there_names_what_to_give(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "evaluate", str(tmp_path / "nothere"), "--backend", "numpy")
+    assert_one_line_error(code, err, "No such file", "give a run folder or a .safetensors checkpoint")

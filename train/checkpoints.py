@@ -85,4 +85,5 @@ def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}; give a run folder or a "
+                              ".safetensors checkpoint") from None

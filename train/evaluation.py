@@ -11,7 +11,7 @@ import numpy as np
 from xpnet.backends import XpnetError, resolve_backend
 from xpnet.model import Network
 from xpnet.train.checkpoints import CHECKPOINT_NAME, load_checkpoint
-from xpnet.train.data import DataSet, load_data
+from xpnet.train.data import DataError, DataSet, load_data
 from xpnet.train.files import OUT_ADVICE, atomic_write_json, ensure_folder
 from xpnet.train.answers import evaluate
 from xpnet.train.metrics import confusion_matrix, group_accuracies, group_lines, listed, regression_line, summary_lines
@@ -72,10 +72,17 @@ def score_job(net: Network, meta: dict, checkpoint: str, data_spec: str | None, 
               advice: str = OUT_ADVICE) -> dict:
     """evaluate_job's work, once the checkpoint is loaded and `folder` is the caller's to write."""
     trained = meta.get("config") or {}
+    recorded = data_spec is None
     data_spec = data_spec or trained.get("data") or "letters"
     same = trained.get("data") == data_spec  # then regenerate (or hit the cache of) the same set
-    data = load_data(data_spec, seed=meta.get("seed", 0), n_train=trained.get("train_samples") if same else None,
-                     n_test=trained.get("test_samples") if same else None)
+    try:
+        data = load_data(data_spec, seed=meta.get("seed", 0), n_train=trained.get("train_samples") if same else None,
+                         n_test=trained.get("test_samples") if same else None)
+    except DataError as exc:  # the run's own files moved or changed: the fix is --data, not the loader's
+        if not recorded or data_spec.startswith("letters"):
+            raise
+        raise DataError(f"{checkpoint} was trained on {data_spec}, which does not load now ({exc}); "
+                        "give --data where that data is now") from None
     data = same_classes(net, meta, data, checkpoint, data_spec)
     held_out = data.X_test is not None
     X, y = (data.X_test, data.y_test) if held_out else (data.X_train, data.y_train)
@@ -92,7 +99,7 @@ def score_job(net: Network, meta: dict, checkpoint: str, data_spec: str | None, 
     return result
 
 
-def report_job(run: str, backend_name, device, log: Log) -> None:
+def report_job(run: str, backend_name, device, log: Log, data_spec: str | None = None) -> None:
     """Redraw a finished run's report (a full disk, or Ctrl-C, may have cost it): the scores and
     pictures `evaluate` writes into the run folder, and the learning curves from its history."""
     from xpnet.train.report import write_curves
@@ -106,7 +113,7 @@ def report_job(run: str, backend_name, device, log: Log) -> None:
     with RunLock("report") as lock:
         lock.take(run_dir)  # not while a process trains it
         net, meta = load_checkpoint(str(run_dir), resolve_backend(backend_name, device))
-        score_job(net, meta, str(run_dir), None, run_dir, log, advice)
+        score_job(net, meta, str(run_dir), data_spec, run_dir, log, advice)
         history = meta.get("history")
         path = write_curves(run_dir, history, advice) if isinstance(history, list) else None
         log(f"wrote {path}" if path else f"{run_dir}'s checkpoint keeps no history (an older xpnet): no curves")
