@@ -152,3 +152,27 @@ def test_a_run_whose_data_moved_names_data_for_evaluate_and_report(capsys, tmp_p
 def test_a_checkpoint_that_is_not_there_names_what_to_give(capsys, tmp_path):
     code, _, err = run_cli(capsys, "evaluate", str(tmp_path / "nothere"), "--backend", "numpy")
     assert_one_line_error(code, err, "No such file", "give a run folder or a .safetensors checkpoint")
+
+
+def test_a_killed_reports_temp_files_are_swept_by_the_next_report_or_evaluate(capsys, finished, tmp_path):
+    """Found by the attack: `xpnet report` SIGKILLed mid-write left `.groups.json.PID.HEX.xpnet.tmp`,
+    and a finished report after it kept it (only a resumed training swept). Holding the lock,
+    report and evaluate sweep the folder as training does; an --out folder no lock guards
+    loses only temps older than ten minutes (another evaluate may be writing the fresh one)."""
+    import time
+
+    def plant(folder, age_s=0.0):
+        tmp = folder / f".confusion.png.{99999}.{int(age_s):08x}.xpnet.tmp"
+        tmp.write_bytes(b"half a picture")
+        os.utime(tmp, (time.time() - age_s, time.time() - age_s))
+        return tmp
+
+    for command in ("report", "evaluate"):
+        tmp = plant(finished)
+        train_ok(capsys, command, str(finished), "--backend", "numpy")
+        assert not tmp.exists(), command
+    other = tmp_path / "other"
+    other.mkdir()
+    fresh, old = plant(other), plant(other, age_s=3600)
+    train_ok(capsys, "evaluate", str(finished), "--out", str(other), "--backend", "numpy")
+    assert fresh.exists() and not old.exists()

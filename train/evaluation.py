@@ -12,11 +12,12 @@ from xpnet.backends import XpnetError, resolve_backend
 from xpnet.model import Network
 from xpnet.train.checkpoints import CHECKPOINT_NAME, load_checkpoint
 from xpnet.train.data import DataError, DataSet, load_data
-from xpnet.train.files import OUT_ADVICE, atomic_write_json, ensure_folder
+from xpnet.train.files import OUT_ADVICE, atomic_write_json, ensure_folder, remove_stale_temps
 from xpnet.train.answers import evaluate
 from xpnet.train.metrics import confusion_matrix, group_accuracies, group_lines, listed, regression_line, summary_lines
 
 Log = Callable[[str], None]
+STALE_S = 600.0  # a temp file untouched this long in a folder no lock guards is a killed writer's
 
 
 def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, log: Log,
@@ -65,6 +66,9 @@ def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, l
     with RunLock("evaluate") as lock:
         if not net.is_regression and is_run_folder(folder):  # a regression's score writes nothing
             lock.take(folder)  # before the data is loaded: a refusal costs no work
+            remove_stale_temps(folder)  # a killed writer's: the lock says none is live
+        elif not net.is_regression:  # unlocked, another evaluate may be writing: only an old one's
+            remove_stale_temps(folder, min_age_s=STALE_S)
         return score_job(net, meta, checkpoint, data_spec, folder, log)
 
 
@@ -112,6 +116,7 @@ def report_job(run: str, backend_name, device, log: Log, data_spec: str | None =
     advice = f"free space or make {run_dir} writable, then run xpnet report again"
     with RunLock("report") as lock:
         lock.take(run_dir)  # not while a process trains it
+        remove_stale_temps(run_dir)  # a killed report's or trainer's: the lock says none is live
         net, meta = load_checkpoint(str(run_dir), resolve_backend(backend_name, device))
         score_job(net, meta, str(run_dir), data_spec, run_dir, log, advice)
         history = meta.get("history")
