@@ -5,6 +5,7 @@ refusal of `report` and `evaluate` names a fix that command offers (`report` has
 from __future__ import annotations
 
 import errno
+import json
 import os
 
 import pytest
@@ -176,3 +177,65 @@ def test_a_killed_reports_temp_files_are_swept_by_the_next_report_or_evaluate(ca
     fresh, old = plant(other), plant(other, age_s=3600)
     train_ok(capsys, "evaluate", str(finished), "--out", str(other), "--backend", "numpy")
     assert fresh.exists() and not old.exists()
+
+
+def signed_again(path, header_changes: dict, raw: bool = False) -> None:
+    """Edit a checkpoint's header entries (JSON-encoded, or as given with `raw`) and sign it
+    again (a valid digest): what loading checks beyond the digest."""
+    from safetensors.numpy import load, save
+    from xpnet.model.checkpoint import _digest, _header
+
+    data = path.read_bytes()
+    header, tensors = dict(_header(data, "x")), dict(load(data))
+    header.update({k: v if raw else json.dumps(v) for k, v in header_changes.items()})
+    header.pop("digest")
+    header["digest"] = _digest(tensors, header)
+    path.write_bytes(save(tensors, metadata=header))
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"classes": ["a"]}, "class names"),  # predict: IndexError
+    ({"classes": [None, {}, [1], 3.5]}, "class names"),  # predict answered the class `{}`
+    ({"task": "regression"}, "class names"),  # evaluate, report: numpy broadcasting ValueError
+    ({"config": {"data": 5}}, "settings is damaged"),  # evaluate, report: AttributeError
+    ({"history": [{"epoch": "x"}]}, "history is damaged"),  # report: matplotlib's warning, empty curves
+    ({"seed": -1}, "seed"),
+])
+def test_a_checkpoint_edited_and_signed_again_is_one_line(capsys, finished, changes, needle):
+    """Found by the attack: header entries of the wrong kind under a valid digest were
+    tracebacks in evaluate, predict and report, or a class named `{}`."""
+    signed_again(finished / "model.safetensors", changes)
+    rows = finished.parent / "toy.npz"
+    for argv in (["evaluate", str(finished)], ["report", str(finished)],
+                 ["predict", str(finished), "--input", str(rows), "--json"]):
+        code, _, err = run_cli(capsys, *argv, "--backend", "numpy")
+        assert_one_line_error(code, err, needle, "retrain or restore it")
+    import xpnet
+
+    with pytest.raises(xpnet.XpnetError, match=needle):
+        xpnet.load(finished, "numpy")
+
+
+def test_json_nested_past_pythons_stack_is_one_line_or_rebuilt(capsys, finished, monkeypatch):
+    """Found by the attack: `[` * 100000 as history.json made `--resume` a RecursionError
+    traceback; so would config.json, a checkpoint's header, and the files serve reads."""
+    from xpnet.train.serve.app import _read_json
+
+    deep = "[" * 100000 + "]" * 100000
+    (finished / "history.json").write_text(deep)
+    code, out, err = run_cli(capsys, "train", "--resume", str(finished), "--epochs", "3", "--no-progress")
+    assert code == 0 and "Traceback" not in err and "rebuilt from the checkpoint" in out, err
+    assert len(json.loads((finished / "history.json").read_text())) == 3
+    with pytest.warns(UserWarning, match="cannot be read"):
+        (finished / "confusion.json").write_text(deep)
+        assert _read_json(finished / "confusion.json") is None
+    (finished / "config.json").write_text(deep)
+    code, _, err = run_cli(capsys, "train", "--resume", str(finished), "--epochs", "4", "--no-progress")
+    assert_one_line_error(code, err, "config.json")
+    signed_again(finished / "model.safetensors", {"accuracy": deep}, raw=True)  # one entry, validly signed
+    code, _, err = run_cli(capsys, "evaluate", str(finished), "--backend", "numpy")
+    assert_one_line_error(code, err, "unreadable header entry 'accuracy'")
+    header = b"[" * 100000 + b"]" * 100000  # the safetensors header itself
+    (finished / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
+    code, _, err = run_cli(capsys, "evaluate", str(finished), "--backend", "numpy")
+    assert_one_line_error(code, err, "its header is not JSON")
