@@ -239,3 +239,42 @@ def test_json_nested_past_pythons_stack_is_one_line_or_rebuilt(capsys, finished,
     (finished / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
     code, _, err = run_cli(capsys, "evaluate", str(finished), "--backend", "numpy")
     assert_one_line_error(code, err, "its header is not JSON")
+
+
+def test_serve_answers_the_standard_librarys_own_refusals_in_one_line_of_json():
+    """Found by the attack: a request line over 64 KiB (414) or an unknown HTTP version (505)
+    got no answer at all, and the log a misleading warning (`'Handler' object has no attribute
+    'path'`); an unknown method (501) got an HTML page. Each is now its status with one line of
+    JSON, logged in one line, and the server goes on serving."""
+    import socket
+    import threading
+
+    from test_serve import RUN
+    from xpnet.train.serve.app import App
+    from xpnet.train.serve.handler import Server
+
+    logged = []
+    server = Server(("127.0.0.1", 0), App(str(RUN), "numpy"), log=logged.append)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def ask(raw: bytes) -> bytes:
+        with socket.create_connection(server.server_address[:2], timeout=10) as s:
+            s.sendall(raw)
+            s.shutdown(socket.SHUT_WR)
+            return b"".join(iter(lambda: s.recv(65536), b""))
+
+    try:
+        for raw, status in ((b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414),
+                            (b"BREW /api/predict HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+                            (b"GET /api/run HTTP/1.1\r\n" + b"X: y\r\n" * 200 + b"\r\n", 431)):
+            head, _, body = ask(raw).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 %d " % status) and b"application/json" in head, head
+            assert list(json.loads(body)) == ["error"]
+        body = ask(b"GET / HTTP/9.9\r\n\r\n")  # answered as HTTP/0.9 would be: the body alone
+        assert json.loads(body) == {"error": "Invalid HTTP version (9.9)"}
+        assert b'"classes"' in ask(b"GET /api/run HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(logged) == 4 and not any("warning" in line or "attribute" in line for line in logged), logged
+    assert logged[0].startswith("xpnet serve: 414 - ") and "Request-URI Too Long" in logged[0]
