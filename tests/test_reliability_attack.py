@@ -278,3 +278,25 @@ def test_serve_answers_the_standard_librarys_own_refusals_in_one_line_of_json():
         server.server_close()
     assert len(logged) == 4 and not any("warning" in line or "attribute" in line for line in logged), logged
     assert logged[0].startswith("xpnet serve: 414 - ") and "Request-URI Too Long" in logged[0]
+
+
+def test_a_training_that_starts_into_the_out_folder_while_evaluate_loads_is_not_written_over(
+        capsys, finished, tmp_path, monkeypatch):
+    """`evaluate --out NEW` takes no lock on a folder that is not a run; should a training start
+    into it while the data loads, the lock is taken before drawing, and evaluate is refused."""
+    import xpnet.train.evaluation as evaluation
+
+    new = tmp_path / "new"
+    real = evaluation.load_data
+    trainer = RunLock()
+
+    def a_training_starts(*args, **kwargs):
+        new.mkdir(exist_ok=True)
+        trainer.take(new)  # as `xpnet train --out NEW` does before its first epoch
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "load_data", a_training_starts)
+    with trainer:
+        code, _, err = run_cli(capsys, "evaluate", str(finished), "--out", str(new), "--backend", "numpy")
+    assert_one_line_error(code, err, f"PID {os.getpid()}", "give --out another folder")
+    assert sorted(p.name for p in new.iterdir()) == [LOCK_NAME]

@@ -54,8 +54,8 @@ def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, l
     A classifier's report is written into --out, else the checkpoint's folder; a run folder
     is locked for it (train/run_lock.py), so never while another process trains it or draws
     its report. A folder that is not a run gets no lock file: one would mark it as a run that
-    `xpnet train --out` may write into, and no trainer can be in it (train refuses a non-empty
-    folder that is not a run, and this one holds the report)."""
+    `xpnet train --out` may write into. Should it become one while the data loads (a training
+    started into it), the lock is taken before drawing, so that training refuses or is refused."""
     from xpnet.train.run_lock import RunLock
     from xpnet.train.runs import is_run_folder
 
@@ -69,12 +69,14 @@ def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, l
             remove_stale_temps(folder)  # a killed writer's: the lock says none is live
         elif not net.is_regression:  # unlocked, another evaluate may be writing: only an old one's
             remove_stale_temps(folder, min_age_s=STALE_S)
-        return score_job(net, meta, checkpoint, data_spec, folder, log)
+        return score_job(net, meta, checkpoint, data_spec, folder, log,
+                         claim=lambda: lock.take(folder) if is_run_folder(folder) else None)
 
 
 def score_job(net: Network, meta: dict, checkpoint: str, data_spec: str | None, folder: Path, log: Log,
-              advice: str = OUT_ADVICE) -> dict:
-    """evaluate_job's work, once the checkpoint is loaded and `folder` is the caller's to write."""
+              advice: str = OUT_ADVICE, claim: Callable[[], None] = lambda: None) -> dict:
+    """evaluate_job's work, once the checkpoint is loaded and `folder` is the caller's to write
+    (`claim` is called just before drawing into it)."""
     trained = meta.get("config") or {}
     recorded = data_spec is None
     data_spec = data_spec or trained.get("data") or "letters"
@@ -98,6 +100,7 @@ def score_job(net: Network, meta: dict, checkpoint: str, data_spec: str | None, 
         + (f"  mse {result['mse']:.4g}  {regression_line(result)}" if "mse" in result else "")
         + f"  on {len(y)} {what if not data.classes else 'samples'}")  # the report below says which
     if data.classes:
+        claim()
         report_classification(net, (X, y), data, folder, log, what, "test accuracy" if held_out else "accuracy",
                               advice)
     return result
