@@ -86,7 +86,7 @@ def read(data: bytes, source: str = "checkpoint") -> tuple[dict[str, np.ndarray]
     for key, value in header.items():
         try:
             meta[key] = json.loads(value) if key not in ("format", "version", "digest") else value
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep
             raise CheckpointError(f"{source} has an unreadable header entry {key!r}") from None
     return tensors, meta
 
@@ -197,7 +197,7 @@ def _header(data: bytes, source: str) -> dict:
                               f"does not fit in {len(data)} bytes)")
     try:
         header = json.loads(data[8:8 + size])
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise CheckpointError(f"{source} is not a checkpoint (its header is not JSON)") from None
     meta = header.get("__metadata__") if isinstance(header, dict) else None
     return meta if isinstance(meta, dict) else {}

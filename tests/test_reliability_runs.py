@@ -52,7 +52,7 @@ def test_a_second_process_on_a_training_run_folder_is_refused_naming_the_holder(
         for argv in (train_args(data, run, "--epochs", "3"),
                      ["train", "--resume", str(run), "--epochs", "200000", "--no-progress"]):
             code, _, err = run_cli(capsys, *argv)
-            assert_one_line_error(code, err, "being trained by another process", f"PID {first.pid}")
+            assert_one_line_error(code, err, "being written by another xpnet process", f"PID {first.pid}")
         assert first.poll() is None, "the first run must live on"
     finally:
         first.send_signal(signal.SIGKILL)
@@ -171,7 +171,7 @@ def test_a_report_lost_to_a_full_disk_is_redrawn_by_xpnet_report(capsys, tmp_pat
     import xpnet.train.report as report
     from xpnet.train.files import OutputError
 
-    def full_disk(path, fig):
+    def full_disk(path, fig, advice):
         raise OutputError(f"cannot write {path}: No space left on device; free space or choose another --out")
 
     data = make_npz(tmp_path)
@@ -202,7 +202,7 @@ def test_an_mpi_job_takes_the_lock_on_rank_0_and_is_refused_while_another_holds_
         lock.take(run)
         code, out, err, seconds = launch(2, resume, tmp_path)
     assert code != 0 and f"PID {os.getpid()}" in err and "Traceback" not in err, (out, err)
-    assert [line for line in err.splitlines() if "being trained" in line] == [err.splitlines()[0]], err
+    assert [line for line in err.splitlines() if "being written" in line] == [err.splitlines()[0]], err
     code, out, err, _ = launch(2, resume, tmp_path)  # released: the job runs, rank 0 locking
     assert code == 0 and "epoch 2/2" in out, err
 

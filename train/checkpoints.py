@@ -54,6 +54,7 @@ def load(path: str | Path, backend: Backend | str | None = None, *, device: str 
     elif dtype is not None:
         backend = backend.with_dtype(dtype)
     model = from_tensors(tensors, meta, backend, str(path))
+    check_metadata(model, meta, str(path))
     model.classes = tuple(meta["classes"]) if meta.get("classes") else None
     return model
 
@@ -67,7 +68,8 @@ def checkpoint_path(path: str | Path) -> Path:
 def load_checkpoint(path: str | Path, backend: Backend, expect: dict | None = None) -> tuple[Network, dict]:
     """Load a checkpoint file (or a run folder's) onto `backend`; one-line errors on bad files."""
     path = checkpoint_path(path)
-    return from_bytes(_read(path), backend, source=str(path), expect=expect)
+    net, meta = from_bytes(_read(path), backend, source=str(path), expect=expect)
+    return net, check_metadata(net, meta, str(path))
 
 
 def load_for_resume(path: str | Path, backend: Backend, expect: dict | None = None):
@@ -75,7 +77,36 @@ def load_for_resume(path: str | Path, backend: Backend, expect: dict | None = No
     path = checkpoint_path(path)
     tensors, meta = read(_read(path), str(path))  # parsed and digest-checked once
     net = from_tensors(tensors, meta, backend, str(path), expect)
+    check_metadata(net, meta, str(path))
     return net, meta, TrainingState.from_checkpoint(net, tensors, meta, str(path))
+
+
+def check_metadata(net: Network, meta: dict, source: str) -> dict:
+    """`meta`, once what the commands read from it is of the kind they expect: one class name
+    per output of a classifier, each different; settings as `xpnet train` records them;
+    a history of records with a loss. The digest proves only that a file is whole, and a file
+    edited and signed again (or written by another program) was a traceback in evaluate,
+    predict or report, or a class named `{}` in predict's answer."""
+    classes, config, history = meta.get("classes"), meta.get("config"), meta.get("history")
+    if classes and (not isinstance(classes, list) or not all(type(c) in (str, int) for c in classes)  # save() keeps ints
+                    or len(set(map(str, classes))) != len(classes) or len(classes) != net.sizes[-1] or net.is_regression):
+        what = "a regression network" if net.is_regression else f"{net.sizes[-1]} outputs"
+        raise CheckpointError(f"{source}: its class names {str(classes)[:60]} are not one different name for each "
+                              f"of {what} (damaged, or edited and signed again): retrain or restore it")
+    counts_ok = isinstance(config, dict) and all(
+        config.get(k) is None or (type(config.get(k)) is int and config[k] >= 1) for k in ("train_samples", "test_samples"))
+    if config is not None and not (counts_ok and isinstance(config.get("data", ""), str)):
+        raise CheckpointError(f"{source}: its record of the run's settings is damaged (edited and signed again?): "
+                              "retrain or restore it")
+    seed = meta.get("seed", 0)
+    if type(seed) is not int or not 0 <= seed < 2**64:
+        raise CheckpointError(f"{source}: its seed {str(seed)[:30]} is not a whole number from 0 to 2**64 - 1: "
+                              "retrain or restore it")
+    if history is not None and not (isinstance(history, list) and all(
+            isinstance(r, dict) and type(r.get("loss")) in (int, float) for r in history)):
+        raise CheckpointError(f"{source}: its copy of the history is damaged (a record without a loss): "
+                              "retrain or restore it")
+    return meta
 
 
 def _read(path: Path) -> bytes:
@@ -85,4 +116,5 @@ def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}; give a run folder or a "
+                              ".safetensors checkpoint") from None

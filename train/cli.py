@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve(sub)
     p = sub.add_parser("report", help="redraw a finished run's report: scores, confusion matrix, pictures, curves")
     p.add_argument("run", help="a run folder")
+    p.add_argument("--data", help="where the data the run trained on is now, if it moved (default: where it was)")
     add_backend_flags(p)
     p.set_defaults(handler=cmd_report)
     p = sub.add_parser("backends", help="list array backends: version, usable or why not, device")
@@ -140,7 +141,7 @@ def cmd_predict(args) -> int:
 def cmd_report(args) -> int:
     from xpnet.train.evaluation import report_job
 
-    report_job(args.run, args.backend, args.device, print)
+    report_job(args.run, args.backend, args.device, print, args.data)
     return 0
 
 

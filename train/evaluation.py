@@ -10,19 +10,22 @@ import numpy as np
 
 from xpnet.backends import XpnetError, resolve_backend
 from xpnet.model import Network
-from xpnet.model.checkpoint import read
 from xpnet.train.checkpoints import CHECKPOINT_NAME, load_checkpoint
-from xpnet.train.data import DataSet, load_data
-from xpnet.train.files import atomic_write_json, ensure_folder
+from xpnet.train.data import DataError, DataSet, load_data
+from xpnet.train.files import OUT_ADVICE, atomic_write_json, ensure_folder, remove_stale_temps
 from xpnet.train.answers import evaluate
 from xpnet.train.metrics import (confusion_matrix, expected_calibration_error, group_accuracies, group_lines, listed,
                                  regression_line, summary_lines)
 
 Log = Callable[[str], None]
+STALE_S = 600.0  # a temp file untouched this long in a folder no lock guards is a killed writer's
 
 
 def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, log: Log,
-                          what: str = "held-out samples", score: str = "test accuracy") -> np.ndarray:
+                          what: str = "held-out samples", score: str = "test accuracy",
+                          advice: str = OUT_ADVICE) -> np.ndarray:
+    """Scores, then confusion.json, groups.json and the pictures in `run_dir`; `advice` ends the
+    line a failed write says (the fix the calling command offers)."""
     X, y = held_out
     y = np.asarray(y)
     proba = net.predict_proba(X)
@@ -34,16 +37,16 @@ def report_classification(net: Network, held_out, data: DataSet, run_dir: Path, 
         log("by held-out group (ECE: expected calibration error of the stated probability, 15 bins):")
         for line in group_lines(groups):
             log(line)
-        atomic_write_json(run_dir / "groups.json", groups)
+        atomic_write_json(run_dir / "groups.json", groups, advice)
     for line in summary_lines(cm, data.classes):
         log(line)
-    atomic_write_json(run_dir / "confusion.json", {"classes": list(data.classes), "counts": cm.tolist()})
+    atomic_write_json(run_dir / "confusion.json", {"classes": list(data.classes), "counts": cm.tolist()}, advice)
     from xpnet.train.report import write_pictures, write_reliability
 
-    for path in write_pictures(run_dir, cm, data.classes, X, y, pred, data.image_shape):
+    for path in write_pictures(run_dir, cm, data.classes, X, y, pred, data.image_shape, advice):
         log(f"wrote {path}")
     log(calibration_line(net, confidence, pred == y))
-    log(f"wrote {write_reliability(run_dir, confidence, pred == y, net.temperature, groups)}")
+    log(f"wrote {write_reliability(run_dir, confidence, pred == y, net.temperature, groups, advice)}")
     return cm
 
 
@@ -57,15 +60,46 @@ def calibration_line(net: Network, confidence: np.ndarray, right: np.ndarray) ->
 
 def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, log: Log,
                  out: str | None = None) -> dict:
-    """Score a checkpoint on a data set's held-out part (by default the data it trained on)."""
+    """Score a checkpoint on a data set's held-out part (by default the data it trained on).
+
+    A classifier's report is written into --out, else the checkpoint's folder; a run folder
+    is locked for it (train/run_lock.py), so never while another process trains it or draws
+    its report. A folder that is not a run gets no lock file: one would mark it as a run that
+    `xpnet train --out` may write into. Should it become one while the data loads (a training
+    started into it), the lock is taken before drawing, so that training refuses or is refused."""
+    from xpnet.train.run_lock import RunLock
+    from xpnet.train.runs import is_run_folder
+
     backend = resolve_backend(backend_name, device)
     out_folder = ensure_folder(out) if out else None  # a bad --out is said before any work
     net, meta = load_checkpoint(checkpoint, backend)
+    folder = out_folder or Path(checkpoint if Path(checkpoint).is_dir() else Path(checkpoint).parent)
+    with RunLock("evaluate") as lock:
+        if not net.is_regression and is_run_folder(folder):  # a regression's score writes nothing
+            lock.take(folder)  # before the data is loaded: a refusal costs no work
+            remove_stale_temps(folder)  # a killed writer's: the lock says none is live
+        elif not net.is_regression:  # unlocked, another evaluate may be writing: only an old one's
+            remove_stale_temps(folder, min_age_s=STALE_S)
+        return score_job(net, meta, checkpoint, data_spec, folder, log,
+                         claim=lambda: lock.take(folder) if is_run_folder(folder) else None)
+
+
+def score_job(net: Network, meta: dict, checkpoint: str, data_spec: str | None, folder: Path, log: Log,
+              advice: str = OUT_ADVICE, claim: Callable[[], None] = lambda: None) -> dict:
+    """evaluate_job's work, once the checkpoint is loaded and `folder` is the caller's to write
+    (`claim` is called just before drawing into it)."""
     trained = meta.get("config") or {}
+    recorded = data_spec is None
     data_spec = data_spec or trained.get("data") or "letters"
     same = trained.get("data") == data_spec  # then regenerate (or hit the cache of) the same set
-    data = load_data(data_spec, seed=meta.get("seed", 0), n_train=trained.get("train_samples") if same else None,
-                     n_test=trained.get("test_samples") if same else None)
+    try:
+        data = load_data(data_spec, seed=meta.get("seed", 0), n_train=trained.get("train_samples") if same else None,
+                         n_test=trained.get("test_samples") if same else None)
+    except DataError as exc:  # the run's own files moved or changed: the fix is --data, not the loader's
+        if not recorded or data_spec.startswith("letters"):
+            raise
+        raise DataError(f"{checkpoint} was trained on {data_spec}, which does not load now ({exc}); "
+                        "give --data where that data is now") from None
     data = same_classes(net, meta, data, checkpoint, data_spec)
     held_out = data.X_test is not None
     X, y = (data.X_test, data.y_test) if held_out else (data.X_train, data.y_train)
@@ -77,12 +111,13 @@ def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, l
         + (f"  mse {result['mse']:.4g}  {regression_line(result)}" if "mse" in result else "")
         + f"  on {len(y)} {what if not data.classes else 'samples'}")  # the report below says which
     if data.classes:
-        folder = out_folder or Path(checkpoint if Path(checkpoint).is_dir() else Path(checkpoint).parent)
-        report_classification(net, (X, y), data, folder, log, what, "test accuracy" if held_out else "accuracy")
+        claim()
+        report_classification(net, (X, y), data, folder, log, what, "test accuracy" if held_out else "accuracy",
+                              advice)
     return result
 
 
-def report_job(run: str, backend_name, device, log: Log) -> None:
+def report_job(run: str, backend_name, device, log: Log, data_spec: str | None = None) -> None:
     """Redraw a finished run's report (a full disk, or Ctrl-C, may have cost it): the scores and
     pictures `evaluate` writes into the run folder, and the learning curves from its history."""
     from xpnet.train.report import write_curves
@@ -92,11 +127,14 @@ def report_job(run: str, backend_name, device, log: Log) -> None:
     if not (run_dir / CHECKPOINT_NAME).is_file():
         raise XpnetError(f"{run} is not a trained run folder (no {CHECKPOINT_NAME}); give a folder "
                          "`xpnet train --out` wrote")
-    with RunLock() as lock:
+    advice = f"free space or make {run_dir} writable, then run xpnet report again"
+    with RunLock("report") as lock:
         lock.take(run_dir)  # not while a process trains it
-        evaluate_job(str(run_dir), None, backend_name, device, log)
-        history = read((run_dir / CHECKPOINT_NAME).read_bytes(), str(run_dir))[1].get("history")
-        path = write_curves(run_dir, history) if isinstance(history, list) else None
+        remove_stale_temps(run_dir)  # a killed report's or trainer's: the lock says none is live
+        net, meta = load_checkpoint(str(run_dir), resolve_backend(backend_name, device))
+        score_job(net, meta, str(run_dir), data_spec, run_dir, log, advice)
+        history = meta.get("history")
+        path = write_curves(run_dir, history, advice) if isinstance(history, list) else None
         log(f"wrote {path}" if path else f"{run_dir}'s checkpoint keeps no history (an older xpnet): no curves")
 
 

@@ -23,6 +23,7 @@ from xpnet.backends import XpnetError
 # the user's environment, not a bug, so one line rather than a traceback.
 WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 TEMP_SUFFIX = ".xpnet.tmp"  # every temp file atomic_write makes: `.NAME.PID.HEX.xpnet.tmp`
+OUT_ADVICE = "free space or choose another --out"  # what a failed write says, where the command has --out
 
 
 class OutputError(XpnetError):
@@ -30,7 +31,7 @@ class OutputError(XpnetError):
 
 
 def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None],
-                 advice: str = "free space or choose another --out") -> Path:
+                 advice: str = OUT_ADVICE) -> Path:
     """Write `data` to `path` atomically; raises OutputError (one line, ending in `advice`) on failure.
 
     `data` is the bytes, or a function that writes them to the file it is given (so a large
@@ -61,8 +62,8 @@ def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None],
     return path
 
 
-def atomic_write_json(path: str | Path, obj) -> Path:
-    return atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode())
+def atomic_write_json(path: str | Path, obj, advice: str = OUT_ADVICE) -> Path:
+    return atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode(), advice)
 
 
 def ensure_folder(path: str | Path) -> Path:

@@ -89,7 +89,7 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
     Resuming then reads the run folder on every rank (it must be on a file system they share).
     The process that writes the run folder locks it (train/run_lock.py) until it returns.
     """
-    with RunLock() as lock:
+    with RunLock("resume" if resume else "train") as lock:
         return _train_job(config, log, progress, resume, context or RunContext(), lock)
 
 
@@ -162,12 +162,13 @@ def _silent(line: str) -> None:
 
 def finish_run(net: Network, held_out, data: DataSet, run_dir: Path, log: Log) -> None:
     """After training: a classifier's report on the held-out set, the curves, the last line."""
+    advice = f"training finished and is saved: free space, then draw the report with xpnet report {run_dir}"
     with telling_what_is_kept(run_dir, trained=True):
         if held_out is not None and data.classes:
-            report_classification(net, held_out, data, run_dir, log)
+            report_classification(net, held_out, data, run_dir, log, advice=advice)
         elif held_out is not None:
             log(f"test {regression_line(evaluate(net, *held_out))} on {len(held_out[1])} held-out samples")
-        draw_curves(run_dir, net, log)
+        draw_curves(run_dir, net, log, advice)
     log(f"saved {run_dir / CHECKPOINT_NAME}")
 
 
@@ -247,10 +248,10 @@ def log_baseline(net: Network, held_out, n_classes: int, log: Log) -> None:
     log(f"untrained network: accuracy {100 * acc:.1f}% (random guessing: 1/{n_classes} = {100 / n_classes:.1f}%)")
 
 
-def draw_curves(run_dir: Path, net: Network, log: Log) -> None:
+def draw_curves(run_dir: Path, net: Network, log: Log, advice: str) -> None:
     """curves.png for every run that trained, classifier or not, and a line saying so."""
     from xpnet.train.report import write_curves
 
-    path = write_curves(run_dir, net.history)
+    path = write_curves(run_dir, net.history, advice)
     if path is not None:
         log(f"wrote {path}")

@@ -7,25 +7,27 @@ from pathlib import Path
 
 import numpy as np
 
-from xpnet.train.files import atomic_write
+from xpnet.train.files import OUT_ADVICE, atomic_write
 
 
-def write_curves(run_dir: Path, history) -> Path | None:
-    """Loss (and accuracy, for classes) per epoch: every run's, regression's too."""
+def write_curves(run_dir: Path, history, advice: str = OUT_ADVICE) -> Path | None:
+    """Loss (and accuracy, for classes) per epoch: every run's, regression's too. `advice`
+    ends the line a failed write says: the fix the command that draws it offers."""
     _headless()
-    return _save(run_dir / "curves.png", _curves(history)) if history else None
+    return _save(run_dir / "curves.png", _curves(history), advice) if history else None
 
 
-def write_pictures(run_dir: Path, cm, classes, X, y, pred, image_shape) -> list[Path]:
+def write_pictures(run_dir: Path, cm, classes, X, y, pred, image_shape, advice: str = OUT_ADVICE) -> list[Path]:
     """A classifier's: the confusion matrix, and held-out images with their verdicts."""
     _headless()
-    written = [_save(run_dir / "confusion.png", _confusion(cm, classes))]
+    written = [_save(run_dir / "confusion.png", _confusion(cm, classes), advice)]
     if image_shape:
-        written.append(_save(run_dir / "samples.png", _samples(X, y, pred, classes, image_shape)))
+        written.append(_save(run_dir / "samples.png", _samples(X, y, pred, classes, image_shape), advice))
     return written
 
 
-def write_reliability(run_dir: Path, confidence, right, temperature: float, groups) -> Path:
+def write_reliability(run_dir: Path, confidence, right, temperature: float, groups,
+                      advice: str = OUT_ADVICE) -> Path:
     """reliability.png, the reliability diagram: for each band of stated probability, the share
     answered right (on the diagonal when they agree), and calibration.json with its numbers."""
     from xpnet.train.calibration import reliability
@@ -35,9 +37,9 @@ def write_reliability(run_dir: Path, confidence, right, temperature: float, grou
     bars = reliability(confidence, right)
     atomic_write_json(run_dir / "calibration.json", {
         "temperature": temperature, "ece": expected_calibration_error(confidence, right), "bins": bars,
-        "groups": {g["name"]: g["ece"] for g in groups if "ece" in g}})
+        "groups": {g["name"]: g["ece"] for g in groups if "ece" in g}}, advice)
     _headless()
-    return _save(run_dir / "reliability.png", _reliability(bars, temperature))
+    return _save(run_dir / "reliability.png", _reliability(bars, temperature), advice)
 
 
 def _reliability(bars, temperature: float):
@@ -61,13 +63,13 @@ def _headless() -> None:
     matplotlib.use("Agg")  # no screen needed
 
 
-def _save(path: Path, fig) -> Path:
+def _save(path: Path, fig, advice: str) -> Path:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
-    return atomic_write(path, buf.getvalue())
+    return atomic_write(path, buf.getvalue(), advice)
 
 
 def _curves(history):

@@ -145,7 +145,7 @@ def restored_history(run_dir: Path, kept, epochs: int, log: Log) -> list:
             raise FileNotFoundError(path)
         on_disk = json.loads(path.read_bytes().decode())
         usable = isinstance(on_disk, list) and len(on_disk) >= epochs and all(isinstance(r, dict) for r in on_disk)
-    except (OSError, ValueError):  # missing, not UTF-8, not JSON
+    except (OSError, ValueError, RecursionError):  # missing, not UTF-8, not JSON, nested past Python's stack
         usable = False
     if isinstance(kept, list) and len(kept) == epochs:
         if not usable:
@@ -180,7 +180,7 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
     except OSError:
         raise XpnetError(f"{run_dir} is not a run folder (no readable config.json); give the folder "
                          "`xpnet train --out` wrote") from None
-    except (ValueError, TypeError):  # not UTF-8, not JSON, not an object of TrainConfig's fields
+    except (ValueError, TypeError, RecursionError):  # not UTF-8, not JSON (or nested too deep), not TrainConfig's
         raise XpnetError(f"{path} is damaged or from another xpnet version; cannot resume") from None
     for name in COUNTS:
         value = getattr(config, name)

@@ -140,7 +140,7 @@ def _read_json(path: Path):
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
         import warnings
 
         warnings.warn(f"{path} cannot be read ({exc.__class__.__name__}: {exc}); the page shows the run without it")

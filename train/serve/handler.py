@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -55,6 +56,7 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 30  # seconds a client may stall mid-request before its thread is freed
     _unread = 0  # bytes of the current request's body not read yet
     _said = ""  # the one line a refusal answered, for the server's log
+    path = ""  # set once the request line parses: a refusal of one that did not (414, 505) has none
 
     ROUTES = {  # path -> {method: handler method name}
         **{path: {"GET": "page"} for path in ASSETS},
@@ -174,6 +176,15 @@ class Handler(BaseHTTPRequestHandler):
             return False
         return super().handle_expect_100()
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals (a request line over 64 KiB, an HTTP version or a
+        method it does not know, too many headers) as one line of JSON like every other; they
+        were an HTML page, or, for 414 and 505, nothing at all (logging one read a `path` that
+        the unparsed request never set)."""
+        self.close_connection = True
+        self._said = one_line(message or HTTPStatus(code).phrase)
+        self.send_json(code, {"error": self._said})
+
     def send_json(self, status: int, obj, allow=None) -> None:
         headers = {"Allow": ", ".join(allow)} if status == 405 and allow else {}
         self.send(status, json.dumps(obj, separators=(",", ":")).encode(), "application/json", headers)
@@ -199,7 +210,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if status >= 400:
             why, self._said = f": {self._said}" if self._said else "", ""
-            self.server.log(f"xpnet serve: {status} {self.command} {one_line(urlsplit(self.path).path[:80])}{why}")
+            self.server.log(f"xpnet serve: {status} {self.command or '-'} {one_line(urlsplit(self.path).path[:80])}{why}")
 
     def log_error(self, format, *args) -> None:
         if format.startswith("Request timed out"):  # an idle keep-alive connection closed: routine
