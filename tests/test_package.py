@@ -135,3 +135,29 @@ def test_load_onto_a_backend_takes_a_dtype_and_refuses_another_device(tmp_path, 
     assert xpnet.load(path, reference, dtype="float32").backend.dtype_name == "float32"
     with pytest.raises(xpnet.XpnetError, match="device 'cuda' given with a Backend"):
         xpnet.load(path, reference, device="cuda")
+
+
+def test_the_command_loads_nothing_heavy_before_it_can_catch_ctrl_c(tmp_path):
+    """`import xpnet` loads its names on first use, so the entry point's `try` covers numpy's load."""
+    result = run_python(["-c", "import sys, xpnet.command; print(sorted({'numpy', 'scipy', 'PIL'} & set(sys.modules)))"],
+                        tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+
+
+def test_ctrl_c_while_the_command_loads_is_one_line_and_exit_130(monkeypatch, capsys):
+    import builtins
+
+    from xpnet.command import main as command
+
+    real = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "xpnet.train.cli":
+            raise KeyboardInterrupt
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    assert command(["backends"]) == 130
+    monkeypatch.setattr(builtins, "__import__", real)
+    assert capsys.readouterr().err == "xpnet: interrupted\n"
+    assert command(["backends"]) == 0  # loaded for real, it runs

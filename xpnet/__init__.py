@@ -22,9 +22,25 @@ if not (Path(__file__).parent / "train").is_dir():
     __path__.append(str(Path(__file__).resolve().parent.parent))  # noqa: F821 (a package's own __path__)
 
 from xpnet.version import __version__  # noqa: E402
-from xpnet.backends import Backend, BackendError, XpnetError, resolve_backend  # noqa: E402
-from xpnet.model import Network, gradient_check  # noqa: E402
-from xpnet.train import evaluate, learn, load, load_data, save, test  # noqa: E402
 
-__all__ = ["Backend", "BackendError", "Network", "XpnetError", "__version__", "evaluate", "gradient_check",
-           "learn", "load", "load_data", "resolve_backend", "save", "test"]
+# The names below load on first use (PEP 562), not at `import xpnet`: the `xpnet` command's
+# entry point (xpnet/command.py) then catches a Ctrl-C that lands while numpy and the rest load.
+_WHERE = {"Backend": "xpnet.backends", "BackendError": "xpnet.backends", "XpnetError": "xpnet.backends",
+          "resolve_backend": "xpnet.backends", "Network": "xpnet.model", "gradient_check": "xpnet.model",
+          "evaluate": "xpnet.train", "learn": "xpnet.train", "load": "xpnet.train", "load_data": "xpnet.train",
+          "save": "xpnet.train", "test": "xpnet.train"}
+__all__ = ["__version__", *sorted(_WHERE)]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'xpnet' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(_WHERE[name]), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))

@@ -2,7 +2,7 @@
 
 import sys
 
-from xpnet.train.cli import main
+from xpnet.command import main
 
 if __name__ == "__main__":  # a tool that imports every module (the API reference) must not run it
     sys.exit(main())
