@@ -41,7 +41,7 @@ def read_cache(path: Path) -> tuple[dict, dict] | None:
             info = json.loads(str(f["info"]))
         if not isinstance(info, dict):
             raise ValueError("its info is not an object")
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    except (OSError, ValueError, KeyError, EOFError, RecursionError, zipfile.BadZipFile, zlib.error) as exc:
         warnings.warn(f"the letters cache {path} is damaged ({type(exc).__name__}); regenerating it",
                       stacklevel=3)
         return None
