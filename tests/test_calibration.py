@@ -178,3 +178,19 @@ def test_patience_on_the_held_out_set_is_warned_about_and_not_with_a_validation_
     code, out, err = run_cli(capsys, "train", "--data", str(blob_files), "--epochs", "3", "--patience", "2",
                              "--val-fraction", "0.2", "--out", str(tmp_path / "b"), "--no-progress")
     assert code == 0 and warning not in out, err
+
+
+@pytest.mark.parametrize("temperature, unsure", [(1e-3, False), (1e3, True)])
+def test_predict_and_serve_read_with_the_saved_temperature(tmp_path, temperature, unsure):
+    """A sharp temperature makes any answer sure, a flat one leaves every letter near 1/26."""
+    from xpnet.train.checkpoints import save_checkpoint
+    from xpnet.train.predict import Reader
+
+    net = Network.from_sizes([784, 26], resolve_backend("numpy"), seed=1)
+    net.temperature = temperature
+    path = save_checkpoint(net, tmp_path / "m.safetensors", {"classes": [chr(ord("A") + i) for i in range(26)]})
+    pixels = np.zeros((28, 28), np.float32)
+    pixels[6:22, 12:16] = 1.0
+    answer = Reader(str(path)).read(pixels)
+    assert answer["unsure"] is unsure
+    assert (answer["probability"] > 0.99) if not unsure else (answer["probability"] < 0.05)
