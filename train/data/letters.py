@@ -31,7 +31,7 @@ from xpnet.train.data.letters_render import Augment, Recipe, glyph_bank, render_
 from xpnet.train.data.strokes import SKELETONS, draw_writers
 from xpnet.train.files import remove_stale_temps
 
-VERSION = 2  # bump whenever the generator's output changes, so stale caches are not reused
+VERSION = 3  # bump whenever the generator's output changes, so stale caches are not reused
 CLASSES = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 CHUNK = 1000  # samples per seeded chunk; fixed, so results do not depend on the worker count
 WRITERS_TRAIN, WRITERS_TEST = 400, 100  # synthetic writers on each side, drawn from different seeds
