@@ -8,7 +8,9 @@ and a contrast change with additive noise. That keeps the framing of `glyph.fram
 (the framing `xpnet predict` applies to a photo: longer side 20 px, centre of mass at the
 centre, bright ink on dark) while costing well under a millisecond a sample. A letter by a
 synthetic writer (`strokes`) is drawn afresh each time and goes through the same steps; a
-share of all samples is drawn small and scaled back up, as a small picture is framed.
+share of all samples is drawn small and scaled back up, as a small picture is framed. The
+page and camera effects (an elastic bend, uneven light, a ruled line's remnant, JPEG) are in
+`letters_effects`.
 """
 
 from dataclasses import dataclass, field
