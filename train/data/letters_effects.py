@@ -31,14 +31,16 @@ COARSE = 3  # random displacements along each side, interpolated to the mesh: th
 def draw_effects(rng, a, size) -> dict:
     """Each sample's elastic field, light, line and JPEG quality (zero or 0 where an effect is off)."""
     u = lambda lo, hi: rng.uniform(lo, hi, size)  # noqa: E731
-    on = {k: rng.random(size) < getattr(a, f"{k}_prob") for k in ("elastic", "shadow", "line", "jpeg")}
+    probs = {"elastic": a.elastic_prob, "shadow": a.shadow_prob, "line": a.line_prob, "jpeg": a.jpeg_prob}
+    on = {k: rng.random(size) < p for k, p in probs.items()}
     coarse = rng.standard_normal((size, 2, COARSE, COARSE)) * u(0, a.max_elastic_px)[:, None, None, None]
     return {
         "elastic": np.where(on["elastic"][:, None, None, None], _upsample(coarse), 0.0),
         "shadow": np.where(on["shadow"], u(0, a.max_shadow), 0.0), "shadow_angle": u(0, 2 * np.pi),
         "shadow_edge": u(-0.6, 0.6), "shadow_soft": np.exp(u(np.log(0.05), np.log(3.0))),
         "line": np.where(on["line"], u(a.min_line, a.max_line), 0.0), "line_angle": np.deg2rad(u(-4, 4)),
-        "line_y": np.where(rng.random(size) < 0.7, u(22.5, 27.5), u(6, 22)), "line_width": u(0.6, 1.6),
+        "line_y": np.where(rng.random(size) < 0.7, u(22.5, 27.5), u(6, 22)),  # 70% under the letter, else through
+        "line_width": u(0.6, 1.6),
         "line_x": np.stack([u(-2, 10), u(18, 30)], axis=1),
         "jpeg": np.where(on["jpeg"], rng.integers(a.min_jpeg_quality, 96, size), 0),
     }
