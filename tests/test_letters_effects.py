@@ -7,8 +7,9 @@ import matplotlib
 import numpy as np
 import pytest
 
-from xpnet.train.data.letters_effects import draw_effects, jpeg, light_and_lines
-from xpnet.train.data.letters_render import Augment, Recipe, _master_glyphs, draw_augment, finish, render_chunk
+from xpnet.train.data.letters_effects import MESH, draw_effects, jpeg, light_and_lines
+from xpnet.train.data.letters_render import (IDENTITY, Augment, Recipe, _master_glyphs, draw_augment, finish,
+                                             render_chunk, warp_glyph)
 
 DEJAVU = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
 EFFECTS = ("elastic", "shadow", "line", "jpeg")
@@ -102,3 +103,14 @@ def test_jpeg_adds_artefacts_at_low_quality_and_fewer_at_high():
     err = np.abs(noisy.astype(int) - X).mean(axis=(1, 2))
     assert err[0] > err[2] > 0 and err[3] == 0
     assert (noisy[0] == noisy[1]).all()  # the codec itself is deterministic
+
+
+def test_an_elastic_mesh_that_moves_nothing_is_the_affine_warp(bank):
+    """The mesh's quads are the affine warp's own corners in PIL's order: a field too small to
+    move anything draws the sample the affine transform draws, so only the field bends it."""
+    warp = dict(IDENTITY, angle=0.2, shear=0.1, scale=0.9, stretch=1.3, dx=1.0)
+    tiny = np.zeros((2, MESH + 1, MESH + 1))
+    tiny[0, 0, 0] = 1e-9  # not zero, so the mesh path is taken
+    for glyph in bank[0][:10]:
+        plain, meshed = warp_glyph(glyph, **warp), warp_glyph(glyph, **warp, elastic=tiny)
+        assert np.abs(plain.astype(int) - meshed).max() <= 2
