@@ -36,7 +36,7 @@ from xpnet.train.data.letters_render import Augment, Recipe, glyph_bank, render_
 from xpnet.train.data.strokes import SKELETONS
 from xpnet.train.files import remove_stale_temps
 
-VERSION = 3  # bump whenever the generator's output changes, so stale caches are not reused
+VERSION = 4  # bump whenever the generator's output changes, so stale caches are not reused
 CLASSES = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 CHUNK = 1000  # samples per seeded chunk; fixed, so results do not depend on the worker count
 WRITERS_TRAIN = 400  # synthetic writers to train on (the held-out sides' are in letters_groups)

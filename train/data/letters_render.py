@@ -8,7 +8,9 @@ and a contrast change with additive noise. That keeps the framing of `glyph.fram
 (the framing `xpnet predict` applies to a photo: longer side 20 px, centre of mass at the
 centre, bright ink on dark) while costing well under a millisecond a sample. A letter by a
 synthetic writer (`strokes`) is drawn afresh each time and goes through the same steps; a
-share of all samples is drawn small and scaled back up, as a small picture is framed.
+share of all samples is drawn small and scaled back up, as a small picture is framed. The
+page and camera effects (an elastic bend, uneven light, a ruled line's remnant, JPEG) are in
+`letters_effects`.
 """
 
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from PIL import Image, ImageFilter
 
 from xpnet.train.data.fonts import render_letters
 from xpnet.train.data.glyph import BOX, FRAME, centre_of_mass, clamped_start, ink_bbox
+from xpnet.train.data.letters_effects import draw_effects, elastic_mesh, jpeg, light_and_lines
 from xpnet.train.data.strokes import Writer, write_letter
 
 SUPER = 2  # samples are warped at 2x resolution, then box-downsampled: cheap anti-aliasing
@@ -49,6 +52,15 @@ class Augment:
     lowres_prob: float = 0.25  # drawn small, then scaled up, as a letter 7-13 px tall in a picture is
     min_lowres_px: float = 7.0
     max_lowres_px: float = 13.0
+    elastic_prob: float = 0.3  # bent by a smooth random displacement field (letters_effects)
+    max_elastic_px: float = 1.5  # its typical displacement, in 28x28 pixels
+    shadow_prob: float = 0.2  # a soft or sharp-edged shadow across the sample
+    max_shadow: float = 0.5  # the light taken away in the shadow
+    line_prob: float = 0.1  # a faint ruled line's remnant under or through the letter
+    min_line: float = 0.2  # its brightness relative to the ink
+    max_line: float = 0.6
+    jpeg_prob: float = 0.2  # sent through a JPEG round trip
+    min_jpeg_quality: int = 30  # its quality, up to 95
 
 
 @dataclass(frozen=True)
@@ -107,7 +119,8 @@ def render_chunk(bank, seed_seq, size, recipe: Recipe, augment=Augment()) -> tup
     draws = draw_augment(rng, augment, size)
     glyphs = (master_glyph(write_letter(recipe.writers[h], c, rng)) if w else bank[f][c]
               for w, h, f, c in zip(written, hands, fonts, letters))
-    images = np.stack([_small(warp_glyph(g, **_row(draws, i)), draws["lowres"][i]) for i, g in enumerate(glyphs)])
+    images = np.stack([_small(warp_glyph(g, **_row(draws, i), elastic=draws["elastic"][i]), draws["lowres"][i])
+                       for i, g in enumerate(glyphs)])
     X = finish(images, draws, rng)
     return X.reshape(size, FRAME * FRAME), labels.astype(np.int64)
 
@@ -143,6 +156,7 @@ def draw_augment(rng, a: Augment, size) -> dict:
         "dx": u(-a.max_shift_px, a.max_shift_px), "dy": u(-a.max_shift_px, a.max_shift_px),
         "weight": weight, "blur": u(0, a.max_blur),
         "peak": u(a.min_peak, 1.0), "background": u(0, a.max_background), "noise": u(0, a.max_noise),
+        **draw_effects(rng, a, size),
     }
 
 
@@ -157,11 +171,12 @@ def _row(draws, i) -> dict:
 IDENTITY = dict(angle=0.0, shear=0.0, scale=1.0, stretch=1.0, dx=0.0, dy=0.0, weight=0, blur=0.0)
 
 
-def warp_glyph(g: Glyph, angle, shear, scale, stretch, dx, dy, weight, blur) -> np.ndarray:
+def warp_glyph(g: Glyph, angle, shear, scale, stretch, dx, dy, weight, blur, elastic=None) -> np.ndarray:
     """One 28x28 uint8 sample: the glyph framed as `frame_ink` does, then warped, weighted, blurred.
 
     With IDENTITY parameters this reproduces `frame_ink`'s framing (up to resampling), which
-    is what ties the training data to what `xpnet predict` feeds the network.
+    is what ties the training data to what `xpnet predict` feeds the network. `elastic`
+    ((2, MESH+1, MESH+1), 28x28 px) bends the canvas too, in the same transform.
     """
     k = SUPER * BOX / WORK_BOX  # master px -> canvas px, so the longer side spans the 20 px box
     M = k * scale * _rotation(angle) @ np.array([[1.0, shear], [0.0, 1.0]]) @ np.diag([stretch, 1.0])
@@ -170,7 +185,11 @@ def warp_glyph(g: Glyph, angle, shear, scale, stretch, dx, dy, weight, blur) -> 
     offset = np.array(g.com) - Minv @ centre
     side = SUPER * FRAME
     data = (Minv[0, 0], Minv[0, 1], offset[0], Minv[1, 0], Minv[1, 1], offset[1])
-    img = g.image.transform((side, side), Image.Transform.AFFINE, data, resample=Image.Resampling.BILINEAR)
+    if elastic is not None and np.any(elastic):
+        mesh = elastic_mesh(SUPER * elastic, lambda p: Minv @ p + offset[:, None], side)
+        img = g.image.transform((side, side), Image.Transform.MESH, mesh, resample=Image.Resampling.BILINEAR)
+    else:
+        img = g.image.transform((side, side), Image.Transform.AFFINE, data, resample=Image.Resampling.BILINEAR)
     img = _stroke_weight(img, int(weight)).reduce(SUPER)
     if blur > 0.05:
         img = img.filter(ImageFilter.GaussianBlur(blur))
@@ -209,9 +228,13 @@ def _stroke_weight(img: Image.Image, weight: int) -> Image.Image:
     return thin if kept > 0.5 else img
 
 
+SHADOW_SHOWS = 0.25  # share of a shadow's darkness left in the background once framing has flattened it
+
+
 def finish(images: np.ndarray, draws: dict, rng) -> np.ndarray:
-    """Contrast, background and noise for a whole chunk at once, quantised to uint8."""
-    x = images.astype(np.float32) / 255
+    """Lines, light, contrast, background and noise for a whole chunk at once; uint8, some through JPEG."""
+    x, light = light_and_lines(images.astype(np.float32) / 255, draws)
     peak, bg, sigma = (draws[k].astype(np.float32)[:, None, None] for k in ("peak", "background", "noise"))
-    x = bg + (peak - bg) * x + sigma * rng.standard_normal(x.shape, dtype=np.float32)
-    return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+    bg = bg + SHADOW_SHOWS * (1 - light)
+    x = bg + (peak - bg) * light * x + sigma * rng.standard_normal(x.shape, dtype=np.float32)
+    return jpeg(np.round(np.clip(x, 0, 1) * 255).astype(np.uint8), draws["jpeg"])
