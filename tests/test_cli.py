@@ -122,7 +122,8 @@ def test_regression_from_the_command_line_gets_a_linear_output_and_learns(capsys
     y = (X @ np.array([1.5, -2.0, 0.5]) - 1.0).astype(np.float32)  # half the targets below zero
     np.savez(tmp_path / "reg.npz", X=X[:300], y=y[:300], X_test=X[300:], y_test=y[300:])
     code, out, err = run_cli(capsys, "train", "--data", f"npz:{tmp_path / 'reg.npz'}", "--loss", "quadratic",
-                             "--layers", "16", "--epochs", "8", "--lr", "0.05", "--out", str(tmp_path / "run"),
+                             "--layers", "16", "--epochs", "8", "--lr", "0.05", "--schedule", "constant",
+                             "--out", str(tmp_path / "run"),
                              "--no-progress", "--backend", "numpy")
     assert code == 0, err
     net, _ = load_checkpoint(tmp_path / "run", resolve_backend("numpy"))

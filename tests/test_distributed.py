@@ -246,9 +246,10 @@ def test_cupy_ranks_on_the_gpu_train_the_same_weights_as_one_cupy_process(capsys
 @needs_mpi
 def test_a_distributed_run_resumes_where_it_stopped(capsys, toy_npz, tmp_path):
     """Two epochs on 2 ranks, then resumed on 2 ranks to the third: the 3-epoch single-process run."""
-    reference = single_process_run(capsys, toy_npz, tmp_path / "single")
+    reference = single_process_run(capsys, toy_npz, tmp_path / "single", "--schedule", "constant")
     argv = train_args(toy_npz, tmp_path / "multi", "--distributed")
-    argv[argv.index("--epochs") + 1] = "2"
+    argv[argv.index("--epochs") + 1] = "2"  # then extended to 3: the same run only at a constant rate
+    argv += ["--schedule", "constant"]
     code, _, err, _ = launch(2, argv, tmp_path)
     assert code == 0, err
     resume = ["train", "--resume", str(tmp_path / "multi"), "--epochs", "3", "--no-progress", "--distributed"]

@@ -53,8 +53,11 @@ def make_npz(folder: Path, name: str = "toy.npz", n: int = 120, features: int = 
 
 
 def train_args(data: Path, out: Path, *extra: str) -> list[str]:
+    """A small run; its rate constant, since these tests extend finished runs (3 epochs, then
+    --resume --epochs 6) and a cosine schedule spans the run's total, which extending changes.
+    An interrupted run resumed to its own total is the same under any schedule (test_schedules)."""
     return ["train", "--data", f"npz:{data}", "--layers", "16", "--batch-size", "16", "--out", str(out),
-            "--no-progress", "--backend", "numpy", *extra]
+            "--no-progress", "--backend", "numpy", "--schedule", "constant", *extra]
 
 
 def train_ok(capsys, *argv: str) -> str:

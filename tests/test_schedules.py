@@ -109,8 +109,8 @@ def test_the_command_line_takes_them_and_resumes_them(capsys, tmp_path):
     X = rng.standard_normal((300, 6)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64) + (X[:, 1] > 0)
     np.savez(tmp_path / "d.npz", X=X, y=y)
-    args = ["train", "--data", str(tmp_path / "d.npz"), "--layers", "8", "--warmup", "3",
-            "--weight-decay", "0.001", "--no-progress", "--backend", "numpy"]
+    args = ["train", "--data", str(tmp_path / "d.npz"), "--layers", "8", "--warmup", "3", "--schedule", "constant",
+            "--weight-decay", "0.001", "--no-progress", "--backend", "numpy"]  # constant: the run is extended
     code, text, err = run_cli(capsys, *args, "--epochs", "2", "--out", str(tmp_path / "a"))
     assert code == 0 and "lr 0.0125" in text, err  # the warm-up's first epoch: 0.05 / 4
     assert run_cli(capsys, "train", "--resume", str(tmp_path / "a"), "--epochs", "5", "--no-progress")[0] == 0

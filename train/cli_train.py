@@ -48,7 +48,8 @@ def add_train(sub) -> None:
     p.add_argument("--scale", help=f"input (and regression target) scaling, kept in the model: {one_of(SCALERS)} "
                                    f"(default: {SCALE_DEFAULT})")
     p.add_argument("--layers", type=layer_words, dest="hidden",
-                   help="hidden layers: sizes, e.g. 512,256 (default), or convolutions, e.g. conv32x3,pool2,128 "
+                   help="hidden layers: sizes, e.g. 512,256 (the default from 20,000 training samples; 256,128 "
+                        "below), or convolutions, e.g. conv32x3,pool2,128 "
                         f"({'; '.join(w for w, _ in WORDS.values())})")
     p.add_argument("--image", type=image_shape, help="one sample as channels x height x width for conv layers, "
                                                      "e.g. 3x32x32 (default: a square one-channel image)")

@@ -21,7 +21,7 @@ from xpnet.model.init import check_init
 from xpnet.model.layers import image_shape, parse_layers
 from xpnet.model.losses import check_loss
 from xpnet.train.checkpoints import CHECKPOINT_NAME
-from xpnet.train.config import TrainConfig
+from xpnet.train.config import TrainConfig, default_hidden
 from xpnet.train.context import RunContext
 from xpnet.train.data import DataError, DataSet, absolute_spec
 from xpnet.train.data.spec import check_sample_counts
@@ -73,7 +73,8 @@ def check_config(config: TrainConfig) -> None:
     check_optimizer(config.optimizer)
     check_schedule(config.schedule, config.warmup)
     check_weight_decay(config.weight_decay)
-    parse_layers(config.hidden)
+    if config.hidden is not None:
+        parse_layers(config.hidden)
     check_sample_counts(config.data, config.train_samples, config.test_samples)
     check_scale(config.scale)
 
@@ -112,6 +113,8 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
             log(line)
     data = context.load_data(config, progress)
     config = settle_loss(config, data, log)
+    if config.hidden is None:  # sized to the data; recorded, so a resume rebuilds the same network
+        config = dataclasses.replace(config, hidden=default_hidden(len(data.y_train)))
     check_data_fits(config, data)
     if context.is_root:  # the held-out part is rank 0's alone
         check_patience(config.patience, True if config.val_fraction or data.X_test is not None
