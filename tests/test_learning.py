@@ -114,10 +114,13 @@ def test_lr_auto_picks_a_rate_reports_it_and_uses_it(single, monkeypatch):
     start = float(match.group(2))
     trials = [(float(rate), float(loss.removesuffix("(flat)")))
               for rate, loss in (t.split("->") for t in match.group(3).split())]
-    # the course's recipe: start at 0.001, then x10 while J falls further, back /10 when it does not
+    # the course's recipe: start at 0.001, then x10 while J falls further, back /10 when it does
+    # not, and then one try half a decade up (3 times the rate stepped back to)
     assert trials[0][0] == 0.001
-    for (rate, _), (next_rate, _) in zip(trials, trials[1:]):
-        assert next_rate == pytest.approx(rate * 10) or next_rate == pytest.approx(rate / 10)
+    steps = list(zip(trials, trials[1:]))
+    for i, ((rate, _), (next_rate, _)) in enumerate(steps):
+        between = i == len(steps) - 1 and next_rate == pytest.approx(rate / 10 * 3)
+        assert next_rate == pytest.approx(rate * 10) or next_rate == pytest.approx(rate / 10) or between
     assert chosen in [rate for rate, _ in trials] and dict(trials)[chosen] < start
     assert used[:-1] == pytest.approx([rate for rate, _ in trials])  # one optimizer per trial,
     assert used[-1] == chosen  # then training with the rate it reported
@@ -147,12 +150,21 @@ def falling_to(end):
 
 
 def test_lr_auto_goes_up_by_tens_while_the_loss_falls_further_then_steps_back(reference, monkeypatch):
-    ends = {0.001: 0.6, 0.01: 0.5, 0.1: 0.3, 1.0: 0.4}
+    ends = {0.001: 0.6, 0.01: 0.5, 0.1: 0.3, 1.0: 0.4, 0.3: 0.35}
     tried = scripted(monkeypatch, lambda lr: falling_to(ends[min(ends, key=lambda r: abs(r - lr))]))
     chosen, report = run_finder(reference)
-    assert tried == pytest.approx([0.001, 0.01, 0.1, 1.0])
-    assert chosen == pytest.approx(0.1)  # 1 ended higher than 0.1 did: back /10
-    assert "chose 0.1 " in report and report.endswith("0.001->0.6 0.01->0.5 0.1->0.3 1->0.4)")
+    assert tried == pytest.approx([0.001, 0.01, 0.1, 1.0, 0.3])  # back /10, then half a decade up
+    assert chosen == pytest.approx(0.1)  # 1 and 0.3 ended higher than 0.1 did
+    assert "chose 0.1 " in report and report.endswith("0.001->0.6 0.01->0.5 0.1->0.3 1->0.4 0.3->0.35)")
+
+
+def test_lr_auto_takes_the_rate_half_a_decade_up_when_it_does_better(reference, monkeypatch):
+    """The course preset's case: 1 beats 0.1 and 10 does worse, but 3 (the course's own rate
+    for its network) does better still."""
+    ends = {0.001: 0.6, 0.01: 0.5, 0.1: 0.3, 1.0: 0.4, 0.3: 0.25}
+    scripted(monkeypatch, lambda lr: falling_to(ends[min(ends, key=lambda r: abs(r - lr))]))
+    chosen, report = run_finder(reference)
+    assert chosen == pytest.approx(0.3) and "chose 0.3 " in report
 
 
 def test_lr_auto_steps_back_when_the_loss_stalls(reference, monkeypatch):
@@ -160,7 +172,7 @@ def test_lr_auto_steps_back_when_the_loss_stalls(reference, monkeypatch):
     ends = {0.001: 0.68, 0.01: 0.66, 0.1: 0.6, 1.0: 0.4, 10.0: 0.39998}  # 10: within 0.1% of 1
     tried = scripted(monkeypatch, lambda lr: falling_to(ends[min(ends, key=lambda r: abs(r - lr))]))
     chosen, _ = run_finder(reference)
-    assert chosen == pytest.approx(1.0) and tried[-1] == pytest.approx(10.0)
+    assert chosen == pytest.approx(1.0) and tried[-2:] == pytest.approx([10.0, 3.0])  # 3: as 1, no better
 
 
 def test_lr_auto_takes_a_flat_saturated_loss_as_not_falling(reference, monkeypatch):
@@ -171,7 +183,7 @@ def test_lr_auto_takes_a_flat_saturated_loss_as_not_falling(reference, monkeypat
               10.0: (0.47, 0.47), 100.0: (0.45, 0.45)}  # J at the start: 0.69
     tried = scripted(monkeypatch, lambda lr: trials[min(trials, key=lambda r: abs(r - lr))])
     chosen, report = run_finder(reference)
-    assert chosen == pytest.approx(1.0) and tried[-1] == pytest.approx(10.0)
+    assert chosen == pytest.approx(1.0) and tried[-2:] == pytest.approx([10.0, 3.0])
     assert "10->0.47(flat)" in report
 
 

@@ -156,7 +156,8 @@ def test_lr_auto_does_not_choose_a_rate_that_stalls_on_the_letters(trained_run, 
     data = load_data("letters", n_train=6000, n_test=1000, progress=False)
     model = Network.from_sizes([784, 128, 64, 26], resolve_backend("numpy"))
     chosen, report = find_learning_rate(model, DeviceData.from_host(model, data.X_train, data.y_train), "sgd", 64, 0)
-    assert chosen == 1.0, report
+    assert chosen in (1.0, 3.0) and "3->" in report and "(flat)" not in report.split("3->")[-1], report
+    # measured here: 1 -> 3.181, 10 -> 3.305 (stalled), then 3 -> 3.038, still falling: 3
 
 
 # lr="auto" on the letters, measured here (6,000 letters): the course preset's network climbs

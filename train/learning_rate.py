@@ -7,7 +7,8 @@ for TRIAL_STEPS steps from the same start and measures J on a fixed probe batch.
 
 Going up, each rate must do better than the one before it: x10 while J ends lower (by at
 least STALL) than at the last rate; when it rises or stalls, the recipe steps back /10 to
-that last rate. Going down (the first rate already made J grow), the first rate that makes J
+that last rate, and tries once the rate 3 times it, between the two: a factor of 10 is a
+coarse step, and the course's own rate for its network (3) lies between 1 and 10. Going down (the first rate already made J grow), the first rate that makes J
 fall is kept.
 
 What "falls" means matters twice over:
@@ -37,6 +38,7 @@ START = 1e-3
 TRIAL_STEPS = 100
 PROBE_SIZE = 2048
 LOWEST, HIGHEST = 1e-7, 1e3
+BETWEEN = 3  # after x10 went too far: the rate 3 times the last good one, about half a decade up
 STALL = 1e-3  # going up, a rate must end at least 0.1% below the last rate's J to count as better
 FLAT = 1e-5  # a trial whose J moved less than 0.001% over its second half has stalled (saturated)...
 CONVERGED = 1e-3  # ...unless J is already below 0.1% of where it started: that is the bottom, not a plateau
@@ -61,7 +63,10 @@ def find_learning_rate(model, data, optimizer: str, batch_size: int, seed: int) 
             lr *= 10
             mid, end = trial(lr)
             if not falls(reached * (1 - STALL), mid, end, base):
-                break  # it rose or stalled: back to the last rate
+                mid, end = trial(chosen * BETWEEN)  # back, then half a decade up: the step x10 skipped
+                if falls(reached * (1 - STALL), mid, end, base):
+                    chosen = chosen * BETWEEN
+                break
             chosen, reached = lr, end
     else:
         chosen = None
