@@ -97,7 +97,8 @@ def bars_npz(tmp_path):
 def test_xpnet_train_takes_conv_layers_and_resumes_them_exactly(capsys, bars_npz, tmp_path):
     out = tmp_path / "run"
     args = ["train", "--data", f"npz:{bars_npz}", "--layers", "conv4x3,pool2,dropout0.2,16", "--optimizer", "adam",
-            "--lr", "0.01", "--batch-size", "32", "--no-progress", "--backend", "numpy"]
+            "--lr", "0.01", "--batch-size", "32", "--no-progress", "--backend", "numpy",
+            "--schedule", "constant"]  # the run is extended from 2 epochs to 4: the same run only at a constant rate
     code, text, err = run_cli(capsys, *args, "--epochs", "2", "--out", str(out))
     assert code == 0, err
     assert "network 1x8x8 -> conv4x3 -> maxpool2 -> dropout0.2 -> flatten -> 16 -> 4" in text
