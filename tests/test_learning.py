@@ -199,7 +199,8 @@ def test_lr_auto_takes_a_flat_saturated_loss_as_not_falling(reference, monkeypat
 
 def test_a_loss_at_the_bottom_is_not_flat(reference, monkeypatch):
     """A trial that converged (J near 0, so it no longer moves) has not stalled."""
-    trials = {0.001: falling_to(0.5), 0.01: (1e-9, 1e-9), 0.1: (math.nan, math.nan)}  # J at the start: 0.69
+    trials = {0.001: falling_to(0.5), 0.01: (1e-9, 1e-9), 0.1: (math.nan, math.nan),
+              0.03: (math.nan, math.nan)}  # J at the start: 0.69
     scripted(monkeypatch, lambda lr: trials[min(trials, key=lambda r: abs(r - lr))])
     chosen, _ = run_finder(reference)
     assert chosen == pytest.approx(0.01)
