@@ -12,8 +12,8 @@ from xpnet import learn
 from xpnet.backends import resolve_backend
 from xpnet.model import CheckpointError, Network
 from xpnet.model import checkpoint
-from xpnet.train.calibration import BOUNDS, UNSURE_BELOW, fit_temperature, reliability
-from xpnet.train.metrics import expected_calibration_error
+from xpnet.train.calibration import BOUNDS, UNSURE_BELOW, fit_temperature
+from xpnet.train.metrics import expected_calibration_error, reliability
 from xpnet.train.predict import format_result
 from test_backends import one_line
 from test_cli import run_cli
@@ -62,8 +62,12 @@ def test_reliability_bins_count_every_sample_and_agree_with_the_error():
     confidence, right = rng.uniform(0, 1, 3000), rng.random(3000) < 0.5
     bars = reliability(confidence, right)
     assert sum(b["samples"] for b in bars) == 3000 and len(bars) == 15
-    ece = sum(abs(b["confidence"] - b["accuracy"]) * b["samples"] for b in bars) / 3000
-    assert ece == pytest.approx(expected_calibration_error(confidence, right))
+    assert all(b["low"] <= b["confidence"] < b["high"] for b in bars)
+    # the error, worked by hand: one bin, stated 0.75, right half the time
+    assert expected_calibration_error(np.full(100, 0.75), np.arange(100) < 50) == pytest.approx(0.25)
+    # two bins, 0.9 right 9 in 10 (no gap) and 0.3 right 1 in 10 (gap 0.2), half the samples each
+    confidence, right = np.repeat([0.9, 0.3], 10), np.r_[np.arange(10) < 9, np.arange(10) < 1]
+    assert expected_calibration_error(confidence, right) == pytest.approx(0.1)
 
 
 def test_predict_proba_divides_the_logits_by_the_temperature_on_every_backend(backend):

@@ -27,13 +27,10 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
     The loss is convex in 1/T (a log-sum-exp of terms linear in it, minus one of them), so a
     golden-section search over 1/T finds its one minimum without derivatives."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    picked = z[np.arange(len(z)), np.asarray(labels)]
+    z, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
 
     def loss(beta: float) -> float:
-        scaled = beta * z
-        return float(np.mean(np.log(np.exp(scaled).sum(axis=1)) - beta * picked))
+        return _cross_entropy(z, labels, 1 / beta)
 
     lo, hi = 1 / BOUNDS[1], 1 / BOUNDS[0]
     ratio = (np.sqrt(5) - 1) / 2
@@ -78,13 +75,3 @@ def _cross_entropy(logits: np.ndarray, labels: np.ndarray, temperature: float) -
     z = logits / temperature
     z = z - z.max(axis=1, keepdims=True)
     return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), labels]))
-
-
-def reliability(confidence: np.ndarray, right: np.ndarray, bins: int = 15) -> list[dict]:
-    """The reliability diagram's bars: for each of `bins` equal-width confidence bins that holds
-    samples, its range, how many, their mean stated probability and the share answered right."""
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    return [{"low": float(edges[b]), "high": float(edges[b + 1]), "samples": int(np.sum(which == b)),
-             "confidence": float(np.mean(confidence[which == b])), "accuracy": float(np.mean(right[which == b]))}
-            for b in range(bins) if np.any(which == b)]

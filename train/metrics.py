@@ -88,11 +88,18 @@ def group_accuracies(y_true: np.ndarray, y_pred: np.ndarray, groups: list[dict],
 def expected_calibration_error(confidence: np.ndarray, right: np.ndarray, bins: int = 15) -> float:
     """How far the stated probability is from the share answered right: the gap in each of 15
     equal-width confidence bins, weighted by the bin's share of the samples (0 is perfect)."""
+    return float(sum(abs(b["confidence"] - b["accuracy"]) * b["samples"] for b in reliability(confidence, right, bins))
+                 / max(len(right), 1))
+
+
+def reliability(confidence: np.ndarray, right: np.ndarray, bins: int = 15) -> list[dict]:
+    """The reliability diagram's bars: for each of `bins` equal-width confidence bins that holds
+    samples, its range, how many, their mean stated probability and the share answered right."""
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    gaps = [abs(float(np.mean(confidence[which == b])) - float(np.mean(right[which == b]))) * np.mean(which == b)
+    return [{"low": float(edges[b]), "high": float(edges[b + 1]), "samples": int(np.sum(which == b)),
+             "confidence": float(np.mean(confidence[which == b])), "accuracy": float(np.mean(right[which == b]))}
             for b in range(bins) if np.any(which == b)]
-    return float(sum(gaps))
 
 
 def group_lines(rows: list[dict]) -> list[str]:

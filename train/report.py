@@ -30,9 +30,8 @@ def write_reliability(run_dir: Path, confidence, right, temperature: float, grou
                       advice: str = OUT_ADVICE) -> Path:
     """reliability.png, the reliability diagram: for each band of stated probability, the share
     answered right (on the diagonal when they agree), and calibration.json with its numbers."""
-    from xpnet.train.calibration import reliability
     from xpnet.train.files import atomic_write_json
-    from xpnet.train.metrics import expected_calibration_error
+    from xpnet.train.metrics import expected_calibration_error, reliability
 
     bars = reliability(confidence, right)
     atomic_write_json(run_dir / "calibration.json", {
