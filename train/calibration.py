@@ -60,7 +60,6 @@ def calibrate(model: Network, validation: DeviceData, log) -> float:
     device) and say what it did to the validation loss; returns the temperature."""
     logits = raw_outputs(model, validation)
     labels = model.backend.to_numpy(validation.labels_in(None)).astype(np.int64)
-    model.temperature = 1.0
     before = _cross_entropy(logits, labels, 1.0)
     model.temperature = fit_temperature(logits, labels)
     after = _cross_entropy(logits, labels, model.temperature)
