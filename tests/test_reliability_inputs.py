@@ -23,7 +23,7 @@ from PIL import Image
 import xpnet.train.files as files
 from xpnet.backends import resolve_backend
 from xpnet.model import Network
-from xpnet.train.checkpoints import load_checkpoint, save_checkpoint
+from xpnet.train.checkpoints import load_checkpoint, save, save_checkpoint
 from xpnet.train.files import OutputError, atomic_write
 
 from test_cli import assert_one_line_error, run_cli
@@ -412,6 +412,17 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypa
     assert disk.partial and disk.partial[0][1] > 0  # something half-written existed...
     assert not os.path.exists(disk.partial[0][0])  # ...and is gone
     assert target.read_bytes() == b"old checkpoint"
+    assert temp_files(tmp_path) == []
+
+
+def test_the_api_save_on_a_full_disk_advises_a_path_not_a_flag(tmp_path, monkeypatch):
+    """`xpnet.save` is given a path: its failure must not send the caller to a CLI flag."""
+    model = Network.from_sizes([3, 4, 2], resolve_backend("numpy"), seed=0)
+    FullDisk(monkeypatch, tmp_path, "model.safetensors")
+    with pytest.raises(OutputError) as info:
+        save(model, tmp_path / "model.safetensors")
+    message = str(info.value)
+    assert "\n" not in message and "another path" in message and "--out" not in message
     assert temp_files(tmp_path) == []
 
 

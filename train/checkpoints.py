@@ -7,22 +7,26 @@ from pathlib import Path
 from xpnet.backends import Backend, resolve_backend
 from xpnet.model import Network
 from xpnet.model.checkpoint import CheckpointError, from_bytes, from_tensors, read, to_bytes
-from xpnet.train.files import atomic_write, is_regular
+from xpnet.train.files import OUT_ADVICE, atomic_write, is_regular
 from xpnet.train.state import TrainingState
 
 CHECKPOINT_NAME = "model.safetensors"
 
 
+API_SAVE_ADVICE = "free space or save to another path"  # `save` is called with a path, not --out
+
+
 def save_checkpoint(net: Network, path: str | Path, metadata: dict | None = None,
-                    state: TrainingState | None = None) -> Path:
-    """Write `net`, its training metadata and (to resume) the training state, atomically."""
+                    state: TrainingState | None = None, advice: str = OUT_ADVICE) -> Path:
+    """Write `net`, its training metadata and (to resume) the training state, atomically; a
+    failed write is one line ending in `advice`."""
     meta = {"backend": net.backend.name, "device": net.backend.device_name, "dtype": net.backend.dtype_name}
     meta.update(metadata or {})
     extra = {}
     if state is not None:
         extra, entry = state.to_checkpoint()
         meta.update(entry)
-    return atomic_write(path, to_bytes(net, meta, extra))
+    return atomic_write(path, to_bytes(net, meta, extra), advice)
 
 
 def save(model: Network, path: str | Path, *, classes=None) -> Path:
@@ -36,7 +40,8 @@ def save(model: Network, path: str | Path, *, classes=None) -> Path:
                               "name per output")
     if names and len(set(map(str, names))) != len(names):  # two outputs one name: answers that cannot be told apart
         raise CheckpointError(f"class names must differ, got {list(names)}")
-    return save_checkpoint(model, checkpoint_path(path), {"classes": list(names)} if names else None)
+    return save_checkpoint(model, checkpoint_path(path), {"classes": list(names)} if names else None,
+                           advice=API_SAVE_ADVICE)
 
 
 def load(path: str | Path, backend: Backend | str | None = None, *, device: str | None = None,
