@@ -14,6 +14,7 @@ import pytest
 
 from xpnet.train.data import DataError, DataSet, load_data
 from xpnet.train.data import letters as L
+from xpnet.train.data import letters_groups as G
 from xpnet.train.data.fonts import Font, candidate_font_files, design_family, find_fonts, font_problem, split_fonts
 from xpnet.train.data.glyph import centre_of_mass
 from xpnet.train.data.letters_cache import cache_path
@@ -100,6 +101,15 @@ def test_any_generation_parameter_changes_the_cache_key():
                L.cache_key_params(0, 100, 10, Augment(), files[:-1])]
     paths = {cache_path("/c", p) for p in [base] + changed}
     assert len(paths) == 5
+
+
+@pytest.mark.parametrize("module, name, value", [(L, "WRITERS_TRAIN", 401), (G, "HAND_SHARE", 0.3),
+                                                 (G, "VALIDATION_SHARE", 0.4), (G, "WRITERS_TEST", 99)])
+def test_the_recipe_shares_and_writer_counts_change_the_cache_key(monkeypatch, module, name, value):
+    files = candidate_font_files()
+    base = cache_path("/c", L.cache_key_params(0, 100, 10, Augment(), files))
+    monkeypatch.setattr(module, name, value)
+    assert cache_path("/c", L.cache_key_params(0, 100, 10, Augment(), files)) != base
 
 
 def test_damaged_cache_file_is_regenerated(small, tmp_path):

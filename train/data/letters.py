@@ -30,8 +30,8 @@ from xpnet.train.data.fonts import Font, candidate_font_files, find_fonts, split
 from xpnet.train.data.glyph import FRAME
 from xpnet.train.data.letters_cache import STALE_TEMP_S, cache_path, read_cache, write_cache
 from xpnet.train.data.letters_groups import (HAND_SHARE, VALIDATION_SHARE, WRITERS_TEST, WRITERS_VALIDATION,
-                                             families, group_ranges, held_out_recipes, split_validation_fonts,
-                                             writers)
+                                             families, group_ranges, held_out_recipes, recipe_params,
+                                             split_validation_fonts, writers)
 from xpnet.train.data.letters_render import Augment, Recipe, glyph_bank, render_chunk
 from xpnet.train.data.strokes import SKELETONS
 from xpnet.train.files import remove_stale_temps
@@ -86,7 +86,7 @@ def cache_key_params(seed, n_train, n_test, augment, font_files) -> dict:
     """Everything the output depends on; the file sizes stand in for the fonts' versions."""
     return {"version": VERSION, "seed": int(seed), "n_train": int(n_train), "n_test": int(n_test),
             "augment": asdict(augment), "font_files": [[p, os.path.getsize(p)] for p in font_files],
-            "font_packages": package_versions()}
+            "font_packages": package_versions(), "recipe": recipe_params(WRITERS_TRAIN)}
 
 
 def describe(seed, n_train, n_test, augment, train_fonts, test_fonts, val_fonts=()) -> dict:
