@@ -44,8 +44,8 @@ from xpnet.train.optimizers import make_optimizer  # noqa: E402
 def parse_args(argv=None):
     p = OneLineParser(description=__doc__.splitlines()[0])
     p.add_argument("--backend", default=None, help="backend name (default: $XPNET_BACKEND, else auto)")
-    p.add_argument("--samples", type=positive_int, default=60000,
-                   help="training samples (default 60000, the default job's)")
+    p.add_argument("--samples", type=positive_int, default=LETTERS_TRAIN,
+                   help=f"training samples (default {LETTERS_TRAIN:,}, the default job's)")
     p.add_argument("--repeats", type=positive_int, default=7, help="rounds of each of the three (default 7)")
     p.add_argument("--noisy-above", type=non_negative_float, default=0.10,
                    help="noise of the paired ratios (interquartile range / median) above which the result "

@@ -30,7 +30,7 @@ def add_train(sub) -> None:
                         "cnn (conv16x3,pool2,conv32x3,pool2,128 with Adam)")
     p.add_argument("--data", help=f"{one_of(SCHEMES.values())} (default {d.data})")
     p.add_argument("--train-samples", type=positive_int,
-                   help="training samples to generate (letters) or keep (files) (default 60000 / all)")
+                   help="training samples to generate (letters) or keep (files) (default 120000 / all)")
     p.add_argument("--test-samples", type=positive_int,
                    help="held-out samples to generate or keep (default 10000 / all)")
     add_backend_flags(p)

@@ -42,7 +42,7 @@ CHUNK = 1000  # samples per seeded chunk; fixed, so results do not depend on the
 WRITERS_TRAIN = 400  # synthetic writers to train on (the held-out sides' are in letters_groups)
 
 
-def load_letters(*, seed: int = 0, cache_dir=None, fonts_dir=None, n_train: int = 60000,
+def load_letters(*, seed: int = 0, cache_dir=None, fonts_dir=None, n_train: int = 120_000,
                  n_test: int = 10000, progress: bool = True, augment: Augment = Augment(),
                  workers: int | None = None, system_fonts: bool = False) -> DataSet:
     """The synthetic letters data set: generated once per parameter set, then read from cache.
