@@ -46,9 +46,10 @@ PRESETS = {
                "lr": 3.0, "batch_size": 16, "hidden": [128, 64], "epochs": 15, "schedule": "constant"},
     # A small convolutional network for pictures: two rounds of 3x3 filters and 2x2 max
     # pooling find strokes wherever they are, then a dense layer reads the letter. Adam, as
-    # convolutions train poorly with one rate for every weight.
+    # convolutions train poorly with one rate for every weight. 10 epochs: at 5 it still
+    # underfits the letters (94% of its own training set) and reads a point less held out.
     "cnn": {"hidden": ["conv16x3", "pool2", "conv32x3", "pool2", 128], "optimizer": "adam", "lr": 0.001,
-            "epochs": 5},
+            "epochs": 10},
 }
 
 
