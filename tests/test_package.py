@@ -161,3 +161,36 @@ def test_ctrl_c_while_the_command_loads_is_one_line_and_exit_130(monkeypatch, ca
     monkeypatch.setattr(builtins, "__import__", real)
     assert capsys.readouterr().err == "xpnet: interrupted\n"
     assert command(["backends"]) == 0  # loaded for real, it runs
+
+
+def test_ctrl_c_that_numpy_turns_into_an_import_error_is_still_one_line_and_exit_130(monkeypatch, capsys):
+    """Found by the attack: a SIGINT inside numpy's import of `datetime` came out as numpy's
+    ImportError ("Importing the numpy C-extensions failed"), a traceback and exit 1."""
+    import builtins
+    import signal
+
+    from xpnet.command import main as command
+
+    real = builtins.__import__
+
+    def swallowed(name, *args, **kwargs):
+        if name == "xpnet.train.cli":
+            try:
+                signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # what a Ctrl-C here runs
+            except KeyboardInterrupt:
+                raise ImportError('PyCapsule_Import could not import module "datetime"') from None
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", swallowed)
+    assert command(["backends"]) == 130
+    assert capsys.readouterr().err == "xpnet: interrupted\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+    def broken(name, *args, **kwargs):
+        if name == "xpnet.train.cli":
+            raise ImportError("a broken install, no Ctrl-C")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", broken)
+    with pytest.raises(ImportError, match="broken install"):  # a real failure is not called an interrupt
+        command(["backends"])

@@ -179,6 +179,42 @@ def test_pool_workers_die_with_a_killed_parent(tmp_path):
     assert not left, "workers outlived their parent"  # were alive 60 s later
 
 
+HALF_A_RESULT = """
+import multiprocessing, os, struct, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from xpnet.train.data.letters import _stop_workers
+
+def half_a_result(flag):
+    # what a worker killed while it sends its chunk leaves: a message's length and a little of it
+    os.write(POOL._result_queue._writer.fileno(), struct.pack("!i", 1 << 20) + bytes(100))
+    open(flag, "w").close()
+    time.sleep(60)
+
+POOL = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+POOL.submit(half_a_result, sys.argv[1])
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.01)
+time.sleep(0.5)  # the manager thread has read the length and waits for the rest
+manager = POOL._executor_manager_thread
+_stop_workers(POOL)
+manager.join(15)
+print("stuck" if manager.is_alive() else "ended", flush=True)
+os._exit(0)  # a stuck manager would hold up Python's own exit, which joins it
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forks a pool worker")
+def test_stopping_the_workers_ends_the_pool_even_with_half_a_result_in_its_pipe(tmp_path):
+    """Found by the attack (1 in ~20 Ctrl-Cs during generation, by chance): a worker killed while
+    sending its chunk left the pool's manager thread reading the rest of the message for ever, and
+    `xpnet train` printed `xpnet: interrupted`, then hung at exit (Python joins that thread)."""
+    script = tmp_path / "half.py"
+    script.write_text(HALF_A_RESULT)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "flag")], capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.strip() == "ended", (done.stdout, done.stderr)  # was "stuck"
+
+
 def test_a_letter_count_beyond_the_ceiling_is_refused_before_any_work(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("XPNET_CACHE", str(tmp_path / "cache"))
     started = time.monotonic()

@@ -167,6 +167,27 @@ def test_a_damaged_config_json_is_one_line(capsys, two_epochs, content):
     assert_one_line_error(code, err, "config.json")
 
 
+@pytest.mark.parametrize("seed", [None, "x", {}, -1, 2.5])
+def test_a_seed_in_config_json_that_is_no_seed_is_one_line(capsys, two_epochs, seed):
+    """Found by the attack: `"seed": null` gave int()'s TypeError traceback from the data loader."""
+    edit_config(two_epochs, seed=seed)
+    code, _, err = run_cli(capsys, "train", "--resume", str(two_epochs), "--epochs", "3", "--no-progress")
+    assert_one_line_error(code, err, "config.json gives seed", "whole number >= 0")
+
+
+def test_a_folder_where_history_json_goes_names_the_folder_not_free_space(capsys, two_epochs):
+    """Found by the attack: `--resume` said "free space or choose another --out" (a resumed run
+    has no --out, and space was never short) when history.json had become a folder."""
+    (two_epochs / "history.json").unlink()
+    (two_epochs / "history.json").mkdir()
+    code, _, err = run_cli(capsys, "train", "--resume", str(two_epochs), "--epochs", "3", "--no-progress")
+    assert_one_line_error(code, err, "history.json: a folder is in its place; move or remove it")
+    assert "--out" not in err
+    (two_epochs / "history.json").rmdir()
+    train_ok(capsys, "train", "--resume", str(two_epochs), "--epochs", "3", "--no-progress")
+    assert len(history(two_epochs)) == 3
+
+
 def test_a_report_lost_to_a_full_disk_is_redrawn_by_xpnet_report(capsys, tmp_path, monkeypatch):
     import xpnet.train.report as report
     from xpnet.train.files import OutputError

@@ -54,6 +54,9 @@ def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None],
         os.replace(tmp, path)
     except OSError as exc:
         _remove_quietly(tmp)
+        if path.is_dir():  # a file cannot replace a folder: no free space or other --out fixes that
+            raise OutputError(f"cannot write {path}: a folder is in its place; move or remove it, then run "
+                              "the command again") from None
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}; {advice}") from None
     except BaseException:
         _remove_quietly(tmp)

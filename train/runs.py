@@ -186,6 +186,8 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
         value = getattr(config, name)
         if value is not None and (type(value) is not int or value < 1):
             raise XpnetError(f"{path} gives {name} = {value!r}: it must be a positive integer; correct it")
+    if type(config.seed) is not int or config.seed < 0:  # None or "x" would reach the data's loader
+        raise XpnetError(f"{path} gives seed = {config.seed!r}: it must be a whole number >= 0; correct it")
     return config
 
 

@@ -8,13 +8,48 @@ and that Ctrl-C is a quiet exit 130, as one during the work is (train/cli.py).
 
 from __future__ import annotations
 
+import signal
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    seen: list[int] = []
+    previous = _note_ctrl_c(seen)
     try:
         from xpnet.train.cli import main as run
     except KeyboardInterrupt:
-        print("xpnet: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
+    except Exception:
+        # numpy's C extension turns a Ctrl-C inside its own imports into an ImportError
+        # ("PyCapsule_Import could not import module datetime"): a Ctrl-C all the same
+        if not seen:
+            raise
+        return _interrupted()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     return run(argv)
+
+
+def _note_ctrl_c(seen: list[int]):
+    """While the command loads, Ctrl-C is Python's KeyboardInterrupt that also leaves a note in
+    `seen`, which survives an extension module that swallows the exception; returns the handler
+    to put back (None where nothing was changed: a SIGINT ignored, or not the main thread)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        return None
+
+    def note(signum, frame):
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGINT, note)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        return None
+    return previous
+
+
+def _interrupted() -> int:
+    print("xpnet: interrupted", file=sys.stderr)
+    return 130

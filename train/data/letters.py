@@ -202,10 +202,18 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """Drop the queued chunks and kill the workers now, rather than wait for their chunks."""
+    """Drop the queued chunks and kill the workers now, rather than wait for their chunks.
+
+    A worker killed while it sends its chunk leaves half a message in the result pipe; the
+    pool's manager thread would wait for the rest for ever, and Python's exit waits for that
+    thread (`xpnet: interrupted`, then a hang). This process holds the pipe's last write end:
+    closing it too gives the manager end-of-file, so it marks the pool broken and ends."""
     processes = list((getattr(pool, "_processes", None) or {}).values())  # no public way before 3.14
     for process in processes:
         process.kill()
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)  # the workers' end
+    if writer is not None:
+        writer.close()
     pool.shutdown(wait=False, cancel_futures=True)
 
 
