@@ -34,10 +34,19 @@ def test_malformed_specs(spec, fragment):
         parse_spec(spec)
 
 
-@pytest.mark.parametrize("sizes", [dict(n_train=0), dict(n_test=-1), dict(n_train=2.5), dict(seed=-1)])
+@pytest.mark.parametrize("sizes", [dict(n_train=0), dict(n_test=-1), dict(n_train=2.5), dict(seed=-1),
+                                   dict(seed=None), dict(seed="x"), dict(seed=True), dict(seed=float("nan")),
+                                   dict(n_train="100"), dict(n_test=float("inf"))])
 def test_bad_sizes_and_seed(sizes):
-    with pytest.raises(DataError, match="n_t|seed"):
+    """Refused in one line naming the argument, never int()'s TypeError or ValueError."""
+    name = next(iter(sizes))
+    with pytest.raises(DataError, match=f"^{name} must be a whole number"):
         load_data("letters", **sizes)
+
+
+def test_whole_floats_and_numpy_integers_are_sizes_and_seeds():
+    from xpnet.train.data.spec import _check_sizes
+    _check_sizes(np.int64(10), 2.0, np.uint32(3))  # as a config file or an array may hand them over
 
 
 def test_cap_samples_keeps_a_seeded_ordered_subset():

@@ -115,12 +115,16 @@ def _load_file_source(scheme: str, arg: str, progress: bool) -> DataSet:
 
 def _check_sizes(n_train: int, n_test: int, seed: int) -> None:
     """Sizes and seed must be whole numbers (numpy seeds are non-negative); training needs a sample."""
-    if int(seed) != seed or seed < 0:
-        raise DataError(f"seed must be a whole number >= 0, got {seed}")
-    if int(n_train) != n_train or n_train < 1:
-        raise DataError(f"n_train must be a whole number >= 1, got {n_train}")
-    if int(n_test) != n_test or n_test < 0:
-        raise DataError(f"n_test must be a whole number >= 0, got {n_test}")
+    for name, value, least in (("seed", seed, 0), ("n_train", n_train, 1), ("n_test", n_test, 0)):
+        if not _whole_at_least(value, least):
+            raise DataError(f"{name} must be a whole number >= {least}, got {value!r}")
+
+
+def _whole_at_least(value, least: int) -> bool:
+    """An int, or a float or numpy number equal to one (2.0 is 2): None, "3" or True are not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    return bool(np.isfinite(value)) and int(value) == value and value >= least
 
 
 def check_sample_counts(spec: str, n_train: int | None, n_test: int | None) -> None:
