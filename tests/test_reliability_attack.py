@@ -300,3 +300,24 @@ def test_a_training_that_starts_into_the_out_folder_while_evaluate_loads_is_not_
         code, _, err = run_cli(capsys, "evaluate", str(finished), "--out", str(new), "--backend", "numpy")
     assert_one_line_error(code, err, f"PID {os.getpid()}", "give --out another folder")
     assert sorted(p.name for p in new.iterdir()) == [LOCK_NAME]
+
+
+@pytest.mark.parametrize("damage", ["int32", "nan"])
+def test_an_optimizer_state_that_is_not_finite_floats_is_one_line_at_resume(capsys, finished, damage):
+    """Found by the attack: a momentum velocity re-signed as int32 passed the load and failed
+    inside the first update (numpy's casting error, a traceback); a NaN one would poison the
+    weights it touched."""
+    import numpy as np
+    from safetensors.numpy import load, save
+    from xpnet.model.checkpoint import _digest, _header
+
+    path = finished / "model.safetensors"
+    data = path.read_bytes()
+    header, tensors = dict(_header(data, "x")), dict(load(data))
+    key = next(k for k in sorted(tensors) if k.startswith("optimizer."))
+    tensors[key] = tensors[key].astype(np.int32) if damage == "int32" else np.full_like(tensors[key], np.nan)
+    header.pop("digest")
+    header["digest"] = _digest(tensors, header)
+    path.write_bytes(save(tensors, metadata=header))
+    code, _, err = run_cli(capsys, "train", "--resume", str(finished), "--epochs", "3", "--no-progress")
+    assert_one_line_error(code, err, repr(key), "damaged")

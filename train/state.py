@@ -71,6 +71,7 @@ class TrainingState:
         entry = meta.get("training_state")
         if not isinstance(entry, dict):
             raise CheckpointError(f"{source} holds no training state to resume from (saved by an older xpnet?)")
+        _check_state_tensors(tensors, source)
         try:
             weight_decay = float(entry.get("weight_decay", 0.0))  # none before it was recorded
             opt = make_optimizer(entry["optimizer"], model.backend, model.params, entry["lr"], weight_decay)
@@ -85,3 +86,15 @@ class TrainingState:
                        int(entry.get("best_epoch", 0)), best_params, weight_decay)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise CheckpointError(f"{source} has an incomplete training state ({exc}); cannot resume") from None
+
+
+def _check_state_tensors(tensors: dict, source: str) -> None:
+    """The optimizer's state and the best weights kept must be finite floating-point numbers,
+    as the weights must (model/checkpoint.py): an integer velocity would fail deep inside the
+    first update, a NaN one would poison every weight it touched."""
+    for key, value in tensors.items():
+        if key.startswith((PREFIX, BEST)) and not (np.issubdtype(value.dtype, np.floating)
+                                                   and bool(np.all(np.isfinite(value)))):
+            what = "not finite" if np.issubdtype(value.dtype, np.floating) else f"{value.dtype}, not floating point"
+            raise CheckpointError(f"{source}: its training state {key!r} is {what}, so the file is damaged; "
+                                  "resume from another checkpoint or train afresh")
