@@ -32,12 +32,12 @@ VALIDATION_SHARE = 0.5  # validation samples per test sample
 WRITER_SEEDS = {"train": 2, "test": 3, "validation": 4}  # the writers' seed sequence: [seed, this]
 
 
-
 def recipe_params(writers_train: int) -> dict:
     """The recipe's numbers above, for the letters cache key: a cache drawn under other shares
     or writer counts is other data, even where the generator's VERSION was not bumped."""
     return {"groups": [list(g) for g in TEST_GROUPS], "hand_share": HAND_SHARE, "validation_share": VALIDATION_SHARE,
             "writers": [writers_train, WRITERS_TEST, WRITERS_VALIDATION], "writer_seeds": WRITER_SEEDS}
+
 
 def split_validation_fonts(train_fonts) -> tuple[list, list]:
     """(fonts to train on, fonts to validate on): the VALIDATION families leave training."""
