@@ -88,8 +88,14 @@ def group_accuracies(y_true: np.ndarray, y_pred: np.ndarray, groups: list[dict],
 def expected_calibration_error(confidence: np.ndarray, right: np.ndarray, bins: int = 15) -> float:
     """How far the stated probability is from the share answered right: the gap in each of 15
     equal-width confidence bins, weighted by the bin's share of the samples (0 is perfect)."""
-    return float(sum(abs(b["confidence"] - b["accuracy"]) * b["samples"] for b in reliability(confidence, right, bins))
-                 / max(len(right), 1))
+    return calibration_error_of(reliability(confidence, right, bins))
+
+
+def calibration_error_of(bars: list[dict]) -> float:
+    """The ECE read off a reliability diagram's bars (`reliability`): each bin's gap between
+    stated probability and share right, weighted by its share of the samples."""
+    n = sum(b["samples"] for b in bars)
+    return float(sum(abs(b["confidence"] - b["accuracy"]) * b["samples"] for b in bars) / max(n, 1))
 
 
 def reliability(confidence: np.ndarray, right: np.ndarray, bins: int = 15) -> list[dict]:

@@ -31,11 +31,11 @@ def write_reliability(run_dir: Path, confidence, right, temperature: float, grou
     """reliability.png, the reliability diagram: for each band of stated probability, the share
     answered right (on the diagonal when they agree), and calibration.json with its numbers."""
     from xpnet.train.files import atomic_write_json
-    from xpnet.train.metrics import expected_calibration_error, reliability
+    from xpnet.train.metrics import calibration_error_of, reliability
 
     bars = reliability(confidence, right)
     atomic_write_json(run_dir / "calibration.json", {
-        "temperature": temperature, "ece": expected_calibration_error(confidence, right), "bins": bars,
+        "temperature": temperature, "ece": calibration_error_of(bars), "bins": bars,
         "groups": {g["name"]: g["ece"] for g in groups if "ece" in g}}, advice)
     _headless()
     return _save(run_dir / "reliability.png", _reliability(bars, temperature), advice)
