@@ -194,3 +194,19 @@ def test_ctrl_c_that_numpy_turns_into_an_import_error_is_still_one_line_and_exit
     monkeypatch.setattr(builtins, "__import__", broken)
     with pytest.raises(ImportError, match="broken install"):  # a real failure is not called an interrupt
         command(["backends"])
+
+
+def test_ctrl_c_while_python_m_xpnet_imports_its_entry_point_is_one_line_and_exit_130(tmp_path):
+    """Found by the attack: a SIGINT during `python -m xpnet`'s own `from xpnet.command import
+    main` was Python's KeyboardInterrupt traceback and exit -2."""
+    interrupt_that_import = (
+        "import runpy, sys\n"
+        "class CtrlC:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'xpnet.command':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, CtrlC())\n"
+        "sys.argv = ['xpnet', 'backends']\n"
+        "runpy.run_module('xpnet', run_name='__main__', alter_sys=True)\n")
+    result = run_python(["-c", interrupt_that_import], tmp_path)
+    assert (result.returncode, result.stderr) == (130, "xpnet: interrupted\n")

@@ -1,8 +1,16 @@
-"""`python -m xpnet ...` is the `xpnet` command."""
+"""`python -m xpnet ...` is the `xpnet` command.
+
+The entry point below catches a Ctrl-C while the command loads; this `try` catches one that
+lands even earlier, while the entry point's own module is imported. A Ctrl-C inside Python's
+start-up, before this file runs, is Python's own to report.
+"""
 
 import sys
 
-from xpnet.command import main
-
 if __name__ == "__main__":  # a tool that imports every module (the API reference) must not run it
+    try:
+        from xpnet.command import main
+    except KeyboardInterrupt:
+        print("xpnet: interrupted", file=sys.stderr)
+        sys.exit(130)
     sys.exit(main())
