@@ -471,3 +471,12 @@ def test_resuming_a_finished_run_says_only_why_it_cannot(capsys, finished_run):
     """It used to log 'resuming RUN after epoch N' and then refuse: one line, the refusal."""
     code, out, err = run_cli(capsys, "train", "--resume", str(finished_run), "--no-progress")
     assert code == 1 and "already trained" in err and "resuming" not in out, (out, err)
+    assert "xpnet report" not in err  # its report is whole
+
+
+def test_resuming_a_finished_run_whose_report_was_killed_says_how_to_draw_it(capsys, finished_run):
+    """Found by the attack: after a SIGKILL while the report was drawn, --resume said only
+    'give --epochs above N', though the run needed `xpnet report`, not more epochs."""
+    (finished_run / "curves.png").unlink()  # drawn last: what a report killed midway lacks
+    code, _, err = run_cli(capsys, "train", "--resume", str(finished_run), "--no-progress")
+    assert_one_line_error(code, err, "already trained", f"xpnet report {finished_run} draws it")

@@ -166,8 +166,10 @@ def check_resumable(net: Network, state, config: TrainConfig, run_dir: Path) -> 
                               f"{','.join(map(str, config.hidden))}, {config.loss}, {config.optimizer}): "
                               "it is another run's checkpoint; restore this run's or start a new one")
     if state.epoch >= config.epochs:
+        unreported = "" if (run_dir / "curves.png").is_file() else (  # the report's last picture
+            f"; its report was never finished (stopped while it was drawn): xpnet report {run_dir} draws it")
         raise XpnetError(f"{run_dir} has already trained {state.epoch} epochs; give --epochs above "
-                         f"{state.epoch} to train it longer")
+                         f"{state.epoch} to train it longer{unreported}")
 
 
 def read_run_config(run_dir: str | Path) -> TrainConfig:
