@@ -378,3 +378,22 @@ def test_a_step_of_many_ranks_moves_dropout_to_its_next_mask(reference):
     for _ in range(3):
         ctx.train_step(net, x, t, opt, 8)
     assert net.layers[0].steps == 3
+
+
+@needs_mpi
+def test_ranks_shift_each_picture_as_one_process_does(capsys, tmp_path):
+    """--shift draws one move per sample from the generator every rank holds: each rank moves
+    its rows of a batch as the single process moves them."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, N_TRAIN)
+    X = (0.3 * rng.random((N_TRAIN, 4, 4)) + (y[:, None, None] * np.eye(4)[1])).reshape(N_TRAIN, 16)
+    data = tmp_path / "squares.npz"
+    np.savez(data, X=X.astype(np.float32), y=y)
+    reference = single_process_run(capsys, data, tmp_path / "single", "--shift", "1")
+    code, _, err, _ = launch(2, train_args(data, tmp_path / "multi", "--distributed", "--shift", "1"), tmp_path)
+    assert code == 0, err
+    assert_same_run(reference, tmp_path / "multi", 1e-12)
+    unshifted = single_process_run(capsys, data, tmp_path / "plain")
+    assert load_file(str(unshifted / "model.safetensors")).keys() == load_file(str(reference / "model.safetensors")).keys()
+    with pytest.raises(AssertionError):  # the shift did move them: the test could tell
+        assert_same_run(reference, unshifted, 1e-12)

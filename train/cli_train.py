@@ -14,7 +14,7 @@ from xpnet.model.losses import LOSSES
 from xpnet.model.layers import WORDS
 from xpnet.train.arguments import (EXIT_ERROR, add_backend_flags, fraction, image_shape, layer_words, learning_rate,
                                    non_negative_float, one_of, positive_float, positive_int, whole_number_from)
-from xpnet.train.config import PRESETS, RESUMABLE, TrainConfig
+from xpnet.train.config import PRESETS, RESUMABLE, TrainConfig, with_data_defaults
 from xpnet.train.data.spec import SCHEMES
 from xpnet.train.files import WRITE_FAILURES
 from xpnet.train.optimizers import DEFAULT_LR, OPTIMIZERS
@@ -41,7 +41,7 @@ def add_train(sub) -> None:
                    help="on a GPU, record one training step as a CUDA graph and replay it for every full "
                         "batch: one launch instead of ~40 (default: on for cupy and torch on CUDA)")
     p.add_argument("--seed", type=int, help=f"seed for weights, shuffling and data (default {d.seed})")
-    p.add_argument("--epochs", type=positive_int, help=f"passes over the training set (default {d.epochs})")
+    p.add_argument("--epochs", type=positive_int, help="passes over the training set (default 20 where pictures are shifted, the letters; else 12)")
     p.add_argument("--batch-size", type=positive_int, help=f"samples per step (default {d.batch_size})")
     p.add_argument("--lr", type=learning_rate, help="learning rate, or 'auto' for the course's recipe (default: the "
                    f"optimizer's, {', '.join(f'{k} {v:g}' for k, v in DEFAULT_LR.items())})")
@@ -63,6 +63,9 @@ def add_train(sub) -> None:
                    help="epochs climbing linearly to the rate first (default 0)")
     p.add_argument("--weight-decay", type=non_negative_float, metavar="LAMBDA",
                    help="L2 weight decay: lambda * W added to each weight's gradient (default 0)")
+    p.add_argument("--shift", type=whole_number_from(0), metavar="PIXELS",
+                   help="move each training picture up to this many whole pixels each way, drawn anew every "
+                        "epoch (default 2 for letters, else 0)")
     p.add_argument("--val-fraction", type=fraction, metavar="F",
                    help="hold back this share of the training data (stratified by class) to validate on; "
                         "default: validate on the held-out part, if the data have one")
@@ -118,8 +121,8 @@ def cmd_train(args) -> int:
         raise XpnetError(f"started by an MPI launcher as one of {launched_by_mpi()} processes without "
                          "--distributed: add --distributed to train data-parallel")
     lost = []  # why stdout could not be written, if it could not: the run goes on regardless
-    with tqdm(total=config.epochs, desc="epochs", disable=args.no_progress or not sys.stderr.isatty(),
-              leave=False) as bar:
+    epochs = with_data_defaults(config).epochs
+    with tqdm(total=epochs, desc="epochs", disable=args.no_progress or not sys.stderr.isatty(), leave=False) as bar:
         def log(line: str) -> None:
             if line.startswith("epoch "):
                 bar.update(1)

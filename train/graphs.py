@@ -117,6 +117,8 @@ class GraphedSteps:
         index = xp.take(self.order, self.first + self.rows, axis=0)
         self.first += self.batch_size
         xb = xp.take(data.X, index, axis=0)
+        if data.shifts is not None:  # the epoch's moves, refilled in place like the order
+            xb = data.shifts.apply(xb, xp.take(data.moves, index, axis=0))
         tb = xp.take(data.T, index, axis=0)
         loss, out = self.model.train_step(xb, tb, self.opt)
         self.all_finite &= xp.isfinite(loss)

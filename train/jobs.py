@@ -20,8 +20,9 @@ from xpnet.model.activations import check_activation
 from xpnet.model.init import check_init
 from xpnet.model.layers import image_shape, parse_layers
 from xpnet.model.losses import check_loss
+from xpnet.train.augment import MAX_SHIFT
 from xpnet.train.checkpoints import CHECKPOINT_NAME
-from xpnet.train.config import TrainConfig, default_hidden
+from xpnet.train.config import TrainConfig, default_hidden, with_data_defaults
 from xpnet.train.context import RunContext
 from xpnet.train.data import DataError, DataSet, absolute_spec
 from xpnet.train.data.spec import check_sample_counts
@@ -77,6 +78,8 @@ def check_config(config: TrainConfig) -> None:
         parse_layers(config.hidden)
     check_sample_counts(config.data, config.train_samples, config.test_samples)
     check_scale(config.scale)
+    if config.shift is not None and not 0 <= config.shift <= MAX_SHIFT:
+        raise XpnetError(f"--shift {config.shift} is out of range: give 0 (none) to {MAX_SHIFT} pixels")
 
 
 def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool = False,
@@ -96,6 +99,7 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
 
 def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, context: RunContext,
                lock: RunLock) -> Path | None:
+    config = with_data_defaults(config)  # recorded in config.json, as a resume needs them
     check_config(config)
     if resume and not config.out:
         raise XpnetError("resuming needs the run folder: give it as config.out (the CLI's --resume RUN)")
@@ -146,7 +150,7 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
               validation=validation, validation_fraction=config.val_fraction, calibrate=calibrate,
               patience=config.patience, log=log, on_epoch=on_epoch, resume=state, context=context,
               cuda_graphs=config.cuda_graphs, schedule=config.schedule, warmup=config.warmup,
-              weight_decay=config.weight_decay)
+              weight_decay=config.weight_decay, shift=config.shift)
     if run_dir is not None:
         finish_run(net, held_out, data, run_dir, log)
     return run_dir

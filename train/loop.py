@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from xpnet.model import Network
+from xpnet.train.augment import Shifts
 from xpnet.train.calibration import calibrate as calibrate_temperature
 from xpnet.train.context import RunContext
 from xpnet.train.device_data import DeviceData
@@ -40,7 +41,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
           log: Callable[[str], None] | None = print,
           on_epoch: Callable[[Network, dict, TrainingState], None] | None = None,
           resume: TrainingState | None = None, context: RunContext | None = None,
-          cuda_graphs: bool | None = None, calibrate: bool = True) -> Network:
+          cuda_graphs: bool | None = None, calibrate: bool = True, shift: int = 0) -> Network:
     """Train `model` on `data` = (X, y) by gradient descent; returns the trained model.
 
     batch_size=None is full-batch gradient descent; lr="auto" runs the course's recipe
@@ -67,6 +68,8 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     `cuda_graphs` replays each full batch's step as one recorded CUDA graph where the
     backend can (cupy, torch on CUDA) and logs why not where it cannot; None (the default)
     does so on a backend that records graphs and says nothing elsewhere; False never does.
+    `shift` moves each training picture up to that many whole pixels each way, drawn anew every
+    epoch (train/augment.py): the network learns letters, not where their strokes fell.
     On x86-64 Linux, subnormal floats count as zero on this thread while it runs, `log` and
     `on_epoch` included (train/subnormals.py).
     """
@@ -76,6 +79,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
         _say(log, f"warning: --warmup {warmup} is not shorter than the run's {epochs} epochs, so the rate never "
                   "reaches the one asked for; give fewer warm-up epochs")
     check_weight_decay(weight_decay)
+    shifts = Shifts.for_model(shift, model) if shift else None
     context = context or RunContext()
     settle_task(model, data[1], log)
     data, validation = prepare_data(model, data, validation, validation_fraction, scale, seed, log)
@@ -91,6 +95,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             lr, report = find_learning_rate(model, context.whole(train_set), optimizer, batch_size, seed)
             _say(log, report)
         state = TrainingState.fresh(model, optimizer, lr, seed, weight_decay)
+    train_set.shifts = shifts  # after lr="auto"'s trials, which every process runs on the pictures as they are
     steps = make_steps(model, state.optimizer, train_set, batch_size, context, cuda_graphs, log)
     # where training starts from, for warn_if_far_above: rows spread over the set, as lr=auto's probe
     start_loss = probe_loss(model, *train_set.spread(PROBE_SIZE))

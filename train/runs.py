@@ -178,7 +178,7 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
     try:
         if not path.is_file():  # a named pipe would block the read forever
             raise FileNotFoundError(path)
-        config = TrainConfig(**json.loads(path.read_bytes().decode()))
+        config = TrainConfig(**{"shift": 0, **json.loads(path.read_bytes().decode())})  # none before shifts
     except OSError:
         raise XpnetError(f"{run_dir} is not a run folder (no readable config.json); give the folder "
                          "`xpnet train --out` wrote") from None
@@ -188,8 +188,10 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
         value = getattr(config, name)
         if value is not None and (type(value) is not int or value < 1):
             raise XpnetError(f"{path} gives {name} = {value!r}: it must be a positive integer; correct it")
-    if type(config.seed) is not int or config.seed < 0:  # None or "x" would reach the data's loader
-        raise XpnetError(f"{path} gives seed = {config.seed!r}: it must be a whole number >= 0; correct it")
+    for name in ("seed", "shift"):  # None or "x" would reach the data's loader or the training loop
+        value = getattr(config, name)
+        if type(value) is not int or value < 0:
+            raise XpnetError(f"{path} gives {name} = {value!r}: it must be a whole number >= 0; correct it")
     return config
 
 

@@ -49,6 +49,9 @@ class ShardedData:
     _local: tuple | None = None  # (inputs, targets) of this rank's rows this epoch, on the device
     _starts: list | None = None  # where each step's piece starts in _local
     _full_batch: bool = False
+    _rows: np.ndarray | None = None  # which rows of the set _local holds
+    _moves: object = None  # this epoch's moves of those rows, on the device, where shifting
+    shifts: object = None  # a train/augment.py Shifts that moves each picture every epoch, or None
     streamed = False  # its batches are on the device: each epoch's rows go over in one copy
 
     def order(self, rng: np.random.Generator, batch_size: int):
@@ -56,12 +59,19 @@ class ShardedData:
             if not self._full_batch:
                 self._load(np.arange(*piece(self.n, self.rank, self.size)), [0, None])
                 self._full_batch = True
+            self._draw_moves(rng)
             return None
         order = rng.permutation(self.n)
         pieces = [order[first:first + batch_size] for first in range(0, self.n, batch_size)]
         pieces = [p[slice(*piece(len(p), self.rank, self.size))] for p in pieces]
         self._load(np.concatenate(pieces), np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).tolist())
+        self._draw_moves(rng)
         return order
+
+    def _draw_moves(self, rng: np.random.Generator) -> None:
+        """Where shifting: the moves a single process draws for the whole set, this rank's rows' to the device."""
+        if self.shifts is not None:
+            self._moves = self.net.backend.asarray(self.shifts.draw(rng, self.n)[self._rows])
 
     def batch(self, order, first: int, batch_size: int):
         """Device arrays of this rank's piece of the global batch starting at `first`."""
@@ -69,7 +79,9 @@ class ShardedData:
         a, b = self._starts[step], self._starts[step + 1]
         X, T = self._local
         b = X.shape[0] if b is None else b
-        return X[a:b, ...], T[a:b, ...]
+        if self.shifts is None:
+            return X[a:b, ...], T[a:b, ...]
+        return self.shifts.apply(X[a:b, ...], self._moves[a:b, ...]), T[a:b, ...]
 
     def labels_in(self, order):
         """The true classes of this rank's rows this epoch, in the order `batch` hands them out."""
@@ -94,7 +106,7 @@ class ShardedData:
         backend = self.net.backend
         X = backend.asarray(self.X[rows], dtype=backend.dtype_name)
         T = backend.asarray(targets_for(self.net, self.y[rows]), dtype=backend.dtype_name)
-        self._local, self._starts = (X, T), starts
+        self._local, self._starts, self._rows = (X, T), starts, rows
 
 
 def write_inputs_file(data: DataSet, dtype: str) -> dict:
