@@ -173,12 +173,12 @@ def test_a_config_json_shift_that_is_no_whole_number_is_one_line_on_resume(capsy
 
 
 @pytest.mark.parametrize("given, shift, epochs", [
-    (dict(), 2, 20),  # the letters: shifted, so 20 passes
-    (dict(data="letters:system"), 2, 20),
+    (dict(), 2, 16),  # the letters: shifted, so 16 passes
+    (dict(data="letters:system"), 2, 16),
     (dict(shift=0), 0, 12),
     (dict(epochs=5), 2, 5),
     (dict(data="npz:x.npz"), 0, 12),  # other data as it comes
-    (dict(data="npz:x.npz", shift=1), 1, 20),
+    (dict(data="npz:x.npz", shift=1), 1, 16),
 ])
 def test_the_data_decides_the_shift_and_the_epochs_where_none_were_given(given, shift, epochs):
     from xpnet.train.config import TrainConfig, with_data_defaults

@@ -41,7 +41,7 @@ def add_train(sub) -> None:
                    help="on a GPU, record one training step as a CUDA graph and replay it for every full "
                         "batch: one launch instead of ~40 (default: on for cupy and torch on CUDA)")
     p.add_argument("--seed", type=int, help=f"seed for weights, shuffling and data (default {d.seed})")
-    p.add_argument("--epochs", type=positive_int, help="passes over the training set (default 20 where pictures are shifted, the letters; else 12)")
+    p.add_argument("--epochs", type=positive_int, help="passes over the training set (default 16 where pictures are shifted, the letters; else 12)")
     p.add_argument("--batch-size", type=positive_int, help=f"samples per step (default {d.batch_size})")
     p.add_argument("--lr", type=learning_rate, help="learning rate, or 'auto' for the course's recipe (default: the "
                    f"optimizer's, {', '.join(f'{k} {v:g}' for k, v in DEFAULT_LR.items())})")

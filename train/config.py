@@ -16,7 +16,7 @@ class TrainConfig:
     tf32: bool | None = None  # None: $XPNET_TF32; TF32 GPU products are faster but keep ~3 digits
     cuda_graphs: bool | None = None  # replay each full batch's step as one recorded CUDA graph; None: on a GPU
     seed: int = 0  # one seed for weights, shuffling and generated data: same seed, same run
-    epochs: int | None = None  # passes over the training set; None: 20 where pictures are shifted, else 12
+    epochs: int | None = None  # passes over the training set; None: 16 where pictures are shifted, else 12
     batch_size: int = 64  # samples per gradient step; small batches generalise well on letters
     lr: float | str | None = None  # learning rate alpha; "auto": the course's recipe; None: the optimizer's default
     hidden: list[int | str] | None = None  # hidden layers: sizes, or conv32x3, pool2...; None: sized to the data
@@ -55,13 +55,13 @@ PRESETS = {
 
 
 LETTERS_SHIFT = 2  # pixels: the letters' training pictures read about 2 points better moved (train/augment.py)
-EPOCHS, SHIFTED_EPOCHS = 12, 20  # a shifted picture is new each epoch, so more passes keep teaching
+EPOCHS, SHIFTED_EPOCHS = 12, 16  # a shifted picture is new each epoch, so more passes keep teaching
 
 
 def with_data_defaults(config: TrainConfig) -> TrainConfig:
     """The settings the data decides where none was given. The built-in letters are framed
     with room to move, so they are shifted; other data is trained as it comes unless asked
-    (--shift), since not every input is a picture. Shifted runs take 20 epochs: 12 left the
+    (--shift), since not every input is a picture. Shifted runs take 16 epochs: 12 left the
     letters' held-out groups 1-3 points short (docs/letters.md)."""
     shift = config.shift
     if shift is None:
