@@ -210,3 +210,20 @@ def test_ctrl_c_while_python_m_xpnet_imports_its_entry_point_is_one_line_and_exi
         "runpy.run_module('xpnet', run_name='__main__', alter_sys=True)\n")
     result = run_python(["-c", interrupt_that_import], tmp_path)
     assert (result.returncode, result.stderr) == (130, "xpnet: interrupted\n")
+
+
+def test_ctrl_c_while_the_command_reads_its_arguments_is_one_line_and_exit_130(monkeypatch, capsys):
+    """Found by the attack: a SIGINT while argparse compiled its patterns (before the command's
+    own `try`) was a traceback."""
+    import xpnet.train.cli as cli
+    from xpnet.command import main as command
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["backends"]) == 130
+    assert capsys.readouterr().err == "xpnet: interrupted\n"
+    monkeypatch.setattr(cli, "main", lambda argv=None: interrupted())  # one that escapes the command itself
+    assert command(["backends"]) == 130
+    assert capsys.readouterr().err == "xpnet: interrupted\n"

@@ -21,10 +21,11 @@ from xpnet.version import __version__
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    python_format, warnings.formatwarning = warnings.formatwarning, _warning_line
-    stdout_errors = _tolerant_stdout("backslashreplace")  # a file name that is not UTF-8 prints, escaped
-    try:
+    python_format, stdout_errors = warnings.formatwarning, None
+    try:  # from the first line: a Ctrl-C while argparse compiles its patterns is one line too
+        args = build_parser().parse_args(argv)
+        warnings.formatwarning = _warning_line
+        stdout_errors = _tolerant_stdout("backslashreplace")  # a file name that is not UTF-8 prints, escaped
         return args.handler(args)
     except XpnetError as exc:
         print(f"xpnet: error: {one_line(str(exc))}", file=sys.stderr)

@@ -28,7 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-    return run(argv)
+    try:
+        return run(argv)
+    except KeyboardInterrupt:  # the command reports its own; this is one that lands on its way out
+        return _interrupted()
 
 
 def _note_ctrl_c(seen: list[int]):
