@@ -163,7 +163,19 @@ def test_ctrl_c_while_the_command_loads_is_one_line_and_exit_130(monkeypatch, ca
     assert command(["backends"]) == 0  # loaded for real, it runs
 
 
-def test_ctrl_c_that_numpy_turns_into_an_import_error_is_still_one_line_and_exit_130(monkeypatch, capsys):
+@pytest.fixture
+def python_handles_ctrl_c():
+    """SIGINT as Python sets it in a terminal, whatever this test run was started with (a shell
+    starts a background job with SIGINT ignored, which the command rightly leaves alone)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_that_numpy_turns_into_an_import_error_is_still_one_line_and_exit_130(monkeypatch, capsys,
+                                                                                    python_handles_ctrl_c):
     """Found by the attack: a SIGINT inside numpy's import of `datetime` came out as numpy's
     ImportError ("Importing the numpy C-extensions failed"), a traceback and exit 1."""
     import builtins
