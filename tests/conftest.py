@@ -6,6 +6,8 @@ probe gave (not installed, no CUDA device), so a skip always says why.
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from xpnet.backends import PLACES, BackendError, resolve_backend
@@ -13,6 +15,13 @@ from xpnet.backends import PLACES, BackendError, resolve_backend
 # (backend name, device): every place a backend runs, and a pretend second device for
 # array_api_strict, where arrays made off it raise when mixed.
 BACKEND_CASES = [*PLACES[:2], ("array_api_strict", "device1"), *PLACES[2:]]
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """A child's start (Popen's preexec_fn) for tests that send it SIGINT: a shell starts a
+    background job (`pytest &`) with SIGINT ignored, the child would inherit that, and Python
+    leaves an ignored SIGINT ignored, so the Ctrl-C under test would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def make_backend(name: str, device: str, dtype: str = "float64"):

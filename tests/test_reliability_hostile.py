@@ -23,6 +23,7 @@ from PIL import Image
 
 from xpnet.model.checkpoint import _digest, read
 
+from conftest import ctrl_c_as_in_a_terminal
 from test_cli import assert_one_line_error, run_cli
 from test_reliability_inputs import toy, train_argv
 
@@ -135,7 +136,7 @@ def generating_letters(tmp_path) -> tuple[subprocess.Popen, list[int]]:
     proc = subprocess.Popen([sys.executable, "-m", "xpnet", "train", "--train-samples", "400000",
                              "--test-samples", "1000", "--out", str(tmp_path / "run"), "--no-progress",
                              "--backend", "numpy"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=ctrl_c_as_in_a_terminal)
     end = time.monotonic() + 120
     while len(workers_of(proc.pid)) < 2:
         assert proc.poll() is None, proc.communicate()

@@ -29,6 +29,7 @@ from xpnet.backends import resolve_backend
 from xpnet.train.checkpoints import load_checkpoint, load_for_resume
 import xpnet.train.files as files
 from xpnet.train.files import atomic_write
+from conftest import ctrl_c_as_in_a_terminal
 
 KILLS = 24
 WIDE = 4096  # hidden width: 256 -> 4096 -> 4 is 1M weights, an 8.5 MB checkpoint with momentum
@@ -144,7 +145,7 @@ def test_ctrl_c_mid_write_is_one_line_and_leaves_nothing_half_written(tmp_path):
         with open(err, "wb") as stderr:
             proc = subprocess.Popen([sys.executable, "-m", "xpnet", *argv, "--no-progress", "--backend", "numpy"],
                                     stdout=open(log, "wb"), stderr=stderr, cwd=tmp_path,
-                                    env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                    env=dict(os.environ, PYTHONUNBUFFERED="1"), preexec_fn=ctrl_c_as_in_a_terminal)
             try:
                 assert wait_for(lambda: logged_an_epoch(log) and (run / "model.safetensors").exists(), proc)
                 kill_when(rng, run, before, proc)

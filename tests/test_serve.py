@@ -31,6 +31,7 @@ from xpnet.train.data.glyph import load_image
 from xpnet.train.predict import predict_images
 from xpnet.train.serve.app import ASSETS, LARGE, MAX_BODY, MAX_PIXELS, App
 from xpnet.train.serve.handler import Server
+from conftest import ctrl_c_as_in_a_terminal
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / "tests" / "data" / "cupy-run"  # 784 -> 32 -> 26, letters; config.json but no history.json
@@ -295,7 +296,8 @@ def test_run_gives_config_and_what_the_folder_holds(server, tmp_path):
 def test_serve_starts_says_where_and_stops_on_ctrl_c():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "xpnet", "serve", str(RUN), "--port", "0", "--host", "0.0.0.0",
-                             "--backend", "numpy"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                             "--backend", "numpy"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=ctrl_c_as_in_a_terminal)
     try:
         line = proc.stdout.readline()
         assert line.startswith(f"serving {RUN} at http://0.0.0.0:"), line + proc.stderr.read()
