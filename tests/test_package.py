@@ -239,3 +239,40 @@ def test_ctrl_c_while_the_command_reads_its_arguments_is_one_line_and_exit_130(m
     monkeypatch.setattr(cli, "main", lambda argv=None: interrupted())  # one that escapes the command itself
     assert command(["backends"]) == 130
     assert capsys.readouterr().err == "xpnet: interrupted\n"
+
+
+def extension_init_interrupted():
+    """What matplotlib's ft2font raises when a Ctrl-C lands while it initialises."""
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as ctrl_c:
+        raise ImportError("initialization failed") from ctrl_c
+
+
+def test_ctrl_c_that_an_extension_turns_into_its_own_error_is_a_ctrl_c(monkeypatch, capsys, tmp_path):
+    """Found by the attack: a SIGINT while the report loaded matplotlib came out as ft2font's
+    ImportError ("initialization failed") and a traceback."""
+    import xpnet.train.cli as cli
+    import xpnet.train.report as report
+    from test_reliability_resume import make_npz, train_args
+
+    monkeypatch.setattr(report, "_headless", extension_init_interrupted)
+    run = tmp_path / "run"
+    assert cli.main(train_args(make_npz(tmp_path), run, "--epochs", "1")) == 130
+    err = capsys.readouterr().err
+    assert err == (f"xpnet: interrupted while writing the report; training had finished, and "
+                   f"{run / 'model.safetensors'} holds the trained network\n"), err
+    monkeypatch.setattr(cli, "build_parser", extension_init_interrupted)  # outside any run: the plain line
+    assert cli.main(["backends"]) == 130
+    assert capsys.readouterr().err == "xpnet: interrupted\n"
+
+
+def test_an_error_that_no_ctrl_c_caused_keeps_its_traceback(monkeypatch):
+    import xpnet.train.cli as cli
+
+    def broken():
+        raise ImportError("initialization failed")
+
+    monkeypatch.setattr(cli, "build_parser", broken)
+    with pytest.raises(ImportError, match="initialization failed"):  # a bug is not called an interrupt
+        cli.main(["backends"])

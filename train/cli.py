@@ -17,6 +17,7 @@ from xpnet.train.arguments import EXIT_ERROR, OneLineParser, add_backend_flags, 
 from xpnet.train.cli_train import add_train
 from xpnet.train.serve.command import add_serve
 from xpnet.train.files import WRITE_FAILURES
+from xpnet.train.runs import caused_by_ctrl_c
 from xpnet.version import __version__
 
 
@@ -42,13 +43,23 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except OSError as exc:  # `> /dev/full`: files go through atomic_write, so this is stdout
         if exc.errno not in WRITE_FAILURES:
-            raise
+            return _interrupted_or_raise(exc)
         print(f"xpnet: error: cannot write the output: {exc.strerror}", file=sys.stderr)
         _silence_stdout()
         return EXIT_ERROR
+    except Exception as exc:  # a C extension's own error for a Ctrl-C that landed while it loaded
+        return _interrupted_or_raise(exc)
     finally:
         warnings.formatwarning = python_format  # main() may run inside a program of its own
         _tolerant_stdout(stdout_errors)
+
+
+def _interrupted_or_raise(exc: BaseException) -> int:
+    """A Ctrl-C in another error's clothes is a Ctrl-C; anything else is a bug, with its traceback."""
+    if not caused_by_ctrl_c(exc):
+        raise exc
+    print("xpnet: interrupted", file=sys.stderr)
+    return 130
 
 
 def _tolerant_stdout(errors: str | None) -> str | None:

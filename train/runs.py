@@ -31,6 +31,19 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C during a run, with what of it is kept: the command line says this one line."""
 
 
+def caused_by_ctrl_c(exc: BaseException) -> bool:
+    """Whether `exc` is a Ctrl-C, or was raised because of one: a C extension that is loading
+    when the KeyboardInterrupt lands turns it into its own error (matplotlib's ft2font: an
+    ImportError "initialization failed", the KeyboardInterrupt as its cause)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 @contextlib.contextmanager
 def telling_what_is_kept(run_dir: Path | None, trained: bool = False):
     """Ctrl-C inside says whether `run_dir` holds a checkpoint to resume from (each epoch's
@@ -38,7 +51,9 @@ def telling_what_is_kept(run_dir: Path | None, trained: bool = False):
     training is over (`trained`), that the report alone is missing."""
     try:
         yield
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if isinstance(exc, Interrupted) or not caused_by_ctrl_c(exc):
+            raise
         if run_dir is None:  # a rank that writes nothing: rank 0 says it
             raise
         if trained:
