@@ -261,7 +261,7 @@ def test_ctrl_c_that_an_extension_turns_into_its_own_error_is_a_ctrl_c(monkeypat
     assert cli.main(train_args(make_npz(tmp_path), run, "--epochs", "1")) == 130
     err = capsys.readouterr().err
     assert err == (f"xpnet: interrupted while writing the report; training had finished, and "
-                   f"{run / 'model.safetensors'} holds the trained network\n"), err
+                   f"{run / 'model.safetensors'} holds the trained network: xpnet report {run} draws the report\n"), err
     monkeypatch.setattr(cli, "build_parser", extension_init_interrupted)  # outside any run: the plain line
     assert cli.main(["backends"]) == 130
     assert capsys.readouterr().err == "xpnet: interrupted\n"

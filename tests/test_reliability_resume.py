@@ -420,7 +420,8 @@ def test_ctrl_c_before_training_or_in_the_report_says_what_it_stopped(capsys, tm
         assert err == "xpnet: interrupted\n"
     else:
         assert err.strip() == (f"xpnet: interrupted while writing the report; training had finished, "
-                               f"and {run / 'model.safetensors'} holds the trained network")
+                               f"and {run / 'model.safetensors'} holds the trained network: xpnet report {run} "
+                               "draws the report")
         assert saved(run)[1]["epochs"] == 2
 
 

@@ -58,7 +58,8 @@ def telling_what_is_kept(run_dir: Path | None, trained: bool = False):
             raise
         if trained:
             raise Interrupted(f"interrupted while writing the report; training had finished, and "
-                              f"{run_dir / CHECKPOINT_NAME} holds the trained network") from None
+                              f"{run_dir / CHECKPOINT_NAME} holds the trained network: xpnet report {run_dir} "
+                              "draws the report") from None
         if (run_dir / CHECKPOINT_NAME).exists():
             raise Interrupted(f"interrupted; {run_dir / CHECKPOINT_NAME} holds the last finished epoch: "
                               f"continue it with --resume {run_dir}") from None
