@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -276,3 +277,25 @@ def test_an_error_that_no_ctrl_c_caused_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(cli, "build_parser", broken)
     with pytest.raises(ImportError, match="initialization failed"):  # a bug is not called an interrupt
         cli.main(["backends"])
+
+
+def test_ctrl_c_that_lands_in_a_weakref_callback_still_stops_the_command(monkeypatch, capsys, python_handles_ctrl_c):
+    """Found by the attack: a SIGINT while the garbage collector ran a weakref callback was
+    printed as "Exception ignored ... KeyboardInterrupt" and lost: the run went on, exit 0."""
+    import xpnet.train.cli as cli
+    from xpnet.command import main as command
+
+    class CtrlCWhenCollected:
+        def __del__(self):
+            raise KeyboardInterrupt  # what a SIGINT landing in a callback the collector runs does
+
+    def a_command_that_runs_on(argv=None):
+        CtrlCWhenCollected()  # collected at once: its KeyboardInterrupt is unraisable
+        end = time.monotonic() + 5
+        while time.monotonic() < end:  # the command's own work, where the Ctrl-C must land instead
+            pass
+        return 0
+
+    monkeypatch.setattr(cli, "main", a_command_that_runs_on)
+    assert command(["train"]) == 130
+    assert capsys.readouterr().err == "xpnet: interrupted\n"

@@ -8,8 +8,12 @@ and that Ctrl-C is a quiet exit 130, as one during the work is (train/cli.py).
 
 from __future__ import annotations
 
+import _thread
 import signal
 import sys
+import threading
+
+RESEND_AFTER_S = 0.01  # a lost Ctrl-C is sent again this much later: after the hook, in the command's code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,10 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+    unraisable_hook, sys.unraisablehook = sys.unraisablehook, _ctrl_c_again(sys.unraisablehook)
     try:
         return run(argv)
     except KeyboardInterrupt:  # the command reports its own; this is one that lands on its way out
         return _interrupted()
+    finally:
+        sys.unraisablehook = unraisable_hook
 
 
 def _note_ctrl_c(seen: list[int]):
@@ -51,6 +58,19 @@ def _note_ctrl_c(seen: list[int]):
     except ValueError:  # not the main thread: signals are not ours to handle
         return None
     return previous
+
+
+def _ctrl_c_again(fallback):
+    """Python cannot raise out of a weakref callback or a `__del__`: a Ctrl-C that lands in one,
+    while the garbage collector runs it, is printed as "Exception ignored" and lost, and the
+    command runs on. This hook sends the Ctrl-C again instead, so that it lands a moment later
+    in the command's own code, which stops as a Ctrl-C should."""
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):  # sent from outside, once this hook has returned
+            threading.Timer(RESEND_AFTER_S, _thread.interrupt_main).start()
+        else:
+            fallback(unraisable)
+    return hook
 
 
 def _interrupted() -> int:
