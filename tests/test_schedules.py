@@ -123,3 +123,61 @@ def test_the_command_line_takes_them_and_resumes_them(capsys, tmp_path):
     assert_one_line_error(code, err, "'linear'", "cosine")
     code, _, err = run_cli(capsys, "train", "--weight-decay", "-1")
     assert code == 2 and "--weight-decay" in err
+
+
+@pytest.mark.parametrize("preset, data, decay", [
+    ("default", "letters", 0.0001),  # the letters' dense network decays a little (docs/letters.md)
+    ("default", "letters:system", 0.0001),
+    ("default", "npz:x.npz", 0.0),  # other data as it comes
+    ("course", "letters", 0.0),  # the course's plain gradient descent
+    ("cnn", "letters", 0.0),  # measured without
+])
+def test_the_data_and_the_preset_decide_the_weight_decay_where_none_was_given(preset, data, decay):
+    import dataclasses
+
+    from xpnet.train.config import PRESETS, TrainConfig, with_data_defaults
+
+    config = dataclasses.replace(TrainConfig(data=data), **PRESETS[preset])
+    assert with_data_defaults(config).weight_decay == decay
+    assert with_data_defaults(dataclasses.replace(config, weight_decay=0.5)).weight_decay == 0.5
+
+
+LETTERS_RUN = ["--train-samples", "520", "--test-samples", "260", "--layers", "8", "--schedule", "constant",
+               "--no-progress", "--backend", "numpy"]
+
+
+@pytest.fixture
+def letters_run(capsys, tmp_path, monkeypatch):
+    """A one-epoch letters run trained without weight decay, as every run was before the
+    letters' default decayed (a few hundred letters: seconds)."""
+    monkeypatch.setenv("XPNET_CACHE", str(tmp_path / "cache"))
+    code, _, err = run_cli(capsys, "train", *LETTERS_RUN, "--weight-decay", "0", "--epochs", "1",
+                           "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    return tmp_path / "run"
+
+
+def _edit_weight_decay(run, **value):
+    import json
+
+    config = json.loads((run / "config.json").read_text())
+    assert config.pop("weight_decay") == 0.0
+    (run / "config.json").write_text(json.dumps({**config, **value}))
+
+
+def test_a_letters_run_from_before_weight_decay_resumes_without_it(capsys, letters_run):
+    """Its config.json names no weight decay: it trained with none, and carries on so, though
+    new letters runs now decay."""
+    from test_reliability_resume import saved
+
+    _edit_weight_decay(letters_run)
+    code, _, err = run_cli(capsys, "train", "--resume", str(letters_run), "--epochs", "2", "--no-progress")
+    assert code == 0, err
+    assert saved(letters_run)[1]["training_state"]["weight_decay"] == 0.0
+
+
+@pytest.mark.parametrize("value", [None, "x", -0.1, True])
+def test_a_config_json_weight_decay_that_is_no_number_is_one_line_on_resume(capsys, letters_run, value):
+    _edit_weight_decay(letters_run, weight_decay=value)
+    code, _, err = run_cli(capsys, "train", "--resume", str(letters_run), "--epochs", "2", "--no-progress")
+    assert_one_line_error(code, err, "config.json gives weight_decay")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -188,13 +189,18 @@ def check_resumable(net: Network, state, config: TrainConfig, run_dir: Path) -> 
                          f"{state.epoch} to train it longer{unreported}")
 
 
+# What a run's config.json means where it names no value, having been written before the
+# setting's default came to depend on the data: none of either then, for any data.
+BEFORE_DEFAULTS = {"shift": 0, "weight_decay": 0.0}
+
+
 def read_run_config(run_dir: str | Path) -> TrainConfig:
     """The config a run was started with, to resume it."""
     path = Path(run_dir) / "config.json"
     try:
         if not path.is_file():  # a named pipe would block the read forever
             raise FileNotFoundError(path)
-        config = TrainConfig(**{"shift": 0, **json.loads(path.read_bytes().decode())})  # none before shifts
+        config = TrainConfig(**{**BEFORE_DEFAULTS, **json.loads(path.read_bytes().decode())})
     except OSError:
         raise XpnetError(f"{run_dir} is not a run folder (no readable config.json); give the folder "
                          "`xpnet train --out` wrote") from None
@@ -208,6 +214,9 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
         value = getattr(config, name)
         if type(value) is not int or value < 0:
             raise XpnetError(f"{path} gives {name} = {value!r}: it must be a whole number >= 0; correct it")
+    decay = config.weight_decay  # None would become the data's default, which the run may not have had
+    if type(decay) not in (int, float) or not (math.isfinite(decay) and decay >= 0):
+        raise XpnetError(f"{path} gives weight_decay = {decay!r}: it must be a number >= 0; correct it")
     return config
 
 

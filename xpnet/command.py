@@ -67,7 +67,9 @@ def _ctrl_c_again(fallback):
     in the command's own code, which stops as a Ctrl-C should."""
     def hook(unraisable):
         if isinstance(unraisable.exc_value, KeyboardInterrupt):  # sent from outside, once this hook has returned
-            threading.Timer(RESEND_AFTER_S, _thread.interrupt_main).start()
+            resend = threading.Timer(RESEND_AFTER_S, _thread.interrupt_main)
+            resend.daemon = True  # a command that ends first is not kept waiting for it
+            resend.start()
         else:
             fallback(unraisable)
     return hook
