@@ -64,7 +64,7 @@ def test_a_shift_that_cannot_move_these_pictures_is_one_line(reference, pixels, 
 
 
 def test_samples_that_are_not_square_pictures_are_not_shifted_but_told_why(reference):
-    with pytest.raises(DataError, match="not a square picture; give the network its picture shape"):
+    with pytest.raises(DataError, match="not a square picture, and a dense first layer takes no other shape"):
         Shifts.for_model(1, Network.from_sizes([12, 4, 3], reference))
 
 
@@ -153,6 +153,7 @@ def test_a_run_from_before_shifts_resumes_unshifted(capsys, tmp_path):
     (["--shift", str(MAX_SHIFT + 1)], "--shift 9 is out of range"),
     (["--shift", "-1"], "--shift"),
     (["--layers", "16", "--shift", "1", "--data", "npz:{toy}"], "not a square picture"),
+    (["--layers", "16", "--image", "1x3x4", "--shift", "1", "--data", "npz:{toy}"], "a dense first layer"),
 ])
 def test_a_shift_the_run_cannot_use_is_one_line(capsys, tmp_path, argv, says):
     toy = tmp_path / "toy.npz"

@@ -181,3 +181,14 @@ def test_a_config_json_weight_decay_that_is_no_number_is_one_line_on_resume(caps
     _edit_weight_decay(letters_run, weight_decay=value)
     code, _, err = run_cli(capsys, "train", "--resume", str(letters_run), "--epochs", "2", "--no-progress")
     assert_one_line_error(code, err, "config.json gives weight_decay")
+
+
+def test_a_letters_run_decays_by_default_and_its_log_says_so(capsys, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("XPNET_CACHE", str(tmp_path / "cache"))
+    code, out, err = run_cli(capsys, "train", *LETTERS_RUN, "--epochs", "1", "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("network "))
+    assert "  weight decay 0.0001  shifted up to 2 px  520 training samples" in line, line
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["weight_decay"] == 0.0001

@@ -42,7 +42,8 @@ class Shifts:
             image = shape if len(shape) == 3 else image_shape(features)
         except ModelError:
             raise DataError(f"shift={pixels} moves pictures, but a sample of {features} values is not a square "
-                            "picture; give the network its picture shape (--image) or leave shift at 0") from None
+                            "picture, and a dense first layer takes no other shape: leave shift at 0, or start "
+                            "the network with a convolution and give its picture shape (--image)") from None
         most = min(MAX_SHIFT, image[1] - 1, image[2] - 1)
         if not 0 <= pixels <= most:
             raise DataError(f"shift={pixels} pixels is out of range for {image[1]}x{image[2]} pictures: "

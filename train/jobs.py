@@ -239,9 +239,12 @@ def warn_about_empty_classes(data: DataSet, log: Log) -> None:
 
 
 def network_line(config: TrainConfig, net: Network, data: DataSet) -> str:
+    """The run in one line, naming the defaults the data chose (a decay, a shift) where they apply."""
+    extras = (f"  weight decay {config.weight_decay:g}" if config.weight_decay else "") + (
+        f"  shifted up to {config.shift} px" if config.shift else "")
     return (f"network {net.summary}  {config.activation}  {config.loss}  "
             f"{config.optimizer} lr {job_lr(config)}{' (its default)' if config.lr is None else ''}  "
-            f"batch {config.batch_size}  {len(data.y_train)} training samples")
+            f"batch {config.batch_size}{extras}  {len(data.y_train)} training samples")
 
 
 def job_lr(config: TrainConfig):
