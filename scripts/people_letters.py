@@ -78,6 +78,8 @@ def picture(kind, letter, rng, fonts, writers) -> Image.Image:
         glyph_img = Image.fromarray((ink * 255).astype(np.uint8))  # drawn at its size: keep the 1 px line
     else:
         glyph_img = Image.fromarray((ink * 255).astype(np.uint8)).resize((width, height), Image.Resampling.LANCZOS)
+    if glyph_img.size[0] > size[0] or glyph_img.size[1] > size[1]:  # a person hands in the whole letter:
+        size = (max(size[0], glyph_img.size[0] + 8), max(size[1], glyph_img.size[1] + 8))  # the canvas grows
     paper = rng.uniform(215, 255, 3)
     pen = rng.uniform(0, 90, 3) if kind != "pencil" else np.full(3, rng.uniform(90, 150))
     canvas = np.zeros((size[1], size[0]), np.float32)
