@@ -176,6 +176,7 @@ def test_a_config_json_shift_that_is_no_whole_number_is_one_line_on_resume(capsy
 @pytest.mark.parametrize("given, shift, epochs", [
     (dict(), 2, 16),  # the letters: shifted, so 16 passes
     (dict(data="letters:system"), 2, 16),
+    (dict(data=" Letters"), 2, 16),  # as the loader reads the spec
     (dict(shift=0), 0, 12),
     (dict(epochs=5), 2, 5),
     (dict(data="npz:x.npz"), 0, 12),  # other data as it comes

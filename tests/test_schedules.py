@@ -126,8 +126,10 @@ def test_the_command_line_takes_them_and_resumes_them(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("preset, data, decay", [
-    ("default", "letters", 0.0001),  # the letters' dense network decays a little (docs/letters.md)
+    ("default", "letters", 0.0001),  # the letters' networks decay a little (docs/letters.md)
     ("default", "letters:system", 0.0001),
+    ("default", " Letters", 0.0001),  # as the loader reads the spec
+    ("own conv layers", "letters", 0.0001),  # any letters network but the presets' below
     ("default", "npz:x.npz", 0.0),  # other data as it comes
     ("course", "letters", 0.0),  # the course's plain gradient descent
     ("cnn", "letters", 0.0),  # measured without
@@ -137,7 +139,8 @@ def test_the_data_and_the_preset_decide_the_weight_decay_where_none_was_given(pr
 
     from xpnet.train.config import PRESETS, TrainConfig, with_data_defaults
 
-    config = dataclasses.replace(TrainConfig(data=data), **PRESETS[preset])
+    layers = {"hidden": ["conv4x3", "pool2", 16]} if preset == "own conv layers" else PRESETS[preset]
+    config = dataclasses.replace(TrainConfig(data=data), **layers)
     assert with_data_defaults(config).weight_decay == decay
     assert with_data_defaults(dataclasses.replace(config, weight_decay=0.5)).weight_decay == 0.5
 
@@ -171,12 +174,14 @@ def test_a_letters_run_from_before_weight_decay_resumes_without_it(capsys, lette
     from test_reliability_resume import saved
 
     _edit_weight_decay(letters_run)
-    code, _, err = run_cli(capsys, "train", "--resume", str(letters_run), "--epochs", "2", "--no-progress")
+    code, out, err = run_cli(capsys, "train", "--resume", str(letters_run), "--epochs", "2", "--no-progress")
     assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("network "))
+    assert "weight decay" not in line, line
     assert saved(letters_run)[1]["training_state"]["weight_decay"] == 0.0
 
 
-@pytest.mark.parametrize("value", [None, "x", -0.1, True])
+@pytest.mark.parametrize("value", [None, "x", -0.1, True, math.nan, math.inf, 10 ** 400])
 def test_a_config_json_weight_decay_that_is_no_number_is_one_line_on_resume(capsys, letters_run, value):
     _edit_weight_decay(letters_run, weight_decay=value)
     code, _, err = run_cli(capsys, "train", "--resume", str(letters_run), "--epochs", "2", "--no-progress")
@@ -192,3 +197,6 @@ def test_a_letters_run_decays_by_default_and_its_log_says_so(capsys, tmp_path, m
     line = next(line for line in out.splitlines() if line.startswith("network "))
     assert "  weight decay 0.0001  shifted up to 2 px  520 training samples" in line, line
     assert json.loads((tmp_path / "run" / "config.json").read_text())["weight_decay"] == 0.0001
+    from test_reliability_resume import saved
+
+    assert saved(tmp_path / "run")[1]["training_state"]["weight_decay"] == 0.0001  # what training used

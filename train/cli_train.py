@@ -62,8 +62,8 @@ def add_train(sub) -> None:
     p.add_argument("--warmup", type=whole_number_from(0), metavar="EPOCHS",
                    help="epochs climbing linearly to the rate first (default 0)")
     p.add_argument("--weight-decay", type=non_negative_float, metavar="LAMBDA",
-                   help="L2 weight decay: lambda * W added to each weight's gradient (default 0.0001 for letters, "
-                        "else 0)")
+                   help="L2 weight decay: lambda * W added to each weight's gradient (default 0.0001 for letters "
+                        "but with --preset course or cnn, else 0)")
     p.add_argument("--shift", type=whole_number_from(0), metavar="PIXELS",
                    help="move each training picture up to this many whole pixels each way, drawn anew every "
                         "epoch (default 2 for letters, else 0)")

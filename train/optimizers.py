@@ -274,7 +274,11 @@ def make_optimizer(name: str, backend: Backend, params: list, lr: float, weight_
 
 
 def check_weight_decay(weight_decay) -> float:
-    if isinstance(weight_decay, bool) or not (isinstance(weight_decay, numbers.Real) and weight_decay >= 0
-                                              and math.isfinite(weight_decay)):
+    try:  # float() of a whole number past float's range raises rather than giving inf
+        good = (not isinstance(weight_decay, bool) and isinstance(weight_decay, numbers.Real)
+                and 0 <= float(weight_decay) < math.inf)
+    except OverflowError:
+        good = False
+    if not good:
         raise OptimizerError(f"weight decay must be a number, 0 or more, got {weight_decay!r}")
     return weight_decay

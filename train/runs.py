@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -23,6 +22,7 @@ from xpnet.train.checkpoints import CHECKPOINT_NAME, load_for_resume, save_check
 from xpnet.train.config import COUNTS, RESUMABLE, TrainConfig
 from xpnet.train.data import DataSet, absolute_spec
 from xpnet.train.files import OutputError, atomic_write_json, is_regular
+from xpnet.train.optimizers import OptimizerError, check_weight_decay
 from xpnet.train.run_lock import LOCK_NAME
 
 Log = Callable[[str], None]
@@ -214,9 +214,11 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
         value = getattr(config, name)
         if type(value) is not int or value < 0:
             raise XpnetError(f"{path} gives {name} = {value!r}: it must be a whole number >= 0; correct it")
-    decay = config.weight_decay  # None would become the data's default, which the run may not have had
-    if type(decay) not in (int, float) or not (math.isfinite(decay) and decay >= 0):
-        raise XpnetError(f"{path} gives weight_decay = {decay!r}: it must be a number >= 0; correct it")
+    try:  # None would become the data's default, which the run may not have had
+        check_weight_decay(config.weight_decay)
+    except OptimizerError:
+        raise XpnetError(f"{path} gives weight_decay = {config.weight_decay!r:.40}: it must be a number >= 0; "
+                         "correct it") from None
     return config
 
 

@@ -32,13 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-    unraisable_hook, sys.unraisablehook = sys.unraisablehook, _ctrl_c_again(sys.unraisablehook)
+    resends: list[threading.Timer] = []
+    unraisable_hook, sys.unraisablehook = sys.unraisablehook, _ctrl_c_again(sys.unraisablehook, resends)
     try:
         return run(argv)
     except KeyboardInterrupt:  # the command reports its own; this is one that lands on its way out
         return _interrupted()
     finally:
         sys.unraisablehook = unraisable_hook
+        for resend in resends:  # the command is over: sent now, the Ctrl-C would land outside it
+            resend.cancel()
 
 
 def _note_ctrl_c(seen: list[int]):
@@ -60,15 +63,17 @@ def _note_ctrl_c(seen: list[int]):
     return previous
 
 
-def _ctrl_c_again(fallback):
+def _ctrl_c_again(fallback, resends: list):
     """Python cannot raise out of a weakref callback or a `__del__`: a Ctrl-C that lands in one,
     while the garbage collector runs it, is printed as "Exception ignored" and lost, and the
     command runs on. This hook sends the Ctrl-C again instead, so that it lands a moment later
-    in the command's own code, which stops as a Ctrl-C should."""
+    in the command's own code, which stops as a Ctrl-C should. A command that ends before then
+    has finished its work; `main` cancels what is still to be sent (`resends`)."""
     def hook(unraisable):
         if isinstance(unraisable.exc_value, KeyboardInterrupt):  # sent from outside, once this hook has returned
             resend = threading.Timer(RESEND_AFTER_S, _thread.interrupt_main)
             resend.daemon = True  # a command that ends first is not kept waiting for it
+            resends.append(resend)
             resend.start()
         else:
             fallback(unraisable)
