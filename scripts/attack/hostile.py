@@ -165,8 +165,7 @@ def hostile(ctx, counts):
         field = rng.choice(["seed", "batch_size", "weight_decay", "shift", "epochs", "lr", "train_samples"])
         val = rng.choice(BAD_VALUES)
         cfg[field] = val
-        text = json.dumps(cfg).replace("NaN", "NaN").replace(str(10 ** 400), "1" + "0" * 400)
-        (run_dir / "config.json").write_text(text)
+        (run_dir / "config.json").write_text(json.dumps(cfg))  # NaN and a 401-digit whole number as Python writes them
         case, expect = f"config-{field}={str(val)[:12]}", "either"
         calls = [["train", "--resume", run_dir, "--no-progress"], resume, ["evaluate", run_dir]]
         if field == "epochs" and isinstance(val, int) and val > 10 ** 4:
@@ -226,7 +225,7 @@ def judge(ctx, p, expect, run_dir, cwd):
     if has_traceback(p.stderr):
         return [{"check": "traceback on a hostile file", "proc": rec}]
     if p.rc != 0:
-        ok = one_line_error(p.stderr) or (p.args[0] == "predict" and _predict_refusal(p))
+        ok = p.rc in (1, 2) and (one_line_error(p.stderr) or (p.args[0] == "predict" and _predict_refusal(p)))
         return [] if ok else [{"check": "failure not in xpnet: lines", "proc": rec}]
     if expect == "fail" or SELFTEST_EXIT0:
         return [{"check": "exit 0 on a file that must be refused", "proc": rec}]
@@ -246,7 +245,13 @@ def _predict_refusal(p):
     object with an "error" under --json) and reads the rest: RELIABILITY.md's row for named pipes."""
     lines = [l for l in p.stderr.splitlines() if l.strip()]
     named = all(l.startswith("xpnet") or any(l.startswith(f"{a}: error: ") for a in p.args) for l in lines)
+    pictures = [a for a in p.args[1:] if a != "--json"][1:]  # after the run
     if "--json" not in p.args:
-        return bool(lines) and named
-    answers = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
-    return named and any("error" in a for a in answers)
+        refused_ones = {a for a in pictures for l in lines if l.startswith(f"{a}: error: ")}
+        read = all(any(l.startswith(f"{a}: ") for l in p.stdout.splitlines()) for a in pictures if a not in refused_ones)
+        return bool(lines) and named and bool(refused_ones) and read
+    try:
+        answers = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    except ValueError:
+        return False  # --json must write JSON
+    return named and len(answers) == len(pictures) and any("error" in a for a in answers)

@@ -9,8 +9,14 @@ one fail in one line) and leave the cache usable.
 import re
 import time
 
-from proc import SELFTEST_EXIT0, Proc, has_traceback, listing, one_line_error, run, temps
-from runs import BASE, SETTINGS, copy_ref, history_len, pick_setting, read_checkpoint, train_args
+from proc import SELFTEST_EXIT0, Proc, has_traceback, listing, refused, run, temps
+from runs import BASE, compare_to_reference, copy_ref, epochs_of, history_len, pick_setting, read_checkpoint, train_args
+
+# Why a member of a pair may be refused: the other holds the folder, or the folder's state at
+# that moment (no checkpoint yet, already trained). Any other refusal is a fault (round two's
+# "blames disk space" was one).
+PAIR_REASONS = ("is being written by another xpnet process", "is not a run folder", "is not a trained run folder",
+                "already holds a trained run", "has already trained")
 
 
 def _judge_member(p, other):
@@ -18,8 +24,10 @@ def _judge_member(p, other):
         return [{"check": "hang in a pair", "proc": p.record()}]
     if p.rc == 0 and not has_traceback(p.stderr):
         return [{"check": "SELFTEST: exit 0 counted as a fault", "proc": p.record()}] if SELFTEST_EXIT0 else []
-    if not one_line_error(p.stderr):
-        return [{"check": "pair member failed without one line", "proc": p.record()}]
+    if not refused(p):
+        return [{"check": "pair member failed without one line and exit 1 or 2", "proc": p.record()}]
+    if not any(reason in p.stderr for reason in PAIR_REASONS):
+        return [{"check": "pair member refused for a reason the pair does not explain", "proc": p.record()}]
     named = re.findall(r"PID (\d+)", p.stderr)
     if named and int(named[-1]) != other.pid:
         return [{"check": "refusal names the wrong PID", "want": other.pid, "proc": p.record()}]
@@ -53,8 +61,7 @@ def pair_on_folder(ctx, counts):
     setting = pick_setting(rng)
     T = ctx.trial_dir("pair")
     run_dir = T / "run"
-    epochs = int(SETTINGS[setting][SETTINGS[setting].index("--epochs") + 1])
-    more = ["train", "--resume", run_dir, "--no-progress", "--epochs", str(epochs + 1)]
+    more = ["train", "--resume", run_dir, "--no-progress", "--epochs", str(epochs_of(setting) + 1)]
     if rng.random() < 0.5:
         scenario = "fresh"
         first = train_args(setting, run_dir)
@@ -72,6 +79,12 @@ def pair_on_folder(ctx, counts):
     counts.signal("pair", f"{first[0]}{'-resume' if '--resume' in first else ''}+"
                           f"{second[0]}{'-resume' if '--resume' in second else ''}")
     probs = _judge_member(a, b) + _judge_member(b, a) + _consistent(ctx, run_dir, T, a, b)
+    if scenario == "fresh" and second is not more and (run_dir / "model.safetensors").exists():
+        if first[0] == second[0] == "train" and a.rc == b.rc == 0:
+            probs.append({"check": "two trainings with one --out both exited 0 (one run lost)"})
+        diff = compare_to_reference(ctx, setting, run_dir)
+        if diff:  # what the pair leaves must be the run one training alone makes
+            probs.append({"check": "pair's run differs from an unbroken run", "diff": diff})
     if probs:
         probs.append({"listing": listing(run_dir)})
     return {"setting": setting, "scenario": scenario, "procs": [a.record(), b.record()]}, probs
@@ -90,7 +103,7 @@ def pair_on_cache(ctx, counts):
     counts.signal("pair-cache", f"rc{a.rc}/{b.rc}")
     probs = []
     for p in (a, b):
-        if p.hang or has_traceback(p.stderr) or (p.rc != 0 and not one_line_error(p.stderr)):
+        if p.hang or has_traceback(p.stderr) or (p.rc != 0 and not refused(p)):
             probs.append({"check": "cache pair member failed badly", "proc": p.record()})
     if a.rc != 0 and b.rc != 0:
         probs.append({"check": "both trainings on one cache failed", "procs": [a.record(), b.record()]})

@@ -57,6 +57,7 @@ class Proc:
         self.cwd = Path(cwd)
         self.out_path = self.cwd / f".{tag}.{ctx.n}.{time.monotonic_ns()}.out"
         self.err_path = self.out_path.with_suffix(".err")
+        self.site = str(ctx.site)
         self.env_note = f"PYTHONPATH={ctx.site} XPNET_CACHE={cache or ctx.shared_cache}"
         with open(self.out_path, "wb") as o, open(self.err_path, "wb") as e:
             self.p = subprocess.Popen(self.cmd, cwd=self.cwd, stdout=o, stderr=e, stdin=subprocess.DEVNULL,
@@ -206,13 +207,18 @@ def has_traceback(text):
 
 
 def one_line_error(text):
-    """stderr is xpnet's own lines only (warnings allowed) and the last one is the error."""
+    """stderr holds only xpnet's own lines (its warnings, then the error), and no traceback."""
     lines = err_lines(text)
     return bool(lines) and all(l.startswith(("xpnet", "usage:")) for l in lines) and not has_traceback(text)
 
 
+def refused(p):
+    """A refusal as RELIABILITY.md promises: exit 1 or 2, and xpnet's lines only (never a crash by a signal)."""
+    return p.rc in (1, 2) and one_line_error(p.stderr)
+
+
 def watch_for(proc, folders, patterns, deadline):
-    """Poll `folders` quickly until a temp file whose name contains a pattern appears; True if it did."""
+    """Poll `folders` quickly until a temp file whose name contains a pattern appears; its name, or None."""
     while proc.poll() is None and time.monotonic() < deadline:
         for f in folders:
             for name in temps(f):

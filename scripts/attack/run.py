@@ -35,14 +35,15 @@ class Counts:
     def __init__(self, path):
         self.path = path
         self.trials, self.signals, self.findings = Counter(), defaultdict(Counter), Counter()
-        self.errors = Counter()
+        self.errors, self.skipped = Counter(), Counter()
 
     def signal(self, kind, what):
         self.signals[kind][what] += 1
 
     def write(self, extra):
         data = {"trials": self.trials, "signals": self.signals, "findings": self.findings,
-                "harness_errors": self.errors, **extra}
+                "harness_errors": self.errors,
+                "skipped": self.skipped, **extra}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
         tmp.replace(self.path)
@@ -75,6 +76,8 @@ def main():
     ap.add_argument("--kinds", help="comma-separated subset of " + ",".join(KINDS))
     a = ap.parse_args()
     site, work = Path(a.site).resolve(), Path(a.work).resolve()
+    if work.exists() and any(work.iterdir()):
+        sys.exit(f"{work} is not empty: give a new --work folder (trials are numbered from 1, findings appended)")
     check_site(site)
     work.mkdir(parents=True, exist_ok=True)
     atexit.register(cleanup)
@@ -93,11 +96,14 @@ def main():
         t0 = time.monotonic()
         try:
             info, probs = KINDS[kind][0](ctx, counts)
-        except Exception:  # a harness bug: note it and go on, never call it xpnet's
+        except Exception:  # a harness bug: never call it xpnet's, but never call it "ok" either
+            cleanup()
             counts.errors[kind] += 1
             info, probs = {"harness_error": traceback.format_exc()}, []
             print(traceback.format_exc(), flush=True)
         counts.trials[kind] += 1
+        if "skipped" in info:
+            counts.skipped[kind] += 1
         n = ctx.n
         if probs:
             counts.findings[kind] += 1
@@ -109,11 +115,19 @@ def main():
         what = info.get("setting") or info.get("case") or info.get("cmd") or info.get("scenario") or ""
         sigs = [s for p in info.get("procs", []) if isinstance(p, dict) for s in p.get("signals", [])]
         print(f"{time.strftime('%H:%M:%S')} #{n} {kind:11s} {str(what)[:28]:28s} {time.monotonic() - t0:6.1f}s "
-              f"signals={sigs} {'FINDING: ' + '; '.join(str(p.get('check')) for p in probs if 'check' in p) if probs else 'ok'}",
-              flush=True)
+              f"signals={sigs} {_verdict(info, probs)}", flush=True)
     findings.close()
     cleanup()
-    print(f"done: {dict(counts.trials)} findings {dict(counts.findings)}", flush=True)
+    print(f"done: {dict(counts.trials)} findings {dict(counts.findings)} harness errors {dict(counts.errors)} "
+          f"skipped {dict(counts.skipped)}", flush=True)
+
+
+def _verdict(info, probs):
+    if probs:
+        return "FINDING: " + "; ".join(str(p.get("check")) for p in probs if "check" in p)
+    if "harness_error" in info:
+        return "HARNESS ERROR"
+    return f"SKIPPED ({info['skipped']})" if "skipped" in info else "ok"
 
 
 if __name__ == "__main__":
