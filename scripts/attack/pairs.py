@@ -13,10 +13,10 @@ from proc import SELFTEST_EXIT0, Proc, has_traceback, listing, refused, run, tem
 from runs import BASE, compare_to_reference, copy_ref, epochs_of, history_len, pick_setting, read_checkpoint, train_args
 
 # Why a member of a pair may be refused: the other holds the folder, or the folder's state at
-# that moment (no checkpoint yet, already trained). Any other refusal is a fault (round two's
-# "blames disk space" was one).
+# that moment (not made yet, no checkpoint yet, already trained). Any other refusal is a fault
+# (round two's "blames disk space" was one).
 PAIR_REASONS = ("is being written by another xpnet process", "is not a run folder", "is not a trained run folder",
-                "already holds a trained run", "has already trained")
+                "already holds a trained run", "has already trained", ": No such file or directory; give a run folder")
 
 
 def _judge_member(p, other):
