@@ -103,6 +103,24 @@ def test_any_generation_parameter_changes_the_cache_key():
     assert len(paths) == 5
 
 
+def test_two_environments_with_one_matplotlib_share_the_cache(monkeypatch, tmp_path):
+    """A venv for training and one for the tests hold the same matplotlib fonts at other paths:
+    keyed by their place inside matplotlib, they share one cache; the user's own files do not."""
+    import matplotlib
+    source = Path(candidate_font_files()[0])
+    keys = []
+    for env in ("venv-a", "venv-b"):
+        data = tmp_path / env / "mpl-data"
+        (data / "fonts" / "ttf").mkdir(parents=True)
+        copy = data / "fonts" / "ttf" / source.name
+        copy.write_bytes(source.read_bytes())
+        monkeypatch.setattr(matplotlib, "get_data_path", lambda data=data: str(data))
+        keys.append((cache_path("/c", L.cache_key_params(0, 100, 10, Augment(), [str(copy)])),
+                     cache_path("/c", L.cache_key_params(0, 100, 10, Augment(), [str(copy), str(source)]))))
+    assert keys[0][0] == keys[1][0]
+    assert keys[0][1] != keys[0][0]
+
+
 @pytest.mark.parametrize("module, name, value", [(L, "WRITERS_TRAIN", 401), (G, "HAND_SHARE", 0.3),
                                                  (G, "VALIDATION_SHARE", 0.4), (G, "WRITERS_TEST", 99)])
 def test_the_recipe_shares_and_writer_counts_change_the_cache_key(monkeypatch, module, name, value):

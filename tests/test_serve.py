@@ -137,6 +137,15 @@ def test_predict_refuses_a_bomb_in_one_line_too(tmp_path, capsys):
     assert "bomb.png" in err and "50 million" in err and len(err.splitlines()) == 1
 
 
+def test_a_bomb_pillow_refuses_itself_reads_as_one_sentence(tmp_path, capsys):
+    """Past twice Pillow's own limit, Pillow refuses on opening, with a message ending in a full stop."""
+    (tmp_path / "huge.png").write_bytes(bomb(2 * Image.MAX_IMAGE_PIXELS + 1))
+    assert main(["predict", str(RUN), str(tmp_path / "huge.png"), "--backend", "numpy"]) == 1
+    err = capsys.readouterr().err
+    assert "huge.png" in err and "DecompressionBombError" in err and ".;" not in err, err
+    assert len(err.splitlines()) == 1
+
+
 def test_a_photo_sized_picture_is_read(server):
     body = letter_png(size=(1400, 1000))
     assert Image.open(io.BytesIO(body)).size[0] * 1000 > LARGE  # it takes the large slot

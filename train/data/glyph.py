@@ -43,16 +43,19 @@ def _decoded(path, name: str, max_pixels: int) -> Image.Image:
     img = None
     try:
         img = Image.open(path)
-        if img.width * img.height > max_pixels:
-            raise ValueError(f"{img.width}x{img.height} pixels is more than the {max_pixels / 1e6:g} million "
-                             "read; shrink the picture")
-        img.load()
-        return img
+        width, height = img.size
+        if width * height <= max_pixels:
+            img.load()
+            return img
     except Exception as e:
         if img is not None:
             img.close()
-        raise DataError(f"cannot read image {name}: {e.__class__.__name__}: {e}; "
+        reason = str(e).rstrip(". ")  # Pillow's own messages end in a full stop
+        raise DataError(f"cannot read image {name}: {e.__class__.__name__}: {reason}; "
                         "give a PNG or JPEG picture of one letter") from None
+    img.close()
+    raise DataError(f"image {name}: {width}x{height} pixels is more than the {max_pixels / 1e6:g} million "
+                    "xpnet reads; shrink the picture")
 
 
 def preprocess_image(img: Image.Image) -> np.ndarray:

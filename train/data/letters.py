@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from xpnet.train.data.dataset import DataSet
 from xpnet.train.data.font_packages import package_versions
-from xpnet.train.data.fonts import Font, candidate_font_files, find_fonts, split_fonts
+from xpnet.train.data.fonts import Font, candidate_font_files, find_fonts, font_file_key, split_fonts
 from xpnet.train.data.glyph import FRAME
 from xpnet.train.data.letters_cache import STALE_TEMP_S, cache_path, read_cache, write_cache
 from xpnet.train.data.letters_groups import (HAND_SHARE, VALIDATION_SHARE, WRITERS_TEST, WRITERS_VALIDATION,
@@ -85,7 +85,7 @@ def _as_dataset(arrays: dict, info: dict) -> DataSet:
 def cache_key_params(seed, n_train, n_test, augment, font_files) -> dict:
     """Everything the output depends on; the file sizes stand in for the fonts' versions."""
     return {"version": VERSION, "seed": int(seed), "n_train": int(n_train), "n_test": int(n_test),
-            "augment": asdict(augment), "font_files": [[p, os.path.getsize(p)] for p in font_files],
+            "augment": asdict(augment), "font_files": [[font_file_key(p), os.path.getsize(p)] for p in font_files],
             "font_packages": package_versions(), "recipe": recipe_params(WRITERS_TRAIN)}
 
 
