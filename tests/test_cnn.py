@@ -129,6 +129,20 @@ def test_a_conv_network_needs_images_it_can_shape(capsys, tmp_path):
     assert code == 0, err
 
 
+def test_an_image_shape_that_misfits_is_refused_for_a_dense_network_too(capsys, tmp_path):
+    """A dense network reads the pixels flat, so --image changes nothing for it; one that cannot
+    hold the samples is still a mistake the user would want to hear of."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "wide.npz"
+    np.savez(path, X=rng.random((50, 30)), y=rng.integers(0, 2, 50))
+    code, _, err = run_cli(capsys, "train", "--data", f"npz:{path}", "--layers", "8", "--image", "1x5x5",
+                           "--epochs", "1", "--out", str(tmp_path / "r1"), "--no-progress")
+    assert_one_line_error(code, err, "1x5x5", "30 features")
+    code, _, err = run_cli(capsys, "train", "--data", f"npz:{path}", "--layers", "8", "--image", "3x2x5",
+                           "--epochs", "1", "--out", str(tmp_path / "r2"), "--no-progress")
+    assert code == 0, err
+
+
 @pytest.mark.parametrize("layers,named", [("conv0x3,8", "conv0x3"), ("conv4x3,pooling2", "pooling2"),
                                           ("conv4x3,dropout2", "dropout2")])
 def test_bad_layer_words_are_refused_before_any_work(capsys, layers, named):

@@ -55,6 +55,8 @@ def build_network(config: TrainConfig, data: DataSet, backend) -> Network:
     n_out = data.y_train.reshape(len(data.y_train), -1).shape[1] if regression else len(data.classes)
     output = "identity" if regression else None
     n_in = data.X_train.shape[1]
+    if config.image is not None:  # a dense network reads the pixels flat, but a shape that misfits is a mistake
+        image_shape(n_in, config.image)
     if all(isinstance(h, int) for h in config.hidden):  # dense layers alone: the course's network
         return Network.from_sizes([n_in, *config.hidden, n_out], backend, activation=config.activation,
                                   loss=config.loss, output=output, init=config.init, seed=config.seed)
