@@ -12,6 +12,7 @@ import pytest
 
 from xpnet.model import Network
 from xpnet.train.augment import MAX_SHIFT, Shifts, source_table
+from xpnet.train.config import PRESETS
 from xpnet.train.data import DataError
 from xpnet.train.loop import learn
 from test_cli import assert_one_line_error, run_cli
@@ -173,17 +174,23 @@ def test_a_config_json_shift_that_is_no_whole_number_is_one_line_on_resume(capsy
     assert_one_line_error(code, err, "config.json gives shift")
 
 
-@pytest.mark.parametrize("given, shift, epochs", [
-    (dict(), 2, 16),  # the letters: shifted, so 16 passes
-    (dict(data="letters:system"), 2, 16),
-    (dict(data=" Letters"), 2, 16),  # as the loader reads the spec
-    (dict(shift=0), 0, 12),
-    (dict(epochs=5), 2, 5),
-    (dict(data="npz:x.npz"), 0, 12),  # other data as it comes
-    (dict(data="npz:x.npz", shift=1), 1, 16),
+@pytest.mark.parametrize("given, shift, epochs, batch, lr", [
+    (dict(), 2, 24, 256, 0.2),  # the letters: shifted, batches of 256 at 0.2 for 24 passes
+    (dict(data="letters:system"), 2, 24, 256, 0.2),
+    (dict(data=" Letters"), 2, 24, 256, 0.2),  # as the loader reads the spec
+    (dict(shift=0), 0, 24, 256, 0.2),
+    (dict(epochs=5), 2, 5, 256, 0.2),
+    (dict(lr=0.1), 2, 24, 256, 0.1),
+    (dict(batch_size=64), 2, 16, 64, None),  # a batch given: the optimizer's rate, 16 shifted passes
+    (dict(optimizer="adam"), 2, 16, 64, None),  # the big batches' rate is momentum's
+    (dict(PRESETS["cnn"]), 2, 15, 64, 0.001),
+    (dict(PRESETS["course"]), 2, 15, 16, 3.0),
+    (dict(data="npz:x.npz"), 0, 12, 64, None),  # other data as it comes
+    (dict(data="npz:x.npz", shift=1), 1, 16, 64, None),
+    (dict(data="npz:x.npz", batch_size=32), 0, 12, 32, None),
 ])
-def test_the_data_decides_the_shift_and_the_epochs_where_none_were_given(given, shift, epochs):
+def test_the_data_decides_the_shift_epochs_and_batches_where_none_were_given(given, shift, epochs, batch, lr):
     from xpnet.train.config import TrainConfig, with_data_defaults
 
     settled = with_data_defaults(TrainConfig(**given))
-    assert (settled.shift, settled.epochs) == (shift, epochs)
+    assert (settled.shift, settled.epochs, settled.batch_size, settled.lr) == (shift, epochs, batch, lr)

@@ -122,7 +122,8 @@ def test_two_environments_with_one_matplotlib_share_the_cache(monkeypatch, tmp_p
 
 
 @pytest.mark.parametrize("module, name, value", [(L, "WRITERS_TRAIN", 401), (G, "HAND_SHARE", 0.3),
-                                                 (G, "VALIDATION_SHARE", 0.4), (G, "WRITERS_TEST", 99)])
+                                                 (G, "TRAIN_HAND_SHARE", 0.3), (G, "VALIDATION_SHARE", 0.4),
+                                                 (G, "WRITERS_TEST", 99)])
 def test_the_recipe_shares_and_writer_counts_change_the_cache_key(monkeypatch, module, name, value):
     files = candidate_font_files()
     base = cache_path("/c", L.cache_key_params(0, 100, 10, Augment(), files))

@@ -29,7 +29,7 @@ from xpnet.train.data.font_packages import package_versions
 from xpnet.train.data.fonts import Font, candidate_font_files, find_fonts, font_file_key, split_fonts
 from xpnet.train.data.glyph import FRAME
 from xpnet.train.data.letters_cache import STALE_TEMP_S, cache_path, read_cache, write_cache
-from xpnet.train.data.letters_groups import (HAND_SHARE, VALIDATION_SHARE, WRITERS_TEST, WRITERS_VALIDATION,
+from xpnet.train.data.letters_groups import (TRAIN_HAND_SHARE, VALIDATION_SHARE, WRITERS_TEST, WRITERS_VALIDATION,
                                              families, group_ranges, held_out_recipes, recipe_params,
                                              split_validation_fonts, writers)
 from xpnet.train.data.letters_render import Augment, Recipe, glyph_bank, render_chunk
@@ -123,7 +123,7 @@ def generate(train_fonts, test_fonts, seed, n_train, n_test, augment=Augment(), 
     its own fonts and writers."""
     fonts = list(train_fonts) + list(val_fonts) + list(test_fonts)
     n, n_val = len(train_fonts), _validation_size(n_test)
-    train = Recipe(families(range(n), fonts), writers(seed, "train", WRITERS_TRAIN), HAND_SHARE)
+    train = Recipe(families(range(n), fonts), writers(seed, "train", WRITERS_TRAIN), TRAIN_HAND_SHARE)
     jobs = {"train": _chunk_jobs([seed, 0], n_train, train, augment),
             "test": _held_out_jobs(test_fonts, n + len(val_fonts), writers(seed, "test", WRITERS_TEST),
                                    [seed, 1], n_test, augment),

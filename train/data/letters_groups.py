@@ -26,7 +26,11 @@ TEST_GROUPS = (  # (name, share of the test set): each held-out group is reporte
     ("handwriting, unseen writers", 0.2),
     ("low resolution, 7-12 px tall", 0.2),
 )
-HAND_SHARE = 0.25  # share of training letters written by the synthetic writers; the rest set in fonts
+HAND_SHARE = 0.25  # share of the held-out low-resolution letters written by synthetic writers; the rest set in fonts
+# Share of the training letters written by the synthetic writers. 0.4 rather than 0.25 reads the
+# unseen writers and the small letters 1-2 points better, and the handwriting fonts (designs, not
+# hands) about half a point worse (docs/letters.md).
+TRAIN_HAND_SHARE = 0.4
 WRITERS_TEST, WRITERS_VALIDATION = 100, 100  # writers on each held-out side, each side from its own seed
 VALIDATION_SHARE = 0.5  # validation samples per test sample
 WRITER_SEEDS = {"train": 2, "test": 3, "validation": 4}  # the writers' seed sequence: [seed, this]
@@ -35,7 +39,8 @@ WRITER_SEEDS = {"train": 2, "test": 3, "validation": 4}  # the writers' seed seq
 def recipe_params(writers_train: int) -> dict:
     """The recipe's numbers above, for the letters cache key: a cache drawn under other shares
     or writer counts is other data, even where the generator's VERSION was not bumped."""
-    return {"groups": [list(g) for g in TEST_GROUPS], "hand_share": HAND_SHARE, "validation_share": VALIDATION_SHARE,
+    return {"groups": [list(g) for g in TEST_GROUPS], "hand_share": [TRAIN_HAND_SHARE, HAND_SHARE],
+            "validation_share": VALIDATION_SHARE,
             "writers": [writers_train, WRITERS_TEST, WRITERS_VALIDATION], "writer_seeds": WRITER_SEEDS}
 
 
