@@ -210,6 +210,17 @@ def test_a_report_lost_to_a_full_disk_is_redrawn_by_xpnet_report(capsys, tmp_pat
     assert_one_line_error(code, err, "not a trained run folder")
 
 
+def test_a_report_on_moved_data_scores_the_samples_the_run_kept(capsys, tmp_path):
+    """report --data names where the run's own data is now: the run's --test-samples still
+    apply, so the redrawn report scores what the run scored, not the whole file."""
+    data = make_npz(tmp_path)
+    run = tmp_path / "run"
+    first = train_ok(capsys, *train_args(data, run, "--epochs", "1", "--test-samples", "25"))
+    moved = data.rename(tmp_path / "moved.npz")
+    out = train_ok(capsys, "report", str(run), "--backend", "numpy", "--data", str(moved))
+    assert "on 25 held-out samples" in first and "on 25 held-out samples" in out, out
+
+
 def test_an_mpi_job_takes_the_lock_on_rank_0_and_is_refused_while_another_holds_it(capsys, tmp_path):
     from test_distributed import launch, mpi_missing
 

@@ -85,13 +85,14 @@ def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, l
 
 
 def score_job(net: Network, meta: dict, checkpoint: str, data_spec: str | None, folder: Path, log: Log,
-              advice: str = OUT_ADVICE, claim: Callable[[], None] = lambda: None) -> dict:
+              advice: str = OUT_ADVICE, claim: Callable[[], None] = lambda: None, moved: bool = False) -> dict:
     """evaluate_job's work, once the checkpoint is loaded and `folder` is the caller's to write
-    (`claim` is called just before drawing into it)."""
+    (`claim` is called just before drawing into it). `moved`: `data_spec` is the run's own data,
+    now elsewhere (report's --data), so the run's sample counts apply to it as they did."""
     trained = meta.get("config") or {}
     recorded = data_spec is None
     data_spec = data_spec or trained.get("data") or "letters"
-    same = trained.get("data") == data_spec  # then regenerate (or hit the cache of) the same set
+    same = moved or trained.get("data") == data_spec  # then regenerate (or hit the cache of) the same set
     try:
         data = load_data(data_spec, seed=meta.get("seed", 0), n_train=trained.get("train_samples") if same else None,
                          n_test=trained.get("test_samples") if same else None)
@@ -132,7 +133,7 @@ def report_job(run: str, backend_name, device, log: Log, data_spec: str | None =
         lock.take(run_dir)  # not while a process trains it
         remove_stale_temps(run_dir)  # a killed report's or trainer's: the lock says none is live
         net, meta = load_checkpoint(str(run_dir), resolve_backend(backend_name, device))
-        score_job(net, meta, str(run_dir), data_spec, run_dir, log, advice)
+        score_job(net, meta, str(run_dir), data_spec, run_dir, log, advice, moved=data_spec is not None)
         history = meta.get("history")
         path = write_curves(run_dir, history, advice) if isinstance(history, list) else None
         log(f"wrote {path}" if path else f"{run_dir}'s checkpoint keeps no history (an older xpnet): no curves")
