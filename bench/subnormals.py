@@ -26,9 +26,9 @@ from xpnet.backends import resolve_backend  # noqa: E402
 from bench.options import OneLineParser, non_negative_float, positive_int, run_main  # noqa: E402
 from bench.contestants import Contestant  # noqa: E402
 from bench.summaries import noisy_warning, ratio, ratio_noise  # noqa: E402
-from xpnet.train.config import TrainConfig  # noqa: E402
+from xpnet.train.config import BATCH, TrainConfig, default_hidden  # noqa: E402
 from xpnet.train.data import load_data  # noqa: E402
-from xpnet.train.jobs import build_network  # noqa: E402
+from xpnet.train.jobs import build_network, job_lr  # noqa: E402
 from xpnet.train.device_data import DeviceData
 from xpnet.train.loop import run_epoch  # noqa: E402
 from xpnet.train.steps import EagerSteps  # noqa: E402
@@ -48,7 +48,7 @@ def parse_args(argv=None):
                    help="noise of the paired ratios (interquartile range / median) above which a ratio is "
                         "flagged NOISY (default: 0.10)")
     args = p.parse_args(argv)
-    batch_size = TrainConfig().batch_size
+    batch_size = BATCH
     if args.samples < STEPS * batch_size:
         p.error(f"argument --samples: must be at least {STEPS * batch_size}, got {args.samples}: "
                 f"a round is {STEPS} batches of {batch_size}")
@@ -83,13 +83,15 @@ def paired_ratio(trained, fresh, data, batch_size: int, repeats: int) -> tuple[f
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    config = TrainConfig()
+    # The default dense network at the batch its figures were measured at (the letters' own
+    # default batch is larger; train/config.py).
+    config = TrainConfig(hidden=default_hidden(args.samples), batch_size=BATCH)
     backend = resolve_backend("numpy", "cpu", "float32")
     data = load_data("letters", n_train=args.samples, n_test=100, progress=False)
     nets = []
     for _ in range(2):  # the same seed: the trained one and a fresh one, from the same start
         net = build_network(config, data, backend)
-        nets.append((net, make_optimizer(config.optimizer, backend, net.params, config.lr)))
+        nets.append((net, make_optimizer(config.optimizer, backend, net.params, job_lr(config))))
     device_data = DeviceData.from_host(nets[0][0], data.X_train, data.y_train)
     rng = np.random.default_rng(0)
     for _ in range(args.epochs):

@@ -182,6 +182,8 @@ def test_a_config_json_shift_that_is_no_whole_number_is_one_line_on_resume(capsy
     (dict(epochs=5), 2, 5, 256, 0.2),
     (dict(lr=0.1), 2, 24, 256, 0.1),
     (dict(batch_size=64), 2, 16, 64, None),  # a batch given: the optimizer's rate, 16 shifted passes
+    (dict(train_samples=6000), 2, 16, 64, None),  # a quick run: batches of 256 would be too few steps
+    (dict(train_samples=20_000), 2, 24, 256, 0.2),
     (dict(optimizer="adam"), 2, 16, 64, None),  # the big batches' rate is momentum's
     (dict(PRESETS["cnn"]), 2, 15, 64, 0.001),
     (dict(PRESETS["course"]), 2, 15, 16, 3.0),

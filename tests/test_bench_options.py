@@ -7,6 +7,7 @@ the bad option would still finish (and fail the test) quickly.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,13 @@ def test_the_benches_choose_among_the_places_every_backend_runs():
     from xpnet.backends import PLACES
 
     assert sorted(BACKEND_CHOICES.values()) == sorted(PLACES)
+
+
+def test_the_subnormals_bench_runs_to_its_figures(tmp_path):
+    """It builds the default network from a config of its own, so a default that becomes None
+    (the batch, the rate) must not break it: it once stopped at "learning rate ... got None"."""
+    env = {**os.environ, "XPNET_CACHE": str(tmp_path), "OPENBLAS_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "bench/subnormals.py", "--samples", "6400", "--epochs", "1",
+                           "--repeats", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-1000:]
+    assert "trained / fresh step time, as is:" in done.stdout and "subnormals flushed:" in done.stdout

@@ -15,7 +15,7 @@ from xpnet.model.layers import WORDS
 from xpnet.train.arguments import (EXIT_ERROR, add_backend_flags, fraction, image_shape, layer_words, learning_rate,
                                    non_negative_float, one_of, positive_float, positive_int, whole_number_from)
 from xpnet.train.config import (BATCH, EPOCHS, LETTERS_BATCH, LETTERS_EPOCHS, LETTERS_LR, PRESETS, RESUMABLE,
-                                SHIFTED_EPOCHS, TrainConfig, with_data_defaults)
+                                SHIFTED_EPOCHS, WIDE_FROM, TrainConfig, with_data_defaults)
 from xpnet.train.data.spec import SCHEMES
 from xpnet.train.files import WRITE_FAILURES
 from xpnet.train.optimizers import DEFAULT_LR, OPTIMIZERS
@@ -44,8 +44,8 @@ def add_train(sub) -> None:
     p.add_argument("--seed", type=int, help=f"seed for weights, shuffling and data (default {d.seed})")
     p.add_argument("--epochs", type=positive_int, help=f"passes over the training set (default {LETTERS_EPOCHS} for "
                    f"the letters' batches of {LETTERS_BATCH}, {SHIFTED_EPOCHS} where pictures are shifted, else {EPOCHS})")
-    p.add_argument("--batch-size", type=positive_int, help=f"samples per step (default {LETTERS_BATCH} for the letters "
-                   f"with momentum, else {BATCH})")
+    p.add_argument("--batch-size", type=positive_int, help=f"samples per step (default {LETTERS_BATCH} for "
+                   f"{WIDE_FROM:,} letters or more with momentum, else {BATCH})")
     p.add_argument("--lr", type=learning_rate, help="learning rate, or 'auto' for the course's recipe (default: "
                    f"{LETTERS_LR:g} for the letters' batches of {LETTERS_BATCH}, else the optimizer's, "
                    f"{', '.join(f'{k} {v:g}' for k, v in DEFAULT_LR.items())})")
