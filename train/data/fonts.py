@@ -96,15 +96,6 @@ def candidate_font_files(fonts_dir: str | Path | None = None, system: bool = Fal
     return list(dict.fromkeys(paths))
 
 
-def font_file_key(path: str) -> str:
-    """A font file as the letters' cache key names it: matplotlib's own by their place inside
-    matplotlib, so two environments (a venv for training, one for the tests) share one cache;
-    any other file by its full path, which is where the machine keeps it."""
-    ours = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-    relative = Path(path).relative_to(ours) if Path(path).is_relative_to(ours) else None
-    return f"matplotlib:{relative.as_posix()}" if relative is not None else str(path)
-
-
 def usable_fonts(paths) -> list[Font]:
     """The fonts among `paths` that draw all 52 letters properly.
 

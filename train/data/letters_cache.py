@@ -13,11 +13,21 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 
 from xpnet.train.files import OutputError, atomic_write
 
 STALE_TEMP_S = 600  # a cache write takes seconds: a temp untouched this long is a killed writer's
+
+
+def font_file_key(path: str) -> str:
+    """A font file as the cache key names it: matplotlib's own by their place inside
+    matplotlib, so two environments (a venv for training, one for the tests) share one cache;
+    any other file by its full path, which is where the machine keeps it."""
+    ours = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    relative = Path(path).relative_to(ours) if Path(path).is_relative_to(ours) else None
+    return f"matplotlib:{relative.as_posix()}" if relative is not None else str(path)
 
 
 def default_cache_dir() -> Path:
