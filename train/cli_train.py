@@ -42,8 +42,9 @@ def add_train(sub) -> None:
                    help="on a GPU, record one training step as a CUDA graph and replay it for every full "
                         "batch: one launch instead of ~40 (default: on for cupy and torch on CUDA)")
     p.add_argument("--seed", type=int, help=f"seed for weights, shuffling and data (default {d.seed})")
-    p.add_argument("--epochs", type=positive_int, help=f"passes over the training set (default {LETTERS_EPOCHS} for "
-                   f"the letters' batches of {LETTERS_BATCH}, {SHIFTED_EPOCHS} where pictures are shifted, else {EPOCHS})")
+    p.add_argument("--epochs", type=positive_int, help="passes over the training set (default "
+                   f"{LETTERS_EPOCHS} for the letters' batches of {LETTERS_BATCH}, {SHIFTED_EPOCHS} where "
+                   f"pictures are shifted, else {EPOCHS})")
     p.add_argument("--batch-size", type=positive_int, help=f"samples per step (default {LETTERS_BATCH} for "
                    f"{WIDE_FROM:,} letters or more with momentum, else {BATCH})")
     p.add_argument("--lr", type=learning_rate, help="learning rate, or 'auto' for the course's recipe (default: "

@@ -18,7 +18,7 @@ class TrainConfig:
     seed: int = 0  # one seed for weights, shuffling and generated data: same seed, same run
     epochs: int | None = None  # passes over the training set; None: 24 for the letters' batches, 16 shifted, else 12
     batch_size: int | None = None  # samples per gradient step; None: 256 for the letters with momentum, else 64
-    lr: float | str | None = None  # learning rate alpha; "auto": the course's recipe; None: 0.2 at the letters' 256, else the optimizer's
+    lr: float | str | None = None  # learning rate alpha; "auto": the course's recipe; None: see with_data_defaults
     hidden: list[int | str] | None = None  # hidden layers: sizes, or conv32x3, pool2...; None: sized to the data
 
     image: list[int] | None = None  # one sample as (channels, height, width) for conv layers; None: square, 1 channel
@@ -65,6 +65,7 @@ BATCH = 64  # samples per step where nothing else is known: small batches genera
 # seen as 16 but a quarter of the steps, each a product BLAS runs faster (docs/letters.md).
 LETTERS_BATCH, LETTERS_LR, LETTERS_EPOCHS = 256, 0.2, 24
 LETTERS_WEIGHT_DECAY = 0.0001  # L2's lambda for the letters (docs/letters.md)
+WIDE_FROM = 20_000  # training samples from which the default network is 512-256 wide, and the letters' batches 256
 
 
 def with_data_defaults(config: TrainConfig) -> TrainConfig:
@@ -97,7 +98,6 @@ def with_data_defaults(config: TrainConfig) -> TrainConfig:
     return replace(config, shift=shift, epochs=epochs, weight_decay=weight_decay, batch_size=batch_size, lr=lr)
 
 
-WIDE_FROM = 20_000  # training samples from which the default network is 512-256 wide
 
 
 def default_hidden(n_train: int) -> list[int]:
