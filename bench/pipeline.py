@@ -31,10 +31,10 @@ from xpnet.backends import resolve_backend  # noqa: E402
 from bench.options import OneLineParser, non_negative_float, positive_int, run_main  # noqa: E402
 from bench.contestants import Contestant  # noqa: E402
 from bench.summaries import noisy_warning, ratio, ratio_noise  # noqa: E402
-from xpnet.train.config import TrainConfig  # noqa: E402
+from xpnet.train.config import TrainConfig, default_hidden, with_data_defaults  # noqa: E402
 from xpnet.train.data import load_data  # noqa: E402
 from xpnet.train.data.spec import LETTERS_TRAIN  # noqa: E402
-from xpnet.train.jobs import build_network  # noqa: E402
+from xpnet.train.jobs import build_network, job_lr  # noqa: E402
 from xpnet.train.device_data import DeviceData
 from xpnet.train.loop import run_epoch  # noqa: E402
 from xpnet.train.steps import EagerSteps  # noqa: E402
@@ -81,13 +81,16 @@ def whole_epoch(net, opt, data: DeviceData, batch_size: int, rng) -> float:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    config = TrainConfig(backend=args.backend)
+    # The default job's settings for this many letters, as `xpnet train` settles them (its batch
+    # size and rate depend on the data), and its network for them.
+    config = with_data_defaults(TrainConfig(backend=args.backend, train_samples=args.samples,
+                                            hidden=default_hidden(args.samples)))
     backend = resolve_backend(config.backend, config.device, config.dtype)
     # At the default job's size, its held-out size too, so the cache `xpnet train` made is used.
     n_test = None if args.samples == LETTERS_TRAIN else 1000
     data = load_data("letters", n_train=args.samples, n_test=n_test, progress=False)
     net = build_network(config, data, backend)
-    opt = make_optimizer(config.optimizer, backend, net.params, config.lr)
+    opt = make_optimizer(config.optimizer, backend, net.params, job_lr(config))
     device_data = DeviceData.from_host(net, data.X_train, data.y_train)
     rng = np.random.default_rng(0)
     steps = math.ceil(device_data.n / config.batch_size)

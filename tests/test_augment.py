@@ -185,6 +185,9 @@ def test_a_config_json_shift_that_is_no_whole_number_is_one_line_on_resume(capsy
     (dict(train_samples=6000), 2, 16, 64, None),  # a quick run: batches of 256 would be too few steps
     (dict(train_samples=20_000), 2, 24, 256, 0.2),
     (dict(optimizer="adam"), 2, 16, 64, None),  # the big batches' rate is momentum's
+    (dict(batch_size=256), 2, 16, 256, None),  # given, so a run's config.json keeps meaning what it did
+    (dict(hidden=["conv8x3", "pool2", 16]), 2, 16, 64, None),  # conv layers: big batches unmeasured
+    (dict(PRESETS["cnn"], optimizer="momentum"), 2, 15, 64, 0.001),
     (dict(PRESETS["cnn"]), 2, 15, 64, 0.001),
     (dict(PRESETS["course"]), 2, 15, 16, 3.0),
     (dict(data="npz:x.npz"), 0, 12, 64, None),  # other data as it comes
@@ -196,3 +199,15 @@ def test_the_data_decides_the_shift_epochs_and_batches_where_none_were_given(giv
 
     settled = with_data_defaults(TrainConfig(**given))
     assert (settled.shift, settled.epochs, settled.batch_size, settled.lr) == (shift, epochs, batch, lr)
+
+
+def test_a_config_json_without_a_batch_size_resumes_at_64(tmp_path):
+    """Every run's config.json has named its batch size; one that does not (an edit) means the
+    64 every run had before the letters' default became 256, not today's default."""
+    from xpnet.train.config import TrainConfig, with_data_defaults
+    from xpnet.train.runs import read_run_config
+
+    written = dataclasses.asdict(with_data_defaults(TrainConfig(batch_size=64, out=str(tmp_path))))
+    del written["batch_size"]
+    (tmp_path / "config.json").write_text(json.dumps(written))
+    assert with_data_defaults(read_run_config(tmp_path)).batch_size == 64

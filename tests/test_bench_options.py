@@ -103,11 +103,16 @@ def test_the_benches_choose_among_the_places_every_backend_runs():
     assert sorted(BACKEND_CHOICES.values()) == sorted(PLACES)
 
 
-def test_the_subnormals_bench_runs_to_its_figures(tmp_path):
-    """It builds the default network from a config of its own, so a default that becomes None
-    (the batch, the rate) must not break it: it once stopped at "learning rate ... got None"."""
+@pytest.mark.parametrize("script, args, says", [
+    ("subnormals", ["--samples", "6400", "--epochs", "1", "--repeats", "1"], "subnormals flushed:"),
+    ("pipeline", ["--samples", "1000", "--repeats", "1"], "epoch / bare steps ="),
+])
+def test_the_benches_that_build_the_default_network_run_to_their_figures(tmp_path, script, args, says):
+    """They build the default network from a config of their own, so a default that is None until
+    the data settles it (the layers, the batch, the rate) must not break them: both once stopped
+    there, at "learning rate ... got None" and "'NoneType' object is not iterable"."""
     env = {**os.environ, "XPNET_CACHE": str(tmp_path), "OPENBLAS_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "bench/subnormals.py", "--samples", "6400", "--epochs", "1",
-                           "--repeats", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run([sys.executable, f"bench/{script}.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-1000:]
-    assert "trained / fresh step time, as is:" in done.stdout and "subnormals flushed:" in done.stdout
+    assert says in done.stdout, done.stdout[-1000:]

@@ -112,13 +112,15 @@ def test_two_environments_with_one_matplotlib_share_the_cache(monkeypatch, tmp_p
     for env in ("venv-a", "venv-b"):
         data = tmp_path / env / "mpl-data"
         (data / "fonts" / "ttf").mkdir(parents=True)
-        copy = data / "fonts" / "ttf" / source.name
+        (tmp_path / env / "mine").mkdir()
+        copy, mine = data / "fonts" / "ttf" / source.name, tmp_path / env / "mine" / source.name
         copy.write_bytes(source.read_bytes())
+        mine.write_bytes(source.read_bytes())
         monkeypatch.setattr(matplotlib, "get_data_path", lambda data=data: str(data))
         keys.append((cache_path("/c", L.cache_key_params(0, 100, 10, Augment(), [str(copy)])),
-                     cache_path("/c", L.cache_key_params(0, 100, 10, Augment(), [str(copy), str(source)]))))
-    assert keys[0][0] == keys[1][0]
-    assert keys[0][1] != keys[0][0]
+                     cache_path("/c", L.cache_key_params(0, 100, 10, Augment(), [str(copy), str(mine)]))))
+    assert keys[0][0] == keys[1][0]  # matplotlib's fonts, each in its own environment: one key
+    assert keys[0][1] != keys[1][1]  # the same file of the user's own, in two places: two keys
 
 
 @pytest.mark.parametrize("module, name, value", [(L, "WRITERS_TRAIN", 401), (G, "HAND_SHARE", 0.3),

@@ -210,6 +210,22 @@ def test_a_report_lost_to_a_full_disk_is_redrawn_by_xpnet_report(capsys, tmp_pat
     assert_one_line_error(code, err, "not a trained run folder")
 
 
+def test_a_letters_run_is_not_resumed_on_letters_drawn_otherwise(capsys, tmp_path, monkeypatch):
+    """A newer generator (or recipe) draws other letters for the same seed: the run would go on
+    training on data it never started on, so the resume is refused in one line."""
+    import xpnet.train.data.letters as letters
+
+    monkeypatch.setenv("XPNET_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    small = ["--data", "letters", "--train-samples", "300", "--test-samples", "100", "--layers", "8",
+             "--backend", "numpy", "--no-progress", "--out", str(run)]
+    train_ok(capsys, "train", *small, "--epochs", "1")
+    train_ok(capsys, "train", "--resume", str(run), "--epochs", "2", "--no-progress")  # the same letters: fine
+    monkeypatch.setattr(letters, "VERSION", letters.VERSION + 1)
+    code, _, err = run_cli(capsys, "train", "--resume", str(run), "--epochs", "3", "--no-progress")
+    assert_one_line_error(code, err, "letters this xpnet no longer draws", "start a new run")
+
+
 def test_a_report_on_moved_data_scores_the_samples_the_run_kept(capsys, tmp_path):
     """report --data names where the run's own data is now: the run's --test-samples still
     apply, so the redrawn report scores what the run scored, not the whole file."""

@@ -43,13 +43,13 @@ def add_train(sub) -> None:
                         "batch: one launch instead of ~40 (default: on for cupy and torch on CUDA)")
     p.add_argument("--seed", type=int, help=f"seed for weights, shuffling and data (default {d.seed})")
     p.add_argument("--epochs", type=positive_int, help="passes over the training set (default "
-                   f"{LETTERS_EPOCHS} for the letters' batches of {LETTERS_BATCH}, {SHIFTED_EPOCHS} where "
-                   f"pictures are shifted, else {EPOCHS})")
+                   f"{LETTERS_EPOCHS} where the letters take their default batch of {LETTERS_BATCH}, "
+                   f"{SHIFTED_EPOCHS} where pictures are shifted, else {EPOCHS})")
     p.add_argument("--batch-size", type=positive_int, help=f"samples per step (default {LETTERS_BATCH} for "
-                   f"{WIDE_FROM:,} letters or more with momentum, else {BATCH})")
+                   f"{WIDE_FROM:,} letters or more, a dense network and momentum, else {BATCH})")
     p.add_argument("--lr", type=learning_rate, help="learning rate, or 'auto' for the course's recipe (default: "
-                   f"{LETTERS_LR:g} for the letters' batches of {LETTERS_BATCH}, else the optimizer's, "
-                   f"{', '.join(f'{k} {v:g}' for k, v in DEFAULT_LR.items())})")
+                   f"{LETTERS_LR:g} where the letters take their default batch of {LETTERS_BATCH}, else the "
+                   f"optimizer's, {', '.join(f'{k} {v:g}' for k, v in DEFAULT_LR.items())})")
     p.add_argument("--scale", help=f"input (and regression target) scaling, kept in the model: {one_of(SCALERS)} "
                                    f"(default: {SCALE_DEFAULT})")
     p.add_argument("--layers", type=layer_words, dest="hidden",

@@ -17,7 +17,7 @@ class TrainConfig:
     cuda_graphs: bool | None = None  # replay each full batch's step as one recorded CUDA graph; None: on a GPU
     seed: int = 0  # one seed for weights, shuffling and generated data: same seed, same run
     epochs: int | None = None  # passes over the training set; None: 24 for the letters' batches, 16 shifted, else 12
-    batch_size: int | None = None  # samples per gradient step; None: 256 for the letters with momentum, else 64
+    batch_size: int | None = None  # samples per gradient step; None: 256 for 20,000 letters or more (momentum), else 64
     lr: float | str | None = None  # learning rate alpha; "auto": the course's recipe; None: see with_data_defaults
     hidden: list[int | str] | None = None  # hidden layers: sizes, or conv32x3, pool2...; None: sized to the data
 
@@ -61,8 +61,8 @@ LETTERS_SHIFT = 2  # pixels: the letters' training pictures read about 2 points 
 EPOCHS, SHIFTED_EPOCHS = 12, 16  # a shifted picture is new each epoch, so more passes keep teaching
 BATCH = 64  # samples per step where nothing else is known: small batches generalise well
 # The letters' dense network with momentum: batches of 256 at a rate four times momentum's 0.05
-# (the rate grows with the batch, as Goyal et al. 2017 scale it), over 24 epochs, as many samples
-# seen as 16 but a quarter of the steps, each a product BLAS runs faster (docs/letters.md).
+# (the rate grows with the batch, as Goyal et al. 2017 scale it), over 24 epochs: 1.5 times the
+# samples of 16 epochs at 64 in 3/8 of the steps, each a product BLAS runs faster (docs/letters.md).
 LETTERS_BATCH, LETTERS_LR, LETTERS_EPOCHS = 256, 0.2, 24
 LETTERS_WEIGHT_DECAY = 0.0001  # L2's lambda for the letters (docs/letters.md)
 WIDE_FROM = 20_000  # training samples from which the default network is 512-256 wide, and the letters' batches 256
@@ -78,15 +78,17 @@ def with_data_defaults(config: TrainConfig) -> TrainConfig:
     measured with it, so it gets none. Trained with momentum and no batch size given, the letters
     take larger batches at a higher rate for more epochs (LETTERS_BATCH): with more written
     letters, 0.8 points more on average over four seeds, 3 more of the unseen writers
-    (docs/letters.md). A batch size given keeps the optimizer's rate and the usual epochs, as
-    those were measured at 64, and so does a quick run of fewer than WIDE_FROM letters, which
-    batches of 256 would give too few steps."""
+    (docs/letters.md). A batch size given keeps the optimizer's rate and the usual epochs (a
+    run's config.json names its batch, so a resumed run keeps what it had), and so do a quick
+    run of fewer than WIDE_FROM letters, which batches of 256 would give too few steps, and a
+    network with conv layers, for which the larger batches were not measured."""
     letters = str(config.data).strip().partition(":")[0].lower() == "letters"  # as the loader reads it
     shift = config.shift
     if shift is None:
         shift = LETTERS_SHIFT if letters else 0
-    big_batches = (letters and config.optimizer == "momentum" and config.batch_size is None
-                   and (config.train_samples is None or config.train_samples >= WIDE_FROM))
+    dense = config.hidden is None or all(isinstance(h, int) for h in config.hidden)  # conv layers: unmeasured
+    enough = config.train_samples is None or config.train_samples >= WIDE_FROM
+    big_batches = letters and dense and enough and config.optimizer == "momentum" and config.batch_size is None
     batch_size = LETTERS_BATCH if big_batches else (BATCH if config.batch_size is None else config.batch_size)
     lr = LETTERS_LR if big_batches and config.lr is None else config.lr
     epochs = config.epochs
@@ -96,8 +98,6 @@ def with_data_defaults(config: TrainConfig) -> TrainConfig:
     if weight_decay is None:
         weight_decay = LETTERS_WEIGHT_DECAY if letters else 0.0
     return replace(config, shift=shift, epochs=epochs, weight_decay=weight_decay, batch_size=batch_size, lr=lr)
-
-
 
 
 def default_hidden(n_train: int) -> list[int]:

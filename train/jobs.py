@@ -132,7 +132,8 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
         if not resume:  # another process may have trained it since the check above
             check_new_run_folder(run_dir)
         remove_stale_temps(run_dir)  # safe: the lock says no live process is writing them
-    net, state = resume_run(Path(config.out), backend, config, log) if resume else (build_network(config, data, backend), None)
+    net, state = (resume_run(Path(config.out), backend, config, log, data.info) if resume
+                  else (build_network(config, data, backend), None))
     if resume:
         warn_if_capped_output(net, data, Path(config.out), log)
     context.check_same_start(config, backend, net, data)

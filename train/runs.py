@@ -19,7 +19,7 @@ from xpnet.model import Network
 from xpnet.model.checkpoint import CheckpointError
 from xpnet.model.layers import same_layers
 from xpnet.train.checkpoints import CHECKPOINT_NAME, load_for_resume, save_checkpoint
-from xpnet.train.config import COUNTS, RESUMABLE, TrainConfig
+from xpnet.train.config import BATCH, COUNTS, RESUMABLE, TrainConfig
 from xpnet.train.data import DataSet, absolute_spec
 from xpnet.train.files import OutputError, atomic_write_json, is_regular
 from xpnet.train.optimizers import OptimizerError, check_weight_decay
@@ -123,15 +123,17 @@ def epoch_saver(run_dir: Path, meta: dict) -> Callable:
     return checkpoint
 
 
-def resume_run(run_dir: Path, backend, config: TrainConfig, log: Log):
+def resume_run(run_dir: Path, backend, config: TrainConfig, log: Log, data_info: dict | None = None):
     """The run's network and training state, its history restored up to the saved epoch;
-    checked to be this run's, with epochs left to train, before it says it resumes."""
+    checked to be this run's, with epochs left to train, on the data it started on
+    (`data_info`, the loaded data's), before it says it resumes."""
     if (run_dir / "config.json").is_file() and not (run_dir / CHECKPOINT_NAME).exists():
         raise CheckpointError(f"{run_dir} has no checkpoint ({CHECKPOINT_NAME}): no epoch of it finished, so "
                               f"there is nothing to resume; start it anew with --out {run_dir}")
     net, meta, state = load_for_resume(run_dir, backend)
     check_resumable(net, state, config, run_dir)
     check_same_settings(config, meta.get("config"), run_dir)
+    check_same_letters(meta.get("data"), data_info, run_dir)
     net.history = restored_history(run_dir, meta.get("history"), state.epoch, log)
     log(f"resuming {run_dir} after epoch {state.epoch} (step {state.step}, lr {state.lr:g})")
     return net, state
@@ -150,6 +152,17 @@ def check_same_settings(config: TrainConfig, recorded, run_dir: Path) -> None:
             raise CheckpointError(f"{run_dir / 'config.json'} says {name} = {value!r}, but {run_dir / CHECKPOINT_NAME} "
                                   f"was trained with {name} = {recorded[name]!r}: config.json was edited or "
                                   "replaced; put it back (a resumed run keeps its own settings), or start a new run")
+
+
+def check_same_letters(trained, now, run_dir: Path) -> None:
+    """Generated letters are the same for a seed only within one generator version and recipe:
+    a run resumed by an xpnet that draws them otherwise would go on training on other letters."""
+    if not (isinstance(trained, dict) and isinstance(now, dict)) or trained.get("source") != "letters":
+        return
+    if (trained.get("version"), trained.get("recipe")) != (now.get("version"), now.get("recipe")):
+        raise CheckpointError(f"{run_dir} trained on letters this xpnet no longer draws (generator version "
+                              f"{trained.get('version')}, now {now.get('version')}): finish it with the xpnet "
+                              "that started it, or start a new run")
 
 
 def restored_history(run_dir: Path, kept, epochs: int, log: Log) -> list:
@@ -190,8 +203,9 @@ def check_resumable(net: Network, state, config: TrainConfig, run_dir: Path) -> 
 
 
 # What a run's config.json means where it names no value, having been written before the
-# setting's default came to depend on the data: none of either then, for any data.
-BEFORE_DEFAULTS = {"shift": 0, "weight_decay": 0.0}
+# setting's default came to depend on the data: no shift and no decay then, for any data, and
+# batches of 64 (config.json has always named its batch size, so this only guards a hand edit).
+BEFORE_DEFAULTS = {"shift": 0, "weight_decay": 0.0, "batch_size": BATCH}
 
 
 def read_run_config(run_dir: str | Path) -> TrainConfig:

@@ -36,7 +36,7 @@ from xpnet.train.data.letters_render import Augment, Recipe, glyph_bank, render_
 from xpnet.train.data.strokes import SKELETONS
 from xpnet.train.files import remove_stale_temps
 
-VERSION = 4  # bump whenever the generator's output changes, so stale caches are not reused
+VERSION = 5  # bump whenever the generator's output changes: stale caches are not reused, old runs not resumed
 CLASSES = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 CHUNK = 1000  # samples per seeded chunk; fixed, so results do not depend on the worker count
 WRITERS_TRAIN = 400  # synthetic writers to train on (the held-out sides' are in letters_groups)
@@ -102,6 +102,7 @@ def describe(seed, n_train, n_test, augment, train_fonts, test_fonts, val_fonts=
         "writers": {"train": WRITERS_TRAIN, "test": WRITERS_TEST, "validation": WRITERS_VALIDATION,
                     "skeletons": list(SKELETONS)},
         "test_groups": group_ranges(test_fonts, n_test),
+        "recipe": recipe_params(WRITERS_TRAIN),
         "n_validation": _validation_size(n_test),
     }
 
