@@ -211,3 +211,19 @@ def test_a_config_json_without_a_batch_size_resumes_at_64(tmp_path):
     del written["batch_size"]
     (tmp_path / "config.json").write_text(json.dumps(written))
     assert with_data_defaults(read_run_config(tmp_path)).batch_size == 64
+
+
+def test_the_network_line_says_when_the_letters_chose_the_rate():
+    """0.2 is not momentum's own default: a user reading the log should see where it came from."""
+    from types import SimpleNamespace
+
+    from xpnet.train.config import TrainConfig, with_data_defaults
+    from xpnet.train.jobs import network_line
+
+    net, data = SimpleNamespace(summary="784 -> 26"), SimpleNamespace(y_train=np.zeros(120_000))
+    chosen = network_line(with_data_defaults(TrainConfig()), net, data, rate_from_data=True)
+    given = network_line(with_data_defaults(TrainConfig(lr=0.2)), net, data)
+    other = network_line(with_data_defaults(TrainConfig(batch_size=64)), net, data)
+    assert "momentum lr 0.2 (the letters' default at batch 256)  batch 256" in chosen
+    assert "momentum lr 0.2  batch 256" in given
+    assert "momentum lr 0.05 (its default)  batch 64" in other

@@ -101,6 +101,7 @@ def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool
 
 def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, context: RunContext,
                lock: RunLock) -> Path | None:
+    rate_from_data = config.lr is None  # the letters' big batches settle it below; the log says so
     config = with_data_defaults(config)  # recorded in config.json, as a resume needs them
     check_config(config)
     if resume and not config.out:
@@ -137,7 +138,7 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
     if resume:
         warn_if_capped_output(net, data, Path(config.out), log)
     context.check_same_start(config, backend, net, data)
-    log(network_line(config, net, data))
+    log(network_line(config, net, data, rate_from_data and config.lr is not None))
     held_out = (data.X_test, data.y_test) if data.X_test is not None else None
     on_epoch = None
     if run_dir is not None:
@@ -241,13 +242,15 @@ def warn_about_empty_classes(data: DataSet, log: Log) -> None:
                 "those samples can only be classified wrong")
 
 
-def network_line(config: TrainConfig, net: Network, data: DataSet) -> str:
-    """The run in one line, naming the defaults the data chose (a decay, a shift) where they apply."""
+def network_line(config: TrainConfig, net: Network, data: DataSet, rate_from_data: bool = False) -> str:
+    """The run in one line, naming the defaults the data chose (a rate, a decay, a shift) where they apply."""
     extras = (f"  weight decay {config.weight_decay:g}" if config.weight_decay else "") + (
         f"  shifted up to {config.shift} px" if config.shift else "")
+    whose = " (its default)" if config.lr is None else (
+        f" (the letters' default at batch {config.batch_size})" if rate_from_data else "")
     return (f"network {net.summary}  {config.activation}  {config.loss}  "
-            f"{config.optimizer} lr {job_lr(config)}{' (its default)' if config.lr is None else ''}  "
-            f"batch {config.batch_size}{extras}  {len(data.y_train)} training samples")
+            f"{config.optimizer} lr {job_lr(config)}{whose}  batch {config.batch_size}{extras}  "
+            f"{len(data.y_train)} training samples")
 
 
 def job_lr(config: TrainConfig):
