@@ -81,7 +81,8 @@ def write_letter(writer: Writer, letter: int, rng: np.random.Generator, canvas: 
     own = np.random.default_rng([writer.seed, letter])  # the same bends every time this writer writes it
     fields = [_smooth_field(own, writer.wander * height, height), _smooth_field(rng, 0.3 * writer.wander * height, height)]
     shear = np.array([[writer.width, -writer.slant], [0.0, 1.0]])
-    bent = [_ends(rng, s + sum(f(s) for f in fields), height) @ shear.T for s in strokes]
+    moves = np.split(sum(f(pts) for f in fields), np.cumsum([len(s) for s in strokes])[:-1])  # every point at once
+    bent = [_ends(rng, s + move, height) @ shear.T for s, move in zip(strokes, moves)]
     return _ink(bent, writer, height, rng, canvas, pen_px)
 
 
