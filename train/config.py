@@ -68,6 +68,11 @@ LETTERS_WEIGHT_DECAY = 0.0001  # L2's lambda for the letters (docs/letters.md)
 WIDE_FROM = 20_000  # training samples from which the default network is 512-256 wide, and the letters' batches 256
 
 
+def dense_only(hidden) -> bool:
+    """Whether hidden layers given as sizes (or None, sized to the data) make a dense network."""
+    return hidden is None or all(isinstance(h, int) for h in hidden)
+
+
 def with_data_defaults(config: TrainConfig) -> TrainConfig:
     """The settings the data decides where none was given. The built-in letters are framed
     with room to move, so they are shifted; other data is trained as it comes unless asked
@@ -86,9 +91,9 @@ def with_data_defaults(config: TrainConfig) -> TrainConfig:
     shift = config.shift
     if shift is None:
         shift = LETTERS_SHIFT if letters else 0
-    dense = config.hidden is None or all(isinstance(h, int) for h in config.hidden)  # conv layers: unmeasured
     enough = config.train_samples is None or config.train_samples >= WIDE_FROM
-    big_batches = letters and dense and enough and config.optimizer == "momentum" and config.batch_size is None
+    big_batches = (letters and dense_only(config.hidden) and enough and config.optimizer == "momentum"
+                   and config.batch_size is None)  # conv layers: big batches unmeasured
     batch_size = LETTERS_BATCH if big_batches else (BATCH if config.batch_size is None else config.batch_size)
     lr = LETTERS_LR if big_batches and config.lr is None else config.lr
     epochs = config.epochs

@@ -22,7 +22,7 @@ from xpnet.model.layers import image_shape, parse_layers
 from xpnet.model.losses import check_loss
 from xpnet.train.augment import MAX_SHIFT
 from xpnet.train.checkpoints import CHECKPOINT_NAME
-from xpnet.train.config import TrainConfig, default_hidden, with_data_defaults
+from xpnet.train.config import TrainConfig, default_hidden, dense_only, with_data_defaults
 from xpnet.train.context import RunContext
 from xpnet.train.data import DataError, DataSet, absolute_spec
 from xpnet.train.data.spec import check_sample_counts
@@ -55,14 +55,14 @@ def build_network(config: TrainConfig, data: DataSet, backend) -> Network:
     n_out = data.y_train.reshape(len(data.y_train), -1).shape[1] if regression else len(data.classes)
     output = "identity" if regression else None
     n_in = data.X_train.shape[1]
-    if config.image is not None:  # a dense network reads the pixels flat, but a shape that misfits is a mistake
-        image_shape(n_in, config.image)
-    if all(isinstance(h, int) for h in config.hidden):  # dense layers alone: the course's network
+    # A dense network reads the pixels flat, but a given shape that misfits is a mistake for any network.
+    image = image_shape(n_in, config.image) if config.image is not None else None
+    if dense_only(config.hidden):  # dense layers alone: the course's network
         return Network.from_sizes([n_in, *config.hidden, n_out], backend, activation=config.activation,
                                   loss=config.loss, output=output, init=config.init, seed=config.seed)
     words = parse_layers(config.hidden)
     takes_images = words[0]["kind"] in ("conv", "maxpool", "avgpool")
-    shape = image_shape(n_in, config.image) if takes_images else (n_in,)
+    shape = (image or image_shape(n_in)) if takes_images else (n_in,)
     return Network.from_layers(config.hidden, shape, n_out, backend, activation=config.activation,
                                loss=config.loss, output=output, init=config.init, seed=config.seed)
 

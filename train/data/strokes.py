@@ -124,11 +124,11 @@ def _ink(strokes, writer: Writer, height: float, rng, canvas: int, pen_px: float
         xy = (s - lo) * scale + margin
         swell = 1 + writer.pressure * np.sin(np.linspace(0, np.pi * rng.uniform(1, 3), len(xy)) + rng.uniform(0, 6.3))
         widths = np.maximum(pen * scale * (swell if pen_px is None else np.ones_like(swell)), 1.0)
-        points, radii = [tuple(p) for p in xy.tolist()], (widths / 2).tolist()  # Python floats: PIL's calls are cheaper
+        points, widths = [tuple(p) for p in xy.tolist()], widths.tolist()  # Python floats: PIL's calls are cheaper
         for start in range(0, len(points) - 1, PIECE):  # one width per piece: few calls, still a swelling line
-            draw.line(points[start:start + PIECE + 1], fill=255, width=int(round(2 * radii[start])), joint="curve")
+            draw.line(points[start:start + PIECE + 1], fill=255, width=int(round(widths[start])), joint="curve")
         for i in [*range(0, len(points), PIECE), -1]:  # round caps and joins between pieces, and the end
-            (x, y), r = points[i], radii[i]
+            (x, y), r = points[i], widths[i] / 2
             draw.ellipse([x - r, y - r, x + r, y + r], fill=255)
     box = img.getbbox()
     return np.asarray(img.crop(box)) if box else np.zeros((1, 1), np.uint8)
