@@ -318,11 +318,13 @@ def test_training_step_matches_reference(activation, loss, dtype):
         assert_close(mine, ref, dtype)
 
 
+@pytest.mark.parametrize("decay", [0.0, 0.01])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
-def test_folded_training_through_blas_matches_the_plain_path(optimizer, dtype):
+def test_folded_training_through_blas_matches_the_plain_path(optimizer, dtype, decay):
     """A network big enough that every fold takes gemm and every bias sum gemv (checked),
-    trained a few steps through `train_step`, against the plain xp path's gradients-then-step."""
+    trained a few steps through `train_step`, against the plain xp path's gradients-then-step;
+    with weight decay, which folds too."""
     fast = resolve_backend("numpy", "cpu", dtype)
     plain = dataclasses.replace(fast, kernels={})
     rng = np.random.default_rng(12)
@@ -333,7 +335,7 @@ def test_folded_training_through_blas_matches_the_plain_path(optimizer, dtype):
     results = []
     for backend in (fast, plain):
         net = Network.from_sizes(sizes, backend, activation="relu", loss="cross_entropy", seed=0)
-        opt = make_optimizer(optimizer, backend, net.params, 0.05)
+        opt = make_optimizer(optimizer, backend, net.params, 0.05, weight_decay=decay)
         assert opt.folds == (backend is fast)
         x, t = backend.asarray(X), backend.asarray(T)
         for _ in range(4):

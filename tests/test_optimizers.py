@@ -202,10 +202,10 @@ def test_numeric_learning_rates_of_any_type_are_accepted(reference, lr):
 
 
 # -- the update folded into backpropagation (Network.train_step) ---------------------------------
-def run_train_steps(backend, optimizer: str, fold: bool, dtype: str):
+def run_train_steps(backend, optimizer: str, fold: bool, dtype: str, decay: float = 0.0):
     """Three steps on a small network from host-made data: `train_step` with SGD's update
     folded into the gradient products (forced on, whatever the backend's default), or the
-    unfolded loss_and_grads + step."""
+    unfolded loss_and_grads + step; `decay` is the weight decay."""
     from xpnet.model import Network
     from xpnet.train.optimizers import SGD
 
@@ -213,21 +213,27 @@ def run_train_steps(backend, optimizer: str, fold: bool, dtype: str):
     rng = np.random.default_rng(11)
     X, labels = rng.standard_normal((24, 12)), rng.integers(0, 5, 24)
     net = Network.from_sizes([12, 9, 7, 5], backend, activation="relu", loss="cross_entropy", seed=0)
-    opt = SGD(backend, net.params, LR, momentum=0.9 if optimizer == "momentum" else 0.0, fold=fold)
+    opt = SGD(backend, net.params, LR, momentum=0.9 if optimizer == "momentum" else 0.0, fold=fold,
+              weight_decay=decay)
     x, t = backend.asarray(X), backend.asarray(np.eye(5)[labels])
     for _ in range(3):
         net.train_step(x, t, opt)
     return [backend.to_numpy(p) for p in net.params] + [backend.to_numpy(s) for s in opt.state().values()]
 
 
+@pytest.mark.parametrize("decay", [0.0, 0.3])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
-def test_folded_step_is_the_same_step(backend, optimizer, dtype):
-    folded = run_train_steps(backend, optimizer, True, dtype)
-    unfolded = run_train_steps(backend, optimizer, False, dtype)
+def test_folded_step_is_the_same_step(backend, optimizer, dtype, decay):
+    """With weight decay too: plain SGD folds it into gemm's beta, momentum into the velocity."""
+    folded = run_train_steps(backend, optimizer, True, dtype, decay)
+    unfolded = run_train_steps(backend, optimizer, False, dtype, decay)
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-14)
     for mine, ref in zip(folded, unfolded):
         np.testing.assert_allclose(mine, ref, **tol)
+    if decay:  # the decay moved the weights: a fold that dropped it would differ from the reference
+        undecayed = run_train_steps(backend, optimizer, True, dtype)
+        assert not np.allclose(folded[0], undecayed[0], **tol)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
@@ -252,3 +258,5 @@ def test_sgd_folds_where_the_backend_has_a_fused_product(reference):
              for name in OPTIMIZERS for b in (reference, plain)}
     assert folds == {("sgd", False): True, ("momentum", False): True, ("adam", False): False,
                      ("sgd", True): False, ("momentum", True): False, ("adam", True): False}
+    decayed = {name: make_optimizer(name, reference, [], LR, weight_decay=1e-4).folds for name in OPTIMIZERS}
+    assert decayed == {"sgd": True, "momentum": True, "adam": False}  # weight decay folds too

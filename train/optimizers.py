@@ -130,7 +130,7 @@ class SGD(Optimizer):
         # By default, where the backend does a product and an add in one call (numpy's BLAS
         # gemm): there it saves a pass over every weight. On a GPU the fused update kernels
         # already make the step one pass, and folding would only add a launch.
-        self.folds = (overrides(backend, "matmul_add") and not weight_decay) if fold is None else fold
+        self.folds = overrides(backend, "matmul_add") if fold is None else fold
         xp = backend.xp
         self.velocity = [xp.zeros_like(p) for p in params] if momentum else []
         self._update = op(backend, "sgd_update")
@@ -152,19 +152,23 @@ class SGD(Optimizer):
     def update_layer(self, index: int, W, b, dz, x) -> tuple:
         """The step for dense layer `index` (parameters W, b) from its dz and its input x.
 
-        Its gradients are dW = dz.T @ x and db = the column sums of dz. Rather than write
-        them out and then subtract lr times them, the product accumulates straight into W
-        (or the velocity): BLAS's gemm computes alpha * (a @ b) + beta * c in one call. The
-        same step as `step`, without a weight-sized array written and read back. Returns the
-        layer's new (W, b).
+        Its gradients are dW = dz.T @ x (plus weight decay's lambda * W) and db = the column
+        sums of dz. Rather than write dW out and then subtract lr times it, the product
+        accumulates straight into W (or the velocity): BLAS's gemm computes alpha * (a @ b) +
+        beta * c in one call. Plain SGD takes the decay in gemm's beta, as W - lr * (dW +
+        lambda * W) = (1 - lr * lambda) * W - lr * dW; momentum takes it in one more pass
+        over the velocity. The same step as `step`, without a weight-sized gradient written
+        and read back. Returns the layer's new (W, b).
         """
-        xp, lr = self.backend.xp, self.lr  # only numpy folds, and it records no graphs: a host number
+        xp, lr, decay = self.backend.xp, self.lr, self.weight_decay  # only numpy folds, and it records no graphs
         if not self.momentum:
-            return (self._keep(W, self._matmul_add(xp, W, dz.T, x, -lr, 1.0)),
+            return (self._keep(W, self._matmul_add(xp, W, dz.T, x, -lr, 1.0 - lr * decay)),
                     self._keep(b, self._sum_add(xp, b, dz, -lr, 1.0)))
         i_W, i_b = 2 * index, 2 * index + 1
         v = self.velocity  # v = momentum * v - lr * g, then p -= -1 * v, i.e. p += v, through one kernel
         v[i_W] = self._keep(v[i_W], self._matmul_add(xp, v[i_W], dz.T, x, -lr, self.momentum))
+        if decay:
+            v[i_W] = self._keep(v[i_W], self._update(xp, v[i_W], W, lr * decay))  # v -= lr * lambda * W
         v[i_b] = self._keep(v[i_b], self._sum_add(xp, v[i_b], dz, -lr, self.momentum))
         return self._keep(W, self._update(xp, W, v[i_W], -1.0)), self._keep(b, self._update(xp, b, v[i_b], -1.0))
 
