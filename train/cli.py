@@ -32,8 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"xpnet: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt as exc:  # train_job's Interrupted says what of the run is kept
-        print(f"xpnet: {str(exc) or 'interrupted'}", file=sys.stderr)
-        return 130
+        return _interrupted(str(exc))
     except MemoryError as exc:  # numpy's "Unable to allocate 570. TiB": a network or a batch too big to hold
         print(f"xpnet: error: out of memory ({one_line(str(exc)) or 'an allocation failed'}): use smaller "
               "--layers, --batch-size or data", file=sys.stderr)
@@ -58,7 +57,12 @@ def _interrupted_or_raise(exc: BaseException) -> int:
     """A Ctrl-C in another error's clothes is a Ctrl-C; anything else is a bug, with its traceback."""
     if not caused_by_ctrl_c(exc):
         raise exc
-    print("xpnet: interrupted", file=sys.stderr)
+    return _interrupted()
+
+
+def _interrupted(what: str = "") -> int:
+    """A Ctrl-C's one line (what of the run is kept, where the loop said so) and its exit status."""
+    print(f"xpnet: {what or 'interrupted'}", file=sys.stderr)
     return 130
 
 
