@@ -48,6 +48,8 @@ class Spec:
     network: str
     batch_size: int
     dtype: str
+    momentum: float = 0.0  # SGD's, for xpnet and PyTorch alike
+    weight_decay: float = 0.0  # L2's lambda, for xpnet and PyTorch alike
 
     @property
     def activation(self) -> str:
@@ -63,7 +65,15 @@ class Spec:
 
     def describe(self) -> str:
         sizes = "-".join(str(n) for n in self.layers)
-        return f"{self.network}: {sizes}, {self.activation}/{self.output}, {self.loss}, {self.dtype}"
+        sgd = "".join([f", momentum {self.momentum:g}" if self.momentum else "",
+                       f", weight decay {self.weight_decay:g}" if self.weight_decay else ""])
+        return f"{self.network}: {sizes}, {self.activation}/{self.output}, {self.loss}, {self.dtype}{sgd}"
+
+    def sgd(self, backend, params, fold: bool | None = None):
+        """xpnet's SGD with this spec's rate, momentum and weight decay."""
+        from xpnet.train.optimizers import SGD
+
+        return SGD(backend, params, LR, momentum=self.momentum, fold=fold, weight_decay=self.weight_decay)
 
 
 def host_batches(spec: Spec, seed: int = 0):
@@ -82,7 +92,6 @@ def sgd_network(backend, spec: Spec, fold: bool | None = None) -> tuple:
     """(network, SGD, POOL_BATCHES device batches) for `spec` on `backend`, from seed 0: what
     every bench that times xpnet's own step starts from. The data is moved to the device once."""
     from xpnet.model import Network
-    from xpnet.train.optimizers import SGD
 
     net = Network.from_sizes(list(spec.layers), backend, activation=spec.activation,
                              output=spec.output, loss=spec.loss, seed=0)
@@ -90,7 +99,7 @@ def sgd_network(backend, spec: Spec, fold: bool | None = None) -> tuple:
     x, t = backend.asarray(X), backend.asarray(T)
     B = spec.batch_size
     batches = [(x[i * B:(i + 1) * B, ...], t[i * B:(i + 1) * B, ...]) for i in range(POOL_BATCHES)]
-    return net, SGD(backend, net.params, LR, fold=fold), batches
+    return net, spec.sgd(backend, net.params, fold), batches
 
 
 def xpnet_contestant(backend, spec: Spec, name: str = "xpnet", fold: bool | None = None) -> Contestant:
@@ -115,13 +124,12 @@ def xpnet_graph_contestant(backend, spec: Spec, name: str = "xpnet graph") -> Co
     from xpnet.model import Network
     from xpnet.train.graphs import GraphedSteps
     from xpnet.train.device_data import DeviceData
-    from xpnet.train.optimizers import SGD
 
     net = Network.from_sizes(list(spec.layers), backend, activation=spec.activation,
                              output=spec.output, loss=spec.loss, seed=0)
     X, T, _ = host_batches(spec)
     data = DeviceData(backend.asarray(X), backend.asarray(T), X.shape[0], spec.loss == "cross_entropy", backend)
-    graphed = GraphedSteps(net, SGD(backend, net.params, LR), data, spec.batch_size)
+    graphed = GraphedSteps(net, spec.sgd(backend, net.params), data, spec.batch_size)
     order = backend.asarray(np.arange(X.shape[0]))
     firsts = itertools.cycle(range(0, X.shape[0], spec.batch_size))
 
@@ -144,7 +152,7 @@ def torch_eager_contestant(spec: Spec, device: str, name: str = "torch eager") -
         last = i == len(spec.layers) - 2
         layers += [torch.nn.Linear(n_in, n_out), acts[spec.output if last else spec.activation]()]
     model = torch.nn.Sequential(*layers).to(device=device, dtype=dtype)
-    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=spec.momentum, weight_decay=spec.weight_decay)
     X, T, labels = host_batches(spec)
     x = torch.tensor(X, dtype=dtype, device=device)
     t = torch.tensor(T, dtype=dtype, device=device)

@@ -50,7 +50,12 @@ class Config:
     noisy_above: float = 0.10  # ratio noise above which a row's ratios are flagged untrustworthy
     reference: bool = False  # also time xpnet with the backend's kernels switched off
     unfolded: bool = False  # also time xpnet with SGD's update kept out of the products
+    momentum: float = 0.0  # SGD's momentum, every contestant's
+    weight_decay: float = 0.0  # L2's lambda, every contestant's
     tf32: bool = False  # float32 products in TF32 on a GPU, for every contestant alike
+
+    def spec(self, network: str, batch_size: int) -> Spec:
+        return Spec(self.layers, network, batch_size, self.dtype, self.momentum, self.weight_decay)
 
 
 def parse_args(argv=None) -> Config:
@@ -71,6 +76,10 @@ def parse_args(argv=None) -> Config:
     p.add_argument("--unfolded", action="store_true",
                    help="also time xpnet with SGD's update not folded into the products "
                         "(gradients, then the step), where the backend folds it")
+    p.add_argument("--momentum", type=non_negative_float, default=0.0,
+                   help="SGD's momentum for xpnet and PyTorch alike (default: 0, plain SGD)")
+    p.add_argument("--weight-decay", type=non_negative_float, default=0.0,
+                   help="L2 weight decay for xpnet and PyTorch alike (default: 0; the letters job's is 0.0001)")
     p.add_argument("--reference", action="store_true",
                    help="also time xpnet with the backend's fused kernels off (the plain xp ops)")
     p.add_argument("--tf32", action="store_true",
@@ -84,7 +93,7 @@ def parse_args(argv=None) -> Config:
     return Config(backends=a.backends.split(","), batch_sizes=a.batch_sizes,
                   layers=a.layers, networks=networks_from(a.network), dtype=a.dtype,
                   threads=a.threads, timing=timing, noisy_above=a.noisy_above, reference=a.reference,
-                  unfolded=a.unfolded, tf32=a.tf32)
+                  unfolded=a.unfolded, tf32=a.tf32, momentum=a.momentum, weight_decay=a.weight_decay)
 
 
 def main(argv=None) -> None:
@@ -98,11 +107,11 @@ def main(argv=None) -> None:
     for network in config.networks:
         print()
         tf32 = ", TF32 products" if config.tf32 else ""
-        print(f"== {Spec(config.layers, network, 0, config.dtype).describe()}{tf32} ==")
+        print(f"== {config.spec(network, 0).describe()}{tf32} ==")
         print(HEADER)
         for label, backend in backends:
             for batch_size in config.batch_sizes:
-                spec = Spec(config.layers, network, batch_size, config.dtype)
+                spec = config.spec(network, batch_size)
                 contestants, notes = build_contestants(label, backend, spec, config)
                 measure(contestants, config.timing)
                 print_rows(label, batch_size, contestants, config.noisy_above)

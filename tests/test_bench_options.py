@@ -28,6 +28,8 @@ CASES = [  # (script, arguments, what the one line must name)
     ("train_step", [*TINY, "--backends", "numpy", "--threads", "0"], ["--threads", "0"]),
     ("train_step", [*TINY, "--backends", "numpy", "--repeats", "0"], ["--repeats", "0"]),
     ("train_step", [*TINY, "--backends", "numpy", "--noisy-above", "-1"], ["--noisy-above", "-1"]),
+    ("train_step", [*TINY, "--backends", "numpy", "--weight-decay", "-1"], ["--weight-decay", "-1"]),
+    ("train_step", [*TINY, "--backends", "numpy", "--momentum", "x"], ["--momentum", "x"]),
     ("train_step", [*TINY, "--backends", "numpy", "--wait-idle", "-5"], ["--wait-idle", "-5"]),
     ("profile_step", [*TINY, "--batch-sizes", "x"], ["--batch-sizes", "x"]),
     ("profile_step", [*TINY, "--batch-sizes", "0"], ["--batch-sizes", "0"]),
@@ -58,6 +60,26 @@ def test_bad_option_is_one_line(script, args, named):
     assert f"{script}.py: error:" in lines[0]
     for word in named:
         assert word in lines[0], lines[0]
+
+
+def test_the_step_bench_gives_xpnet_and_torch_the_same_momentum_and_weight_decay(monkeypatch):
+    """--momentum and --weight-decay reach xpnet's SGD, folded or not, and PyTorch's, so the
+    ratio compares one step: the letters job's momentum and decay, not plain SGD."""
+    from bench.contestants import LR, numpy_backend, sgd_network, torch_eager_contestant
+    from bench.train_step import parse_args
+
+    config = parse_args([*TINY, "--backends", "numpy", "--momentum", "0.9", "--weight-decay", "0.0001"])
+    spec = config.spec("relu-ce", 4)
+    assert spec.describe().endswith("momentum 0.9, weight decay 0.0001")
+    for fold in (True, False):
+        _, opt, _ = sgd_network(numpy_backend("float32", 1), spec, fold)
+        assert (opt.momentum, opt.weight_decay, opt.folds) == (0.9, 0.0001, fold)
+    torch = pytest.importorskip("torch", reason="torch is not installed (the bench extra)")
+    made = []
+    real = torch.optim.SGD
+    monkeypatch.setattr(torch.optim, "SGD", lambda params, **kw: made.append(kw) or real(params, **kw))
+    torch_eager_contestant(spec, "cpu")
+    assert made == [dict(lr=LR, momentum=0.9, weight_decay=0.0001)]
 
 
 def test_pipeline_noisy_verdict_is_no_pass(capsys):
