@@ -1,1 +1,1 @@
-"""Benchmark scripts: each prints its ratios side by side from one interleaved run."""
+"""Benchmark scripts: each prints its ratios side by side from one run, its contestants taking turns."""

@@ -32,11 +32,13 @@ def numpy_backend(dtype: str, threads: int, plain: bool = False):
 
 @dataclass
 class Contestant:
-    """One way of doing the step: `step()` does one, `sync()` waits for the device."""
+    """One way of doing the step: `step()` does one, `sync()` waits for the device, `note()`
+    says what a reader of its figures should know (None: nothing)."""
 
     name: str
     step: Callable[[], None]
     sync: Callable[[], None] = lambda: None
+    note: Callable[[], str | None] = lambda: None
     times: list = field(default_factory=list)  # seconds per step, one entry per repetition
 
 
@@ -118,7 +120,7 @@ def xpnet_contestant(backend, spec: Spec, name: str = "xpnet", fold: bool | None
 def xpnet_graph_contestant(backend, spec: Spec, name: str = "xpnet graph") -> Contestant:
     """xpnet's training loop on a GPU, with CUDA graphs (its default there): each step one replay of a recorded
     step that gathers its batch by index and adds to the epoch's totals (train/graphs.py).
-    `failure` on the returned step says why recording failed, if it did."""
+    Its `note()` says why recording failed, if it did."""
     import numpy as np
 
     from xpnet.model import Network
@@ -136,8 +138,10 @@ def xpnet_graph_contestant(backend, spec: Spec, name: str = "xpnet graph") -> Co
     def step():
         graphed.step(order, next(firsts))
 
-    step.graphed = graphed
-    return Contestant(name, step, backend.synchronize)
+    def note():
+        return f"recording failed, so it ran unrecorded ({graphed.failure})" if graphed.failure else None
+
+    return Contestant(name, step, backend.synchronize, note)
 
 
 def torch_eager_contestant(spec: Spec, device: str, name: str = "torch eager") -> Contestant:

@@ -1,15 +1,18 @@
 """The interleaved timer: every contestant runs in turn, round after round, under the same load.
 
-After a warm-up, every contestant runs one round in turn, the order rotating, and this
-repeats. On a shared machine the load changes from second to second; interleaving makes
-every contestant see the same weather. Each contestant's `times` gets one seconds-per-step
-figure per repetition, which bench/summaries.py turns into speeds and paired ratios.
+After a warm-up (`calibrate`), every contestant runs one round in turn (`time_round`), the
+order rotating, and this repeats. On a shared machine the load changes from second to
+second; interleaving makes every contestant see the same weather. Each contestant's `times`
+gets one seconds-per-step figure per repetition, which bench/summaries.py turns into speeds
+and paired ratios. The step bench's contestants each take their turns in a process of their
+own (bench/workers.py); `measure` only says whose turn it is.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from bench.contestants import Contestant
 
@@ -28,20 +31,27 @@ class Timing:
                    wait_idle_seconds=wait_idle_seconds)
 
 
-def measure(contestants: list[Contestant], timing: Timing) -> None:
-    """Fill each contestant's `times` (seconds per step), interleaved round-robin.
+class Player(Protocol):
+    """A contestant as the timer sees it: it times one round when asked (bench/workers.Worker)."""
+
+    times: list
+
+    def take_turn(self) -> float: ...
+
+
+def measure(players: list[Player], timing: Timing) -> None:
+    """Fill each player's `times` (seconds per step), interleaved round-robin.
 
     Each round starts after a short idle: OpenBLAS's and OpenMP's worker threads keep
-    spin for up to a tenth of a second after their last call, and without the pause the spinning
-    threads of the previous contestant's library steal the cores from the next one.
+    spinning for up to a tenth of a second after their last call, and without the pause the
+    spinning threads of the previous contestant's process take the cores from the next one.
     """
-    steps = {c.name: _calibrate(c, timing) for c in contestants}
     for r in range(timing.repeats):
-        shift = r % len(contestants)  # rotate, so no contestant always runs right after another
-        for c in contestants[shift:] + contestants[:shift]:
+        shift = r % len(players)  # rotate, so no contestant always runs right after another
+        for p in players[shift:] + players[:shift]:
             time.sleep(timing.settle_seconds)
             wait_for_idle(timing.wait_idle_seconds)
-            c.times.append(_round(c, steps[c.name]))
+            p.times.append(p.take_turn())
 
 
 def wait_for_idle(limit_seconds: float, idle_needed: float = 0.9) -> None:
@@ -71,7 +81,7 @@ def _cpu_ticks():
     return sum(fields) - idle, idle
 
 
-def _calibrate(c: Contestant, timing: Timing) -> int:
+def calibrate(c: Contestant, timing: Timing) -> int:
     """Warm up for warmup_seconds; return how many steps fill one round."""
     c.step()
     c.sync()
@@ -86,7 +96,7 @@ def _calibrate(c: Contestant, timing: Timing) -> int:
     return max(2, round(timing.round_seconds / per_step))
 
 
-def _round(c: Contestant, steps: int) -> float:
+def time_round(c: Contestant, steps: int) -> float:
     c.sync()
     start = time.perf_counter()
     for _ in range(steps):

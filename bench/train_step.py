@@ -1,7 +1,7 @@
 """Training-step speed: xpnet on each backend against PyTorch eager and the products-only ceiling.
 
-For every network, backend and batch size this times, interleaved in one process, these
-contestants on the same float dtype and thread count:
+For every network, backend and batch size this times these contestants on the same float
+dtype and thread count, each in a process of its own, taking turns (bench/workers.py):
   products     only the step's matrix products on the backend's own library (the ceiling),
   xpnet        Network.train_step with SGD (update folded into the products) through the backend,
   xpnet graph  on a GPU, the training loop's --cuda-graphs step: one replay of a recorded
@@ -30,11 +30,9 @@ from bench.options import (  # noqa: E402  (needs the path above)
     BACKEND_CHOICES, DEFAULT_BACKENDS, OneLineParser, add_step_arguments, limit_threads, networks_from,
     non_negative_float, positive_int, run_main,
 )
-from bench.contestants import (  # noqa: E402
-    Contestant, Spec, ceiling_library, products_contestant, torch_eager_contestant, xpnet_contestant,
-    xpnet_graph_contestant,
-)
+from bench.contestants import Spec, ceiling_library  # noqa: E402
 from bench.timing import Timing, measure  # noqa: E402
+from bench.workers import Recipe, Worker, WorkerFailed, start  # noqa: E402
 from bench.summaries import best_speed, environment_lines, median_speed, ratio, ratio_noise, thousands  # noqa: E402
 
 
@@ -102,7 +100,6 @@ def main(argv=None) -> None:
     backends = usable_backends(config)
     if not backends:
         sys.exit(f"none of the backends asked for ({', '.join(config.backends)}) can run here")
-    _set_torch(config.threads, config.tf32)
     print("\n".join(environment_lines(config.threads)))
     for network in config.networks:
         print()
@@ -111,13 +108,15 @@ def main(argv=None) -> None:
         print(HEADER)
         for label, backend in backends:
             for batch_size in config.batch_sizes:
-                spec = config.spec(network, batch_size)
-                contestants, notes = build_contestants(label, backend, spec, config)
-                measure(contestants, config.timing)
-                print_rows(label, batch_size, contestants, config.noisy_above)
-                notes += [f"xpnet graph: recording failed, so it ran unrecorded ({c.step.graphed.failure})"
-                          for c in contestants if getattr(c.step, "graphed", None) and c.step.graphed.failure]
-                for note in notes:
+                workers, notes = start_workers(recipes(label, backend, config.spec(network, batch_size), config),
+                                               config.timing)
+                try:
+                    measure(workers, config.timing)
+                finally:
+                    for w in workers:
+                        w.close()
+                print_rows(label, batch_size, workers, config.noisy_above)
+                for note in notes + [f"{w.name}: {w.note}" for w in workers if w.note]:
                     print(f"{INDENT}{note}")
 
 
@@ -135,27 +134,38 @@ def usable_backends(config: Config) -> list:
     return found
 
 
-def build_contestants(label: str, backend, spec: Spec, config: Config) -> tuple[list, list]:
-    """products (when the library has a matmul with out=), xpnet, [xpnet plain], torch eager."""
-    contestants, notes = [], []
-    library = ceiling_library(backend)
-    if library:
-        contestants.append(products_contestant(library, backend.device_name, spec))
-    else:
-        notes.append(f"no products ceiling for {label}")
-    contestants.append(xpnet_contestant(backend, spec))
+def recipes(label: str, backend, spec: Spec, config: Config) -> list[Recipe]:
+    """products (when the library has a matmul with out=), xpnet, [graph, unfolded, plain-xp], torch eager."""
+    def recipe(kind, name=None, **how):
+        return Recipe(kind, name or kind, label, spec, config.threads, config.tf32, **how)
+
+    made = [recipe("products")] if ceiling_library(backend) else []
+    made.append(recipe("xpnet"))
     if backend.capture_fn is not None:  # a GPU: the loop's --cuda-graphs step too
-        contestants.append(xpnet_graph_contestant(backend, spec))
+        made.append(recipe("xpnet graph"))
     if config.unfolded and "matmul_add" in backend.kernels:
-        contestants.append(xpnet_contestant(backend, spec, name="xpnet unfolded", fold=False))
+        made.append(recipe("xpnet", "xpnet unfolded", fold=False))
     if config.reference and backend.kernels:
-        plain = dataclasses.replace(backend, kernels={})
-        contestants.append(xpnet_contestant(plain, spec, name="xpnet plain-xp"))
-    try:
-        contestants.append(torch_eager_contestant(spec, backend.device_name))
-    except (ImportError, RuntimeError, AssertionError) as exc:
-        notes.append(f"no torch eager on {backend.device_name}: {str(exc).splitlines()[0]}")
-    return contestants, notes
+        made.append(recipe("xpnet", "xpnet plain-xp", plain=True))
+    return made + [recipe("torch eager")]
+
+
+def start_workers(wanted: list[Recipe], timing: Timing) -> tuple[list[Worker], list[str]]:
+    """One process per contestant, started one after another. Without a products ceiling or
+    PyTorch on that device the row still runs, and says so; any other failure is a bug."""
+    workers, notes = [], []
+    if wanted[0].kind != "products":
+        notes.append(f"no products ceiling for {wanted[0].backend}")
+    for recipe in wanted:
+        try:
+            workers.append(start(recipe, timing))
+        except WorkerFailed as exc:
+            if recipe.kind != "torch eager":
+                for w in workers:
+                    w.close()
+                raise WorkerFailed(f"{recipe.name} on {recipe.backend}: {exc}") from None
+            notes.append(f"no torch eager on {recipe.backend}: {exc}")
+    return workers, notes
 
 
 LABEL = 17  # wide enough for array_api_strict
@@ -164,7 +174,7 @@ HEADER = (f"{'backend':<{LABEL}}{'batch':>6}  {'contestant':<16}{'samples/s':>10
 INDENT = " " * (LABEL + 8)
 
 
-def print_rows(label: str, batch_size: int, contestants: list[Contestant], noisy_above: float) -> None:
+def print_rows(label: str, batch_size: int, contestants: list[Worker], noisy_above: float) -> None:
     by_name = {c.name: c for c in contestants}
     ceiling, eager = by_name.get("products"), by_name.get("torch eager")
     noisy = []
@@ -179,17 +189,6 @@ def print_rows(label: str, batch_size: int, contestants: list[Contestant], noisy
     if noisy:
         print(f"{INDENT}NOISY: ratio noise above {noisy_above:.0%} for {', '.join(noisy)}: "
               f"do not trust these ratios (rerun on a quieter machine or with more --repeats)")
-
-
-def _set_torch(threads: int, tf32: bool) -> None:
-    """Threads, and TF32 for the PyTorch eager contestant: its switch is process-wide, and
-    resolving the cupy backend alone never touches it."""
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(threads)
-    torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
 if __name__ == "__main__":

@@ -82,6 +82,36 @@ def test_the_step_bench_gives_xpnet_and_torch_the_same_momentum_and_weight_decay
     assert made == [dict(lr=LR, momentum=0.9, weight_decay=0.0001)]
 
 
+def test_the_step_bench_times_each_contestant_in_a_process_of_its_own():
+    """In one process the threads of the library that ran last spin on and slow the next one's,
+    so xpnet, the products ceiling and PyTorch each take their turns in a process of their own,
+    and xpnet's and the ceiling's processes on numpy never load torch."""
+    from bench.timing import Timing, measure
+    from bench.train_step import parse_args, recipes, start_workers
+
+    config = parse_args([*TINY, "--backends", "numpy", "--unfolded"])
+    from xpnet.backends import resolve_backend
+
+    wanted = recipes("numpy", resolve_backend("numpy", "cpu", "float32"), config.spec("relu-ce", 4), config)
+    timing = Timing.quick(repeats=2)
+    workers, notes = start_workers(wanted, timing)
+    try:
+        measure(workers, timing)
+    finally:
+        for w in workers:
+            w.close()
+    by_name = {w.name: w for w in workers}
+    assert {"products", "xpnet", "xpnet unfolded"} <= set(by_name)
+    assert len({w.pid for w in workers} | {os.getpid()}) == len(workers) + 1
+    for name in ("products", "xpnet", "xpnet unfolded"):
+        assert by_name[name].libraries == ("numpy",), (name, by_name[name].libraries)
+    assert all(len(w.times) == 2 and min(w.times) > 0 for w in workers)
+    if "torch eager" in by_name:
+        assert "torch" in by_name["torch eager"].libraries
+    else:
+        assert any("no torch eager" in note for note in notes), notes
+
+
 def test_pipeline_noisy_verdict_is_no_pass(capsys):
     """A NOISY run must not also read as a clean pass of the 5% target."""
     from argparse import Namespace

@@ -1,0 +1,138 @@
+"""Each contestant of the step bench in a process of its own, taking turns with the others.
+
+In one process, the threads of the library that ran last (numpy's OpenBLAS, PyTorch's
+OpenMP) go on spinning after their call and take the cores from the next library's, and two
+thread pools share one process's scheduling: a comparison made that way flatters whichever
+contestant's threads are the better neighbours. So every contestant is built, warmed up and
+timed in a spawned process of its own (a fresh interpreter that loads only what its recipe
+needs), and the parent only says whose turn it is. A turn is one timed round, measured inside
+the worker, so starting a process or passing a message is never part of a figure.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from dataclasses import dataclass, field
+
+from bench.contestants import Spec
+from bench.options import BACKEND_CHOICES, limit_threads
+from bench.timing import Timing, calibrate, time_round
+
+KINDS = ("products", "xpnet", "xpnet graph", "torch eager")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What one worker builds. Plain values only: it is pickled into the spawned process."""
+
+    kind: str  # one of KINDS
+    name: str  # the contestant's name in the table
+    backend: str  # a BACKEND_CHOICES label; every worker resolves it, so process-wide switches match
+    spec: Spec
+    threads: int  # numpy's BLAS and torch alike
+    tf32: bool = False
+    fold: bool | None = None  # SGD's update in (True) or out of (False) the products; None: the default
+    plain: bool = False  # the backend's fused kernels off (the plain xp ops)
+
+
+class WorkerFailed(Exception):
+    """A worker could not build or run its contestant; the message is the worker's own error."""
+
+
+@dataclass
+class Worker:
+    """The parent's handle on one contestant's process: `take_turn()` times one round there."""
+
+    name: str
+    pid: int  # the worker's process, so a test can see that no two contestants share one
+    libraries: tuple  # the array libraries loaded in the worker's process
+    note: str | None  # what the worker wants said under the table (a graph that failed to record)
+    times: list = field(default_factory=list)  # seconds per step, one per turn
+    _conn: object = None
+    _process: object = None
+
+    def take_turn(self) -> float:
+        self._conn.send("turn")
+        return _answer(self._conn, self.name)
+
+    def close(self) -> None:
+        if self._process.is_alive():
+            self._conn.send("stop")
+            self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.kill()
+
+
+def start(recipe: Recipe, timing: Timing) -> Worker:
+    """Spawn the worker, and wait until it has built its contestant and warmed it up, so no two
+    warm-ups overlap. Raises WorkerFailed with the worker's error if it could not."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    process = context.Process(target=_serve, args=(theirs, recipe, timing), daemon=True)
+    process.start()
+    theirs.close()
+    try:
+        pid, libraries, note = _answer(ours, recipe.name)
+    except WorkerFailed:
+        process.join(timeout=30)
+        raise
+    return Worker(recipe.name, pid, libraries, note, _conn=ours, _process=process)
+
+
+def _answer(conn, name: str):
+    try:
+        ok, value = conn.recv()
+    except EOFError:
+        raise WorkerFailed(f"the {name} process ended without a word") from None
+    if not ok:
+        raise WorkerFailed(value)
+    return value
+
+
+def _serve(conn, recipe: Recipe, timing: Timing) -> None:
+    """The worker's whole life: build, warm up, say ready, then one timed round per "turn"."""
+    try:
+        limit_threads(recipe.threads)  # before numpy or torch load
+        contestant = _build(recipe)
+        steps = calibrate(contestant, timing)
+        loaded = tuple(lib for lib in ("numpy", "torch", "cupy") if lib in sys.modules)
+        conn.send((True, (os.getpid(), loaded, contestant.note())))
+    except Exception as exc:  # the parent decides what a failure means; it gets the first line
+        said = str(exc).strip()
+        conn.send((False, said.splitlines()[0] if said else type(exc).__name__))
+        return
+    while conn.recv() == "turn":
+        conn.send((True, time_round(contestant, steps)))
+
+
+def _build(recipe: Recipe):
+    import dataclasses
+
+    from bench.contestants import (
+        ceiling_library, products_contestant, torch_eager_contestant, xpnet_contestant, xpnet_graph_contestant,
+    )
+    from xpnet.backends import resolve_backend
+
+    name, device = BACKEND_CHOICES[recipe.backend]
+    backend = resolve_backend(name, device, recipe.spec.dtype, tf32=recipe.tf32)
+    if recipe.kind == "torch eager" or name == "torch":
+        _set_torch(recipe.threads, recipe.tf32)
+    if recipe.plain:
+        backend = dataclasses.replace(backend, kernels={})
+    builders = {
+        "products": lambda: products_contestant(ceiling_library(backend), backend.device_name, recipe.spec),
+        "xpnet": lambda: xpnet_contestant(backend, recipe.spec, recipe.name, recipe.fold),
+        "xpnet graph": lambda: xpnet_graph_contestant(backend, recipe.spec, recipe.name),
+        "torch eager": lambda: torch_eager_contestant(recipe.spec, backend.device_name, recipe.name),
+    }
+    return builders[recipe.kind]()
+
+
+def _set_torch(threads: int, tf32: bool) -> None:
+    """PyTorch's thread count, and TF32 for its own products: both process-wide switches."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.backends.cuda.matmul.allow_tf32 = tf32
