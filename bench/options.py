@@ -108,10 +108,12 @@ def layer_sizes(text: str) -> tuple[int, ...]:
 
 def run_main(main) -> None:
     """Run a bench's `main` and exit with what it returns. An XpnetError (bad input only found
-    later: an unusable backend, bad data) ends it in one line; anything else is a bug and keeps
-    its traceback."""
+    later: an unusable backend, bad data) and a Ctrl-C end it in one line; anything else is a
+    bug and keeps its traceback."""
     try:
         code = main()
+    except KeyboardInterrupt:  # a Ctrl-C: what was measured so far is printed already
+        sys.exit(f"{os.path.basename(sys.argv[0])}: interrupted")
     except Exception as exc:
         from xpnet.backends import XpnetError  # only now: numpy must load after a bench sets its threads
 

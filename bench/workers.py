@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 
@@ -92,19 +93,41 @@ def _answer(conn, name: str):
 
 
 def _serve(conn, recipe: Recipe, timing: Timing) -> None:
-    """The worker's whole life: build, warm up, say ready, then one timed round per "turn"."""
+    """The worker's whole life: build, warm up, say ready, then one timed round per "turn".
+    A Ctrl-C is the parent's to handle: it stops the bench, and the worker ends quietly when
+    the parent is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         limit_threads(recipe.threads)  # before numpy or torch load
         contestant = _build(recipe)
         steps = calibrate(contestant, timing)
         loaded = tuple(lib for lib in ("numpy", "torch", "cupy") if lib in sys.modules)
-        conn.send((True, (os.getpid(), loaded, contestant.note())))
+        ready = (True, (os.getpid(), loaded, contestant.note()))
     except Exception as exc:  # the parent decides what a failure means; it gets the first line
         said = str(exc).strip()
-        conn.send((False, said.splitlines()[0] if said else type(exc).__name__))
+        ready = (False, said.splitlines()[0] if said else type(exc).__name__)
+    if not _say(conn, ready) or not ready[0]:
         return
-    while conn.recv() == "turn":
-        conn.send((True, time_round(contestant, steps)))
+    while _next_order(conn) == "turn":
+        if not _say(conn, (True, time_round(contestant, steps))):
+            return
+
+
+def _say(conn, message) -> bool:
+    """Send to the parent; False if it is gone."""
+    try:
+        conn.send(message)
+        return True
+    except OSError:  # BrokenPipeError among them
+        return False
+
+
+def _next_order(conn) -> str:
+    """The parent's next word; a parent gone (its end of the pipe closed) means stop."""
+    try:
+        return conn.recv()
+    except (EOFError, OSError):
+        return "stop"
 
 
 def _build(recipe: Recipe):

@@ -112,6 +112,44 @@ def test_the_step_bench_times_each_contestant_in_a_process_of_its_own():
         assert any("no torch eager" in note for note in notes), notes
 
 
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finding the workers reads Linux's /proc")
+def test_a_ctrl_c_ends_the_step_bench_in_one_line_and_leaves_no_worker_behind():
+    """What was measured is printed already; the workers ignore the Ctrl-C, the bench says it
+    was interrupted, and the workers go with it."""
+    import signal
+    import time
+
+    marker = f"XPNET_BENCH_TEST_{os.getpid()}"
+    env = {**os.environ, marker: "1"}
+    bench = subprocess.Popen([sys.executable, "bench/train_step.py", *TINY, "--backends", "numpy", "--repeats", "100000"],
+                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True,  # its own process group, to signal as a terminal would
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # not ignored, as under `&`
+    deadline = time.monotonic() + 60
+    while len(_processes_with(marker)) < 3 and time.monotonic() < deadline:  # the bench and two workers at least
+        time.sleep(0.2)
+    time.sleep(1)
+    assert len(_processes_with(marker)) >= 3, "the workers never started"
+    os.killpg(bench.pid, signal.SIGINT)  # as a terminal's Ctrl-C does: to the bench and its workers alike
+    _, err = bench.communicate(timeout=60)
+    assert bench.returncode != 0
+    assert err.strip() == "train_step.py: interrupted", err[-3000:]
+    time.sleep(0.5)
+    assert _processes_with(marker) == []
+
+
+def _processes_with(marker: str) -> list[int]:
+    """The processes whose environment holds `marker` (the bench's, inherited by its workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and f"{marker}=1".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
 def test_pipeline_noisy_verdict_is_no_pass(capsys):
     """A NOISY run must not also read as a clean pass of the 5% target."""
     from argparse import Namespace
