@@ -115,6 +115,30 @@ def test_test_groups_partition_the_held_out_set_and_are_reported(tmp_path):
         set(data.info["families_train"]) | set(data.info["families_test"]))
 
 
+def test_the_low_resolution_group_is_drawn_small_and_the_other_groups_sharp():
+    """A held-out group is what it says: the small letters drawn 7-12 px tall and scaled back
+    up (every one of them), the other groups never; and drawing small loses the detail a
+    letter that size cannot hold."""
+    from types import SimpleNamespace
+
+    from xpnet.train.data.letters_groups import held_out_recipes
+    from xpnet.train.data.letters_render import _small, draw_augment
+
+    side = [SimpleNamespace(kind=PRINT, family="P"), SimpleNamespace(kind=HAND, family="H")]
+    recipes = held_out_recipes(side, 0, writers(0, "test", 3), 100, Augment())
+    assert [name for name, _ in TEST_GROUPS][-1].startswith("low resolution")
+    assert [a.lowres_prob for _, a, _ in recipes] == [0.0, 0.0, 0.0, 1.0]
+    heights = draw_augment(np.random.default_rng(0), recipes[-1][1], 500)["lowres"]
+    assert heights.min() >= 7.0 and heights.max() <= 12.0
+    assert not draw_augment(np.random.default_rng(0), recipes[0][1], 500)["lowres"].any()
+
+    sharp = np.zeros((28, 28), np.uint8)
+    sharp[4:24, 6:8] = sharp[4:6, 6:20] = sharp[13:15, 6:18] = 255  # an F with 2 px strokes
+    small = _small(sharp, 8.0)
+    assert np.abs(small.astype(float) - sharp).mean() > 10, "drawing 8 px tall must blur a 2 px stroke"
+    assert (small > 0).sum() > 1.3 * (sharp > 0).sum(), "and spread its ink"
+
+
 def test_the_cache_key_names_this_generator_and_the_font_packages():
     params = cache_key_params(0, 10, 10, Augment(), [])
     assert params["version"] == VERSION >= 2

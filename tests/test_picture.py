@@ -79,6 +79,53 @@ def test_a_strong_shadow_across_the_letter():
     assert correlation(framed(shadowed), framed(clean)) > 0.9
 
 
+@pytest.mark.parametrize("ch", ["K", "R", "A"])
+def test_a_tilted_photo_of_a_sheet_half_in_a_soft_shadow(ch):
+    """The tilt fills the picture's corners with the shadowed corner's grey; those wedges stand
+    out like ink along the picture's edge and must not be framed with the letter (without the
+    edge rule they were, and the framed picture correlated 0.12-0.52 with the clean one)."""
+    def tilted(gray):
+        img = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8))
+        return np.asarray(img.rotate(3, Image.Resampling.BILINEAR, fillcolor=int(gray[0, 0])), np.float32)
+
+    clean = sheet(ch)
+    h, w = clean.shape
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    edge = 0.45 + 0.3 * (yy - 0.5)  # a slanting shadow's edge, soft over a few pixels
+    shadowed = clean * (1 - 0.5 / (1 + np.exp(-(edge - xx) * 40)))
+    assert correlation(framed(tilted(shadowed)), framed(tilted(clean))) > 0.95
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_a_pencil_line_on_a_big_canvas_frames_as_wide_as_a_drawn_stroke(scale):
+    """A 1 px line on a canvas 220 or 440 px across would frame as a hairline a tenth of a pixel
+    wide, which no training letter has; framing widens it to about a drawn stroke (without the
+    widening: correlation 0.23 and 0.47, and half the ink)."""
+    def k(width):
+        img = Image.new("L", (220 * scale, 220 * scale), PAPER)
+        for a, b in [((60, 30), (60, 190)), ((150, 30), (61, 115)), ((80, 100), (155, 190))]:
+            ImageDraw.Draw(img).line([(a[0] * scale, a[1] * scale), (b[0] * scale, b[1] * scale)], fill=110,
+                                     width=width)
+        return framed(np.asarray(img, np.float32))
+
+    thin, drawn = k(1), k(int(2.5 * scale))
+    assert correlation(thin, drawn) > 0.9
+    assert 0.7 < (thin > 0.5).sum() / (drawn > 0.5).sum() < 1.3
+
+
+@pytest.mark.parametrize("slug", ["kalam", "indie-flower", "great-vibes"])
+def test_a_photo_of_a_letter_in_a_handwriting_font_frames_like_the_clean_sheet(slug):
+    """The handwriting-style fonts: uneven strokes, and a script's hairlines, on a tilted photo
+    of the sheet lying on a desk."""
+    from xpnet.train.data.font_packages import package_fonts
+
+    path = next(f.path for f in package_fonts() if f.slug == slug)
+    img = Image.new("L", (200, 240), PAPER)
+    ImageDraw.Draw(img).text((40, 30), "R", fill=INK, font=ImageFont.truetype(path, 140))
+    clean = np.asarray(img, np.float32)
+    assert correlation(framed(tilted_on_a_desk(clean)), framed(clean)) > 0.85
+
+
 def test_a_one_pixel_pencil_line_survives_framing():
     img = Image.new("L", (220, 220), PAPER)
     draw = ImageDraw.Draw(img)
