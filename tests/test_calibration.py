@@ -173,6 +173,12 @@ def test_predict_calls_an_answer_under_one_half_unsure():
     assert UNSURE_BELOW == 0.5
 
 
+def test_predict_help_states_the_unsure_threshold_it_uses(capsys):
+    code, out, _ = run_cli(capsys, "predict", "--help")
+    assert code == 0
+    assert f"under {UNSURE_BELOW:.0%} is marked unsure" in " ".join(out.split())
+
+
 def test_patience_on_the_held_out_set_is_warned_about_and_not_with_a_validation_fraction(capsys, tmp_path,
                                                                                          blob_files):
     warning = "warning: --patience stops on the held-out set"

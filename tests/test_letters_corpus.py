@@ -140,9 +140,35 @@ def test_the_low_resolution_group_is_drawn_small_and_the_other_groups_sharp():
 
 
 def test_the_cache_key_names_this_generator_and_the_font_packages():
+    import PIL
+
     params = cache_key_params(0, 10, 10, Augment(), [])
     assert params["version"] == VERSION >= 2
     assert set(params["font_packages"]) == set(PACKAGES)
+    assert params["renderer"]["pillow"] == PIL.__version__ and params["renderer"]["numpy"] == np.__version__
+
+
+# A small draw's digest, recorded with the renderer below; a change to the generator's pixels
+# must bump VERSION (so old caches and runs are not taken for the new letters) and record anew.
+PINNED_DRAW = {"version": 5, "renderer": {"numpy": "2.4.6", "pillow": "13.0.0", "freetype": "2.14.3"},
+               "sha256": "abb99dc7e7628f6ae940db578cc9c3501c471da8963829ff105b66066aa49017"}
+
+
+def test_the_same_version_and_seed_draw_the_same_letters_as_when_pinned(tmp_path):
+    import hashlib
+
+    from xpnet.train.data.letters import renderer
+
+    if renderer() != PINNED_DRAW["renderer"]:
+        pytest.skip(f"the digest was recorded with {PINNED_DRAW['renderer']}; this machine renders with {renderer()}")
+    data = load_data("letters", seed=0, cache_dir=tmp_path, n_train=300, n_test=200, progress=False)
+    digest = hashlib.sha256()
+    for a in (data.X_train, data.y_train, data.X_test, data.y_test, data.X_val, data.y_val):
+        a = np.ascontiguousarray(a)
+        digest.update(str((a.dtype, a.shape)).encode())
+        digest.update(a.tobytes())
+    assert (VERSION, digest.hexdigest()) == (PINNED_DRAW["version"], PINNED_DRAW["sha256"]), \
+        "the letters' pixels changed: bump VERSION in train/data/letters.py and record the new digest here"
 
 
 def test_expected_calibration_error_is_zero_when_stated_probabilities_hold_and_large_when_overconfident():

@@ -86,7 +86,18 @@ def cache_key_params(seed, n_train, n_test, augment, font_files) -> dict:
     """Everything the output depends on; the file sizes stand in for the fonts' versions."""
     return {"version": VERSION, "seed": int(seed), "n_train": int(n_train), "n_test": int(n_test),
             "augment": asdict(augment), "font_files": [[font_file_key(p), os.path.getsize(p)] for p in font_files],
-            "font_packages": package_versions(), "recipe": recipe_params(WRITERS_TRAIN)}
+            "font_packages": package_versions(), "recipe": recipe_params(WRITERS_TRAIN), "renderer": renderer()}
+
+
+def renderer() -> dict:
+    """The libraries that turn the recipe into pixels. FreeType (inside Pillow) rasterises the
+    fonts and numpy draws the random numbers; another version of either may move a pixel, so
+    the letters are the same on every machine with these versions, and a cache drawn under
+    others is drawn again."""
+    import PIL
+    from PIL import features
+
+    return {"numpy": np.__version__, "pillow": PIL.__version__, "freetype": features.version("freetype2")}
 
 
 def describe(seed, n_train, n_test, augment, train_fonts, test_fonts, val_fonts=()) -> dict:
@@ -103,6 +114,7 @@ def describe(seed, n_train, n_test, augment, train_fonts, test_fonts, val_fonts=
                     "skeletons": list(SKELETONS)},
         "test_groups": group_ranges(test_fonts, n_test),
         "recipe": recipe_params(WRITERS_TRAIN),
+        "renderer": renderer(),
         "n_validation": _validation_size(n_test),
     }
 
