@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 @dataclass
 class TrainConfig:
-    data: str = "letters"  # where samples come from: letters[:system], idx:DIR, emnist-letters:DIR, folder:DIR, npz:FILE
+    data: str = "letters"  # where samples come from: letters[:system or :FONTS_DIR], idx:DIR, emnist-letters:DIR, folder:DIR, npz:FILE
     train_samples: int | None = None  # None: 120,000 generated letters, or every sample of a file source
     test_samples: int | None = None  # None: 10,000 generated letters, or every held-out sample of a file
     backend: str | None = None  # None: $XPNET_BACKEND if set, else auto (cupy with a GPU, else numpy)

@@ -142,7 +142,8 @@ def _existing_dir(fonts_dir) -> Path:
     """The user's fonts folder, or a DataError saying it is missing."""
     folder = Path(fonts_dir).expanduser()
     if not folder.is_dir():
-        raise DataError(f"fonts folder {folder} does not exist; give a folder of .ttf/.otf files")
+        raise DataError(f"fonts folder {folder} does not exist; give a folder of .ttf/.otf files "
+                        "(letters:system adds this machine's own fonts)")
     return folder
 
 

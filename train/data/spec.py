@@ -21,7 +21,7 @@ LETTERS_TRAIN, LETTERS_TEST = 120_000, 10_000
 # rows training reads, and hours of rendering; beyond it a count is a typo, refused before any work.
 MAX_LETTERS = 10_000_000
 SCHEMES = {  # scheme -> how to write it, for the error message that lists them
-    "letters": "letters[:system]",
+    "letters": "letters[:system or :FONTS_DIR]",
     "idx": "idx:DIR",
     "fashion-mnist": "fashion-mnist:DIR",
     "emnist-letters": "emnist-letters:DIR",
@@ -42,10 +42,9 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
             raise DataError(f"unknown data spec {spec!r}; use one of: {', '.join(SCHEMES.values())}, "
                             f"or a path ending in {' or '.join(BARE)}, or a folder")
         scheme, arg = bare, str(spec).strip()
-    if scheme == "letters":
-        if arg.strip().lower() not in ("", "system"):
-            raise DataError(f"data spec {spec!r}: write 'letters', or 'letters:system' to add this machine's fonts")
-        return scheme, arg.strip().lower() or None
+    if scheme == "letters":  # letters:system adds the machine's fonts, letters:DIR a folder of them
+        arg = arg.strip()
+        return scheme, ("system" if arg.lower() == "system" else arg) or None
     if not arg.strip():
         raise DataError(f"data spec {spec!r} needs a path; write it as {SCHEMES[scheme]}")
     return scheme, arg.strip()
@@ -63,7 +62,7 @@ def absolute_spec(spec: str) -> str:
     """The spec with its path made absolute and its scheme written out, so a run's recorded
     data loads from any folder."""
     scheme, arg = parse_spec(spec)
-    if arg is None or scheme == "letters":
+    if arg is None or (scheme == "letters" and arg == "system"):
         return str(spec).strip()
     return f"{scheme}:{Path(arg).expanduser().absolute()}"
 
@@ -74,7 +73,7 @@ def load_data(spec: str = "letters", *, seed: int = 0, cache_dir: str | Path | N
     """Load the data set a spec names, as float32 rows ready for training.
 
     `seed` makes the synthetic letters and any subsetting reproducible; `cache_dir` and
-    `fonts_dir` only matter for `letters`. n_train / n_test are the sizes to generate
+    `fonts_dir` only matter for `letters` (`letters:DIR` names a fonts folder too). n_train / n_test are the sizes to generate
     (letters; default 120,000 + 10,000, EMNIST's scale) or the most samples to keep (file
     sources; default: all of them).
     """
@@ -86,7 +85,8 @@ def load_data(spec: str = "letters", *, seed: int = 0, cache_dir: str | Path | N
     check_sample_counts(spec, n_train, n_test)
     if scheme == "letters":
         from xpnet.train.data.letters import load_letters
-        return load_letters(seed=seed, cache_dir=cache_dir, fonts_dir=fonts_dir, system_fonts=arg == "system",
+        folder = fonts_dir if arg in (None, "system") else arg
+        return load_letters(seed=seed, cache_dir=cache_dir, fonts_dir=folder, system_fonts=arg == "system",
                             n_train=n_train, n_test=n_test, progress=progress)
     ds = _load_file_source(scheme, arg, progress)
     if n_train is None and n_test is None:
