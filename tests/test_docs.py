@@ -27,17 +27,50 @@ INLINE = re.compile(r"`((?:[A-Z_]+=\S+ )*(?:mpirun[^`]*? )?xpnet [^`]+)`")
 
 
 def blocks(language: str):
-    """(page, line, code, why it is not run or None) for every block of `language`."""
+    """(code, why it is not run or None, the output the page shows or None) for every block of
+    `language`; the output is a ```text block right after it."""
     for page in PAGES:
         text = page.read_text()
-        for match in FENCE.finditer(text):
+        fences = list(FENCE.finditer(text))
+        for match, after in zip(fences, fences[1:] + [None]):
             if match.group(1) != language:
                 continue
             line = text.count("\n", 0, match.start()) + 1
             before = text[:match.start()].rstrip("\n").rsplit("\n", 1)[-1]
             skip = NOT_RUN.search(before)
-            yield pytest.param(match.group(2), skip.group(1) if skip else None,
+            shown = (after.group(2) if after and after.group(1) == "text" and not text[match.end():after.start()].strip()
+                     else None)
+            yield pytest.param(match.group(2), skip.group(1) if skip else None, shown,
                                id=f"{page.relative_to(ROOT)}:{line}")
+
+
+SPEED = re.compile(r"^[\d.]+k$")  # "76.9k" before "samples/s": a machine's speed, not a result
+
+
+def as_shown(shown: str, printed: str) -> str | None:
+    """Why `printed` is not the output the page shows, or None. The number of BLAS threads
+    changes the order of sums, so a number may differ by a point (or 3%) and a word of eight or
+    more characters (a row of answers, a drawn line) by two characters; speeds are not compared."""
+    want, got = shown.strip().splitlines(), printed.strip().splitlines()
+    if len(want) != len(got):
+        return f"{len(got)} lines printed, the page shows {len(want)}"
+    for w_line, g_line in zip(want, got):
+        w_words, g_words = w_line.split(), g_line.split()
+        if len(w_words) != len(g_words) or not all(map(_near, w_words, g_words)):
+            return f"printed {g_line!r}, the page shows {w_line!r}"
+    return None
+
+
+def _near(shown: str, printed: str) -> bool:
+    if shown == printed or (SPEED.match(shown) and SPEED.match(printed)):
+        return True
+    a, b = (re.sub(r"[^\d.eE+-]", "", w).strip(".") for w in (shown, printed))
+    try:
+        x, y = float(a), float(b)
+        return re.sub(r"[\d.eE+-]", "", shown) == re.sub(r"[\d.eE+-]", "", printed) and \
+            abs(x - y) <= max(1.0 if "%" in shown else 0.0, 0.03 * max(abs(x), abs(y)))
+    except ValueError:
+        return len(shown) == len(printed) >= 8 and sum(c != d for c, d in zip(shown, printed)) <= 2
 
 
 def xpnet_commands():
@@ -62,14 +95,30 @@ def xpnet_commands():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("code, not_run", list(blocks("python")))
-def test_every_python_block_runs(code, not_run, tmp_path):
+@pytest.mark.parametrize("code, not_run, shown", list(blocks("python")))
+def test_every_python_block_runs_and_prints_what_the_page_shows(code, not_run, shown, tmp_path):
     if not_run:
         pytest.skip(f"the page says it is not run: {not_run}")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(tmp_path / ".matplotlib")}
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    if shown is not None:
+        assert as_shown(shown, done.stdout) is None, as_shown(shown, done.stdout)
+
+
+@pytest.mark.parametrize("shown, printed, same", [
+    ("accuracy 57.6% after 5", "accuracy 54.5% after 5", False),  # the README's once, gone stale
+    ("accuracy 54.5% after 5", "accuracy 54.7% after 5", True),  # one BLAS thread against two
+    ("read:  ZXTICWDHBSKG", "read:  ZXTICWQHBSKG", True),
+    ("read:  ZXTICWDHBSKG", "read:  ZXTICWQHBSHA", False),
+    ("lr auto: chose 1 (loss", "lr auto: chose 3 (loss", False),
+    ("loss 3.0398  76.9k samples/s", "loss 3.0793  117.3k samples/s", True),
+    ("{'loss': 1.6678, 'accuracy': 0.494}", "{'loss': 1.7440, 'accuracy': 0.455}", False),
+    ("one line", "one line\nand another", False),
+])
+def test_a_page_s_output_is_compared_within_what_the_thread_count_moves(shown, printed, same):
+    assert (as_shown(shown, printed) is None) == same
 
 
 @pytest.mark.parametrize("argv", list(xpnet_commands()))
