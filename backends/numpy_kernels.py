@@ -11,7 +11,7 @@ matrix products alone:
   a temporary and a second sweep over the weights, a sixth of a batch-64 step; numpy's
   own bundled OpenBLAS has axpy, and runs it on its threads (`Blas`, in numpy_blas.py).
 - No pass at all where BLAS can fold it: SGD's W -= lr * dz.T @ x is one gemm with
-  alpha = -lr and beta = 1 (`matmul_add`), and the bias's b -= lr * sum(dz) one gemv
+  alpha = -lr and beta = 1, or 1 - lr * weight decay (`matmul_add`), and the bias's b -= lr * sum(dz) one gemv
   against a ones vector (`sum_add`), so the weight gradient is never written out.
 - numpy's fast loops: np.maximum against a scalar takes a slow loop (a row of zeros takes
   the vectorised one), and a max along a short last axis is slow (down the columns of a

@@ -156,7 +156,10 @@ def torch_eager_contestant(spec: Spec, device: str, name: str = "torch eager") -
         last = i == len(spec.layers) - 2
         layers += [torch.nn.Linear(n_in, n_out), acts[spec.output if last else spec.activation]()]
     model = torch.nn.Sequential(*layers).to(device=device, dtype=dtype)
-    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=spec.momentum, weight_decay=spec.weight_decay)
+    weights = [p for p in model.parameters() if p.ndim > 1]  # xpnet decays weights, never biases
+    biases = [p for p in model.parameters() if p.ndim == 1]
+    opt = torch.optim.SGD([{"params": weights, "weight_decay": spec.weight_decay},
+                           {"params": biases, "weight_decay": 0.0}], lr=LR, momentum=spec.momentum)
     X, T, labels = host_batches(spec)
     x = torch.tensor(X, dtype=dtype, device=device)
     t = torch.tensor(T, dtype=dtype, device=device)

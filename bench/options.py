@@ -113,7 +113,8 @@ def run_main(main) -> None:
     try:
         code = main()
     except KeyboardInterrupt:  # a Ctrl-C: what was measured so far is printed already
-        sys.exit(f"{os.path.basename(sys.argv[0])}: interrupted")
+        print(f"{os.path.basename(sys.argv[0])}: interrupted", file=sys.stderr)
+        sys.exit(130)  # as a shell reports a Ctrl-C, and as the xpnet command does
     except Exception as exc:
         from xpnet.backends import XpnetError  # only now: numpy must load after a bench sets its threads
 

@@ -32,7 +32,7 @@ from bench.options import (  # noqa: E402  (needs the path above)
 )
 from bench.contestants import Spec, ceiling_library  # noqa: E402
 from bench.timing import Timing, measure  # noqa: E402
-from bench.workers import Recipe, Worker, WorkerFailed, start  # noqa: E402
+from bench.workers import TOLERATED, Recipe, Worker, WorkerFailed, start  # noqa: E402
 from bench.summaries import best_speed, environment_lines, median_speed, ratio, ratio_noise, thousands  # noqa: E402
 
 
@@ -160,11 +160,11 @@ def start_workers(wanted: list[Recipe], timing: Timing) -> tuple[list[Worker], l
         try:
             workers.append(start(recipe, timing))
         except WorkerFailed as exc:
-            if recipe.kind != "torch eager":
+            if recipe.kind != "torch eager" or exc.kind not in TOLERATED:
                 for w in workers:
                     w.close()
-                raise WorkerFailed(f"{recipe.name} on {recipe.backend}: {exc}") from None
-            notes.append(f"no torch eager on {recipe.backend}: {exc}")
+                raise WorkerFailed(f"{recipe.name} on {recipe.backend}: {exc}", exc.kind) from None
+            notes.append(f"no torch eager on {recipe.backend}: {str(exc).splitlines()[0]}")
     return workers, notes
 
 

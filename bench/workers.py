@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import traceback
 from dataclasses import dataclass, field
 
 from bench.contestants import Spec
@@ -38,8 +39,18 @@ class Recipe:
     plain: bool = False  # the backend's fused kernels off (the plain xp ops)
 
 
+START_LIMIT_S = 600.0  # building and warming up a contestant: imports, a CUDA context, cuDNN's first calls
+TURN_LIMIT_S = 120.0  # one timed round (about a tenth of a second) and its reply; beyond it a worker is stuck
+TOLERATED = ("ImportError", "ModuleNotFoundError", "RuntimeError", "AssertionError")  # no PyTorch on that device
+
+
 class WorkerFailed(Exception):
-    """A worker could not build or run its contestant; the message is the worker's own error."""
+    """A worker could not build or run its contestant, or stopped answering. `kind` is its
+    exception's class name ("" where it gave none); the message ends with its traceback."""
+
+    def __init__(self, message: str, kind: str = ""):
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass
@@ -55,15 +66,25 @@ class Worker:
     _process: object = None
 
     def take_turn(self) -> float:
-        self._conn.send("turn")
-        return _answer(self._conn, self.name)
+        try:
+            self._conn.send("turn")
+            return _answer(self._conn, self.name, TURN_LIMIT_S)
+        except (OSError, WorkerFailed) as exc:
+            self.close()
+            raise exc if isinstance(exc, WorkerFailed) else WorkerFailed(f"the {self.name} process is gone") from None
 
     def close(self) -> None:
-        if self._process.is_alive():
-            self._conn.send("stop")
-            self._process.join(timeout=30)
+        """Ask the worker to stop; kill it if it will not; either way wait for it and close the pipe."""
+        try:
+            if self._process.is_alive():
+                self._conn.send("stop")
+                self._process.join(timeout=30)
+        except OSError:
+            pass
         if self._process.is_alive():
             self._process.kill()
+            self._process.join(timeout=30)
+        self._conn.close()
 
 
 def start(recipe: Recipe, timing: Timing) -> Worker:
@@ -75,20 +96,26 @@ def start(recipe: Recipe, timing: Timing) -> Worker:
     process.start()
     theirs.close()
     try:
-        pid, libraries, note = _answer(ours, recipe.name)
+        pid, libraries, note = _answer(ours, recipe.name, START_LIMIT_S)
     except WorkerFailed:
+        process.kill()
         process.join(timeout=30)
+        ours.close()
         raise
     return Worker(recipe.name, pid, libraries, note, _conn=ours, _process=process)
 
 
-def _answer(conn, name: str):
+def _answer(conn, name: str, limit_s: float):
+    """The worker's reply, or WorkerFailed: its error, its silence past `limit_s`, or its end."""
     try:
+        if not conn.poll(limit_s):
+            raise WorkerFailed(f"the {name} process gave no answer in {limit_s:.0f} s")
         ok, value = conn.recv()
-    except EOFError:
+    except (EOFError, OSError):
         raise WorkerFailed(f"the {name} process ended without a word") from None
     if not ok:
-        raise WorkerFailed(value)
+        kind, line, trace = value
+        raise WorkerFailed(f"{line}\n(the {name} process's traceback:)\n{trace}", kind)
     return value
 
 
@@ -103,14 +130,23 @@ def _serve(conn, recipe: Recipe, timing: Timing) -> None:
         steps = calibrate(contestant, timing)
         loaded = tuple(lib for lib in ("numpy", "torch", "cupy") if lib in sys.modules)
         ready = (True, (os.getpid(), loaded, contestant.note()))
-    except Exception as exc:  # the parent decides what a failure means; it gets the first line
-        said = str(exc).strip()
-        ready = (False, said.splitlines()[0] if said else type(exc).__name__)
+    except Exception as exc:  # the parent decides what a failure means
+        ready = (False, _failure(exc))
     if not _say(conn, ready) or not ready[0]:
         return
     while _next_order(conn) == "turn":
-        if not _say(conn, (True, time_round(contestant, steps))):
+        try:
+            reply = (True, time_round(contestant, steps))
+        except Exception as exc:
+            reply = (False, _failure(exc))
+        if not _say(conn, reply) or not reply[0]:
             return
+
+
+def _failure(exc: Exception) -> tuple:
+    """(class name, first line, traceback) of an exception, as plain strings for the pipe."""
+    said = str(exc).strip()
+    return type(exc).__name__, said.splitlines()[0] if said else type(exc).__name__, traceback.format_exc()
 
 
 def _say(conn, message) -> bool:

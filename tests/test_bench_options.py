@@ -64,7 +64,8 @@ def test_bad_option_is_one_line(script, args, named):
 
 def test_the_step_bench_gives_xpnet_and_torch_the_same_momentum_and_weight_decay(monkeypatch):
     """--momentum and --weight-decay reach xpnet's SGD, folded or not, and PyTorch's, so the
-    ratio compares one step: the letters job's momentum and decay, not plain SGD."""
+    ratio compares one step: the letters job's momentum and decay (of the weights, as xpnet's),
+    not plain SGD."""
     from bench.contestants import LR, numpy_backend, sgd_network, torch_eager_contestant
     from bench.train_step import parse_args
 
@@ -77,9 +78,13 @@ def test_the_step_bench_gives_xpnet_and_torch_the_same_momentum_and_weight_decay
     torch = pytest.importorskip("torch", reason="torch is not installed (the bench extra)")
     made = []
     real = torch.optim.SGD
-    monkeypatch.setattr(torch.optim, "SGD", lambda params, **kw: made.append(kw) or real(params, **kw))
+    monkeypatch.setattr(torch.optim, "SGD", lambda groups, **kw: made.append((groups, kw)) or real(groups, **kw))
     torch_eager_contestant(spec, "cpu")
-    assert made == [dict(lr=LR, momentum=0.9, weight_decay=0.0001)]
+    [(groups, kw)] = made
+    assert kw == dict(lr=LR, momentum=0.9)
+    decayed = {p.ndim for g in groups if g["weight_decay"] == 0.0001 for p in g["params"]}
+    kept = {p.ndim for g in groups if g["weight_decay"] == 0.0 for p in g["params"]}
+    assert (decayed, kept) == ({2}, {1}), "xpnet decays the weights and never the biases; so must PyTorch here"
 
 
 def test_the_step_bench_times_each_contestant_in_a_process_of_its_own():
@@ -132,7 +137,7 @@ def test_a_ctrl_c_ends_the_step_bench_in_one_line_and_leaves_no_worker_behind():
     assert len(_processes_with(marker)) >= 3, "the workers never started"
     os.killpg(bench.pid, signal.SIGINT)  # as a terminal's Ctrl-C does: to the bench and its workers alike
     _, err = bench.communicate(timeout=60)
-    assert bench.returncode != 0
+    assert bench.returncode == 130
     assert err.strip() == "train_step.py: interrupted", err[-3000:]
     time.sleep(0.5)
     assert _processes_with(marker) == []
@@ -148,6 +153,28 @@ def _processes_with(marker: str) -> list[int]:
         except OSError:
             pass
     return found
+
+
+@pytest.mark.parametrize("fault", ["stopped", "killed"])
+def test_a_stuck_or_dead_worker_ends_the_bench_with_its_reason_not_a_hang(monkeypatch, fault):
+    import signal
+
+    from bench import workers
+    from bench.timing import Timing
+    from bench.train_step import parse_args, recipes
+    from xpnet.backends import resolve_backend
+
+    config = parse_args([*TINY, "--backends", "numpy"])
+    recipe = recipes("numpy", resolve_backend("numpy", "cpu", "float32"), config.spec("relu-ce", 4), config)[1]
+    worker = workers.start(recipe, Timing.quick(repeats=1))
+    assert worker.take_turn() > 0
+    monkeypatch.setattr(workers, "TURN_LIMIT_S", 3.0)
+    os.kill(worker.pid, signal.SIGSTOP if fault == "stopped" else signal.SIGKILL)
+    if fault == "killed":
+        worker._process.join(timeout=10)
+    with pytest.raises(workers.WorkerFailed, match="no answer in 3 s" if fault == "stopped" else "xpnet process"):
+        worker.take_turn()
+    assert not worker._process.is_alive()
 
 
 def test_pipeline_noisy_verdict_is_no_pass(capsys):
