@@ -15,7 +15,8 @@ import pytest
 from xpnet.train.data import DataError, DataSet, load_data
 from xpnet.train.data import letters as L
 from xpnet.train.data import letters_groups as G
-from xpnet.train.data.fonts import Font, candidate_font_files, design_family, find_fonts, font_problem, split_fonts
+from xpnet.train.data.font_files import candidate_font_files
+from xpnet.train.data.fonts import Font, design_family, find_fonts, font_problem, split_fonts
 from xpnet.train.data.glyph import centre_of_mass
 from xpnet.train.data.letters_cache import cache_path
 from xpnet.train.data.letters_render import Augment
@@ -206,8 +207,13 @@ def test_missing_fonts_dir_is_a_data_error(tmp_path):
 
 
 def test_a_font_known_by_name_is_kept_once(tmp_path):
+    from xpnet.train.data.fonts import usable_fonts
+
     shutil.copy(MPL_FONTS / "cmss10.ttf", tmp_path / "extra.ttf")
-    assert [f.name for f in find_fonts(tmp_path)] == [f.name for f in find_fonts()]
+    known = candidate_font_files()
+    assert [f.name for f in usable_fonts(known + [str(tmp_path / "extra.ttf")])] == [f.name for f in usable_fonts(known)]
+    with pytest.raises(DataError, match="adds a design"):  # a folder of nothing but copies adds nothing
+        find_fonts(tmp_path)
 
 
 def test_no_design_family_is_on_both_sides_of_the_split(fonts):

@@ -54,11 +54,29 @@ def test_the_default_corpus_is_only_what_pip_installs_and_holds_30_design_famili
 
 
 def test_system_fonts_join_only_when_asked(monkeypatch, tmp_path):
+    from xpnet.train.data import font_files
+
     fake = str(tmp_path / "Other.ttf")
-    monkeypatch.setattr(F, "system_font_files", lambda: [fake])
-    assert fake not in F.candidate_font_files()
-    assert fake in F.candidate_font_files(system=True)
+    monkeypatch.setattr(font_files, "system_font_files", lambda: [fake])
+    assert fake not in font_files.candidate_font_files()
+    assert fake in font_files.candidate_font_files(system=True)
     assert parse_spec("letters:system") == ("letters", "system")
+
+
+def test_a_fonts_folder_that_adds_no_font_is_refused_in_one_line(tmp_path):
+    """A folder that adds nothing must not pass for one that did: the user would believe their
+    fonts were in the letters."""
+    from xpnet.train.data.dataset import DataError
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a.ttf").write_bytes(b"")
+    (tmp_path / "copies").mkdir()
+    (tmp_path / "copies" / "DejaVuSans.ttf").write_bytes((MPL / "fonts" / "ttf" / "DejaVuSans.ttf").read_bytes())
+    cases = {"empty": "holds no .ttf/.otf/.ttc files", "a.ttf": "is a file", "copies": "no font in .* adds a design"}
+    for folder, why in cases.items():
+        with pytest.raises(DataError, match=why):
+            load_data(f"letters:{tmp_path / folder}", cache_dir=tmp_path / "cache", n_train=100, n_test=100,
+                      progress=False)
 
 
 def test_held_out_families_are_never_trained_on(split):

@@ -13,10 +13,7 @@ glyph that is not its missing-glyph box and that looks like the letter it is mea
 """
 
 import hashlib
-import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,15 +23,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from xpnet.train.data.dataset import DataError
+from xpnet.train.data.font_files import candidate_font_files, font_files_in, matplotlib_font_files
 from xpnet.train.data.font_packages import HELD_OUT as PACKAGES_HELD_OUT
 from xpnet.train.data.font_packages import PRINT, is_weight_axis, package_fonts
 from xpnet.train.data.glyph import frame_ink
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 RENDER_SIZE = 96  # font size in px for the master renderings; letters are framed down from these
-FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
-SYSTEM_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts",
-                    "/Library/Fonts", "/System/Library/Fonts", "C:/Windows/Fonts")
 NOT_A_GLYPH = ("\ue000", "\U0010fffd")  # private-use code points: fonts draw their .notdef box here
 MIN_DISTINCT = 44  # of the 52 letters, at least this many must render differently
 MIN_RECOGNISED = 0.55  # share of letters the reference fonts' templates must recognise
@@ -76,6 +71,11 @@ class Font:
 def find_fonts(fonts_dir: str | Path | None = None, system: bool = False) -> list[Font]:
     """Every usable font, in a deterministic order: matplotlib's, the packages', the system's, fonts_dir's."""
     found = usable_fonts(candidate_font_files(fonts_dir, system))  # matplotlib's first, each name once
+    if fonts_dir is not None:
+        yours = set(font_files_in(fonts_dir))
+        if not any(f.path in yours for f in found):
+            raise DataError(f"no font in {fonts_dir} adds a design: each draws too few distinct letters, or "
+                            "has a name xpnet's own fonts already have; give other fonts")
     n_mpl = len(usable_fonts(matplotlib_font_files()))
     return found[:n_mpl] + packaged_fonts() + found[n_mpl:]
 
@@ -87,15 +87,6 @@ def packaged_fonts() -> list[Font]:
                  family=design_family(f.family), kind=f.kind) for f in package_fonts()]
 
 
-def candidate_font_files(fonts_dir: str | Path | None = None, system: bool = False) -> list[str]:
-    """The font files beyond the packages' (matplotlib's, and the system's when asked), unchecked:
-    cheap, so they can key a cache."""
-    paths = matplotlib_font_files() + (system_font_files() if system else [])
-    if fonts_dir is not None:
-        paths += _font_files_under(_existing_dir(fonts_dir))
-    return list(dict.fromkeys(paths))
-
-
 def usable_fonts(paths) -> list[Font]:
     """The fonts among `paths` that draw all 52 letters properly.
 
@@ -103,48 +94,6 @@ def usable_fonts(paths) -> list[Font]:
     matplotlib and the system) is kept once.
     """
     return list(_usable_fonts(tuple(paths)))
-
-
-def matplotlib_font_files() -> list[str]:
-    """The TrueType fonts bundled with matplotlib, present wherever xpnet is installed."""
-    return _font_files_under(Path(matplotlib.get_data_path()) / "fonts" / "ttf")
-
-
-def system_font_files() -> list[str]:
-    """The system's font files, from fontconfig when available, else the usual folders."""
-    files = _fc_list_files()
-    if not files:
-        for folder in SYSTEM_FONT_DIRS:
-            files += _font_files_under(Path(folder).expanduser())
-    return sorted(set(files))
-
-
-def _fc_list_files() -> list[str]:
-    """Font files fontconfig knows about; empty when fc-list is missing or fails."""
-    if shutil.which("fc-list") is None:
-        return []
-    try:
-        out = subprocess.run(["fc-list", ":", "file"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        return []
-    files = (line.strip().rstrip(":").strip() for line in out.stdout.splitlines())
-    return [f for f in files if f.lower().endswith(FONT_SUFFIXES) and os.path.isfile(f)]
-
-
-def _font_files_under(folder: Path) -> list[str]:
-    """Font files anywhere below a folder, sorted so the result is the same on every run."""
-    if not folder.is_dir():
-        return []
-    return sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in FONT_SUFFIXES and p.is_file())
-
-
-def _existing_dir(fonts_dir) -> Path:
-    """The user's fonts folder, or a DataError saying it is missing."""
-    folder = Path(fonts_dir).expanduser()
-    if not folder.is_dir():
-        raise DataError(f"fonts folder {folder} does not exist; give a folder of .ttf/.otf files "
-                        "(letters:system adds this machine's own fonts)")
-    return folder
 
 
 @lru_cache(maxsize=16)

@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from xpnet.train.data.dataset import DataSet
 from xpnet.train.data.font_packages import package_versions
-from xpnet.train.data.fonts import Font, candidate_font_files, find_fonts, split_fonts
+from xpnet.train.data.font_files import candidate_font_files
+from xpnet.train.data.fonts import Font, find_fonts, split_fonts
 from xpnet.train.data.glyph import FRAME
 from xpnet.train.data.letters_cache import STALE_TEMP_S, cache_path, font_file_key, read_cache, write_cache
 from xpnet.train.data.letters_groups import (TRAIN_HAND_SHARE, VALIDATION_SHARE, WRITERS_TEST, WRITERS_VALIDATION,

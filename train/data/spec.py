@@ -85,6 +85,8 @@ def load_data(spec: str = "letters", *, seed: int = 0, cache_dir: str | Path | N
     check_sample_counts(spec, n_train, n_test)
     if scheme == "letters":
         from xpnet.train.data.letters import load_letters
+        if fonts_dir is not None and arg not in (None, "system"):
+            raise DataError(f"data spec {spec!r} names a fonts folder and fonts_dir names another; give one")
         folder = fonts_dir if arg in (None, "system") else arg
         return load_letters(seed=seed, cache_dir=cache_dir, fonts_dir=folder, system_fonts=arg == "system",
                             n_train=n_train, n_test=n_test, progress=progress)
