@@ -236,6 +236,33 @@ def test_folded_step_is_the_same_step(backend, optimizer, dtype, decay):
         assert not np.allclose(folded[0], undecayed[0], **tol)
 
 
+@pytest.mark.parametrize("fold", [True, False])
+def test_momentum_with_weight_decay_follows_the_written_rule_while_the_rate_changes(reference, fold):
+    """By hand, step after step, with the rate changed between steps as a schedule does:
+    g = dW + lambda * W for weights (biases undecayed), v = mu * v - lr * g, W += v."""
+    from xpnet.model import Network
+    from xpnet.train.optimizers import SGD
+
+    backend = reference.with_dtype("float64")
+    rng = np.random.default_rng(5)
+    X, labels = rng.standard_normal((16, 6)), rng.integers(0, 4, 16)
+    net = Network.from_sizes([6, 5, 4], backend, activation="relu", loss="cross_entropy", seed=1)
+    mu, decay = 0.9, 0.05
+    opt = SGD(backend, net.params, 0.1, momentum=mu, fold=fold, weight_decay=decay)
+    x, t = backend.asarray(X), backend.asarray(np.eye(4)[labels])
+    want = [backend.to_numpy(p) for p in net.params]
+    velocity = [np.zeros_like(p) for p in want]
+    for lr in (0.1, 0.03, 0.2, 0.01):
+        grads = [backend.to_numpy(g) for g in net.loss_and_grads(x, t)[2]]
+        for i, (p, g) in enumerate(zip(want, grads)):
+            velocity[i] = mu * velocity[i] - lr * (g + decay * p if p.ndim > 1 else g)
+            want[i] = p + velocity[i]
+        opt.lr = lr
+        net.train_step(x, t, opt)
+        for mine, ref in zip(net.params, want):
+            np.testing.assert_allclose(backend.to_numpy(mine), ref, rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
 def test_folded_reference_is_the_same_arithmetic(reference, optimizer):
     """With no fused kernels, the fold performs the unfolded step's very roundings

@@ -127,9 +127,8 @@ def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="read the letter in each image, or answer each row of a table",
                        description="Each answer comes with its calibrated probability and the runners-up; an "
                                    "answer under 50% is marked unsure (more likely wrong than right). A picture "
-                                   "holding no letter still gets one: noise or a scribble read as some letter at "
-                                   "60-70% in our tries, so the probability says how sure the reading is, not "
-                                   "whether the picture is a letter.")
+                                   "holding no letter still gets one, often above 50%: the probability says how "
+                                   "sure the reading is, not whether the picture is a letter.")
     p.add_argument("checkpoint", help="a run folder or a .safetensors checkpoint")
     p.add_argument("images", nargs="*", help="image files of any size and colour")
     p.add_argument("--input", metavar="FILE", help="a .csv or .npz of raw input rows, for a tabular or regression "

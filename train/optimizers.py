@@ -120,7 +120,12 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Plain gradient descent, optionally with (heavy-ball) momentum."""
+    """Plain gradient descent, optionally with (heavy-ball) momentum: v = mu * v - lr * g, W += v.
+
+    The rate is inside the velocity (Sutskever et al.'s form, the course's). PyTorch keeps it
+    out (buf = mu * buf + g, W -= lr * buf): the same steps at a constant rate, but while a
+    schedule changes the rate, PyTorch's past steps are rescaled at once and these fade out
+    at the rates they were taken with."""
 
     def __init__(self, backend: Backend, params: list, lr: float, momentum: float = 0.0,
                  fold: bool | None = None, weight_decay: float = 0.0):
