@@ -79,6 +79,18 @@ def test_train_bad_input_is_one_line(capsys, tmp_path, argv, needles):
     assert_one_line_error(code, err, *needles)
 
 
+@pytest.mark.parametrize("argv, needles", [
+    (["train", "--epocs", "3"], ["xpnet train: error:", "--epocs", "did you mean --epochs?", "xpnet train --help"]),
+    (["evaluate", "run", "--bakend", "numpy"], ["xpnet evaluate: error:", "did you mean --backend?"]),
+    (["trian"], ["unknown command 'trian'", "did you mean train?"]),
+    (["report", "run", "stray"], ["xpnet report: error:", "unrecognized arguments: stray"]),
+])
+def test_a_mistyped_flag_or_command_is_named_by_its_command_with_a_guess(capsys, argv, needles):
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert_one_line_error(code, err, *needles)
+
+
 def test_train_writes_checkpoint_history_and_logs_epochs(capsys, toy_npz, tmp_path):
     code, out, err, run_dir = train_toy(capsys, toy_npz, tmp_path)
     assert code == 0, err

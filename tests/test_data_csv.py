@@ -110,5 +110,11 @@ def test_predict_answers_each_row_of_a_csv_or_npz_with_a_value(capsys, tmp_path)
     code, _, err = run_cli(capsys, "predict", str(tmp_path / "run"), "--input", str(tmp_path / "d.txt"),
                            "--backend", "numpy")
     assert_one_line_error(code, err, ".csv or .npz")
+    write(tmp_path / "short.csv", "b,c\n10,1\n50,2\n5,3\n")  # a lacks; one column too few once b is taken
+    write(tmp_path / "narrow.csv", "b\n10\n50\n")
+    for short in ("short.csv", "narrow.csv"):
+        code, _, err = run_cli(capsys, "predict", str(tmp_path / "run"), "--input", str(tmp_path / short),
+                               "--backend", "numpy")
+        assert_one_line_error(code, err, "lacks the column(s) a", "(a, b)")
     code, _, err = run_cli(capsys, "predict", str(tmp_path / "run"), "--backend", "numpy")
     assert_one_line_error(code, err, "--input")

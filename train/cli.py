@@ -7,6 +7,7 @@ anything else is a bug in xpnet and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
@@ -24,7 +25,7 @@ from xpnet.version import __version__
 def main(argv: list[str] | None = None) -> int:
     python_format, stdout_errors = warnings.formatwarning, None
     try:  # from the first line: a Ctrl-C while argparse compiles its patterns is one line too
-        args = build_parser().parse_args(argv)
+        args = _parse(build_parser(), argv)
         warnings.formatwarning = _warning_line
         stdout_errors = _tolerant_stdout("backslashreplace")  # a file name that is not UTF-8 prints, escaped
         return args.handler(args)
@@ -90,6 +91,25 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:
     return f"xpnet: warning: {one_line(str(message))}\n"
 
 
+def _parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    """The arguments, with a flag the command does not take named by that command's parser
+    (`xpnet train: error: ... (see xpnet train --help)`) and the flag it likely meant."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    named = next((word for word in argv if not word.startswith("-")), None)
+    if named is not None and named not in parser.commands:
+        guess = difflib.get_close_matches(named, parser.commands, n=1)
+        parser.error(f"unknown command {named!r}: use one of {', '.join(parser.commands)}"
+                     + (f" (did you mean {guess[0]}?)" if guess else ""))
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command = parser.commands[args.command]
+        flags = [flag for action in command._actions for flag in action.option_strings]
+        guess = difflib.get_close_matches(unknown[0].split("=")[0], flags, n=1)
+        command.error(f"unrecognized arguments: {' '.join(unknown)}"
+                      + (f" (did you mean {guess[0]}?)" if guess and unknown[0].startswith("-") else ""))
+    return args
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="xpnet", description="A deep neural network from first principles.")
     parser.add_argument("--version", action="version", version=f"xpnet {__version__}")
@@ -109,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive_int, default=50, help="SGD steps before comparing weights (default 50)")
     p.add_argument("--seed", type=seed, default=0, help="seed for data and weights (default 0)")
     p.set_defaults(handler=cmd_parity)
+    parser.commands = dict(sub.choices)  # each command's own parser, for `_parse`'s errors
     return parser
 
 
@@ -128,7 +149,9 @@ def _add_predict(sub) -> None:
                        description="Each answer comes with its calibrated probability and the runners-up; an "
                                    "answer under 50% is marked unsure (more likely wrong than right). A picture "
                                    "holding no letter still gets one, often above 50%: the probability says how "
-                                   "sure the reading is, not whether the picture is a letter.")
+                                   "sure the reading is, not whether the picture is a letter. Each picture is "
+                                   "read on its own: one that cannot be read gets a line saying why, the others "
+                                   "are still read, and the exit status is then 1.")
     p.add_argument("checkpoint", help="a run folder or a .safetensors checkpoint")
     p.add_argument("images", nargs="*", help="image files of any size and colour")
     p.add_argument("--input", metavar="FILE", help="a .csv or .npz of raw input rows, for a tabular or regression "

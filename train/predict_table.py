@@ -44,12 +44,16 @@ def read_rows(path: Path, features: list | None, width: int) -> np.ndarray:
         X, _ = _features(arrays.get("X", next(iter(arrays.values()))), path, "X")
     elif path.suffix.lower() == ".csv":
         header, rows = read_table(path)
-        names = features if features and set(features) <= set(header) else header
+        missing = [name for name in features or () if name not in header]
+        if missing:  # other columns of the right count would be a silent wrong answer
+            raise XpnetError(f"{path} lacks the column(s) {', '.join(missing)} the model was trained on "
+                             f"({', '.join(features)}): give a CSV with them")
+        names = features or header
         X = np.stack([numeric_column(rows, header.index(name), name, path) for name in names], axis=1)
     else:
         raise XpnetError(f"--input {path}: give a .csv or .npz file of rows")
     if X.shape[1] != width:
-        raise XpnetError(f"{path} has {X.shape[1]} feature columns but the model takes {width}"
+        raise XpnetError(f"{path} has {X.shape[1]} feature column(s) but the model takes {width}"
                          + (f" ({', '.join(features)})" if features else ""))
     return X
 
