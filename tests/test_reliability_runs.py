@@ -221,8 +221,12 @@ def test_a_letters_run_is_not_resumed_on_letters_drawn_otherwise(capsys, tmp_pat
              "--backend", "numpy", "--no-progress", "--out", str(run)]
     train_ok(capsys, "train", *small, "--epochs", "1")
     train_ok(capsys, "train", "--resume", str(run), "--epochs", "2", "--no-progress")  # the same letters: fine
+    drawn_by = letters.renderer()
+    monkeypatch.setattr(letters, "renderer", lambda: {**drawn_by, "pillow": "0.0"})  # another Pillow: said, not refused
+    out = train_ok(capsys, "train", "--resume", str(run), "--epochs", "3", "--no-progress")
+    assert f"pillow {drawn_by['pillow']} -> 0.0" in out, out
     monkeypatch.setattr(letters, "VERSION", letters.VERSION + 1)
-    code, _, err = run_cli(capsys, "train", "--resume", str(run), "--epochs", "3", "--no-progress")
+    code, _, err = run_cli(capsys, "train", "--resume", str(run), "--epochs", "4", "--no-progress")
     assert_one_line_error(code, err, "letters this xpnet no longer draws", "start a new run")
 
 

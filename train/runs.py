@@ -133,7 +133,7 @@ def resume_run(run_dir: Path, backend, config: TrainConfig, log: Log, data_info:
     net, meta, state = load_for_resume(run_dir, backend)
     check_resumable(net, state, config, run_dir)
     check_same_settings(config, meta.get("config"), run_dir)
-    check_same_letters(meta.get("data"), data_info, run_dir)
+    check_same_letters(meta.get("data"), data_info, run_dir, log)
     net.history = restored_history(run_dir, meta.get("history"), state.epoch, log)
     log(f"resuming {run_dir} after epoch {state.epoch} (step {state.step}, lr {state.lr:g})")
     return net, state
@@ -154,15 +154,21 @@ def check_same_settings(config: TrainConfig, recorded, run_dir: Path) -> None:
                                   "replaced; put it back (a resumed run keeps its own settings), or start a new run")
 
 
-def check_same_letters(trained, now, run_dir: Path) -> None:
+def check_same_letters(trained, now, run_dir: Path, log: Log = print) -> None:
     """Generated letters are the same for a seed only within one generator version and recipe:
-    a run resumed by an xpnet that draws them otherwise would go on training on other letters."""
+    a run resumed by an xpnet that draws them otherwise would go on training on other letters.
+    Another numpy, Pillow or FreeType may move a pixel here and there: that is said, not refused."""
     if not (isinstance(trained, dict) and isinstance(now, dict)) or trained.get("source") != "letters":
         return
     if (trained.get("version"), trained.get("recipe")) != (now.get("version"), now.get("recipe")):
         raise CheckpointError(f"{run_dir} trained on letters this xpnet no longer draws (generator version "
                               f"{trained.get('version')}, now {now.get('version')}): finish it with the xpnet "
                               "that started it, or start a new run")
+    was, is_now = trained.get("renderer"), now.get("renderer")
+    if was and is_now and was != is_now:
+        changed = ", ".join(f"{k} {was.get(k)} -> {is_now.get(k)}" for k in sorted(is_now) if was.get(k) != is_now.get(k))
+        log(f"note: the letters are drawn by other libraries than when {run_dir} began ({changed}); "
+            "a pixel here and there may differ")
 
 
 def restored_history(run_dir: Path, kept, epochs: int, log: Log) -> list:
