@@ -80,6 +80,15 @@ def test_train_on_a_csv_from_the_command_line_with_a_validation_split(capsys, tm
     assert "validation: 80 of the 400 training samples held back (20%)" in out
     history = __import__("json").loads((tmp_path / "run" / "history.json").read_text())
     assert history[-1]["val_loss"] < 0.05  # in standard units: R^2 about 0.95 or better
+    # with no test set, the run ends on the held-back rows in the target's own units, and
+    # evaluate scores those same rows, never the ones it trained on
+    [last] = [line for line in out.splitlines() if line.startswith("validation rmse")]
+    assert last.endswith("on 80 samples held back from training (no test set)")
+    assert float(last.split("r2 ")[1].split()[0]) > 0.9
+    code, again, err = run_cli(capsys, "evaluate", str(tmp_path / "run"), "--backend", "numpy")
+    assert code == 0, err
+    assert "on 80 validation samples (held back from training by --val-fraction)" in again
+    assert last.split("rmse ")[1].split()[0] in again  # the same rows, the same error
     code, out, err = run_cli(capsys, "train", "--data", f"csv:{tmp_path / 'nope.csv'}", "--out", str(tmp_path / "r2"),
                              "--no-progress", "--backend", "numpy")
     assert_one_line_error(code, err, "does not exist")

@@ -14,6 +14,7 @@ from xpnet.train.checkpoints import CHECKPOINT_NAME, load_checkpoint
 from xpnet.train.data import DataError, DataSet, load_data
 from xpnet.train.files import OUT_ADVICE, atomic_write_json, ensure_folder, remove_stale_temps
 from xpnet.train.answers import evaluate
+from xpnet.train.prepare import split_validation
 from xpnet.train.metrics import (confusion_matrix, expected_calibration_error, group_accuracies, group_lines, listed,
                                  regression_line, summary_lines)
 
@@ -103,9 +104,7 @@ def score_job(net: Network, meta: dict, checkpoint: str, data_spec: str | None, 
                         "give --data where that data is now") from None
     data = same_classes(net, meta, data, checkpoint, data_spec)
     held_out = data.X_test is not None
-    X, y = (data.X_test, data.y_test) if held_out else (data.X_train, data.y_train)
-    what = ("held-out samples" if held_out else f"samples of {data_spec} (no held-out part: "
-            + ("the ones it trained on)" if same else "the run may have trained on them)"))
+    X, y, what = scored_rows(data, trained, same, meta.get("seed", 0), data_spec)
     result = evaluate(net, X, y)
     log(f"{checkpoint}: loss {result['loss']:.4f}" +
         (f"  accuracy {100 * result['accuracy']:.2f}%" if "accuracy" in result else "")
@@ -116,6 +115,18 @@ def score_job(net: Network, meta: dict, checkpoint: str, data_spec: str | None, 
         report_classification(net, (X, y), data, folder, log, what, "test accuracy" if held_out else "accuracy",
                               advice)
     return result
+
+
+def scored_rows(data, trained: dict, same: bool, seed: int, data_spec: str) -> tuple:
+    """(X, y, what they are) to score: the held-out set; without one, the run's own
+    --val-fraction rows (the same seeded split, never trained on); else every row, said so."""
+    if data.X_test is not None:
+        return data.X_test, data.y_test, "held-out samples"
+    if same and trained.get("val_fraction"):
+        _, (X, y) = split_validation(data.X_train, data.y_train, trained["val_fraction"], seed)
+        return X, y, "validation samples (held back from training by --val-fraction)"
+    return data.X_train, data.y_train, (f"samples of {data_spec} (no held-out part: "
+                                        + ("the ones it trained on)" if same else "the run may have trained on them)"))
 
 
 def report_job(run: str, backend_name, device, log: Log, data_spec: str | None = None) -> None:

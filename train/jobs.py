@@ -27,6 +27,7 @@ from xpnet.train.context import RunContext
 from xpnet.train.data import DataError, DataSet, absolute_spec
 from xpnet.train.data.spec import check_sample_counts
 from xpnet.train.evaluation import report_classification
+from xpnet.train.prepare import split_validation
 from xpnet.train.held_out import job_validation, scoring
 from xpnet.train.files import atomic_write_json, ensure_folder, remove_stale_temps
 from xpnet.train.answers import evaluate
@@ -156,7 +157,7 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
               cuda_graphs=config.cuda_graphs, schedule=config.schedule, warmup=config.warmup,
               weight_decay=config.weight_decay, shift=config.shift)
     if run_dir is not None:
-        finish_run(net, held_out, data, run_dir, log)
+        finish_run(net, held_out, data, run_dir, log, config)
     return run_dir
 
 
@@ -171,14 +172,20 @@ def _silent(line: str) -> None:
     """The log of a rank other than 0: rank 0 alone speaks for the job."""
 
 
-def finish_run(net: Network, held_out, data: DataSet, run_dir: Path, log: Log) -> None:
-    """After training: a classifier's report on the held-out set, the curves, the last line."""
+def finish_run(net: Network, held_out, data: DataSet, run_dir: Path, log: Log, config: TrainConfig) -> None:
+    """After training: a classifier's report on the held-out set (or, without one, the score on
+    the --val-fraction rows, in the targets' own units), the curves, the last line."""
     advice = f"training finished and is saved: free space, then draw the report with xpnet report {run_dir}"
     with telling_what_is_kept(run_dir, trained=True):
         if held_out is not None and data.classes:
             report_classification(net, held_out, data, run_dir, log, advice=advice)
         elif held_out is not None:
             log(f"test {regression_line(evaluate(net, *held_out))} on {len(held_out[1])} held-out samples")
+        elif config.val_fraction:
+            _, held_back = split_validation(data.X_train, data.y_train, config.val_fraction, config.seed)
+            result = evaluate(net, *held_back)
+            score = regression_line(result) if net.is_regression else f"accuracy {100 * result['accuracy']:.2f}%"
+            log(f"validation {score} on {len(held_back[1])} samples held back from training (no test set)")
         draw_curves(run_dir, net, log, advice)
     log(f"saved {run_dir / CHECKPOINT_NAME}")
 
