@@ -101,6 +101,7 @@ def test_train_writes_checkpoint_history_and_logs_epochs(capsys, toy_npz, tmp_pa
     assert "untrained network: accuracy" in out and "1/4" in out
     assert sum(line.startswith("epoch ") for line in out.splitlines()) == 3
     assert "samples/s" in out and "test accuracy" in out
+    assert out.splitlines()[-1] == f"next: xpnet predict {run_dir} --input ROWS.csv, xpnet evaluate {run_dir}"
 
 
 def test_cuda_graphs_on_a_cpu_backend_say_why_they_are_off_and_train_the_same(capsys, toy_npz, tmp_path):

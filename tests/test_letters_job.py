@@ -52,7 +52,9 @@ def test_short_training_beats_the_stated_accuracy_on_unseen_fonts(trained_run):
 
 
 def test_run_folder_holds_checkpoint_history_and_pictures(trained_run):
-    run_dir, _ = trained_run
+    run_dir, lines = trained_run
+    assert lines[-1] == (f"next: xpnet predict {run_dir} PICTURE.png, xpnet evaluate {run_dir}, "
+                         f"or try it in a browser: xpnet serve {run_dir}")
     for name in ("model.safetensors", "history.json", "config.json", "confusion.json", "groups.json",
                  "curves.png", "confusion.png", "samples.png"):
         assert (run_dir / name).is_file(), name

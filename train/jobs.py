@@ -188,6 +188,9 @@ def finish_run(net: Network, held_out, data: DataSet, run_dir: Path, log: Log, c
             log(f"validation {score} on {len(held_back[1])} samples held back from training (no test set)")
         draw_curves(run_dir, net, log, advice)
     log(f"saved {run_dir / CHECKPOINT_NAME}")
+    ask = "PICTURE.png" if data.image_shape else "--input ROWS.csv"
+    log(f"next: xpnet predict {run_dir} {ask}, xpnet evaluate {run_dir}"
+        + (f", or try it in a browser: xpnet serve {run_dir}" if data.image_shape else ""))
 
 
 def warn_if_capped_output(net: Network, data: DataSet, run_dir: Path, log: Log) -> None:
