@@ -186,7 +186,8 @@ def test_the_same_version_and_seed_draw_the_same_letters_as_when_pinned(tmp_path
         digest.update(str((a.dtype, a.shape)).encode())
         digest.update(a.tobytes())
     assert (VERSION, digest.hexdigest()) == (PINNED_DRAW["version"], PINNED_DRAW["sha256"]), \
-        "the letters' pixels changed: bump VERSION in train/data/letters.py and record the new digest here"
+        ("the letters' pixels changed (the generator, a pinned font package or the recipe): bump VERSION in "
+         "train/data/letters.py, so old caches and runs are not taken for the new letters, and record the digest")
 
 
 def test_expected_calibration_error_is_zero_when_stated_probabilities_hold_and_large_when_overconfident():
