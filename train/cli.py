@@ -103,7 +103,7 @@ def _parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         command = parser.commands[args.command]
-        flags = [flag for action in command._actions for flag in action.option_strings]
+        flags = [flag for action in command._actions for flag in action.option_strings]  # argparse lists no other way
         guess = difflib.get_close_matches(unknown[0].split("=")[0], flags, n=1)
         command.error(f"unrecognized arguments: {' '.join(unknown)}"
                       + (f" (did you mean {guess[0]}?)" if guess and unknown[0].startswith("-") else ""))
