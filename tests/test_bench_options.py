@@ -207,6 +207,15 @@ def test_op_profile_accounts_for_every_op_the_step_runs():
     assert 99 < sum(shares) < 101
 
 
+def test_the_cnn_bench_times_the_network_the_cnn_preset_trains():
+    """bench/cnn_step.py writes the preset's layers out (it must not import xpnet before its thread
+    count is set), so a preset that changes must take the bench with it, PyTorch's copy too."""
+    from bench.cnn_step import LAYERS
+    from xpnet.train.config import PRESETS
+
+    assert LAYERS == PRESETS["cnn"]["hidden"]
+
+
 def test_the_benches_choose_among_the_places_every_backend_runs():
     """bench/options.py keeps its own table (it must not import xpnet before the thread count is
     set); it must offer the same (backend, device) places as the registry's, no more, no fewer."""
