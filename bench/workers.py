@@ -18,18 +18,25 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 
-from bench.contestants import Spec
+from bench.contestants import (
+    Spec, ceiling_library, products_contestant, torch_eager_contestant, xpnet_contestant, xpnet_graph_contestant,
+)
 from bench.options import BACKEND_CHOICES, limit_threads
 from bench.timing import Timing, calibrate, time_round
 
-KINDS = ("products", "xpnet", "xpnet graph", "torch eager")
+BUILDERS = {  # a recipe's kind -> how its worker builds the contestant from the resolved backend
+    "products": lambda backend, r: products_contestant(ceiling_library(backend), backend.device_name, r.spec),
+    "xpnet": lambda backend, r: xpnet_contestant(backend, r.spec, r.name, r.fold),
+    "xpnet graph": lambda backend, r: xpnet_graph_contestant(backend, r.spec, r.name),
+    "torch eager": lambda backend, r: torch_eager_contestant(r.spec, backend.device_name, r.name),
+}
 
 
 @dataclass(frozen=True)
 class Recipe:
     """What one worker builds. Plain values only: it is pickled into the spawned process."""
 
-    kind: str  # one of KINDS
+    kind: str  # a key of BUILDERS
     name: str  # the contestant's name in the table
     backend: str  # a BACKEND_CHOICES label; every worker resolves it, so process-wide switches match
     spec: Spec
@@ -167,11 +174,10 @@ def _next_order(conn) -> str:
 
 
 def _build(recipe: Recipe):
+    """The recipe's contestant, on its backend resolved in this process (so the process-wide
+    switches, threads and TF32, are this worker's own)."""
     import dataclasses
 
-    from bench.contestants import (
-        ceiling_library, products_contestant, torch_eager_contestant, xpnet_contestant, xpnet_graph_contestant,
-    )
     from xpnet.backends import resolve_backend
 
     name, device = BACKEND_CHOICES[recipe.backend]
@@ -180,13 +186,7 @@ def _build(recipe: Recipe):
         _set_torch(recipe.threads, recipe.tf32)
     if recipe.plain:
         backend = dataclasses.replace(backend, kernels={})
-    builders = {
-        "products": lambda: products_contestant(ceiling_library(backend), backend.device_name, recipe.spec),
-        "xpnet": lambda: xpnet_contestant(backend, recipe.spec, recipe.name, recipe.fold),
-        "xpnet graph": lambda: xpnet_graph_contestant(backend, recipe.spec, recipe.name),
-        "torch eager": lambda: torch_eager_contestant(recipe.spec, backend.device_name, recipe.name),
-    }
-    return builders[recipe.kind]()
+    return BUILDERS[recipe.kind](backend, recipe)
 
 
 def _set_torch(threads: int, tf32: bool) -> None:
