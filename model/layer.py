@@ -11,6 +11,7 @@ table in model/layers.py rebuilds it).
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 
 class Layer:
@@ -20,6 +21,7 @@ class Layer:
     in_shape: tuple = ()
     activation: str | None = None  # the non-linearity after the layer's weights, where it has one
     draws_on_host = False  # draws random numbers on the host every training step (Dropout's masks)
+    piece: tuple | None = None  # (start, stop, rows) inside `drawing_for_piece`; see there
 
     @property
     def out_shape(self) -> tuple:
@@ -68,3 +70,18 @@ class Weighted(Layer):
     @params.setter
     def params(self, values: list) -> None:
         self.W, self.b = values
+
+
+@contextmanager
+def drawing_for_piece(layers, start: int, stop: int, rows: int):
+    """Within the block, layers that draw randomness (Dropout) draw for a whole batch of `rows`
+    and keep rows [start, stop) of it: a batch split across threads (train/threads.py) or MPI
+    ranks then draws the masks one process would, rather than each piece the same first rows."""
+    drawing = [layer for layer in layers if layer.draws_on_host]
+    for layer in drawing:
+        layer.piece = (start, stop, rows)
+    try:
+        yield
+    finally:
+        for layer in drawing:
+            layer.piece = None

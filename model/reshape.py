@@ -65,7 +65,8 @@ class Dropout(Layer):
     def forward(self, x, training: bool = False):
         if not training or self.rate == 0:
             return x, None
-        keep = np.random.default_rng((self.seed, self.steps)).random(tuple(x.shape)) >= self.rate
+        start, stop, rows = self.piece or (0, x.shape[0], x.shape[0])  # a piece of a batch: its rows of the batch's mask
+        keep = np.random.default_rng((self.seed, self.steps)).random((rows, *x.shape[1:]))[start:stop] >= self.rate
         mask = self.backend.asarray(keep / (1 - self.rate), self.backend.dtype_name)
         return x * mask, mask
 

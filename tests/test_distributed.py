@@ -201,7 +201,9 @@ def test_distributed_without_mpi4py_says_how_to_install_it(capsys, monkeypatch, 
     (2, ["--dtype", "float32"], 1e-4),
     (2, ["--lr", "auto", "--optimizer", "adam", "--patience", "1"], 1e-12),
     (2, ["--backend", "array_api_strict"], 1e-12),  # gradients staged through host memory
-], ids=["1-rank", "2-ranks", "4-ranks", "2-ranks-float32", "2-ranks-lr-auto-adam-patience", "2-ranks-staged"])
+    (3, ["--layers", "dropout0.3,16"], 1e-12),  # each rank keeps its rows of the masks one process draws
+], ids=["1-rank", "2-ranks", "4-ranks", "2-ranks-float32", "2-ranks-lr-auto-adam-patience", "2-ranks-staged",
+        "3-ranks-dropout"])
 def test_ranks_train_the_same_weights_as_one_process(capsys, toy_npz, tmp_path, ranks, extra, rtol):
     reference = single_process_run(capsys, toy_npz, tmp_path / "single", *extra)
     code, out, err, _ = launch(ranks, train_args(toy_npz, tmp_path / "multi", "--distributed", *extra), tmp_path)

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from xpnet.backends import XpnetError, resolve_backend
+from xpnet.model.layer import drawing_for_piece
 from xpnet.train.context import RunContext
 from xpnet.train.data import DataSet
 from xpnet.train.distributed.launch import DEFAULT_TIMEOUT, DistributedError, import_mpi
-from xpnet.train.distributed.sharded import ShardedData, remove_orphaned_inputs, write_inputs_file
+from xpnet.train.distributed.sharded import ShardedData, piece, remove_orphaned_inputs, write_inputs_file
 from xpnet.train.distributed.transfer import transfer_for, weights_digest
 from xpnet.train.steps import EpochTotals
 from xpnet.train.targets import check_data, is_classification
@@ -166,7 +167,8 @@ class Distributed(RunContext):
         xp = model.backend.xp
         local_rows = xb.shape[0]
         if local_rows:
-            loss, out, grads = model.loss_and_grads(xb, tb)
+            with drawing_for_piece(model.layers, *piece(global_rows, self.rank, self.size), global_rows):
+                loss, out, grads = model.loss_and_grads(xb, tb)  # dropout: this rank's rows of one process's masks
         else:  # a last batch smaller than the number of ranks leaves this rank nothing
             loss = xp.zeros((), dtype=model.backend.dtype, device=model.backend.device)
             out = xp.zeros((0, model.sizes[-1]), dtype=model.backend.dtype, device=model.backend.device)
