@@ -2,7 +2,9 @@
 
 Both train the `--preset cnn` network (1x28x28 -> conv16x3 -> maxpool2 -> conv32x3 ->
 maxpool2 -> 256 -> 26, ReLU, softmax cross-entropy, Adam) on the same host-made batches, in
-float32 with the same thread count. Each contestant runs in a process of its own (numpy's
+float32 with the same number of threads, each its own way: PyTorch's threads share each
+operation, xpnet's split the batch as `xpnet train` does (train/threads.py), with one BLAS
+thread each. Each contestant runs in a process of its own (numpy's
 BLAS threads spin after a call and would slow torch's in the same process), the two taking
 turns, round after round, so both see the same load; the ratio is the median of the ratios
 paired within each round, and its noise (interquartile range / median) is printed beside it.
@@ -41,7 +43,9 @@ def batches(batch_size: int, count: int = 8):
     return X, labels
 
 
-def xpnet_step(batch_size: int):
+def xpnet_step(batch_size: int, threads: int):
+    """xpnet's step as `xpnet train` takes it: on more than one thread, the batch split across
+    them (train/threads.py), BLAS keeping to one thread each."""
     import itertools
 
     import numpy as np
@@ -49,6 +53,7 @@ def xpnet_step(batch_size: int):
     from xpnet import resolve_backend
     from xpnet.model import Network
     from xpnet.train.optimizers import make_optimizer
+    from xpnet.train.threads import ThreadedStep
 
     backend = resolve_backend("numpy", "cpu", "float32")
     net = Network.from_layers(LAYERS, (1, SIDE, SIDE), CLASSES, backend, seed=0)
@@ -57,10 +62,14 @@ def xpnet_step(batch_size: int):
     T = np.eye(CLASSES, dtype=np.float32)[labels]
     pool = itertools.cycle([(backend.asarray(X[i:i + batch_size]), backend.asarray(T[i:i + batch_size]))
                             for i in range(0, len(X), batch_size)])
-    return lambda: net.train_step(*next(pool), opt)
+    if threads == 1:
+        return lambda: net.train_step(*next(pool), opt)
+    split = ThreadedStep(net, threads)
+    split.limit_blas()  # from here on, for this worker process's life
+    return lambda: split(net, *next(pool), opt, batch_size)
 
 
-def torch_step(batch_size: int):
+def torch_step(batch_size: int, threads: int):
     import itertools
 
     import torch
@@ -84,10 +93,10 @@ def torch_step(batch_size: int):
     return step
 
 
-def worker(name: str, batch_size: int, seconds: float) -> None:
+def worker(name: str, batch_size: int, threads: int, seconds: float) -> None:
     """One round in this process: warm up, then steps for about `seconds`; prints samples per
     second of wall time and per second of this process's CPU time (all its threads)."""
-    step = {"xpnet": xpnet_step, "torch": torch_step}[name](batch_size)
+    step = {"xpnet": xpnet_step, "torch": torch_step}[name](batch_size, threads)
     for _ in range(3):
         step()
     steps, start, cpu_start = 0, time.perf_counter(), time.process_time()
@@ -116,7 +125,8 @@ def paired(speeds: dict, clock: str) -> tuple:
 def main() -> int:
     p = OneLineParser(prog="cnn_step.py", description=__doc__.split("\n")[0])
     p.add_argument("--batch-sizes", type=positive_ints, default="64,256", help="comma-separated (default: 64,256)")
-    p.add_argument("--threads", type=positive_int, default=os.cpu_count(), help="BLAS and torch threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, default=os.cpu_count(),
+                   help="threads each contestant uses: torch's own, xpnet's split batch (default: all cores)")
     p.add_argument("--rounds", type=positive_int, default=7, help="turns each contestant takes (default: 7)")
     p.add_argument("--seconds", type=float, default=2.0, help="timed seconds per turn (default: 2)")
     p.add_argument("--noisy-above", type=float, default=0.10,
@@ -129,7 +139,7 @@ def main() -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        worker(args.worker, args.batch_sizes[0], args.seconds)
+        worker(args.worker, args.batch_sizes[0], args.threads, args.seconds)
         return 0
     print(f"CNN step {' -> '.join(map(str, ['1x28x28', *LAYERS, CLASSES]))}, Adam, float32, {args.threads} "
           f"thread(s), {args.rounds} alternating rounds of {args.seconds:g} s, each in its own process")

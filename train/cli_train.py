@@ -41,6 +41,9 @@ def add_train(sub) -> None:
     p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
                    help="on a GPU, record one training step as a CUDA graph and replay it for every full "
                         "batch: one launch instead of ~40 (default: on for cupy and torch on CUDA)")
+    p.add_argument("--threads", type=positive_int,
+                   help="CPU threads each batch is split across, each backpropagating its piece (numpy backend; "
+                        "default: every core, up to 4, for a network with conv layers, else 1)")
     p.add_argument("--seed", type=int, help=f"seed for weights, shuffling and data (default {d.seed})")
     p.add_argument("--epochs", type=positive_int, help="passes over the training set (default "
                    f"{LETTERS_EPOCHS} where the letters take their default batch of {LETTERS_BATCH}, "
@@ -102,7 +105,7 @@ def config_from_args(args) -> TrainConfig:
         if changed or args.preset != "default":
             flags = ", ".join("--" + name.replace("_", "-") for name in changed) or "--preset"
             raise XpnetError(f"{flags} cannot change when resuming; resume takes the run's own settings "
-                             f"(only --epochs, --patience, --backend, --device, --tf32 and --cuda-graphs may be given)")
+                             f"(only --epochs, --patience, --backend, --device, --tf32, --cuda-graphs and --threads may be given)")
         return dataclasses.replace(read_run_config(args.resume), **given, out=args.resume)
     config = dataclasses.replace(TrainConfig(), **PRESETS[args.preset])
     return dataclasses.replace(config, **given)

@@ -70,6 +70,9 @@ class GraphedSteps:
         self._replay = None
         self.failure: str | None = None  # why recording failed, until the loop has said so
 
+    def close(self) -> None:
+        self.tail.close()
+
     def start_epoch(self) -> None:
         """Zero the running totals, in place: the recorded step adds into these arrays."""
         for total in (self.loss_sum, self.correct, self.finite_steps):

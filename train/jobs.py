@@ -155,7 +155,7 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
               validation=validation, validation_fraction=config.val_fraction, calibrate=calibrate,
               patience=config.patience, log=log, on_epoch=on_epoch, resume=state, context=context,
               cuda_graphs=config.cuda_graphs, schedule=config.schedule, warmup=config.warmup,
-              weight_decay=config.weight_decay, shift=config.shift)
+              weight_decay=config.weight_decay, shift=config.shift, threads=config.threads)
     if run_dir is not None:
         finish_run(net, held_out, data, run_dir, log, config)
     return run_dir

@@ -9,7 +9,7 @@ per epoch (train/tally.py), so a GPU never waits on the host inside an epoch.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from functools import partial
 from typing import Callable
 
@@ -28,6 +28,7 @@ from xpnet.train.schedules import check_schedule, epoch_lr
 from xpnet.train.state import TrainingState
 from xpnet.train.watch import check_divergence, warn_if_exploding, warn_if_far_above, warn_if_unchanged
 from xpnet.train.subnormals import flush_subnormals
+from xpnet.train.threads import choose_threads
 from xpnet.train.steps import EagerSteps
 from xpnet.train.tally import count_correct
 from xpnet.train.targets import DataError
@@ -41,7 +42,8 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
           log: Callable[[str], None] | None = print,
           on_epoch: Callable[[Network, dict, TrainingState], None] | None = None,
           resume: TrainingState | None = None, context: RunContext | None = None,
-          cuda_graphs: bool | None = None, calibrate: bool = True, shift: int = 0) -> Network:
+          cuda_graphs: bool | None = None, calibrate: bool = True, shift: int = 0,
+          threads: int | None = None) -> Network:
     """Train `model` on `data` = (X, y) by gradient descent; returns the trained model.
 
     batch_size=None is full-batch gradient descent; lr="auto" runs the course's recipe
@@ -70,6 +72,8 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     does so on a backend that records graphs and says nothing elsewhere; False never does.
     `shift` moves each training picture up to that many whole pixels each way, drawn anew every
     epoch (train/augment.py): the network learns letters, not where their strokes fell.
+    `threads` splits each batch across that many CPU threads, each backpropagating its piece
+    (train/threads.py); None: every core, up to 4, for a network with convolutions on numpy, else 1.
     On x86-64 Linux, subnormal floats count as zero on this thread while it runs, `log` and
     `on_epoch` included (train/subnormals.py).
     """
@@ -96,11 +100,14 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             _say(log, report)
         state = TrainingState.fresh(model, optimizer, lr, seed, weight_decay)
     train_set.shifts = shifts  # after lr="auto"'s trials, which every process runs on the pictures as they are
-    steps = make_steps(model, state.optimizer, train_set, batch_size, context, cuda_graphs, log)
+    threads, threads_note = choose_threads(threads, model, batch_size, context.size > 1)
+    if threads_note:
+        _say(log, threads_note)
+    steps = make_steps(model, state.optimizer, train_set, batch_size, context, cuda_graphs, log, threads)
     # where training starts from, for warn_if_far_above: rows spread over the set, as lr=auto's probe
     start_loss = probe_loss(model, *train_set.spread(PROBE_SIZE))
     first_weights = [model.backend.to_numpy(p) for p in model.params]  # to see the first epoch changed them
-    with out_of_memory_as_error(batch_size):
+    with out_of_memory_as_error(batch_size), closing(steps):
         while state.epoch < epochs:
             state.optimizer.lr = epoch_lr(state.lr, schedule, warmup, state.epoch, epochs)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported below, in one line
@@ -151,17 +158,17 @@ def _restore_best(model: Network, state: TrainingState, on_epoch, log) -> None:
             on_epoch(model, model.history[-1], state)
 
 
-def make_steps(model, opt, data, batch_size: int, context, cuda_graphs: bool | None, log):
+def make_steps(model, opt, data, batch_size: int, context, cuda_graphs: bool | None, log, threads: int = 1):
     """How this run trains its batches: recorded as a CUDA graph where it can and is not told
     otherwise (saying so, or why not where graphs were asked for or the backend could record
-    them), else eagerly."""
+    them), else eagerly, on `threads` CPU threads (more than one only on numpy, which records no graphs)."""
     why = "switched off" if cuda_graphs is False else graph_blocker(model, data, batch_size, context)
     if why is None:
         _say(log, f"CUDA graphs: on (each full batch of {batch_size} is one replay of a recorded step)")
         return GraphedSteps(model, opt, data, batch_size, context)
     if cuda_graphs or (cuda_graphs is None and model.backend.capture_fn is not None):
         _say(log, f"CUDA graphs: off ({why})")
-    return EagerSteps(model, opt, data, batch_size, context)
+    return EagerSteps(model, opt, data, batch_size, context, threads)
 
 
 def run_epoch(steps, rng: np.random.Generator) -> dict:

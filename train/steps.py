@@ -6,11 +6,12 @@ trials, the parity check).
 Every way of training an epoch, these eager steps and the recorded ones of train/graphs.py,
 answers `run_epoch(order)` with the epoch's totals on the device, so the loop reads them
 the same way. A step on several processes differs only in the run context's `train_step`
-(train/context.py), not here.
+(train/context.py), not here; a step on several threads of one process is train/threads.py's.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ import numpy as np
 from xpnet.train.context import RunContext
 from xpnet.train.optimizers import make_optimizer
 from xpnet.train.tally import EpochTally
+from xpnet.train.threads import ThreadedStep
 
 
 @dataclass
@@ -35,21 +37,29 @@ class EagerSteps:
 
     failure: str | None = None  # eager steps always run: nothing to report
 
-    def __init__(self, model, opt, data, batch_size: int, context=None):
+    def __init__(self, model, opt, data, batch_size: int, context=None, threads: int = 1):
         self.model, self.opt, self.data, self.batch_size = model, opt, data, batch_size
         self.context = context or RunContext()
+        self.threaded = ThreadedStep(model, threads) if threads > 1 else None  # train/threads.py
 
     def run_epoch(self, order, first: int = 0) -> EpochTotals:
         """Train on the batches of `order` from row `first` on; their totals."""
         data, size = self.data, self.batch_size
         tally = EpochTally(self.model.backend, data.classification)
-        for start in range(first, data.n, size):
-            xb, tb = data.batch(order, start, size)
-            tally.add(*self.context.train_step(self.model, xb, tb, self.opt, min(size, data.n - start)))
+        step = self.threaded or self.context.train_step
+        with self.threaded.limit_blas() if self.threaded else nullcontext():
+            for start in range(first, data.n, size):
+                xb, tb = data.batch(order, start, size)
+                tally.add(*step(self.model, xb, tb, self.opt, min(size, data.n - start)))
         labels = None
         if data.classification:  # the true classes of the rows trained, in the order trained
             labels = data.labels_in(order[first:] if first else order)
         return EpochTotals(*tally.totals(labels), steps=tally.steps)
+
+    def close(self) -> None:
+        """Let the step's threads go, where it has any."""
+        if self.threaded:
+            self.threaded.close()
 
 
 def run_steps(model, data, optimizer: str, lr: float, batch_size: int,

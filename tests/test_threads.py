@@ -1,0 +1,118 @@
+"""A step split across CPU threads (train/threads.py) takes the single thread's step."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+import xpnet
+from xpnet.train import threads as threads_module
+from xpnet.train.threads import ThreadsError, choose_threads
+from test_cli import assert_one_line_error, run_cli
+from test_cnn import images
+
+
+def trained(layers, threads, optimizer="adam", n=150, batch_size=32, seed=0):
+    """A small network trained two epochs in float64 on `threads` threads; its parameters."""
+    X, y = images(n, seed=seed)
+    net = xpnet.Network.from_layers(layers, (1, 8, 8), 4, xpnet.resolve_backend("numpy", dtype="float64"), seed=0)
+    lr = 0.01 if optimizer == "adam" else 0.1
+    xpnet.learn(net, (X, y), epochs=2, batch_size=batch_size, lr=lr, optimizer=optimizer, log=None, threads=threads)
+    return [np.asarray(p) for p in net.params], net.history
+
+
+@pytest.mark.parametrize("layers, optimizer", [
+    (["conv4x3", "pool2", "dropout0.3", 16], "adam"),  # dropout draws the batch's masks, whoever draws them
+    (["conv4x3s2", "avgpool2", 8], "momentum"),
+    ([16, 8], "sgd"),  # one thread folds SGD's update into the products; split pieces cannot, and add up the same
+])
+@pytest.mark.parametrize("threads", [2, 3])  # 3: a batch of 32 and a last one of 22 in uneven pieces
+def test_a_step_on_several_threads_is_the_step_on_one(layers, optimizer, threads):
+    one, one_history = trained(layers, 1, optimizer)
+    split, split_history = trained(layers, threads, optimizer)
+    for a, b in zip(one, split):
+        np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-13)
+    for a, b in zip(one_history, split_history):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-11) and b["accuracy"] == a["accuracy"]
+
+
+def test_more_threads_than_rows_leave_the_rest_idle():
+    one, _ = trained(["conv4x3", "pool2", 8], 1, n=10, batch_size=3)  # the last batch has 1 row
+    split, _ = trained(["conv4x3", "pool2", 8], 4, n=10, batch_size=3)
+    for a, b in zip(one, split):
+        np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-13)
+
+
+def test_the_pieces_run_on_their_own_threads_with_one_blas_thread_each(monkeypatch):
+    seen = []
+    piece = threads_module._piece
+
+    def watched(*args):
+        seen.append((threading.get_ident(), max(pool["num_threads"] for pool in threadpool_info()
+                                                if pool["user_api"] == "blas")))
+        return piece(*args)
+
+    monkeypatch.setattr(threads_module, "_piece", watched)
+    trained(["conv4x3", "pool2", 8], 2, n=64)
+    assert len({ident for ident, _ in seen}) == 2, seen
+    assert {blas for _, blas in seen} == {1}, seen
+
+
+@pytest.fixture
+def cores(monkeypatch):
+    def use(n):
+        monkeypatch.setattr(threads_module, "usable_cores", lambda: n)
+    return use
+
+
+def net(layers, backend="numpy"):
+    return xpnet.Network.from_layers(layers, (1, 8, 8), 4, xpnet.resolve_backend(backend, dtype="float64"), seed=0)
+
+
+@pytest.mark.parametrize("cores_here, batch, expected", [(2, 64, 2), (16, 64, 4), (16, 32, 2), (8, 16, 1), (1, 64, 1)])
+def test_a_conv_network_on_numpy_takes_the_cores_by_itself(cores, cores_here, batch, expected):
+    cores(cores_here)
+    threads, note = choose_threads(None, net(["conv4x3", "pool2", 8]), batch, distributed=False)
+    assert threads == expected
+    assert (note is None) == (expected == 1)
+    if note:
+        assert f"split across {expected} CPU threads" in note and "--threads 1" in note
+
+
+def test_dense_networks_and_mpi_ranks_keep_to_one_thread_unless_told(cores):
+    cores(8)
+    assert choose_threads(None, net([16, 8]), 256, distributed=False) == (1, None)  # BLAS's threads serve it
+    assert choose_threads(None, net(["conv4x3", 8]), 256, distributed=True) == (1, None)
+    assert choose_threads(3, net([16, 8]), 256, distributed=False) == (3, None)
+
+
+def test_threads_the_backend_or_the_job_cannot_use_are_refused():
+    strict = net(["conv4x3", 8], "array_api_strict")
+    assert choose_threads(None, strict, 64, distributed=False) == (1, None)
+    with pytest.raises(ThreadsError, match="only the numpy backend splits a batch"):
+        choose_threads(2, strict, 64, distributed=False)
+    with pytest.raises(ThreadsError, match="start more ranks instead"):
+        choose_threads(2, net(["conv4x3", 8]), 64, distributed=True)
+
+
+def test_the_cli_says_how_many_threads_and_takes_threads_one(capsys, tmp_path, cores):
+    cores(2)
+    X, y = images(200)
+    data = tmp_path / "bars.npz"
+    np.savez(data, X=X[:160], y=y[:160], X_test=X[160:], y_test=y[160:])
+    args = ["train", "--data", f"npz:{data}", "--layers", "conv4x3,pool2,8", "--epochs", "1", "--batch-size", "32",
+            "--backend", "numpy", "--no-progress"]
+    code, text, err = run_cli(capsys, *args, "--out", str(tmp_path / "auto"))
+    assert code == 0, err
+    assert "threads: each batch of 32 is split across 2 CPU threads" in text
+    code, text, err = run_cli(capsys, *args, "--threads", "1", "--out", str(tmp_path / "one"))
+    assert code == 0, err
+    assert "threads:" not in text
+    code, _, err = run_cli(capsys, *args, "--threads", "0", "--out", str(tmp_path / "none"))
+    assert_one_line_error(code, err, "--threads")
+    code, _, err = run_cli(capsys, *args[:-3], "--backend", "array_api_strict", "--threads", "2", "--no-progress",
+                           "--out", str(tmp_path / "strict"))
+    assert_one_line_error(code, err, "only the numpy backend splits a batch")

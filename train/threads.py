@@ -1,0 +1,111 @@
+"""Several CPU threads in one training step: each batch cut into pieces, one per thread.
+
+numpy runs every array operation on one core, and the matrix products of a small
+convolutional network are too small for BLAS's own threads to help: `--preset cnn` ran
+as fast on OpenBLAS's two threads as on one (docs/cnn.md). numpy does let go of Python's
+lock inside its loops and its BLAS calls, though, so two threads that each backpropagate
+half of the batch through their own copy of the network do run at once. Each copy holds the
+same weight arrays (no copy is made); the pieces' gradients, each weighted by its share of the
+rows, add up to the whole batch's, and one optimizer step follows, as in a single thread. It
+is the data-parallel step of an MPI job (train/distributed/), inside one process.
+
+The answers are the single thread's up to the order of the floating-point sums, and the
+same on every run with the same thread count. While the threads run, BLAS keeps to one
+thread of its own per piece (threadpoolctl), so the cores are not asked twice.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from threadpoolctl import threadpool_limits
+
+from xpnet.backends import XpnetError
+from xpnet.model.conv import Conv2D
+from xpnet.model.layer import drawing_for_piece
+from xpnet.train.subnormals import flush_subnormals
+
+MAX_AUTO = 4  # threads chosen by themselves: measured to pay on 2 cores; more only when asked for
+MIN_ROWS = 16  # rows per piece below which a thread's fixed costs outweigh its share of the work
+
+
+class ThreadsError(XpnetError):
+    """--threads asked for what cannot be had: threads on a backend that is not numpy's, say."""
+
+
+def choose_threads(asked: int | None, model, batch_size: int, distributed: bool) -> tuple[int, str | None]:
+    """(threads per step, a log line saying why, or None where there is nothing to say).
+
+    None (the default) takes every core the process may use, up to MAX_AUTO and one per
+    MIN_ROWS rows of the batch, for a network with convolutions on the numpy backend; else one.
+    A dense network's products are large enough for BLAS's threads, and numpy's SGD folds its
+    update into them, which a split batch cannot; an MPI job already runs one rank per core.
+    """
+    numpy_cpu = model.backend.name == "numpy"
+    if asked is not None:
+        if asked > 1 and not numpy_cpu:
+            raise ThreadsError(f"--threads {asked}: only the numpy backend splits a batch across threads "
+                               f"({model.backend.name} runs its own); leave --threads out")
+        if asked > 1 and distributed:
+            raise ThreadsError(f"--threads {asked}: an MPI job already runs a rank per core; "
+                               "start more ranks instead of --threads")
+        return asked, None
+    convolutional = any(isinstance(layer, Conv2D) for layer in model.layers)
+    if not (numpy_cpu and convolutional) or distributed:
+        return 1, None
+    threads = max(1, min(usable_cores(), MAX_AUTO, batch_size // MIN_ROWS))
+    if threads == 1:
+        return 1, None
+    return threads, (f"threads: each batch of {batch_size} is split across {threads} CPU threads "
+                     "(numpy's operations use one core each; --threads 1 to keep to one)")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container or taskset may allow fewer than the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class ThreadedStep:
+    """One training step over `threads` pieces of the batch, each on its own thread and copy
+    of the network; the interface of `RunContext.train_step`."""
+
+    def __init__(self, model, threads: int):
+        self.model = model
+        self.copies = [model] + [model.copy() for _ in range(threads - 1)]
+        self.pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="xpnet-step")
+
+    def __call__(self, model, xb, tb, optimizer, global_rows: int):
+        """(loss, output) of the batch, after the optimizer's step on its whole gradient."""
+        xp, rows = model.backend.xp, xb.shape[0]
+        n = min(len(self.copies), rows)
+        bounds = [rows * k // n for k in range(n + 1)]
+        for copy in self.copies[1:n]:
+            copy.params = model.params  # the same arrays: nothing is copied
+        pieces = [(copy, bounds[k], bounds[k + 1]) for k, copy in enumerate(self.copies[:n])]
+        running = [self.pool.submit(_piece, *piece, xb, tb, rows) for piece in pieces[1:]]
+        results = [_piece(*pieces[0], xb, tb, rows)] + [future.result() for future in running]
+        shares = [(stop - start) / rows for _, start, stop in pieces]
+        loss = sum(share * piece_loss for share, (piece_loss, _, _) in zip(shares, results))
+        out = xp.concat([piece_out for _, piece_out, _ in results]) if n > 1 else results[0][1]
+        grads = [sum(share * result[2][i] for share, result in zip(shares, results)) for i in range(len(results[0][2]))]
+        model.params = optimizer.step(model.params, grads)
+        for copy in self.copies:
+            copy.advance()  # dropout's next masks, on every copy alike
+        return loss, out
+
+    def limit_blas(self):
+        """A context in which BLAS keeps to one thread: the pieces' threads are the parallelism."""
+        return threadpool_limits(limits=1, user_api="blas")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def _piece(copy, start: int, stop: int, xb, tb, rows: int):
+    """One piece's (mean loss, output, mean gradients), on the calling thread."""
+    with drawing_for_piece(copy.layers, start, stop, rows), flush_subnormals():  # a thread's own setting
+        return copy.loss_and_grads(xb[start:stop], tb[start:stop])
