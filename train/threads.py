@@ -74,12 +74,12 @@ class ThreadedStep:
     of the network; the interface of `RunContext.train_step`."""
 
     def __init__(self, model, threads: int):
-        self.model = model
         self.copies = [model] + [model.copy() for _ in range(threads - 1)]
         self.pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="xpnet-step")
 
     def __call__(self, model, xb, tb, optimizer, global_rows: int):
-        """(loss, output) of the batch, after the optimizer's step on its whole gradient."""
+        """(loss, output) of the batch, after the optimizer's step on its whole gradient (`model`
+        is the network the copies were made of; `global_rows`, for MPI's pieces, is unused)."""
         xp, rows = model.backend.xp, xb.shape[0]
         n = min(len(self.copies), rows)
         bounds = [rows * k // n for k in range(n + 1)]
@@ -91,7 +91,8 @@ class ThreadedStep:
         shares = [(stop - start) / rows for _, start, stop in pieces]
         loss = sum(share * piece_loss for share, (piece_loss, _, _) in zip(shares, results))
         out = xp.concat([piece_out for _, piece_out, _ in results]) if n > 1 else results[0][1]
-        grads = [sum(share * result[2][i] for share, result in zip(shares, results)) for i in range(len(results[0][2]))]
+        grads = [sum(share * piece_grads[i] for share, (_, _, piece_grads) in zip(shares, results))
+                 for i in range(len(model.params))]
         model.params = optimizer.step(model.params, grads)
         for copy in self.copies:
             copy.advance()  # dropout's next masks, on every copy alike
