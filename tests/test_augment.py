@@ -187,8 +187,8 @@ def test_a_config_json_shift_that_is_no_whole_number_is_one_line_on_resume(capsy
     (dict(optimizer="adam"), 2, 16, 64, None),  # the big batches' rate is momentum's
     (dict(batch_size=256), 2, 16, 256, None),  # given, so a run's config.json keeps meaning what it did
     (dict(hidden=["conv8x3", "pool2", 16]), 2, 16, 64, None),  # conv layers: big batches unmeasured
-    (dict(PRESETS["cnn"], optimizer="momentum"), 2, 15, 64, 0.001),
-    (dict(PRESETS["cnn"]), 2, 15, 64, 0.001),
+    (dict(PRESETS["cnn"], optimizer="momentum"), 2, 15, 64, 0.002),
+    (dict(PRESETS["cnn"]), 2, 15, 64, 0.002),
     (dict(PRESETS["course"]), 2, 15, 16, 3.0),
     (dict(data="npz:x.npz"), 0, 12, 64, None),  # other data as it comes
     (dict(data="npz:x.npz", shift=1), 1, 16, 64, None),

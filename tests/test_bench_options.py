@@ -210,10 +210,21 @@ def test_op_profile_accounts_for_every_op_the_step_runs():
 def test_the_cnn_bench_times_the_network_the_cnn_preset_trains():
     """bench/cnn_step.py writes the preset's layers out (it must not import xpnet before its thread
     count is set), so a preset that changes must take the bench with it, PyTorch's copy too."""
-    from bench.cnn_step import LAYERS
+    from bench.cnn_step import LAYERS, LR
     from xpnet.train.config import PRESETS
 
-    assert LAYERS == PRESETS["cnn"]["hidden"]
+    assert LAYERS == PRESETS["cnn"]["hidden"] and LR == PRESETS["cnn"]["lr"]
+
+
+def test_the_cnn_benchs_pytorch_network_has_xpnets_weights():
+    """PyTorch's contestant is built from the same words: the same weights in the same shapes."""
+    pytest.importorskip("torch", reason="torch is not installed: pip install -e '.[torch]'")
+    from bench.cnn_step import CLASSES, LAYERS, SIDE, torch_model
+    from xpnet import resolve_backend
+    from xpnet.model import Network
+
+    net = Network.from_layers(LAYERS, (1, SIDE, SIDE), CLASSES, resolve_backend("numpy"), seed=0)
+    assert [tuple(p.shape) for p in torch_model().parameters()] == [tuple(p.shape) for p in net.params]
 
 
 def test_the_benches_choose_among_the_places_every_backend_runs():

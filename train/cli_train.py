@@ -28,7 +28,7 @@ def add_train(sub) -> None:
     p = sub.add_parser("train", help="train a network (default: letters, on the auto backend)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
                    help="default (relu, cross-entropy, momentum), course (sigmoid, quadratic, plain SGD) or "
-                        "cnn (conv16x3,pool2,conv32x3,pool2,256 with Adam)")
+                        "cnn (conv16x3,pool2,conv32x3,pool2,conv64x3,pool2,dropout0.25,512 with Adam)")
     p.add_argument("--data", help=f"{one_of(SCHEMES.values())} (default {d.data})")
     p.add_argument("--train-samples", type=positive_int,
                    help="training samples to generate (letters) or keep (files) (default 120000 / all)")
