@@ -47,6 +47,10 @@ class Backend:
     # How MPI can read this backend's arrays: "host" (numpy buffers, directly), "cuda" (CUDA
     # device buffers, directly through a CUDA-aware MPI), "" (neither: staged through host memory)
     mpi_buffers: str = ""
+    # Whether a training step may split its batch across CPU threads (train/threads.py): each
+    # operation runs on one core and lets go of Python's lock, as numpy's do; cupy and torch
+    # spread each operation over their own threads or the GPU instead.
+    splits_batches: bool = False
     device_count_fn: Callable[[], int] = field(repr=False, default=lambda: 1)  # devices of this kind here
     note: str = ""  # why this backend was chosen (e.g. what `auto` found)
 

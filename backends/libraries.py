@@ -32,7 +32,7 @@ def make_numpy(device: str | None, dtype: str, tf32: bool = False) -> Backend:
         library_version=np.__version__,
         to_device_fn=lambda host, dt: np.array(host, dtype=dt, copy=True),
         to_numpy_fn=_numpy_copy,
-        kernels=_numpy_kernels(), mpi_buffers="host",
+        kernels=_numpy_kernels(), mpi_buffers="host", splits_batches=True,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,8 +66,10 @@ class Dropout(Layer):
     def forward(self, x, training: bool = False):
         if not training or self.rate == 0:
             return x, None
-        start, stop, rows = self.piece or (0, x.shape[0], x.shape[0])  # a piece of a batch: its rows of the batch's mask
-        keep = np.random.default_rng((self.seed, self.steps)).random((rows, *x.shape[1:]))[start:stop] >= self.rate
+        bits = np.random.PCG64((self.seed, self.steps))  # the generator default_rng((seed, steps)) makes
+        if self.piece:  # a piece of a batch: skip the draws of the rows before its own, one per value
+            bits.advance(self.piece[0] * math.prod(x.shape[1:]))
+        keep = np.random.Generator(bits).random(tuple(x.shape)) >= self.rate
         mask = self.backend.asarray(keep / (1 - self.rate), self.backend.dtype_name)
         return x * mask, mask
 

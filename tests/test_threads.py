@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -116,3 +118,51 @@ def test_the_cli_says_how_many_threads_and_takes_threads_one(capsys, tmp_path, c
     code, _, err = run_cli(capsys, *args[:-3], "--backend", "array_api_strict", "--threads", "2", "--no-progress",
                            "--out", str(tmp_path / "strict"))
     assert_one_line_error(code, err, "only the numpy backend splits a batch")
+
+
+def test_a_diverging_run_on_threads_warns_no_more_than_on_one():
+    """numpy's warning settings are each thread's own: the loop's silence must hold in every piece,
+    so a divergence is the loop's one line, not numpy's RuntimeWarnings from the workers."""
+    X, y = images(64)
+    for threads in (1, 2):
+        net = xpnet.Network.from_layers(["conv4x3", 8], (1, 8, 8), 4, xpnet.resolve_backend("numpy"), seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            with pytest.raises(xpnet.XpnetError, match="diverged|not finite|non-finite"):
+                xpnet.learn(net, (X * 1e4, y), epochs=3, batch_size=32, lr=1e8, optimizer="sgd", scale="none",
+                            log=None, threads=threads)
+
+
+def test_an_error_in_another_threads_piece_reaches_the_caller(monkeypatch):
+    whole = xpnet.Network.loss_and_grads
+
+    def broken(self, x, targets):
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("a piece failed")
+        return whole(self, x, targets)
+
+    monkeypatch.setattr(xpnet.Network, "loss_and_grads", broken)
+    with pytest.raises(RuntimeError, match="a piece failed"):
+        trained(["conv4x3", "pool2", 8], 2)
+
+
+@pytest.mark.parametrize("threads", [0, -2, True, 2.5, "2"])
+def test_learn_refuses_threads_that_are_not_a_count(threads):
+    with pytest.raises(xpnet.XpnetError, match="threads must be a positive integer"):
+        trained(["conv4x3", 8], threads)
+
+
+def test_a_run_records_its_thread_count_so_a_resume_splits_alike(capsys, tmp_path, cores):
+    cores(2)
+    X, y = images(200)
+    data = tmp_path / "bars.npz"
+    np.savez(data, X=X[:160], y=y[:160], X_test=X[160:], y_test=y[160:])
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--data", f"npz:{data}", "--layers", "conv4x3,pool2,8", "--epochs", "1",
+                           "--batch-size", "32", "--backend", "numpy", "--no-progress", "--out", str(out))
+    assert code == 0, err
+    assert json.loads((out / "config.json").read_text())["threads"] == 2
+    cores(1)  # resumed on a smaller machine: still two pieces a batch, so the same sums
+    code, text, err = run_cli(capsys, "train", "--resume", str(out), "--epochs", "2", "--no-progress")
+    assert code == 0, err
+    assert json.loads((out / "config.json").read_text())["threads"] == 2

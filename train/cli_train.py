@@ -18,6 +18,7 @@ from xpnet.train.config import (BATCH, EPOCHS, LETTERS_BATCH, LETTERS_EPOCHS, LE
                                 SHIFTED_EPOCHS, WIDE_FROM, TrainConfig, with_data_defaults)
 from xpnet.train.data.spec import SCHEMES
 from xpnet.train.files import WRITE_FAILURES
+from xpnet.train.threads import MAX_AUTO
 from xpnet.train.optimizers import DEFAULT_LR, OPTIMIZERS
 from xpnet.train.schedules import SCHEDULES
 from xpnet.train.scaling import DEFAULT as SCALE_DEFAULT, SCALERS
@@ -43,7 +44,7 @@ def add_train(sub) -> None:
                         "batch: one launch instead of ~40 (default: on for cupy and torch on CUDA)")
     p.add_argument("--threads", type=positive_int,
                    help="CPU threads each batch is split across, each backpropagating its piece (numpy backend; "
-                        "default: every core, up to 4, for a network with conv layers, else 1)")
+                        f"default: every core, up to {MAX_AUTO}, for a network with conv layers, else 1)")
     p.add_argument("--seed", type=int, help=f"seed for weights, shuffling and data (default {d.seed})")
     p.add_argument("--epochs", type=positive_int, help="passes over the training set (default "
                    f"{LETTERS_EPOCHS} where the letters take their default batch of {LETTERS_BATCH}, "

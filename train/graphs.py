@@ -71,6 +71,7 @@ class GraphedSteps:
         self.failure: str | None = None  # why recording failed, until the loop has said so
 
     def close(self) -> None:
+        """Let the last batch's eager steps go (their threads, where they have any)."""
         self.tail.close()
 
     def start_epoch(self) -> None:

@@ -41,6 +41,7 @@ from xpnet.train.schedules import check_schedule
 from xpnet.train.runs import (check_new_run_folder, epoch_saver, is_run_folder, resume_run, run_folder, run_metadata,
                               telling_what_is_kept)
 from xpnet.train.targets import check_targets_fit_loss
+from xpnet.train.threads import check_threads, choose_threads
 
 Log = Callable[[str], None]
 WHOLE_LABELS = 1000  # float targets that are whole numbers, at most this many distinct ones, may be classes
@@ -114,6 +115,7 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
     if context.is_root and not resume:
         check_new_run_folder(folder)
     backend = context.place(resolve_backend(config.backend, config.device, config.dtype, config.tf32), config.device)
+    check_threads(config.threads if not resume else None, backend, context.size > 1)  # before any work
     log = log if context.is_root else _silent
     log(f"backend {backend}" + (f"  [{backend.note}]" if backend.note else ""))
     for line in (tf32_line(config, backend), context.describe(config.batch_size), context.threads_hint(backend)):
@@ -139,7 +141,12 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
     if resume:
         warn_if_capped_output(net, data, Path(config.out), log)
     context.check_same_start(config, backend, net, data)
+    asked = config.threads if backend.splits_batches or not resume else None  # a numpy run resumed elsewhere
+    threads, threads_note = choose_threads(asked, net, config.batch_size, context.size > 1)
+    config = dataclasses.replace(config, threads=threads)  # recorded: a resume splits its batches alike
     log(network_line(config, net, data, rate_from_data and config.lr is not None))
+    if threads_note:
+        log(threads_note)
     held_out = (data.X_test, data.y_test) if data.X_test is not None else None
     on_epoch = None
     if run_dir is not None:

@@ -73,11 +73,12 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     `shift` moves each training picture up to that many whole pixels each way, drawn anew every
     epoch (train/augment.py): the network learns letters, not where their strokes fell.
     `threads` splits each batch across that many CPU threads, each backpropagating its piece
-    (train/threads.py); None: every core, up to 4, for a network with convolutions on numpy, else 1.
+    (train/threads.py); None: every core, up to threads.MAX_AUTO, for a network with convolutions
+    on numpy, else 1.
     On x86-64 Linux, subnormal floats count as zero on this thread while it runs, `log` and
     `on_epoch` included (train/subnormals.py).
     """
-    _check_settings(epochs, batch_size, seed, patience)
+    _check_settings(epochs, batch_size, seed, patience, threads)
     check_schedule(schedule, warmup)
     if warmup >= epochs:
         _say(log, f"warning: --warmup {warmup} is not shorter than the run's {epochs} epochs, so the rate never "
@@ -238,7 +239,7 @@ def out_of_memory_as_error(batch_size: int):
                           f"try --batch-size {max(1, batch_size // 2)} or a smaller network") from None
 
 
-def _check_settings(epochs, batch_size, seed=0, patience=None) -> None:
+def _check_settings(epochs, batch_size, seed=0, patience=None, threads=None) -> None:
     if not isinstance(epochs, int) or epochs < 1:
         raise DataError(f"epochs must be a positive integer, got {epochs!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -247,6 +248,8 @@ def _check_settings(epochs, batch_size, seed=0, patience=None) -> None:
         raise DataError(f"patience must be a positive integer (epochs without improvement), got {patience!r}")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise DataError(f"batch size must be a positive integer, got {batch_size!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise DataError(f"threads must be a positive integer (or None to choose), got {threads!r}")
 
 
 def _say(log, line: str) -> None:

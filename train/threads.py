@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 from xpnet.backends import XpnetError
@@ -26,7 +27,7 @@ from xpnet.model.conv import Conv2D
 from xpnet.model.layer import drawing_for_piece
 from xpnet.train.subnormals import flush_subnormals
 
-MAX_AUTO = 4  # threads chosen by themselves: measured to pay on 2 cores; more only when asked for
+MAX_AUTO = 4  # threads chosen by themselves (2 measured, on a 2-core machine); more only when asked for
 MIN_ROWS = 16  # rows per piece below which a thread's fixed costs outweigh its share of the work
 
 
@@ -34,25 +35,32 @@ class ThreadsError(XpnetError):
     """--threads asked for what cannot be had: threads on a backend that is not numpy's, say."""
 
 
+def check_threads(asked: int | None, backend, distributed: bool) -> None:
+    """Refuse, before any work, threads the backend or the job cannot use."""
+    if asked is None or asked == 1:
+        return
+    if not backend.splits_batches:
+        raise ThreadsError(f"{asked} threads: only the numpy backend splits a batch across threads "
+                           f"({backend.name} runs its own); leave --threads (threads=) out")
+    if distributed:
+        raise ThreadsError(f"{asked} threads: an MPI job already runs a rank per core; "
+                           "start more ranks instead of --threads")
+
+
 def choose_threads(asked: int | None, model, batch_size: int, distributed: bool) -> tuple[int, str | None]:
     """(threads per step, a log line saying why, or None where there is nothing to say).
 
     None (the default) takes every core the process may use, up to MAX_AUTO and one per
-    MIN_ROWS rows of the batch, for a network with convolutions on the numpy backend; else one.
-    A dense network's products are large enough for BLAS's threads, and numpy's SGD folds its
-    update into them, which a split batch cannot; an MPI job already runs one rank per core.
+    MIN_ROWS rows of the batch, for a network with convolutions on a backend that splits
+    batches (numpy); else one. A dense network's products are large enough for BLAS's threads,
+    and numpy's SGD folds its update into them, which a split batch cannot; an MPI job already
+    runs one rank per core.
     """
-    numpy_cpu = model.backend.name == "numpy"
+    check_threads(asked, model.backend, distributed)
     if asked is not None:
-        if asked > 1 and not numpy_cpu:
-            raise ThreadsError(f"--threads {asked}: only the numpy backend splits a batch across threads "
-                               f"({model.backend.name} runs its own); leave --threads out")
-        if asked > 1 and distributed:
-            raise ThreadsError(f"--threads {asked}: an MPI job already runs a rank per core; "
-                               "start more ranks instead of --threads")
         return asked, None
     convolutional = any(isinstance(layer, Conv2D) for layer in model.layers)
-    if not (numpy_cpu and convolutional) or distributed:
+    if not (model.backend.splits_batches and convolutional) or distributed:
         return 1, None
     threads = max(1, min(usable_cores(), MAX_AUTO, batch_size // MIN_ROWS))
     if threads == 1:
@@ -86,8 +94,9 @@ class ThreadedStep:
         for copy in self.copies[1:n]:
             copy.params = model.params  # the same arrays: nothing is copied
         pieces = [(copy, bounds[k], bounds[k + 1]) for k, copy in enumerate(self.copies[:n])]
-        running = [self.pool.submit(_piece, *piece, xb, tb, rows) for piece in pieces[1:]]
-        results = [_piece(*pieces[0], xb, tb, rows)] + [future.result() for future in running]
+        errors = np.geterr()  # numpy's warnings are set per thread: the loop's choice holds in every piece
+        running = [self.pool.submit(_piece, *piece, xb, tb, rows, errors) for piece in pieces[1:]]
+        results = [_piece(*pieces[0], xb, tb, rows, errors)] + [future.result() for future in running]
         shares = [(stop - start) / rows for _, start, stop in pieces]
         loss = sum(share * piece_loss for share, (piece_loss, _, _) in zip(shares, results))
         out = xp.concat([piece_out for _, piece_out, _ in results]) if n > 1 else results[0][1]
@@ -103,10 +112,12 @@ class ThreadedStep:
         return threadpool_limits(limits=1, user_api="blas")
 
     def close(self) -> None:
+        """Let the threads go once their pieces are done (training is over, or stopped)."""
         self.pool.shutdown(wait=True)
 
 
-def _piece(copy, start: int, stop: int, xb, tb, rows: int):
-    """One piece's (mean loss, output, mean gradients), on the calling thread."""
-    with drawing_for_piece(copy.layers, start, stop, rows), flush_subnormals():  # a thread's own setting
+def _piece(copy, start: int, stop: int, xb, tb, rows: int, errors: dict):
+    """One piece's (mean loss, output, mean gradients), on the calling thread, with the
+    caller's floating-point settings: numpy's warnings and subnormals are each thread's own."""
+    with drawing_for_piece(copy.layers, start, stop, rows), flush_subnormals(), np.errstate(**errors):
         return copy.loss_and_grads(xb[start:stop], tb[start:stop])
