@@ -3,8 +3,8 @@
 Both train the `--preset cnn` network (1x28x28 -> conv16x3 -> maxpool2 -> conv32x3 ->
 maxpool2 -> conv64x3 -> maxpool2 -> dropout -> 512 -> 26, ReLU, softmax cross-entropy,
 Adam) on the same host-made batches, in float32 with the same number of threads, each its
-own way: PyTorch's threads share each operation, xpnet's split the batch as `xpnet train`
-does (train/threads.py), with one BLAS thread each. Each contestant runs in a process of its
+own way: PyTorch's threads share each operation, xpnet's split the batch (`xpnet train
+--threads N`, train/threads.py), with one BLAS thread each. Each contestant runs in a process of its
 own (numpy's BLAS threads spin after a call and would slow torch's in the same process), the two taking
 turns, round after round, so both see the same load; the ratio is the median of the ratios
 paired within each round, and its noise (interquartile range / median) is printed beside it.
