@@ -166,3 +166,17 @@ def test_a_run_records_its_thread_count_so_a_resume_splits_alike(capsys, tmp_pat
     code, text, err = run_cli(capsys, "train", "--resume", str(out), "--epochs", "2", "--no-progress")
     assert code == 0, err
     assert json.loads((out / "config.json").read_text())["threads"] == 2
+
+
+@pytest.mark.parametrize("written, cores", [("200000 100000\n", 2), ("150000 100000", 2), ("max 100000", None),
+                                            ("", None), ("lots", None)])
+def test_a_containers_cpu_quota_caps_the_threads(tmp_path, written, cores):
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text(written)
+    assert threads_module.cpu_quota(cpu_max) == cores
+    assert threads_module.cpu_quota(tmp_path / "absent") is None
+
+
+def test_the_usable_cores_are_the_quotas_where_it_is_smaller(monkeypatch):
+    monkeypatch.setattr(threads_module, "cpu_quota", lambda: 1)
+    assert threads_module.usable_cores() == 1

@@ -16,8 +16,10 @@ thread of its own per piece (threadpoolctl), so the cores are not asked twice.
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -29,6 +31,7 @@ from xpnet.train.subnormals import flush_subnormals
 
 MAX_AUTO = 4  # threads chosen by themselves (2 measured, on a 2-core machine); more only when asked for
 MIN_ROWS = 16  # rows per piece below which a thread's fixed costs outweigh its share of the work
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # a container's CPU quota, where cgroup v2 sets one
 
 
 class ThreadsError(XpnetError):
@@ -70,11 +73,25 @@ def choose_threads(asked: int | None, model, batch_size: int, distributed: bool)
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (a container or taskset may allow fewer than the machine's)."""
+    """The cores this process may run on: its CPU affinity (a taskset or container may allow
+    fewer than the machine has), and a container's CPU quota where one is set, which the
+    affinity does not show."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cpu_quota()
+    return max(1, min(cores, quota or cores))
+
+
+def cpu_quota(path: Path = CPU_MAX) -> int | None:
+    """cgroup v2's CPU quota ("QUOTA PERIOD", or "max PERIOD" for none) in whole cores,
+    rounded up; None where there is none or it cannot be read."""
+    try:
+        quota, period = path.read_text().split()[:2]
+        return None if quota == "max" else math.ceil(int(quota) / int(period))
+    except (OSError, ValueError):
+        return None
 
 
 class ThreadedStep:
