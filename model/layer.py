@@ -21,7 +21,7 @@ class Layer:
     in_shape: tuple = ()
     activation: str | None = None  # the non-linearity after the layer's weights, where it has one
     draws_on_host = False  # draws random numbers on the host every training step (Dropout's masks)
-    piece: tuple | None = None  # (start, stop, rows) inside `drawing_for_piece`; see there
+    first_row = 0  # this input's first row in the batch it is a piece of (see `drawing_from_row`)
 
     @property
     def out_shape(self) -> tuple:
@@ -73,15 +73,15 @@ class Weighted(Layer):
 
 
 @contextmanager
-def drawing_for_piece(layers, start: int, stop: int, rows: int):
-    """Within the block, layers that draw randomness (Dropout) draw for a whole batch of `rows`
-    and keep rows [start, stop) of it: a batch split across threads (train/threads.py) or MPI
-    ranks then draws the masks one process would, rather than each piece the same first rows."""
+def drawing_from_row(layers, start: int):
+    """Within the block, layers that draw randomness (Dropout) draw as if their input began at
+    row `start` of a whole batch: a batch split across threads (train/threads.py) or MPI ranks
+    then draws the masks one process would, rather than each piece the same first rows."""
     drawing = [layer for layer in layers if layer.draws_on_host]
     for layer in drawing:
-        layer.piece = (start, stop, rows)
+        layer.first_row = start
     try:
         yield
     finally:
         for layer in drawing:
-            layer.piece = None
+            layer.first_row = 0

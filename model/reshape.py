@@ -67,8 +67,7 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             return x, None
         bits = np.random.PCG64((self.seed, self.steps))  # the generator default_rng((seed, steps)) makes
-        if self.piece:  # a piece of a batch: skip the draws of the rows before its own, one per value
-            bits.advance(self.piece[0] * math.prod(x.shape[1:]))
+        bits.advance(self.first_row * math.prod(x.shape[1:]))  # a piece of a batch: skip the rows before it
         keep = np.random.Generator(bits).random(tuple(x.shape)) >= self.rate
         mask = self.backend.asarray(keep / (1 - self.rate), self.backend.dtype_name)
         return x * mask, mask

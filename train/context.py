@@ -11,6 +11,12 @@ from xpnet.train.data import DataSet, load_data
 from xpnet.train.device_data import DeviceData
 
 
+def piece(rows: int, rank: int, size: int) -> tuple[int, int]:
+    """Rank `rank`'s slice (start, stop) of `rows` rows cut into `size` near-equal consecutive
+    pieces: how an MPI job (train/distributed/) and a step's threads (train/threads.py) cut a batch."""
+    return rows * rank // size, rows * (rank + 1) // size
+
+
 class RunContext:
     """A single process: the root, the only rank, with nothing to share."""
 

@@ -26,7 +26,8 @@ from threadpoolctl import threadpool_limits
 
 from xpnet.backends import XpnetError
 from xpnet.model.conv import Conv2D
-from xpnet.model.layer import drawing_for_piece
+from xpnet.model.layer import drawing_from_row
+from xpnet.train.context import piece
 from xpnet.train.subnormals import flush_subnormals
 
 MAX_AUTO = 4  # threads chosen by themselves (2 measured, on a 2-core machine); more only when asked for
@@ -107,13 +108,12 @@ class ThreadedStep:
         is the network the copies were made of; `global_rows`, for MPI's pieces, is unused)."""
         xp, rows = model.backend.xp, xb.shape[0]
         n = min(len(self.copies), rows)
-        bounds = [rows * k // n for k in range(n + 1)]
         for copy in self.copies[1:n]:
             copy.params = model.params  # the same arrays: nothing is copied
-        pieces = [(copy, bounds[k], bounds[k + 1]) for k, copy in enumerate(self.copies[:n])]
+        pieces = [(copy, *piece(rows, k, n)) for k, copy in enumerate(self.copies[:n])]  # as MPI cuts a batch
         errors = np.geterr()  # numpy's warnings are set per thread: the loop's choice holds in every piece
-        running = [self.pool.submit(_piece, *piece, xb, tb, rows, errors) for piece in pieces[1:]]
-        results = [_piece(*pieces[0], xb, tb, rows, errors)] + [future.result() for future in running]
+        running = [self.pool.submit(_piece, *one, xb, tb, errors) for one in pieces[1:]]
+        results = [_piece(*pieces[0], xb, tb, errors)] + [future.result() for future in running]
         shares = [(stop - start) / rows for _, start, stop in pieces]
         loss = sum(share * piece_loss for share, (piece_loss, _, _) in zip(shares, results))
         out = xp.concat([piece_out for _, piece_out, _ in results]) if n > 1 else results[0][1]
@@ -133,8 +133,8 @@ class ThreadedStep:
         self.pool.shutdown(wait=True)
 
 
-def _piece(copy, start: int, stop: int, xb, tb, rows: int, errors: dict):
+def _piece(copy, start: int, stop: int, xb, tb, errors: dict):
     """One piece's (mean loss, output, mean gradients), on the calling thread, with the
     caller's floating-point settings: numpy's warnings and subnormals are each thread's own."""
-    with drawing_for_piece(copy.layers, start, stop, rows), flush_subnormals(), np.errstate(**errors):
+    with drawing_from_row(copy.layers, start), flush_subnormals(), np.errstate(**errors):
         return copy.loss_and_grads(xb[start:stop], tb[start:stop])

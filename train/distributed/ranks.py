@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from xpnet.backends import XpnetError, resolve_backend
-from xpnet.model.layer import drawing_for_piece
+from xpnet.model.layer import drawing_from_row
 from xpnet.train.context import RunContext
 from xpnet.train.data import DataSet
 from xpnet.train.distributed.launch import DEFAULT_TIMEOUT, DistributedError, import_mpi
@@ -167,7 +167,7 @@ class Distributed(RunContext):
         xp = model.backend.xp
         local_rows = xb.shape[0]
         if local_rows:
-            with drawing_for_piece(model.layers, *piece(global_rows, self.rank, self.size), global_rows):
+            with drawing_from_row(model.layers, piece(global_rows, self.rank, self.size)[0]):
                 loss, out, grads = model.loss_and_grads(xb, tb)  # dropout: this rank's rows of one process's masks
         else:  # a last batch smaller than the number of ranks leaves this rank nothing
             loss = xp.zeros((), dtype=model.backend.dtype, device=model.backend.device)

@@ -17,17 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from xpnet.train.context import piece
 from xpnet.train.data import DataError, DataSet
 from xpnet.train.device_data import DeviceData
 from xpnet.train.targets import targets_for
 
 CHUNK_ROWS = 8192  # rows converted and hashed at a time when the inputs file is written
 INPUTS_PREFIX = "xpnet-mpi-"  # + the writing process id: orphaned folders can be told apart
-
-
-def piece(rows: int, rank: int, size: int) -> tuple[int, int]:
-    """Rank `rank`'s slice (start, stop) of `rows` rows cut into `size` near-equal consecutive pieces."""
-    return rows * rank // size, rows * (rank + 1) // size
 
 
 @dataclass
