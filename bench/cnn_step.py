@@ -70,28 +70,36 @@ def xpnet_step(batch_size: int, threads: int):
 
 
 def torch_model(layers=LAYERS):
-    """PyTorch's copy of the network the words describe (conv16x3, pool2, dropout0.25, 256, as in
-    `--layers`; convolutions padded to keep their size, ReLU after each, max pooling)."""
+    """PyTorch's copy of the network xpnet builds from the same words: each of xpnet's layers,
+    by its description and input shape, becomes PyTorch's module (so nothing parses the words
+    twice). 3x3-style convolutions keep their size (`same`, stride 1) or pad nothing (`valid`)."""
     from torch import nn
 
-    modules, channels, side, width = [], 1, SIDE, None  # width: what a dense layer takes, once there is one
-    for word in map(str, layers):
-        if word.startswith("conv"):
-            filters, kernel = map(int, word[4:].split("x"))
-            modules += [nn.Conv2d(channels, filters, kernel, padding=kernel // 2), nn.ReLU()]
-            channels = filters
-        elif word.startswith("pool"):
-            modules.append(nn.MaxPool2d(int(word[4:])))
-            side //= int(word[4:])
-        elif word.startswith("dropout"):
-            modules.append(nn.Dropout(float(word[7:])))
+    from xpnet import resolve_backend
+    from xpnet.model import Network
+
+    net = Network.from_layers(layers, (1, SIDE, SIDE), CLASSES, resolve_backend("numpy"), seed=0)
+    modules = []
+    for layer in net.layers:
+        d, channels = layer.describe(), layer.in_shape[0]
+        if d["kind"] == "conv":
+            if d["padding"] == "same" and d["stride"] != 1:
+                raise ValueError(f"{d}: PyTorch pads a strided `same` convolution otherwise; not benched")
+            padding = [k // 2 for k in d["kernel"]] if d["padding"] == "same" else 0
+            modules.append(nn.Conv2d(channels, d["filters"], d["kernel"], d["stride"], padding=padding))
+        elif d["kind"] in ("maxpool", "avgpool"):
+            modules.append((nn.MaxPool2d if d["kind"] == "maxpool" else nn.AvgPool2d)(d["size"]))
+        elif d["kind"] == "dropout":
+            modules.append(nn.Dropout(d["rate"]))
+        elif d["kind"] == "flatten":
+            modules.append(nn.Flatten())
         else:
-            if width is None:  # images until here
-                modules.append(nn.Flatten())
-                width = channels * side * side
-            modules += [nn.Linear(width, int(word)), nn.ReLU()]
-            width = int(word)
-    return nn.Sequential(*modules, nn.Linear(width, CLASSES))
+            modules.append(nn.Linear(channels, d["units"]))
+        if d.get("activation") == "relu":
+            modules.append(nn.ReLU())
+        elif d.get("activation") not in (None, "identity"):
+            raise ValueError(f"{d}: only ReLU networks are benched")
+    return nn.Sequential(*modules)
 
 
 def torch_step(batch_size: int, threads: int):
