@@ -100,6 +100,15 @@ def test_threads_the_backend_or_the_job_cannot_use_are_refused():
         choose_threads(2, net(["conv4x3", 8]), 64, distributed=True)
 
 
+def test_learn_refuses_threads_before_choosing_a_rate(monkeypatch):
+    """lr="auto" trains copies for minutes; threads it cannot use are refused first."""
+    from xpnet.train import loop
+    monkeypatch.setattr(loop, "find_learning_rate", lambda *a, **k: pytest.fail("rate trials ran first"))
+    X, y = images(64)
+    with pytest.raises(ThreadsError, match="only the numpy backend splits a batch"):
+        xpnet.learn(net(["conv4x3", 8], "array_api_strict"), (X, y), epochs=1, lr="auto", threads=2, log=None)
+
+
 def test_the_cli_says_how_many_threads_and_takes_threads_one(capsys, tmp_path, cores):
     cores(2)
     X, y = images(200)

@@ -28,7 +28,7 @@ from xpnet.train.schedules import check_schedule, epoch_lr
 from xpnet.train.state import TrainingState
 from xpnet.train.watch import check_divergence, warn_if_exploding, warn_if_far_above, warn_if_unchanged
 from xpnet.train.subnormals import flush_subnormals
-from xpnet.train.threads import choose_threads
+from xpnet.train.threads import check_threads, choose_threads
 from xpnet.train.steps import EagerSteps
 from xpnet.train.tally import count_correct
 from xpnet.train.targets import DataError
@@ -86,6 +86,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     check_weight_decay(weight_decay)
     shifts = Shifts.for_model(shift, model) if shift else None
     context = context or RunContext()
+    check_threads(threads, model.backend, context.size > 1)  # before lr="auto"'s trials, not after
     settle_task(model, data[1], log)
     data, validation = prepare_data(model, data, validation, validation_fraction, scale, seed, log)
     if context.is_root:  # other ranks of an MPI job stop on rank 0's validation figures
