@@ -175,6 +175,11 @@ def test_a_run_records_its_thread_count_so_a_resume_splits_alike(capsys, tmp_pat
     code, text, err = run_cli(capsys, "train", "--resume", str(out), "--epochs", "2", "--no-progress")
     assert code == 0, err
     assert json.loads((out / "config.json").read_text())["threads"] == 2
+    code, text, err = run_cli(capsys, "train", "--resume", str(out), "--epochs", "3", "--no-progress",
+                              "--backend", "array_api_strict")
+    assert code == 0, err
+    assert "split each batch across 2 threads; array_api_strict takes it whole" in text
+    assert json.loads((out / "config.json").read_text())["threads"] == 1
 
 
 @pytest.mark.parametrize("written, cores", [("200000 100000\n", 2), ("150000 100000", 2), ("max 100000", None),

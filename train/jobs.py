@@ -143,6 +143,9 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
     context.check_same_start(config, backend, net, data)
     asked = config.threads if backend.splits_batches or not resume else None  # a numpy run resumed elsewhere
     threads, threads_note = choose_threads(asked, net, config.batch_size, context.size > 1)
+    if asked is None and (config.threads or 1) > 1:
+        threads_note = (f"threads: the run split each batch across {config.threads} threads; {backend.name} "
+                        "takes it whole, which sums the same gradients in another order")
     config = dataclasses.replace(config, threads=threads)  # recorded: a resume splits its batches alike
     log(network_line(config, net, data, rate_from_data and config.lr is not None))
     if threads_note:
