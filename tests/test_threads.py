@@ -187,8 +187,18 @@ def test_a_run_records_its_thread_count_so_a_resume_splits_alike(capsys, tmp_pat
 def test_a_containers_cpu_quota_caps_the_threads(tmp_path, written, cores):
     cpu_max = tmp_path / "cpu.max"
     cpu_max.write_text(written)
-    assert threads_module.cpu_quota(cpu_max) == cores
-    assert threads_module.cpu_quota(tmp_path / "absent") is None
+    assert threads_module.cpu_quota(cpu_max, tmp_path / "absent") == cores
+    assert threads_module.cpu_quota(tmp_path / "absent", tmp_path / "absent") is None
+
+
+@pytest.mark.parametrize("quota, period, cores", [("300000", "100000", 3), ("50000", "100000", 1),
+                                                  ("-1", "100000", None), ("x", "100000", None), ("1", "0", None)])
+def test_cgroup_v1s_quota_counts_where_v2_has_none(tmp_path, quota, period, cores):
+    (tmp_path / "cpu.cfs_quota_us").write_text(quota + "\n")
+    (tmp_path / "cpu.cfs_period_us").write_text(period + "\n")
+    assert threads_module.cpu_quota(tmp_path / "no cpu.max", tmp_path) == cores
+    (tmp_path / "cpu.max").write_text("200000 100000")
+    assert threads_module.cpu_quota(tmp_path / "cpu.max", tmp_path) == 2  # v2's wins where both are there
 
 
 def test_the_usable_cores_are_the_quotas_where_it_is_smaller(monkeypatch):

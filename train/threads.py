@@ -33,6 +33,7 @@ from xpnet.train.subnormals import flush_subnormals
 MAX_AUTO = 4  # threads chosen by themselves (2 measured, on a 2-core machine); more only when asked for
 MIN_ROWS = 16  # rows per piece below which a thread's fixed costs outweigh its share of the work
 CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # a container's CPU quota, where cgroup v2 sets one
+CFS_DIR = Path("/sys/fs/cgroup/cpu")  # cgroup v1's: cpu.cfs_quota_us over cpu.cfs_period_us
 
 
 class ThreadsError(XpnetError):
@@ -85,13 +86,20 @@ def usable_cores() -> int:
     return max(1, min(cores, quota or cores))
 
 
-def cpu_quota(path: Path = CPU_MAX) -> int | None:
-    """cgroup v2's CPU quota ("QUOTA PERIOD", or "max PERIOD" for none) in whole cores,
-    rounded up; None where there is none or it cannot be read."""
+def cpu_quota(cpu_max: Path = CPU_MAX, cfs: Path = CFS_DIR) -> int | None:
+    """A container's CPU quota in whole cores, rounded up: cgroup v2's ("QUOTA PERIOD", or
+    "max PERIOD" for none), else cgroup v1's (a quota of -1 for none); None where neither
+    sets one or can be read."""
     try:
-        quota, period = path.read_text().split()[:2]
-        return None if quota == "max" else math.ceil(int(quota) / int(period))
+        quota, period = cpu_max.read_text().split()[:2]
     except (OSError, ValueError):
+        try:
+            quota, period = ((cfs / f"cpu.cfs_{name}_us").read_text().strip() for name in ("quota", "period"))
+        except OSError:
+            return None
+    try:
+        return None if quota in ("max", "-1") else math.ceil(int(quota) / int(period))
+    except (ValueError, ZeroDivisionError):
         return None
 
 
