@@ -41,11 +41,11 @@ class Conv2D(Weighted):
         F, C, kh, kw = self.W.shape
         if len(self.in_shape) != 3 or self.in_shape[0] != C:
             raise ModelError(f"conv{F}x{kh}: takes images of {C} channel(s), got input of shape {self.in_shape}")
+        if kh > self.in_shape[1] or kw > self.in_shape[2]:  # with 'same', most of each window would be padding
+            raise ModelError(f"conv{F}x{kh}: a {kh}x{kw} kernel is larger than its {self.in_shape[1]}x"
+                             f"{self.in_shape[2]} input: use a smaller kernel, or fewer pools before it")
         self.pads = same_pads(self.in_shape[1:], (kh, kw), self.stride) if self.padding == "same" else (0, 0, 0, 0)
         H, W = self.in_shape[1] + self.pads[0] + self.pads[1], self.in_shape[2] + self.pads[2] + self.pads[3]
-        if kh > H or kw > W:
-            raise ModelError(f"conv{F}x{kh}: a {kh}x{kw} kernel is larger than its {self.in_shape[1]}x"
-                             f"{self.in_shape[2]} input: use a smaller kernel or padding 'same'")
         self._out = (F, (H - kh) // self.stride + 1, (W - kw) // self.stride + 1)
         self._xp = self.backend.xp
         self._bias_act = op(self.backend, f"bias_act.{self.activation}")

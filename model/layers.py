@@ -32,7 +32,7 @@ WORDS = {
                    "padding": "valid" if m[4] else "same"}),
     r"(?:max)?pool(\d+)": ("pool2: the largest of each 2x2 block", lambda m: {"kind": "maxpool", "size": int(m[1])}),
     r"avgpool(\d+)": ("avgpool2: the mean of each 2x2 block", lambda m: {"kind": "avgpool", "size": int(m[1])}),
-    r"dropout(0|0?\.\d+)": ("dropout0.5: zero half the values while training",
+    r"dropout(-?\d*\.?\d+)": ("dropout0.5: zero half the values while training",
                             lambda m: {"kind": "dropout", "rate": float(m[1])}),
     r"flatten": ("flatten: images to rows (added by itself before a dense layer)", lambda m: {"kind": "flatten"}),
 }
@@ -51,6 +51,9 @@ def parse_layers(words: Sequence) -> list[dict]:
                 numbers = [out[-1].get(key, 1) for key in ("units", "filters", "stride", "size")]
                 if min(numbers + out[-1].get("kernel", [])) < 1:
                     raise ModelError(f"layer {word!r}: sizes, filters, kernels and strides must be at least 1")
+                if not 0 <= out[-1].get("rate", 0) < 1:
+                    raise ModelError(f"layer {word!r}: dropout's rate is a share of the values, at least 0 and "
+                                     "below 1, such as dropout0.25")
                 break
         else:
             raise ModelError(f"layer {word!r} is not understood: use " + "; ".join(w for w, _ in WORDS.values()))

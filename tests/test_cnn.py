@@ -86,6 +86,27 @@ def test_a_cnn_checkpoint_is_pytorchs_layout(reference, tmp_path):
     np.testing.assert_allclose(out.numpy(), reference.to_numpy(net.forward(reference.asarray(X))), rtol=1e-10)
 
 
+@pytest.mark.parametrize("size, word", [(28, "conv2x5s2"), (8, "conv2x4"), (9, "conv2x3s2"), (7, "conv2x2s3")])
+def test_same_padding_in_pytorch_is_the_documented_zero_pad(reference, size, word):
+    """docs/cnn.md's rule: same_pads' zeros, top and left the smaller half, before an unpadded torch conv."""
+    torch = pytest.importorskip("torch", reason="torch is not installed: pip install 'xpnet[torch]'")
+    from xpnet.model.conv import same_pads
+
+    net = xpnet.Network.from_layers([word], (1, size, size), 3, reference, seed=1)
+    conv = net.layers[0]
+    F, C, k, _ = conv.W.shape
+    top, bottom, left, right = same_pads((size, size), (k, k), conv.stride)
+    model = torch.nn.Sequential(torch.nn.ZeroPad2d((left, right, top, bottom)),
+                                torch.nn.Conv2d(C, F, k, stride=conv.stride)).double()
+    with torch.no_grad():
+        model[1].weight.copy_(torch.from_numpy(reference.to_numpy(conv.W)))
+        model[1].bias.copy_(torch.from_numpy(reference.to_numpy(conv.b)))
+        X = np.random.default_rng(0).standard_normal((2, size * size))
+        out = model(torch.from_numpy(X).reshape(2, 1, size, size)).relu()
+    expected = conv.forward(reference.asarray(X.reshape(2, 1, size, size)))[0]
+    np.testing.assert_allclose(out.numpy(), reference.to_numpy(expected), rtol=1e-10, atol=1e-12)
+
+
 @pytest.fixture
 def bars_npz(tmp_path):
     X, y = images(600)
@@ -134,7 +155,7 @@ def test_an_image_shape_must_hold_the_samples(capsys, tmp_path, layers):  # misf
     code, _, err = run_cli(capsys, "train", "--data", data, "--layers", layers, "--image", "1x5x5",
                            "--epochs", "1", "--out", str(tmp_path / "r2"), "--no-progress")
     assert_one_line_error(code, err, "1x5x5", "30 features")
-    code, _, err = run_cli(capsys, "train", "--data", data, "--layers", layers, "--image", "3x2x5",
+    code, _, err = run_cli(capsys, "train", "--data", data, "--layers", layers, "--image", "2x3x5",
                            "--epochs", "1", "--out", str(tmp_path / "r3"), "--no-progress")
     assert code == 0, err
 

@@ -15,7 +15,7 @@ import pytest
 from xpnet.model import Network, gradient_check
 from xpnet.model.activations import ModelError
 from xpnet.model.gradcheck import relative_error
-from xpnet.model.layers import layer_from
+from xpnet.model.layers import layer_from, parse_layers
 from xpnet.model.ops import op
 from test_backends import assert_on, one_line
 
@@ -117,6 +117,7 @@ def test_whole_convolutional_networks_pass_the_gradient_check(backend, words, sh
 
 @pytest.mark.parametrize("words,shape,named", [
     (["conv4x9valid", 5], (1, 6, 6), "conv4x9"),  # a kernel larger than its input
+    (["conv4x3", "pool2", "conv4x5", 5], (1, 7, 7), "5x5 kernel is larger than its 3x3"),  # padded or not
     (["conv4x3", "pool8", 5], (1, 6, 6), "maxpool8"),
     ([5, "conv4x3"], (36,), "conv4x3"),  # images expected, rows given
     (["conv0x3", 5], (1, 6, 6), "conv0x3"),
@@ -127,6 +128,13 @@ def test_bad_shapes_and_words_are_one_line_naming_the_layer(reference, words, sh
     with pytest.raises(ModelError) as info:
         Network.from_layers(words, shape, 3, reference)
     assert named in one_line(info.value)
+
+
+@pytest.mark.parametrize("word", ["dropout1", "dropout1.5", "dropout-0.1"])
+def test_a_dropout_rate_out_of_range_says_what_a_rate_is(word):
+    with pytest.raises(ModelError, match=f"layer '{word}': dropout's rate is a share of the values, at least 0 and "
+                                         "below 1"):
+        parse_layers([word])
 
 
 def test_dropout_is_off_at_test_time_and_keeps_the_expected_sum(reference):
