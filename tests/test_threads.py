@@ -88,7 +88,16 @@ def test_dense_networks_and_mpi_ranks_keep_to_one_thread_unless_told(cores):
     cores(8)
     assert choose_threads(None, net([16, 8]), 256, distributed=False) == (1, None)  # BLAS's threads serve it
     assert choose_threads(None, net(["conv4x3", 8]), 256, distributed=True) == (1, None)
-    assert choose_threads(3, net([16, 8]), 256, distributed=False) == (3, None)
+    assert choose_threads(3, net([16, 8]), 256, distributed=False) == (
+        3, "threads: each batch of 256 is split across 3 CPU threads, as given")
+
+
+def test_more_threads_than_cores_or_rows_are_taken_with_a_warning(cores):
+    cores(2)
+    threads, note = choose_threads(100, net(["conv4x3", 8]), 64, distributed=False)
+    assert threads == 100
+    assert note == ("threads: each batch of 64 is split across 100 CPU threads, as given; warning: this process may "
+                    "use 2 core(s), so they take turns: give --threads 2; a batch's 64 rows keep only 64 of them busy")
 
 
 def test_threads_the_backend_or_the_job_cannot_use_are_refused():
@@ -122,6 +131,9 @@ def test_the_cli_says_how_many_threads_and_takes_threads_one(capsys, tmp_path, c
     code, text, err = run_cli(capsys, *args, "--threads", "1", "--out", str(tmp_path / "one"))
     assert code == 0, err
     assert "threads:" not in text
+    code, text, err = run_cli(capsys, *args, "--threads", "2", "--out", str(tmp_path / "two"))
+    assert code == 0, err
+    assert "threads: each batch of 32 is split across 2 CPU threads, as given\n" in text
     code, _, err = run_cli(capsys, *args, "--threads", "0", "--out", str(tmp_path / "none"))
     assert_one_line_error(code, err, "--threads")
     code, _, err = run_cli(capsys, *args[:-3], "--backend", "array_api_strict", "--threads", "2", "--no-progress",

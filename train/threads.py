@@ -63,7 +63,7 @@ def choose_threads(asked: int | None, model, batch_size: int, distributed: bool)
     """
     check_threads(asked, model.backend, distributed)
     if asked is not None:
-        return asked, None
+        return asked, _asked_note(asked, batch_size)
     convolutional = any(isinstance(layer, Conv2D) for layer in model.layers)
     if not (model.backend.splits_batches and convolutional) or distributed:
         return 1, None
@@ -72,6 +72,20 @@ def choose_threads(asked: int | None, model, batch_size: int, distributed: bool)
         return 1, None
     return threads, (f"threads: each batch of {batch_size} is split across {threads} CPU threads "
                      "(numpy's operations use one core each; --threads 1 to keep to one)")
+
+
+def _asked_note(asked: int, batch_size: int) -> str | None:
+    """What a count given by hand does: nothing to say for one, a warning where it is more
+    than the cores or the rows, which leaves threads waiting for a core or a piece."""
+    if asked == 1:
+        return None
+    cores = usable_cores()
+    line = f"threads: each batch of {batch_size} is split across {asked} CPU threads, as given"
+    if asked > cores:
+        line += f"; warning: this process may use {cores} core(s), so they take turns: give --threads {cores}"
+    if asked > batch_size:
+        line += f"; a batch's {batch_size} rows keep only {batch_size} of them busy"
+    return line
 
 
 def usable_cores() -> int:
