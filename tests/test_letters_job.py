@@ -140,7 +140,12 @@ def test_predict_refuses_a_model_that_does_not_take_images(tmp_path, capsys):
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(img)
     assert main(["predict", str(tmp_path / "m.safetensors"), str(img)]) != 0
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "28x28" in err
+    assert len(err.strip().splitlines()) == 1 and "takes 3 inputs, not 28x28 pictures" in err and "--input" in err
+    photos = Network.from_layers(["conv4x3", 8], (3, 32, 32), 2, resolve_backend("numpy"))
+    save_checkpoint(photos, tmp_path / "photos.safetensors")
+    assert main(["predict", str(tmp_path / "photos.safetensors"), str(img)]) != 0
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "reads 3x32x32 pictures, but image files are framed" in err
 
 
 def test_lr_auto_does_not_choose_a_rate_that_stalls_on_the_letters(trained_run, monkeypatch):

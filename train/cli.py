@@ -153,7 +153,8 @@ def _add_predict(sub) -> None:
                                    "read on its own: one that cannot be read gets a line saying why, the others "
                                    "are still read, and the exit status is then 1.")
     p.add_argument("checkpoint", help="a run folder or a .safetensors checkpoint")
-    p.add_argument("images", nargs="*", help="image files of any size and colour")
+    p.add_argument("images", nargs="*", help="image files of any size and colour, each framed as a 1x28x28 letter "
+                                             "(for a model trained on the letters, or other 28x28 pictures)")
     p.add_argument("--input", metavar="FILE", help="a .csv or .npz of raw input rows, for a tabular or regression "
                                                    "model: one answer per row")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of text")

@@ -20,9 +20,14 @@ class Reader:
     def __init__(self, checkpoint: str, backend_name=None, device=None):
         self.net, self.meta = load_checkpoint(checkpoint, resolve_backend(backend_name, device))
         self.classes = self.meta.get("classes") or [str(i) for i in range(self.net.sizes[-1])]
+        shape = self.net.input_shape
+        if len(shape) == 3 and shape != (1, 28, 28):
+            raise XpnetError(f"{checkpoint} reads {'x'.join(map(str, shape))} pictures, but image files are framed "
+                             "as letters of 1x28x28 (grey, centred): give your pictures as rows of a .npz "
+                             "or .csv to xpnet predict --input")
         if self.net.sizes[0] != 28 * 28:
-            raise XpnetError(f"{checkpoint} takes {self.net.sizes[0]} inputs, not 28x28 images; "
-                             "predict needs an image model")
+            raise XpnetError(f"{checkpoint} takes {self.net.sizes[0]} inputs, not 28x28 pictures: give its "
+                             "rows to xpnet predict --input (a .csv or .npz)")
 
     def read(self, pixels: np.ndarray, top: int = 3) -> dict:
         """{letter, probability, unsure, runners_up} for one framed picture, the `top` likeliest
