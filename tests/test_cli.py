@@ -216,3 +216,8 @@ def test_the_help_lists_what_the_tables_hold(capsys):
     for table in (ACTIVATIONS, LOSSES, INITS, OPTIMIZERS, BACKENDS, SCHEMES.values()):
         for name in table:
             assert name in text, name
+    from xpnet.train.config import PRESETS
+    for preset, settings in PRESETS.items():  # a preset's own epochs, batch and rate are the defaults it gives
+        for name in ("epochs", "batch_size", "lr"):
+            if name in settings:
+                assert f"{preset}'s {settings[name]:g}" in text, (preset, name)

@@ -24,6 +24,12 @@ from xpnet.train.schedules import SCHEDULES
 from xpnet.train.scaling import DEFAULT as SCALE_DEFAULT, SCALERS
 
 
+def preset_settings(name: str) -> str:
+    """What the presets that set `name` set it to, for --help: "cnn's 15, course's 15"."""
+    return ", ".join(f"{preset}'s {settings[name]:g}" for preset, settings in sorted(PRESETS.items())
+                     if name in settings)
+
+
 def add_train(sub) -> None:
     d = TrainConfig()
     p = sub.add_parser("train", help="train a network (default: letters, on the auto backend)")
@@ -46,13 +52,13 @@ def add_train(sub) -> None:
                    help="CPU threads each batch is split across, each backpropagating its piece (numpy backend; "
                         f"default: every core, up to {MAX_AUTO}, for a network with conv layers, else 1)")
     p.add_argument("--seed", type=int, help=f"seed for weights, shuffling and data (default {d.seed})")
-    p.add_argument("--epochs", type=positive_int, help="passes over the training set (default "
-                   f"{LETTERS_EPOCHS} where the letters take their default batch of {LETTERS_BATCH}, "
+    p.add_argument("--epochs", type=positive_int, help="passes over the training set (default: "
+                   f"{preset_settings('epochs')}; else {LETTERS_EPOCHS} where the letters take their default batch of {LETTERS_BATCH}, "
                    f"{SHIFTED_EPOCHS} where pictures are shifted, else {EPOCHS})")
-    p.add_argument("--batch-size", type=positive_int, help=f"samples per step (default {LETTERS_BATCH} for "
+    p.add_argument("--batch-size", type=positive_int, help=f"samples per step (default: {preset_settings('batch_size')}; else {LETTERS_BATCH} for "
                    f"{WIDE_FROM:,} letters or more, a dense network and momentum, else {BATCH})")
     p.add_argument("--lr", type=learning_rate, help="learning rate, or 'auto' for the course's recipe (default: "
-                   f"{LETTERS_LR:g} where the letters take their default batch of {LETTERS_BATCH}, else the "
+                   f"{preset_settings('lr')}; else {LETTERS_LR:g} where the letters take their default batch of {LETTERS_BATCH}, else the "
                    f"optimizer's, {', '.join(f'{k} {v:g}' for k, v in DEFAULT_LR.items())})")
     p.add_argument("--scale", help=f"input (and regression target) scaling, kept in the model: {one_of(SCALERS)} "
                                    f"(default: {SCALE_DEFAULT})")
