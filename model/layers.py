@@ -38,9 +38,11 @@ WORDS = {
 }
 
 
-def parse_layers(words: Sequence) -> list[dict]:
-    """Layer descriptions from words such as ["conv32x3", "pool2", 256]; a one-line error
-    naming the word that is not one."""
+def parse_layers(words: Sequence | str) -> list[dict]:
+    """Layer descriptions from words such as ["conv32x3", "pool2", 256], or the command line's
+    "conv32x3,pool2,256"; a one-line error naming the word that is not one."""
+    if isinstance(words, str):  # else each letter would be read as a word
+        words = [word for word in words.split(",") if word.strip()]
     out = []
     for word in words:
         text = str(word).strip().lower()
@@ -75,10 +77,13 @@ def build_layers(words: Sequence, input_shape: tuple, n_out: int, backend: Backe
     """The layers `words` describe, then the output layer, with weights drawn from `rng`."""
     if not isinstance(backend, Backend):  # a name would fail deep inside, at the first array
         raise ModelError(f"give a Backend, such as xpnet.resolve_backend({backend!r}), not {type(backend).__name__}")
-    shape = tuple(input_shape)
+    try:
+        shape = (input_shape,) if isinstance(input_shape, (int, np.integer)) else tuple(input_shape)  # 64: rows
+    except TypeError:  # None, or another thing that is not a shape
+        shape = ()
     if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in (*shape, n_out)):
         raise ModelError(f"the input shape and the number of outputs must be whole numbers of 1 or more, "
-                         f"got {tuple(input_shape)} and {n_out!r}")
+                         f"got {input_shape!r} and {n_out!r}")
     layers = []
     for desc in parse_layers(words) + [{"kind": "dense", "units": n_out, "activation": output}]:
         if desc["kind"] == "dense" and len(shape) > 1:

@@ -9,6 +9,8 @@ the layer.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -128,6 +130,19 @@ def test_bad_shapes_and_words_are_one_line_naming_the_layer(reference, words, sh
     with pytest.raises(ModelError) as info:
         Network.from_layers(words, shape, 3, reference)
     assert named in one_line(info.value)
+
+
+def test_a_layer_string_reads_as_on_the_command_line_and_a_row_length_as_a_shape(reference):
+    net = Network.from_layers("conv4x3, pool2,16,", (1, 8, 8), 3, reference)
+    assert net.summary == Network.from_layers(["conv4x3", "pool2", 16], (1, 8, 8), 3, reference).summary
+    assert Network.from_layers([16], 64, 3, reference).input_shape == (64,)
+
+
+@pytest.mark.parametrize("shape", [None, True, 2.5, (1, "8", 8), 0])
+def test_an_input_shape_that_is_not_one_is_one_line(reference, shape):
+    with pytest.raises(ModelError, match=f"input shape and the number of outputs must be whole numbers of 1 or "
+                                         f"more, got {re.escape(repr(shape))} and 3"):
+        Network.from_layers([16], shape, 3, reference)
 
 
 @pytest.mark.parametrize("word", ["dropout1", "dropout1.5", "dropout-0.1"])
