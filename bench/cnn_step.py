@@ -27,7 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
-from bench.options import OneLineParser, limit_threads, positive_int, positive_ints, run_main  # noqa: E402
+from bench.options import (OneLineParser, limit_threads, non_negative_float, positive_float, positive_int,  # noqa: E402
+                           positive_ints, run_main)
 
 LAYERS = ["conv16x3", "pool2", "conv32x3", "pool2", "conv64x3", "pool2", "dropout0.25", 512]  # --preset cnn's
 CLASSES, SIDE, LR = 26, 28, 2e-3  # (a test holds these to the preset)
@@ -148,8 +149,10 @@ def one_round(name: str, batch_size: int, threads: int, seconds: float) -> dict:
 def paired(speeds: dict, clock: str) -> tuple:
     """The median of the rounds' xpnet/torch ratios by one clock, and its noise (IQR / median)."""
     ratios = sorted(x[clock] / t[clock] for x, t in zip(speeds["xpnet"], speeds["torch"]))
-    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
     median = statistics.median(ratios)
+    if len(ratios) == 1:
+        return median, None  # one round measures no spread
+    q = statistics.quantiles(ratios, n=4)
     return median, (q[2] - q[0]) / median
 
 
@@ -159,8 +162,8 @@ def main() -> int:
     p.add_argument("--threads", type=positive_int, default=os.cpu_count(),
                    help="threads each contestant uses: torch's own, xpnet's split batch (default: all cores)")
     p.add_argument("--rounds", type=positive_int, default=7, help="turns each contestant takes (default: 7)")
-    p.add_argument("--seconds", type=float, default=2.0, help="timed seconds per turn (default: 2)")
-    p.add_argument("--noisy-above", type=float, default=0.10,
+    p.add_argument("--seconds", type=positive_float, default=2.0, help="timed seconds per turn (default: 2)")
+    p.add_argument("--noisy-above", type=non_negative_float, default=0.10,
                    help="flag a row NOISY when its ratio's noise is above this (default: 0.10)")
     p.add_argument("--worker", choices=CONTESTANTS, help=argparse_hidden())
     args = p.parse_args()
@@ -184,8 +187,10 @@ def main() -> int:
         for clock in ("wall", "cpu"):
             median, noise = paired(speeds, clock)
             xs, ts = (statistics.median([s[clock] for s in speeds[n]]) for n in CONTESTANTS)
-            print(f"{batch_size:>6} {clock:>6} {xs:>10.0f} {ts:>10.0f} {median:>11.2f}x {noise:>6.0%}"
-                  + ("  NOISY: rerun on a quieter machine" if noise > args.noisy_above else ""))
+            spread = "n/a" if noise is None else f"{noise:.0%}"
+            print(f"{batch_size:>6} {clock:>6} {xs:>10.0f} {ts:>10.0f} {median:>11.2f}x {spread:>7}"
+                  + ("  NOISY: rerun on a quieter machine" if noise is not None and noise > args.noisy_above else "")
+                  + ("  (one round: give --rounds 3 or more to see the noise)" if noise is None else ""))
     return 0
 
 

@@ -81,6 +81,13 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be above 0, got 0")
+    return value
+
+
 def positive_ints(text: str) -> list[int]:
     """A comma-separated list of whole numbers of 1 or more, like 64,256,1024."""
     try:

@@ -45,6 +45,9 @@ CASES = [  # (script, arguments, what the one line must name)
     ("subnormals", ["--epochs", "0"], ["--epochs", "0"]),
     ("subnormals", ["--samples", "10"], ["--samples", "10"]),
     ("scaling", ["--ranks", "1,x"], ["--ranks", "1,x"]),
+    ("cnn_step", ["--seconds", "0"], ["--seconds", "above 0"]),
+    ("cnn_step", ["--seconds", "-1"], ["--seconds", "-1"]),
+    ("cnn_step", ["--noisy-above", "nan"], ["--noisy-above", "nan"]),
     ("scaling", ["--samples", "100", "--epochs", "1", "--repeats", "1", "--ranks", "0"], ["--ranks", "0"]),
 ]
 
@@ -214,6 +217,16 @@ def test_the_cnn_bench_times_the_network_the_cnn_preset_trains():
     from xpnet.train.config import PRESETS
 
     assert LAYERS == PRESETS["cnn"]["hidden"] and LR == PRESETS["cnn"]["lr"]
+
+
+def test_the_cnn_benchs_noise_is_none_from_one_round_not_zero():
+    from bench.cnn_step import paired
+
+    speeds = {"xpnet": [{"wall": 2.0}], "torch": [{"wall": 1.0}]}
+    assert paired(speeds, "wall") == (2.0, None)
+    speeds = {"xpnet": [{"wall": x} for x in (2.0, 2.2, 1.8, 2.0)], "torch": [{"wall": 1.0}] * 4}
+    median, noise = paired(speeds, "wall")
+    assert median == 2.0 and noise > 0
 
 
 def test_the_cnn_benchs_pytorch_network_has_xpnets_weights():
