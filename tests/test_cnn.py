@@ -146,7 +146,7 @@ def wide_npz(tmp_path) -> str:
 def test_a_conv_network_needs_images_it_can_shape(capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", "--data", wide_npz(tmp_path), "--layers", "conv4x3,8", "--epochs", "1",
                            "--out", str(tmp_path / "r1"), "--no-progress")
-    assert_one_line_error(code, err, "30 features", "channels x height x width")
+    assert_one_line_error(code, err, "conv4x3 takes pictures, but samples of 30 features", "--image CxHxW")
 
 
 @pytest.mark.parametrize("layers", ["conv4x3,8", "8"])  # a dense network reads the pixels flat, but a

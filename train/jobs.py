@@ -8,6 +8,7 @@ train/runs.py, `xpnet evaluate` and the report in train/evaluation.py.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Callable
@@ -16,7 +17,7 @@ import numpy as np
 
 from xpnet.backends import XpnetError, resolve_backend
 from xpnet.model import Network
-from xpnet.model.activations import check_activation
+from xpnet.model.activations import ModelError, check_activation
 from xpnet.model.init import check_init
 from xpnet.model.layers import image_shape, parse_layers
 from xpnet.model.losses import check_loss
@@ -64,6 +65,9 @@ def build_network(config: TrainConfig, data: DataSet, backend) -> Network:
                                   loss=config.loss, output=output, init=config.init, seed=config.seed)
     words = parse_layers(config.hidden)
     takes_images = words[0]["kind"] in ("conv", "maxpool", "avgpool")
+    if takes_images and image is None and math.isqrt(n_in) ** 2 != n_in:  # the command line's way to say it
+        raise ModelError(f"{config.hidden[0]} takes pictures, but samples of {n_in} features are not square "
+                         "one-channel ones: give their shape with --image CxHxW, such as --image 3x32x32")
     shape = (image or image_shape(n_in)) if takes_images else (n_in,)
     return Network.from_layers(config.hidden, shape, n_out, backend, activation=config.activation,
                                loss=config.loss, output=output, init=config.init, seed=config.seed)
