@@ -146,11 +146,12 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
         warn_if_capped_output(net, data, Path(config.out), log)
     context.check_same_start(config, backend, net, data)
     asked = config.threads if backend.splits_batches or not resume else None  # a numpy run resumed elsewhere
-    threads, threads_note = choose_threads(asked, net, config.batch_size, context.size > 1)
+    threads_note = None
     if asked is None and (config.threads or 1) > 1:
         threads_note = (f"threads: the run split each batch across {config.threads} threads; {backend.name} "
                         "takes it whole, which sums the same gradients in another order")
-    config = dataclasses.replace(config, threads=threads)  # recorded: a resume splits its batches alike
+    # recorded, so a resume splits its batches alike; learn chooses the same and says so
+    config = dataclasses.replace(config, threads=choose_threads(asked, net, config.batch_size, context.size > 1)[0])
     log(network_line(config, net, data, rate_from_data and config.lr is not None))
     if threads_note:
         log(threads_note)
@@ -169,7 +170,7 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
               validation=validation, validation_fraction=config.val_fraction, calibrate=calibrate,
               patience=config.patience, log=log, on_epoch=on_epoch, resume=state, context=context,
               cuda_graphs=config.cuda_graphs, schedule=config.schedule, warmup=config.warmup,
-              weight_decay=config.weight_decay, shift=config.shift, threads=config.threads)
+              weight_decay=config.weight_decay, shift=config.shift, threads=asked)
     if run_dir is not None:
         finish_run(net, held_out, data, run_dir, log, config)
     return run_dir
