@@ -39,6 +39,8 @@ class Conv2D(Weighted):
         if self.padding not in PADDINGS:
             raise ModelError(f"conv padding must be one of {', '.join(PADDINGS)}, got {self.padding!r}")
         F, C, kh, kw = self.W.shape
+        if isinstance(self.stride, bool) or not isinstance(self.stride, int) or self.stride < 1:
+            raise ModelError(f"conv{F}x{kh}: the stride must be a whole number of 1 or more, got {self.stride!r}")
         if len(self.in_shape) != 3 or self.in_shape[0] != C:
             raise ModelError(f"conv{F}x{kh}: takes images of {C} channel(s), got input of shape {self.in_shape}")
         if kh > self.in_shape[1] or kw > self.in_shape[2]:  # with 'same', most of each window would be padding

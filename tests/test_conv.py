@@ -145,7 +145,14 @@ def test_an_input_shape_that_is_not_one_is_one_line(reference, shape):
         Network.from_layers([16], shape, 3, reference)
 
 
-@pytest.mark.parametrize("word", ["dropout1", "dropout1.5", "dropout-0.1"])
+@pytest.mark.parametrize("stride", [0, -1, 1.5, True])
+def test_a_conv_built_by_hand_refuses_a_stride_that_is_not_one(reference, stride):
+    from xpnet.model.conv import Conv2D
+
+    W, b = reference.asarray(np.ones((2, 1, 3, 3))), reference.asarray(np.zeros(2))
+    with pytest.raises(ModelError, match="conv2x3: the stride must be a whole number of 1 or more"):
+        Conv2D(W, b, "relu", reference, (1, 6, 6), stride)
+
 def test_a_dropout_rate_out_of_range_says_what_a_rate_is(word):
     with pytest.raises(ModelError, match=f"layer '{word}': dropout's rate is a share of the values, at least 0 and "
                                          "below 1"):

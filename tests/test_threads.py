@@ -41,11 +41,16 @@ def test_a_step_on_several_threads_is_the_step_on_one(layers, optimizer, threads
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-11) and b["accuracy"] == a["accuracy"]
 
 
-def test_more_threads_than_rows_leave_the_rest_idle():
+def test_more_threads_than_rows_leave_the_rest_idle(monkeypatch):
+    from xpnet.train import steps
+
+    made = []
+    monkeypatch.setattr(steps, "ThreadedStep", lambda model, n: made.append(n) or threads_module.ThreadedStep(model, n))
     one, _ = trained(["conv4x3", "pool2", 8], 1, n=10, batch_size=3)  # the last batch has 1 row
     split, _ = trained(["conv4x3", "pool2", 8], 4, n=10, batch_size=3)
     for a, b in zip(one, split):
         np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-13)
+    assert made == [3]  # no copy of the network for a thread no row reaches
 
 
 def test_the_pieces_run_on_their_own_threads_with_one_blas_thread_each(monkeypatch):

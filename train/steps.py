@@ -40,6 +40,7 @@ class EagerSteps:
     def __init__(self, model, opt, data, batch_size: int, context=None, threads: int = 1):
         self.model, self.opt, self.data, self.batch_size = model, opt, data, batch_size
         self.context = context or RunContext()
+        threads = min(threads, batch_size)  # a batch's rows keep no more busy: no copies for idle threads
         self.threaded = ThreadedStep(model, threads) if threads > 1 else None  # train/threads.py
 
     def run_epoch(self, order, first: int = 0) -> EpochTotals:
