@@ -34,7 +34,8 @@ from bench.summaries import noisy_warning, ratio, ratio_noise  # noqa: E402
 from xpnet.train.config import TrainConfig, default_hidden, with_data_defaults  # noqa: E402
 from xpnet.train.data import load_data  # noqa: E402
 from xpnet.train.data.spec import LETTERS_TRAIN  # noqa: E402
-from xpnet.train.jobs import build_network, job_lr  # noqa: E402
+from xpnet.train.build import build_network  # noqa: E402
+from xpnet.train.jobs import job_lr  # noqa: E402
 from xpnet.train.device_data import DeviceData
 from xpnet.train.loop import run_epoch  # noqa: E402
 from xpnet.train.steps import EagerSteps  # noqa: E402

@@ -165,3 +165,25 @@ def test_an_image_shape_must_hold_the_samples(capsys, tmp_path, layers):  # misf
 def test_bad_layer_words_are_refused_before_any_work(capsys, layers, named):
     code, _, err = run_cli(capsys, "train", "--layers", layers)
     assert code == 2 and named in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--layers", "conv4x99,8"], ["conv4x99", "99x99 kernel is larger than its 28x28 input"]),
+    (["--layers", "conv4x3,pool2,pool2,pool2,pool8,8"], ["maxpool8"]),
+    (["--layers", "conv4x3,8", "--image", "3x32x32"], ["3x32x32 holds 3072 values", "784 features"]),
+])
+def test_a_network_the_letters_cannot_take_is_refused_before_they_are_drawn(capsys, monkeypatch, tmp_path, args,
+                                                                            needles):
+    from xpnet.train.data import letters
+
+    monkeypatch.setattr(letters, "load_letters", lambda **_: pytest.fail("the letters were drawn first"))
+    code, _, err = run_cli(capsys, "train", *args, "--out", str(tmp_path / "run"), "--no-progress")
+    assert_one_line_error(code, err, *needles)
+
+
+@pytest.mark.parametrize("hidden,image", [(None, [1, 14, 56]), (["conv4x3", "pool2", 8], None), ([8], None)])
+def test_what_the_letters_can_take_passes_the_early_check(hidden, image):
+    from xpnet.train.build import check_config
+    from xpnet.train.config import TrainConfig, with_data_defaults
+
+    check_config(with_data_defaults(TrainConfig(hidden=hidden, image=image)))

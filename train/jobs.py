@@ -8,7 +8,6 @@ train/runs.py, `xpnet evaluate` and the report in train/evaluation.py.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from pathlib import Path
 from typing import Callable
@@ -17,16 +16,11 @@ import numpy as np
 
 from xpnet.backends import XpnetError, resolve_backend
 from xpnet.model import Network
-from xpnet.model.activations import ModelError, check_activation
-from xpnet.model.init import check_init
-from xpnet.model.layers import image_shape, parse_layers
-from xpnet.model.losses import check_loss
-from xpnet.train.augment import MAX_SHIFT
 from xpnet.train.checkpoints import CHECKPOINT_NAME
-from xpnet.train.config import TrainConfig, default_hidden, dense_only, with_data_defaults
+from xpnet.train.build import build_network, check_config
+from xpnet.train.config import TrainConfig, default_hidden, with_data_defaults
 from xpnet.train.context import RunContext
 from xpnet.train.data import DataError, DataSet, absolute_spec
-from xpnet.train.data.spec import check_sample_counts
 from xpnet.train.evaluation import report_classification
 from xpnet.train.prepare import split_validation
 from xpnet.train.held_out import job_validation, scoring
@@ -34,11 +28,9 @@ from xpnet.train.files import atomic_write_json, ensure_folder, remove_stale_tem
 from xpnet.train.answers import evaluate
 from xpnet.train.loop import learn
 from xpnet.train.metrics import listed, regression_line
-from xpnet.train.optimizers import DEFAULT_LR, check_optimizer, check_weight_decay
+from xpnet.train.optimizers import DEFAULT_LR
 from xpnet.train.prepare import check_patience
 from xpnet.train.run_lock import RunLock
-from xpnet.train.scaling import check_scale
-from xpnet.train.schedules import check_schedule
 from xpnet.train.runs import (check_new_run_folder, epoch_saver, is_run_folder, resume_run, run_folder, run_metadata,
                               telling_what_is_kept)
 from xpnet.train.targets import check_targets_fit_loss
@@ -47,47 +39,6 @@ from xpnet.train.threads import check_threads, choose_threads
 Log = Callable[[str], None]
 WHOLE_LABELS = 1000  # float targets that are whole numbers, at most this many distinct ones, may be classes
 BASELINE_ROWS = 10_000  # the untrained network's score on a run without a held-out split: rows spread over the set
-
-
-def build_network(config: TrainConfig, data: DataSet, backend) -> Network:
-    """Input width from the data, hidden sizes from the config, one output per class.
-
-    Float targets are regression: the output layer stays linear, since a value can be any
-    number (a ReLU or sigmoid output would cap it, or stop learning below zero)."""
-    regression = data.classes is None
-    n_out = data.y_train.reshape(len(data.y_train), -1).shape[1] if regression else len(data.classes)
-    output = "identity" if regression else None
-    n_in = data.X_train.shape[1]
-    # A dense network reads the pixels flat, but a given shape that misfits is a mistake for any network.
-    image = image_shape(n_in, config.image) if config.image is not None else None
-    if dense_only(config.hidden):  # dense layers alone: the course's network
-        return Network.from_sizes([n_in, *config.hidden, n_out], backend, activation=config.activation,
-                                  loss=config.loss, output=output, init=config.init, seed=config.seed)
-    words = parse_layers(config.hidden)
-    takes_images = words[0]["kind"] in ("conv", "maxpool", "avgpool")
-    if takes_images and image is None and math.isqrt(n_in) ** 2 != n_in:  # the command line's way to say it
-        raise ModelError(f"{config.hidden[0]} takes pictures, but samples of {n_in} features are not square "
-                         "one-channel ones: give their shape with --image CxHxW, such as --image 3x32x32")
-    shape = (image or image_shape(n_in)) if takes_images else (n_in,)
-    return Network.from_layers(config.hidden, shape, n_out, backend, activation=config.activation,
-                               loss=config.loss, output=output, init=config.init, seed=config.seed)
-
-
-def check_config(config: TrainConfig) -> None:
-    """Catch a misspelt name before minutes are spent making data."""
-    check_activation(config.activation)
-    if config.loss is not None:
-        check_loss(config.loss)
-    check_init(config.init)
-    check_optimizer(config.optimizer)
-    check_schedule(config.schedule, config.warmup)
-    check_weight_decay(config.weight_decay)
-    if config.hidden is not None:
-        parse_layers(config.hidden)
-    check_sample_counts(config.data, config.train_samples, config.test_samples)
-    check_scale(config.scale)
-    if config.shift is not None and not 0 <= config.shift <= MAX_SHIFT:
-        raise XpnetError(f"--shift {config.shift} is out of range: give 0 (none) to {MAX_SHIFT} pixels")
 
 
 def train_job(config: TrainConfig, log: Log, progress: bool = True, resume: bool = False,
