@@ -354,3 +354,16 @@ def test_divergence_on_well_scaled_data_still_suggests_a_smaller_rate(numpy32):
     with pytest.raises(XpnetError) as info:
         learn(net, (X, X[:, 0] + 1.0), epochs=200, batch_size=None, lr=50.0, log=None)
     assert "try --lr 5" in str(info.value) and "--scale" not in str(info.value)
+
+
+def test_whole_number_float_targets_are_trained_as_values_with_a_warning_that_says_how_to_mean_classes(
+        capsys, tmp_path):
+    X = np.random.default_rng(0).standard_normal((200, 3))
+    np.savez(tmp_path / "counts.npz", X=X, y=np.floor(3 * X[:, 0] ** 2))  # whole numbers, stored as floats
+    code, out, err = run_cli(capsys, "train", "--data", f"npz:{tmp_path / 'counts.npz'}", "--layers", "8",
+                             "--epochs", "1", "--out", str(tmp_path / "run"), "--no-progress", "--backend", "numpy")
+    assert code == 0, err
+    assert "loss quadratic" in out and "is a whole number: if they are classes, save them as integers" in out
+    code, _, err = run_cli(capsys, "train", "--data", f"npz:{tmp_path / 'counts.npz'}", "--loss", "cross_entropy",
+                           "--out", str(tmp_path / "ce"), "--no-progress", "--backend", "numpy")
+    assert_one_line_error(code, err, "needs integer class labels")

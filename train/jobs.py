@@ -188,7 +188,7 @@ def settle_loss(config: TrainConfig, data: DataSet, log: Log) -> TrainConfig:
     whole = np.all(np.mod(data.y_train, 1) == 0) and len(np.unique(data.y_train)) <= WHOLE_LABELS
     if whole:
         log(f"warning: every target of {config.data} is a whole number: if they are classes, save them as "
-            "integers (an npz's y as int) or give --loss cross_entropy")
+            "integers (an npz's y as int), which train a classifier")
     return dataclasses.replace(config, loss="quadratic")
 
 
