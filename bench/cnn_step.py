@@ -2,7 +2,7 @@
 
 Both train the `--preset cnn` network (1x28x28 -> conv16x3 -> maxpool2 -> conv32x3 ->
 maxpool2 -> conv64x3 -> maxpool2 -> dropout -> 512 -> 26, ReLU, softmax cross-entropy,
-Adam) on the same host-made batches, in float32 with the same number of threads, each its
+Adam with L2 on the weights) on the same host-made batches, in float32 with the same number of threads, each its
 own way: PyTorch's threads share each operation, xpnet's split the batch (`xpnet train
 --threads N`, train/threads.py), with one BLAS thread each. Each contestant runs in a process of its
 own (numpy's BLAS threads spin after a call and would slow torch's in the same process), the two taking
@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from bench.options import (OneLineParser, limit_threads, non_negative_float, positive_float, positive_int,  # noqa: E402
                            positive_ints, run_main)
+from bench.contestants import decayed_weights  # noqa: E402
 
 LAYERS = ["conv16x3", "pool2", "conv32x3", "pool2", "conv64x3", "pool2", "dropout0.25", 512]  # --preset cnn's
-CLASSES, SIDE, LR = 26, 28, 2e-3  # (a test holds these to the preset)
+CLASSES, SIDE, LR, WEIGHT_DECAY = 26, 28, 2e-3, 1e-4  # (a test holds these to the preset)
 CONTESTANTS = ("xpnet", "torch")
 
 
@@ -58,7 +59,7 @@ def xpnet_step(batch_size: int, threads: int):
 
     backend = resolve_backend("numpy", "cpu", "float32")
     net = Network.from_layers(LAYERS, (1, SIDE, SIDE), CLASSES, backend, seed=0)
-    opt = make_optimizer("adam", backend, net.params, LR)
+    opt = make_optimizer("adam", backend, net.params, LR, WEIGHT_DECAY)
     X, labels = batches(batch_size)
     T = np.eye(CLASSES, dtype=np.float32)[labels]
     pool = itertools.cycle([(backend.asarray(X[i:i + batch_size]), backend.asarray(T[i:i + batch_size]))
@@ -110,7 +111,7 @@ def torch_step(batch_size: int, threads: int):
     from torch import nn
 
     model = torch_model()
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    opt = torch.optim.Adam(decayed_weights(model, WEIGHT_DECAY), lr=LR)
     X, labels = batches(batch_size)
     x, y = torch.tensor(X).reshape(-1, 1, SIDE, SIDE), torch.tensor(labels)
     pool = itertools.cycle([(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(X), batch_size)])

@@ -19,6 +19,12 @@ LR = 0.01  # small enough that thousands of steps on random data never diverge
 POOL_BATCHES = 8  # distinct batches cycled through, so no step reuses the last one's cache
 
 
+def decayed_weights(model, weight_decay: float) -> list[dict]:
+    """A torch model's parameter groups with L2 on the weights and not the biases, as xpnet decays."""
+    return [{"params": [p for p in model.parameters() if p.ndim > 1], "weight_decay": weight_decay},
+            {"params": [p for p in model.parameters() if p.ndim == 1], "weight_decay": 0.0}]
+
+
 def numpy_backend(dtype: str, threads: int, plain: bool = False):
     """The numpy backend with BLAS limited to `threads`; `plain` turns its kernels off."""
     import dataclasses
@@ -156,10 +162,7 @@ def torch_eager_contestant(spec: Spec, device: str, name: str = "torch eager") -
         last = i == len(spec.layers) - 2
         layers += [torch.nn.Linear(n_in, n_out), acts[spec.output if last else spec.activation]()]
     model = torch.nn.Sequential(*layers).to(device=device, dtype=dtype)
-    weights = [p for p in model.parameters() if p.ndim > 1]  # xpnet decays weights, never biases
-    biases = [p for p in model.parameters() if p.ndim == 1]
-    opt = torch.optim.SGD([{"params": weights, "weight_decay": spec.weight_decay},
-                           {"params": biases, "weight_decay": 0.0}], lr=LR, momentum=spec.momentum)
+    opt = torch.optim.SGD(decayed_weights(model, spec.weight_decay), lr=LR, momentum=spec.momentum)
     X, T, labels = host_batches(spec)
     x = torch.tensor(X, dtype=dtype, device=device)
     t = torch.tensor(T, dtype=dtype, device=device)

@@ -213,10 +213,11 @@ def test_op_profile_accounts_for_every_op_the_step_runs():
 def test_the_cnn_bench_times_the_network_the_cnn_preset_trains():
     """bench/cnn_step.py writes the preset's layers out (it must not import xpnet before its thread
     count is set), so a preset that changes must take the bench with it, PyTorch's copy too."""
-    from bench.cnn_step import LAYERS, LR
+    from bench.cnn_step import LAYERS, LR, WEIGHT_DECAY
     from xpnet.train.config import PRESETS
 
     assert LAYERS == PRESETS["cnn"]["hidden"] and LR == PRESETS["cnn"]["lr"]
+    assert WEIGHT_DECAY == PRESETS["cnn"]["weight_decay"]
 
 
 def test_the_cnn_benchs_noise_is_none_from_one_round_not_zero():
