@@ -153,6 +153,8 @@ def test_a_conv_built_by_hand_refuses_a_stride_that_is_not_one(reference, stride
     with pytest.raises(ModelError, match="conv2x3: the stride must be a whole number of 1 or more"):
         Conv2D(W, b, "relu", reference, (1, 6, 6), stride)
 
+
+@pytest.mark.parametrize("word", ["dropout1", "dropout1.5", "dropout-0.1"])
 def test_a_dropout_rate_out_of_range_says_what_a_rate_is(word):
     with pytest.raises(ModelError, match=f"layer '{word}': dropout's rate is a share of the values, at least 0 and "
                                          "below 1"):

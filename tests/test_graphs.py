@@ -222,7 +222,7 @@ def test_graphs_are_off_with_the_reason_where_they_cannot_run(reference):
     assert "does not fit on the device" in graph_blocker(net, streamed, 32)
     dropping = Network.from_layers(["dropout0.5", 6], (4,), 3, graphing, seed=1)
     assert "dropout" in graph_blocker(dropping, DeviceData.from_host(dropping, X, y), 32)
-    convolving = Network.from_layers(["conv2x3", 6], (1, 2, 2), 3, graphing, seed=1)
+    convolving = Network.from_layers(["conv2x2", 6], (1, 2, 2), 3, graphing, seed=1)
     assert graph_blocker(convolving, DeviceData.from_host(convolving, X, y), 32) is None
     lines: list[str] = []
     trained(reference, True, lines=lines)
