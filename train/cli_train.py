@@ -53,12 +53,15 @@ def add_train(sub) -> None:
                         f"default: every core, up to {MAX_AUTO}, for a network with conv layers, else 1)")
     p.add_argument("--seed", type=int, help=f"seed for weights, shuffling and data (default {d.seed})")
     p.add_argument("--epochs", type=positive_int, help="passes over the training set (default: "
-                   f"{preset_settings('epochs')}; else {LETTERS_EPOCHS} where the letters take their default batch of {LETTERS_BATCH}, "
+                   f"{preset_settings('epochs')}; else {LETTERS_EPOCHS} where the letters take their default batch "
+                   f"of {LETTERS_BATCH}, "
                    f"{SHIFTED_EPOCHS} where pictures are shifted, else {EPOCHS})")
-    p.add_argument("--batch-size", type=positive_int, help=f"samples per step (default: {preset_settings('batch_size')}; else {LETTERS_BATCH} for "
+    p.add_argument("--batch-size", type=positive_int, help="samples per step (default: "
+                   f"{preset_settings('batch_size')}; else {LETTERS_BATCH} for "
                    f"{WIDE_FROM:,} letters or more, a dense network and momentum, else {BATCH})")
     p.add_argument("--lr", type=learning_rate, help="learning rate, or 'auto' for the course's recipe (default: "
-                   f"{preset_settings('lr')}; else {LETTERS_LR:g} where the letters take their default batch of {LETTERS_BATCH}, else the "
+                   f"{preset_settings('lr')}; else {LETTERS_LR:g} where the letters take their default batch of "
+                   f"{LETTERS_BATCH}, else the "
                    f"optimizer's, {', '.join(f'{k} {v:g}' for k, v in DEFAULT_LR.items())})")
     p.add_argument("--scale", help=f"input (and regression target) scaling, kept in the model: {one_of(SCALERS)} "
                                    f"(default: {SCALE_DEFAULT})")

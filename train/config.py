@@ -15,7 +15,8 @@ class TrainConfig:
     dtype: str = "float32"  # float32 is twice as fast as float64 and accurate enough to train
     tf32: bool | None = None  # None: $XPNET_TF32; TF32 GPU products are faster but keep ~3 digits
     cuda_graphs: bool | None = None  # replay each full batch's step as one recorded CUDA graph; None: on a GPU
-    threads: int | None = None  # CPU threads each batch is split across; None: every core for conv layers on numpy (train/threads.py)
+    threads: int | None = None  # CPU threads each batch is split across; None: every core for conv layers
+    # on numpy (train/threads.py)
     seed: int = 0  # one seed for weights, shuffling and generated data: same seed, same run
     epochs: int | None = None  # passes over the training set; None: 24 for the letters' batches, 16 shifted, else 12
     batch_size: int | None = None  # samples per gradient step; None: 256 for 20,000 letters or more (momentum), else 64
