@@ -2,9 +2,10 @@
 # The GPU checks, in one go, for a machine with a CUDA GPU and cupy / torch installed. Most
 # wanted first, each step under its own time limit and all of them under BUDGET_S (default
 # 420 s), so the run fits one short device loan; a step the budget cannot fit says so:
-#   1. the backend table;
+#   1. the backend table, then the CNN's training step on cupy against PyTorch eager on CUDA
+#      (bench/cnn_step.py --device cuda: the one GPU target not yet measured);
 #   2. the default letters job on the auto backend (it should pick cupy, with CUDA graphs),
-#      then 3 epochs of it on cupy without graphs, one epoch on numpy on this machine's CPU
+#      two epochs of `--preset cnn` on cupy, then 3 epochs of the default on cupy without graphs, one epoch on numpy on this machine's CPU
 #      cores, and 3 epochs on torch-cuda;
 #   3. a small run trained on cupy, and the default run: each with its outputs on host-made
 #      inputs and its held-out samples (scripts/gpu_outputs.py), returned as cupy-run.tgz
@@ -83,7 +84,9 @@ fi
 
 train=("$py" -m xpnet train --no-progress)
 step backends 30 "$py" -m xpnet backends
+step cnn-bench 100 "$py" bench/cnn_step.py --device cuda --batch-sizes 64,256 --rounds 3 --seconds 1
 step letters-auto 150 "${train[@]}" --out "$work/run-auto"
+step cnn-cupy 90 "${train[@]}" --preset cnn --backend cupy --epochs 2 --out "$work/run-cnn-cupy"
 step letters-cupy-eager 60 "${train[@]}" --backend cupy --no-cuda-graphs --epochs 3 --out "$work/run-cupy-eager"
 step letters-numpy-1-epoch 60 "${train[@]}" --backend numpy --epochs 1 --out "$work/run-numpy-1-epoch"
 step letters-torch 60 "${train[@]}" --backend torch --device cuda --epochs 3 --out "$work/run-torch"

@@ -7,6 +7,7 @@ the bad option would still finish (and fail the test) quickly.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -48,6 +49,7 @@ CASES = [  # (script, arguments, what the one line must name)
     ("cnn_step", ["--seconds", "0"], ["--seconds", "above 0"]),
     ("cnn_step", ["--seconds", "-1"], ["--seconds", "-1"]),
     ("cnn_step", ["--noisy-above", "nan"], ["--noisy-above", "nan"]),
+    ("cnn_step", ["--device", "gpu"], ["--device", "gpu"]),
     ("scaling", ["--samples", "100", "--epochs", "1", "--repeats", "1", "--ranks", "0"], ["--ranks", "0"]),
 ]
 
@@ -228,6 +230,33 @@ def test_the_cnn_benchs_noise_is_none_from_one_round_not_zero():
     speeds = {"xpnet": [{"wall": x} for x in (2.0, 2.2, 1.8, 2.0)], "torch": [{"wall": 1.0}] * 4}
     median, noise = paired(speeds, "wall")
     assert median == 2.0 and noise > 0
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_the_cnn_bench_times_both_contestants_on_the_device_or_ends_in_one_line(device):
+    """On a GPU each contestant's worker steps cupy's (or torch's CUDA) network and prints its
+    speed; where a device's backend cannot run, the bench refuses in one line before any worker
+    starts. Where torch is missing, --device cpu says so in one line too."""
+    from conftest import make_backend
+
+    script = [sys.executable, "bench/cnn_step.py", "--batch-sizes", "4", "--threads", "1", "--seconds", "0.05"]
+    try:
+        from bench.cnn_step import BACKENDS, check_device
+
+        check_device(device)
+    except Exception as exc:  # an XpnetError saying what is missing
+        done = subprocess.run([*script, "--device", device, "--rounds", "1"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode != 0 and done.stderr.strip() == f"cnn_step.py: error: {exc}", done.stderr
+        for name in (BACKENDS[device], "torch"):
+            make_backend(name, device)  # skips with the reason
+        pytest.fail(f"check_device refused a usable {device}: {exc}")
+    for name in ("xpnet", "torch"):
+        done = subprocess.run([*script, "--device", device, "--worker", name], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        speed = json.loads(done.stdout.strip().splitlines()[-1])
+        assert speed["wall"] > 0 and speed["cpu"] > 0
 
 
 def test_the_cnn_benchs_pytorch_network_has_xpnets_weights():
