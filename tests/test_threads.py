@@ -68,6 +68,29 @@ def test_the_pieces_run_on_their_own_threads_with_one_blas_thread_each(monkeypat
     assert {blas for _, blas in seen} == {1}, seen
 
 
+@pytest.mark.parametrize("layers", [["conv4x3", "pool2", 8], [16, 8]])
+def test_one_thread_given_keeps_blas_to_one_and_the_default_leaves_it_its_own(monkeypatch, layers):
+    """--threads 1 means one core: two runs side by side, each on BLAS's default thread per core,
+    spun against each other at a fifth of their speed. Left out, a dense network's BLAS keeps
+    its threads (its products are large enough to share)."""
+    from xpnet.train.context import RunContext
+
+    seen = []
+    step = RunContext.train_step
+
+    def watched(self, *args):
+        seen.append(max(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"))
+        return step(self, *args)
+
+    monkeypatch.setattr(RunContext, "train_step", watched)
+    trained(layers, 1, n=64)
+    assert set(seen) == {1}, seen
+    if len(layers) == 2 and max(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas") > 1:
+        seen.clear()
+        trained(layers, None, n=64)
+        assert min(seen) > 1, seen
+
+
 @pytest.fixture
 def cores(monkeypatch):
     def use(n):
@@ -135,7 +158,7 @@ def test_the_cli_says_how_many_threads_and_takes_threads_one(capsys, tmp_path, c
     assert "threads: each batch of 32 is split across 2 CPU threads" in text and text.count("threads:") == 1
     code, text, err = run_cli(capsys, *args, "--threads", "1", "--out", str(tmp_path / "one"))
     assert code == 0, err
-    assert "threads:" not in text
+    assert "threads: 1, as given (BLAS keeps to one thread too)\n" in text and text.count("threads:") == 1
     code, text, err = run_cli(capsys, *args, "--threads", "2", "--out", str(tmp_path / "two"))
     assert code == 0, err
     assert "threads: each batch of 32 is split across 2 CPU threads, as given\n" in text and text.count("threads:") == 1

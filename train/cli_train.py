@@ -49,8 +49,9 @@ def add_train(sub) -> None:
                    help="on a GPU, record one training step as a CUDA graph and replay it for every full "
                         "batch: one launch instead of ~40 (default: on for cupy and torch on CUDA)")
     p.add_argument("--threads", type=positive_int,
-                   help="CPU threads each batch is split across, each backpropagating its piece (numpy backend; "
-                        f"default: every core, up to {MAX_AUTO}, for a network with conv layers, else 1)")
+                   help="CPU threads each batch is split across, each backpropagating its piece with one BLAS "
+                        "thread; 1 keeps training to one thread, BLAS's too (numpy backend; default: every core, "
+                        f"up to {MAX_AUTO}, for a network with conv layers, else 1 with BLAS's own threads)")
     p.add_argument("--seed", type=int, help=f"seed for weights, shuffling and data (default {d.seed})")
     p.add_argument("--epochs", type=positive_int, help="passes over the training set (default: "
                    f"{preset_settings('epochs')}; else {LETTERS_EPOCHS} where the letters take their default batch "

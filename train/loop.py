@@ -73,8 +73,8 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     `shift` moves each training picture up to that many whole pixels each way, drawn anew every
     epoch (train/augment.py): the network learns letters, not where their strokes fell.
     `threads` splits each batch across that many CPU threads, each backpropagating its piece
-    (train/threads.py); None: every core, up to threads.MAX_AUTO, for a network with convolutions
-    on numpy, else 1.
+    (train/threads.py); 1 keeps numpy's BLAS to one thread too; None: every core, up to
+    threads.MAX_AUTO, for a network with convolutions on numpy, else 1 with BLAS's own threads.
     On x86-64 Linux, subnormal floats count as zero on this thread while it runs, `log` and
     `on_epoch` included (train/subnormals.py).
     """
@@ -102,10 +102,11 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             _say(log, report)
         state = TrainingState.fresh(model, optimizer, lr, seed, weight_decay)
     train_set.shifts = shifts  # after lr="auto"'s trials, which every process runs on the pictures as they are
+    one_thread = threads == 1 and model.backend.splits_batches  # asked for: BLAS keeps to one too
     threads, threads_note = choose_threads(threads, model, batch_size, context.size > 1)
     if threads_note:
         _say(log, threads_note)
-    steps = make_steps(model, state.optimizer, train_set, batch_size, context, cuda_graphs, log, threads)
+    steps = make_steps(model, state.optimizer, train_set, batch_size, context, cuda_graphs, log, threads, one_thread)
     # where training starts from, for warn_if_far_above: rows spread over the set, as lr=auto's probe
     start_loss = probe_loss(model, *train_set.spread(PROBE_SIZE))
     first_weights = [model.backend.to_numpy(p) for p in model.params]  # to see the first epoch changed them
@@ -160,7 +161,8 @@ def _restore_best(model: Network, state: TrainingState, on_epoch, log) -> None:
             on_epoch(model, model.history[-1], state)
 
 
-def make_steps(model, opt, data, batch_size: int, context, cuda_graphs: bool | None, log, threads: int = 1):
+def make_steps(model, opt, data, batch_size: int, context, cuda_graphs: bool | None, log, threads: int = 1,
+               one_thread: bool = False):
     """How this run trains its batches: recorded as a CUDA graph where it can and is not told
     otherwise (saying so, or why not where graphs were asked for or the backend could record
     them), else eagerly, on `threads` CPU threads (more than one only on numpy, which records no graphs)."""
@@ -170,7 +172,7 @@ def make_steps(model, opt, data, batch_size: int, context, cuda_graphs: bool | N
         return GraphedSteps(model, opt, data, batch_size, context)
     if cuda_graphs or (cuda_graphs is None and model.backend.capture_fn is not None):
         _say(log, f"CUDA graphs: off ({why})")
-    return EagerSteps(model, opt, data, batch_size, context, threads)
+    return EagerSteps(model, opt, data, batch_size, context, threads, one_thread)
 
 
 def run_epoch(steps, rng: np.random.Generator) -> dict:

@@ -19,7 +19,7 @@ import numpy as np
 from xpnet.train.context import RunContext
 from xpnet.train.optimizers import make_optimizer
 from xpnet.train.tally import EpochTally
-from xpnet.train.threads import ThreadedStep
+from xpnet.train.threads import ThreadedStep, one_blas_thread
 
 
 @dataclass
@@ -37,8 +37,11 @@ class EagerSteps:
 
     failure: str | None = None  # eager steps always run: nothing to report
 
-    def __init__(self, model, opt, data, batch_size: int, context=None, threads: int = 1):
+    def __init__(self, model, opt, data, batch_size: int, context=None, threads: int = 1, one_thread: bool = False):
+        """`threads` above 1 split each batch (train/threads.py); `one_thread` keeps a single
+        thread's BLAS to one thread too (`--threads 1`)."""
         self.model, self.opt, self.data, self.batch_size = model, opt, data, batch_size
+        self.one_thread = one_thread
         self.context = context or RunContext()
         threads = min(threads, batch_size)  # a batch's rows keep no more busy: no copies for idle threads
         self.threaded = ThreadedStep(model, threads) if threads > 1 else None  # train/threads.py
@@ -48,7 +51,7 @@ class EagerSteps:
         data, size = self.data, self.batch_size
         tally = EpochTally(self.model.backend, data.classification)
         step = self.threaded or self.context.train_step
-        with self.threaded.limit_blas() if self.threaded else nullcontext():
+        with one_blas_thread() if self.threaded or self.one_thread else nullcontext():
             for start in range(first, data.n, size):
                 xb, tb = data.batch(order, start, size)
                 tally.add(*step(self.model, xb, tb, self.opt, min(size, data.n - start)))

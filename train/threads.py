@@ -63,7 +63,7 @@ def choose_threads(asked: int | None, model, batch_size: int, distributed: bool)
     """
     check_threads(asked, model.backend, distributed)
     if asked is not None:
-        return asked, _asked_note(asked, batch_size)
+        return asked, _asked_note(asked, batch_size, model.backend.splits_batches)
     convolutional = any(isinstance(layer, Conv2D) for layer in model.layers)
     if not (model.backend.splits_batches and convolutional) or distributed:
         return 1, None
@@ -74,11 +74,13 @@ def choose_threads(asked: int | None, model, batch_size: int, distributed: bool)
                      "(numpy's operations use one core each; --threads 1 to keep to one)")
 
 
-def _asked_note(asked: int, batch_size: int) -> str | None:
-    """What a count given by hand does: nothing to say for one, a warning where it is more
-    than the cores or the rows, which leaves threads waiting for a core or a piece."""
+def _asked_note(asked: int, batch_size: int, splits_batches: bool) -> str | None:
+    """What a count given by hand does: one thread keeps BLAS to one as well (a user who asks
+    for one thread, to run two jobs side by side say, means one core), where BLAS is numpy's;
+    a warning where it is more than the cores or the rows, which leaves threads waiting for a
+    core or a piece."""
     if asked == 1:
-        return None
+        return "threads: 1, as given (BLAS keeps to one thread too)" if splits_batches else None
     cores = usable_cores()
     line = f"threads: each batch of {batch_size} is split across {asked} CPU threads, as given"
     if asked > cores:
@@ -148,11 +150,18 @@ class ThreadedStep:
 
     def limit_blas(self):
         """A context in which BLAS keeps to one thread: the pieces' threads are the parallelism."""
-        return threadpool_limits(limits=1, user_api="blas")
+        return one_blas_thread()
 
     def close(self) -> None:
         """Let the threads go once their pieces are done (training is over, or stopped)."""
         self.pool.shutdown(wait=True)
+
+
+def one_blas_thread():
+    """A context in which BLAS (OpenBLAS, MKL or BLIS, whichever numpy loaded) keeps to one
+    thread: for the pieces of a split batch, and for a run told to keep to one thread, whose
+    BLAS would otherwise start a thread per core and, beside another such run, spin against it."""
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _piece(copy, start: int, stop: int, xb, tb, errors: dict):
