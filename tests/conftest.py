@@ -1,4 +1,5 @@
-"""The one backend fixture every backend-facing test uses.
+"""The one backend fixture every backend-facing test uses, and the float32 ones that several
+test files share.
 
 Each backend xpnet knows is tried; one that cannot run here is skipped with the reason its
 probe gave (not installed, no CUDA device), so a skip always says why.
@@ -42,6 +43,18 @@ def backend(request):
 def reference():
     """numpy float64: the reference every backend is compared against."""
     return resolve_backend("numpy", "cpu", "float64")
+
+
+@pytest.fixture
+def single(backend):
+    """Every usable backend, in float32, the default a user gets (test_learning*.py)."""
+    return backend.with_dtype("float32")
+
+
+@pytest.fixture
+def numpy32():
+    """numpy in float32 (test_own_data*.py)."""
+    return resolve_backend("numpy", dtype="float32")
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -17,7 +17,7 @@ from xpnet.train.data import DataError
 from xpnet.train.loop import learn
 from test_cli import assert_one_line_error, run_cli
 from test_graphs import counting_runs
-from test_reliability_resume import assert_same_run, saved, train_ok
+from toy_runs import assert_same_run, saved, train_ok
 
 
 def moved_by_hand(picture: np.ndarray, down: int, right: int) -> np.ndarray:

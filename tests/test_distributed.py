@@ -3,15 +3,13 @@
 The tests that launch ranks run `mpirun -n N python -m xpnet train --distributed ...` on
 this machine (each bounded in time) and compare the run rank 0 wrote with a single-process
 run of the same command. They skip, saying why, without mpi4py or an `mpirun`
-(pip install 'xpnet[mpi]' brings both). The split of batches into pieces is tested without MPI.
+(pip install 'xpnet[mpi]' brings both). The split of batches into pieces is tested without
+MPI, in test_distributed_split.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,33 +20,13 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from xpnet.backends import resolve_backend
-from xpnet.model import Network
 from xpnet.train.cli import main
-from xpnet.train.distributed import ShardedData, piece
-from xpnet.train.device_data import DeviceData
 from conftest import make_backend
-
-LAUNCH_LIMIT_S = 60  # no launch may take longer; a hang fails the test instead of the suite
-N_TRAIN = 450  # 7 batches of 64 and a last batch of 2: with 4 ranks, two ranks get nothing in it
-
-
-def find_mpirun() -> str | None:
-    """The mpirun next to this Python (the one pip's mpich installs), else the one on PATH."""
-    beside = Path(sys.executable).with_name("mpirun")
-    return str(beside) if beside.exists() else shutil.which("mpirun")
-
-
-def mpi_missing() -> str | None:
-    if importlib.util.find_spec("mpi4py") is None:
-        return "mpi4py is not installed (pip install 'xpnet[mpi]')"
-    if find_mpirun() is None:
-        return "no mpirun found beside python or on PATH (pip install 'xpnet[mpi]')"
-    return None
+from mpi_jobs import (N_TRAIN, assert_same_run, find_mpirun, launch, mpi_missing, run_bounded,
+                      single_process_run, train_args)
 
 
 needs_mpi = pytest.mark.skipif(mpi_missing() is not None, reason=mpi_missing() or "")
-
 
 
 @pytest.fixture
@@ -73,90 +51,6 @@ def mpi_leftovers():
         path.unlink(missing_ok=True)
 
 
-def train_args(npz, out, *extra) -> list[str]:
-    return ["train", "--data", f"npz:{npz}", "--epochs", "3", "--layers", "16", "--batch-size", "64",
-            "--backend", "numpy", "--dtype", "float64", "--no-progress", "--out", str(out), *extra]
-
-
-def launch(ranks: int, argv: list[str], cwd: Path, script: list[str] | None = None):
-    """(exit code, stdout, stderr, seconds) of `mpirun -n ranks python -m xpnet argv`."""
-    mpirun = find_mpirun()
-    command = [mpirun, *oversubscribe(mpirun), "-n", str(ranks), sys.executable,
-               *(script or ["-m", "xpnet"]), *argv]
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
-    return run_bounded(command, cwd, env)
-
-
-def run_bounded(command, cwd, env):
-    start = time.monotonic()
-    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=LAUNCH_LIMIT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # mpirun and every rank it started
-        out, err = proc.communicate()
-        pytest.fail(f"{' '.join(command)} hung for {LAUNCH_LIMIT_S} s:\n{out}\n{err}")
-    return proc.returncode, out, err, time.monotonic() - start
-
-
-def oversubscribe(mpirun: str) -> list[str]:
-    """Open MPI refuses more ranks than cores unless told; MPICH does not need telling."""
-    version = subprocess.run([mpirun, "--version"], capture_output=True, text=True).stdout
-    return ["--oversubscribe"] if "Open MPI" in version or "OpenRTE" in version else []
-
-
-def single_process_run(capsys, npz, out, *extra) -> Path:
-    assert main(train_args(npz, out, *extra)) == 0
-    capsys.readouterr()
-    return out
-
-
-def assert_same_run(reference: Path, run: Path, rtol: float) -> None:
-    """Same tensors (weights and optimizer state) and the same loss every epoch."""
-    import json
-
-    want, got = load_file(str(reference / "model.safetensors")), load_file(str(run / "model.safetensors"))
-    assert sorted(want) == sorted(got)
-    for name in want:
-        scale = max(float(np.max(np.abs(want[name]))), 1e-300)
-        assert float(np.max(np.abs(want[name] - got[name]))) <= rtol * scale, name
-    losses = [[r["loss"] for r in json.loads((path / "history.json").read_text())] for path in (reference, run)]
-    np.testing.assert_allclose(losses[1], losses[0], rtol=rtol)
-
-
-# -- the split, without MPI --------------------------------------------------------------
-
-@pytest.mark.parametrize("size", [1, 2, 3, 4])
-@pytest.mark.parametrize("batch_size", [64, 1000])
-def test_the_ranks_pieces_make_up_each_global_batch(size, batch_size):
-    """Every rank draws the same shuffle; its pieces, put back together, are the batch one process trains on."""
-    backend = resolve_backend("numpy", "cpu", "float64")
-    net = Network.from_sizes([3, 4, 5], backend)
-    X = np.arange(N_TRAIN * 3, dtype=np.float64).reshape(N_TRAIN, 3)
-    y = np.arange(N_TRAIN) % 5
-    whole = DeviceData.from_host(net, X, y)
-    shards = [ShardedData(X, y, N_TRAIN, True, net, rank, size) for rank in range(size)]
-    order = whole.order(np.random.default_rng(7), batch_size)
-    orders = [shard.order(np.random.default_rng(7), batch_size) for shard in shards]
-    trained = [[] for _ in shards]  # each rank's targets, in the order it trains on them
-    for first in range(0, N_TRAIN, batch_size):
-        xb, tb = whole.batch(order, first, batch_size)
-        pieces = [shard.batch(o, first, batch_size) for shard, o in zip(shards, orders)]
-        np.testing.assert_array_equal(np.concatenate([p[0] for p in pieces]), xb)
-        np.testing.assert_array_equal(np.concatenate([p[1] for p in pieces]), tb)
-        for mine, p in zip(trained, pieces):
-            mine.append(p[1])
-    for shard, o, mine in zip(shards, orders, trained):  # what the epoch's accuracy compares against
-        np.testing.assert_array_equal(shard.labels_in(o), np.argmax(np.concatenate(mine), axis=1))
-
-
-def test_pieces_are_consecutive_and_near_equal():
-    assert [piece(10, r, 4) for r in range(4)] == [(0, 2), (2, 5), (5, 7), (7, 10)]
-    assert [piece(2, r, 4) for r in range(4)] == [(0, 0), (0, 1), (1, 1), (1, 2)]
-
-
 # -- the command line, without MPI --------------------------------------------------------
 
 def test_mpirun_without_distributed_is_refused(capsys, monkeypatch, toy_npz, tmp_path):
@@ -168,20 +62,6 @@ def test_mpirun_without_distributed_is_refused(capsys, monkeypatch, toy_npz, tmp
     monkeypatch.setenv("PMI_RANK", "1")  # the other rank fails too, and leaves saying why to rank 0
     code = main(train_args(toy_npz, tmp_path / "run"))
     assert code == 1 and capsys.readouterr().err == "" and not (tmp_path / "run").exists()
-
-
-def test_a_global_batch_smaller_than_the_ranks_says_some_idle():
-    class FakeMPI:
-        @staticmethod
-        def Get_library_version():
-            return "MPICH Version: 5.0.2"
-
-    from xpnet.train.distributed import Distributed
-
-    ctx = Distributed.__new__(Distributed)
-    ctx.MPI, ctx.size, ctx.machines, ctx.transfer, ctx.timeout = FakeMPI, 4, 1, "numpy buffers go to MPI directly", 300
-    assert "global batch 3 is smaller than the 4 ranks, so 1 of them idle every step" in ctx.describe(3)
-    assert "global batch 64 = about 16 per rank" in ctx.describe(64)
 
 
 def test_distributed_without_mpi4py_says_how_to_install_it(capsys, monkeypatch, toy_npz, tmp_path):
@@ -362,24 +242,6 @@ def test_mpi_timeout_without_distributed_is_refused_in_one_line(capsys, toy_npz,
                  "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "--mpi-timeout" in err and "--distributed" in err, err
-
-
-def test_a_step_of_many_ranks_moves_dropout_to_its_next_mask(reference):
-    """Each rank's step must advance dropout as a single process's does, or every step of an
-    MPI run would drop the same units."""
-    from xpnet.model import Network
-    from xpnet.train.distributed import Distributed
-    from xpnet.train.optimizers import make_optimizer
-
-    ctx = Distributed.__new__(Distributed)
-    ctx.size = 2
-    ctx.loss_and_grads = lambda model, xb, tb, rows: model.loss_and_grads(xb, tb)  # one rank's sum is its own
-    net = Network.from_layers(["dropout0.5", 4], (3,), 2, reference, seed=0)
-    opt = make_optimizer("sgd", reference, net.params, 0.1)
-    x, t = reference.asarray(np.ones((4, 3))), reference.asarray(np.eye(2)[[0, 1, 0, 1]])
-    for _ in range(3):
-        ctx.train_step(net, x, t, opt, 8)
-    assert net.layers[0].steps == 3
 
 
 @needs_mpi

@@ -2,17 +2,16 @@
 documented one-line error (an `XpnetError`, or argparse's exit 2) or a correct result:
 never another exception, never a hang, never data that was not in the file.
 
-Each test is bounded (`max_examples`, a per-example deadline) so the file runs in seconds;
-a failure prints the smallest input hypothesis found, which is the bug report.
+Each test is bounded (`max_examples`, a per-example deadline: tests/fuzz_settings.py) so the
+file runs in seconds; a failure prints the smallest input hypothesis found, which is the bug
+report. Checkpoints: test_fuzz_checkpoints.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import gzip
 import io
-import json
 import os
 import struct
 import warnings
@@ -20,25 +19,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from PIL import Image
 
-from xpnet.backends import XpnetError, resolve_backend
-from xpnet.model import Network
-from xpnet.model.checkpoint import _digest, from_bytes, read, to_bytes
 from xpnet.train.cli import main
 from xpnet.train.data import DataError
 from xpnet.train.data.glyph import load_image, preprocess_image
 from xpnet.train.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
-from xpnet.train.state import TrainingState
 
-# CI draws the same examples every run (derandomize), so a red test is a bug, not bad luck.
-# For a longer, fresh hunt: XPNET_FUZZ_EXAMPLES=50 python -m pytest tests/test_fuzz.py
-HUNT = int(os.environ.get("XPNET_FUZZ_EXAMPLES", "0"))
-FAST = settings(max_examples=300 * max(HUNT, 1), deadline=2000, derandomize=not HUNT, database=None,
-                suppress_health_check=[HealthCheck.too_slow])
-SLOWER = settings(FAST, max_examples=120 * max(HUNT, 1), deadline=5000)
+from fuzz_settings import FAST, SLOWER
 
 
 @pytest.fixture(scope="module")
@@ -101,126 +91,6 @@ def test_idx_reader_on_truncated_gzip(scratch, keep):
         assert "\n" not in str(exc)
     else:
         np.testing.assert_array_equal(arr, images)
-
-
-# -- checkpoints -------------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=None)
-def valid_checkpoint():
-    """(bytes, network) of a small checkpoint with an Adam training state."""
-    numpy = resolve_backend("numpy")
-    net = Network.from_sizes([3, 4, 2], numpy, seed=1)
-    state = TrainingState.fresh(net, "adam", 0.01, seed=0)
-    extra, entry = state.to_checkpoint()
-    return to_bytes(net, {"epochs": 1, **entry}, extra), net
-
-
-def load_all(data: bytes):
-    """Everything xpnet does with checkpoint bytes: parse, build the network, rebuild the state."""
-    numpy = resolve_backend("numpy")
-    net, meta = from_bytes(data, numpy, source="fuzzed")
-    tensors, _ = read(data, "fuzzed")
-    TrainingState.from_checkpoint(net, tensors, meta, "fuzzed")
-    return net
-
-
-def refused_in_one_line(data: bytes):
-    try:
-        return load_all(data)
-    except XpnetError as exc:
-        assert "\n" not in str(exc)
-        return None
-
-
-@FAST
-@given(data=st.binary(max_size=400))
-def test_checkpoint_reader_on_random_bytes(data):
-    assert refused_in_one_line(data) is None
-
-
-@FAST
-@given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1, max_size=6),
-       cut=st.integers(0, 10**6), truncate=st.booleans())
-def test_checkpoint_reader_on_damaged_checkpoints(flips, cut, truncate):
-    data, net = valid_checkpoint()
-    damaged = bytearray(data)
-    for where, mask in flips:
-        damaged[where % len(damaged)] ^= mask
-    if truncate:
-        damaged = damaged[:cut % len(damaged)]
-    loaded = refused_in_one_line(bytes(damaged))
-    if loaded is not None:  # a harmless change (header padding): the same network
-        for a, b in zip(loaded.params, net.params):
-            np.testing.assert_array_equal(a, b)
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12)
-
-
-def replace_at(obj, path: list[int], value):
-    """A copy of JSON `obj` with the node reached by following `path` (indices mod size) replaced."""
-    if not path or not isinstance(obj, (dict, list)) or not obj:
-        return value
-    keys = list(obj) if isinstance(obj, dict) else list(range(len(obj)))
-    key = keys[path[0] % len(keys)]
-    copy = dict(obj) if isinstance(obj, dict) else list(obj)
-    copy[key] = replace_at(obj[key], path[1:], value)
-    return copy
-
-
-def resigned(tensors: dict, metadata: dict) -> bytes:
-    """A checkpoint with a freshly computed digest, as a bug (or an attacker) could write it."""
-    from safetensors.numpy import save
-
-    header = {k: v for k, v in metadata.items() if k != "digest"}
-    header["digest"] = _digest(tensors, header)
-    return save(tensors, metadata=header)
-
-
-@SLOWER
-@given(entry=st.sampled_from(["architecture", "training_state", "epochs", "format", "version"]),
-       path=st.lists(st.integers(0, 50), max_size=4), value=json_values, raw_text=st.booleans())
-@example(entry="training_state", path=[0], value=float("inf"), raw_text=False)  # epoch = Infinity
-@example(entry="training_state", path=[5], value={"state": {"state": -1, "inc": 1}}, raw_text=False)
-@example(entry="architecture", path=[0], value=[3, 4, 2, 7], raw_text=False)
-def test_checkpoint_reader_on_edited_headers_with_a_valid_digest(entry, path, value, raw_text):
-    """Past the integrity check: any architecture or training state is refused in one line."""
-    data, _ = valid_checkpoint()
-    from safetensors.numpy import load
-
-    tensors = load(data)
-    size = int.from_bytes(data[:8], "little")
-    metadata = json.loads(data[8:8 + size])["__metadata__"]
-    if raw_text:  # not even JSON
-        metadata[entry] = json.dumps(value)[::-1]
-    elif entry in ("format", "version"):  # plain strings in the header, not JSON
-        metadata[entry] = json.dumps(value)
-    else:
-        metadata[entry] = json.dumps(replace_at(json.loads(metadata[entry]), path, value))
-    refused_in_one_line(resigned(tensors, metadata))
-
-
-@SLOWER
-@given(name=st.sampled_from(["layers.0.W", "layers.1.b", "optimizer.m.0", "optimizer.v.3"]),
-       shape=st.lists(st.integers(0, 5), max_size=3), dtype=st.sampled_from(["float32", "float64", "int32",
-                                                                               "uint8", "float16"]),
-       drop=st.booleans())
-def test_checkpoint_reader_on_swapped_tensors_with_a_valid_digest(name, shape, dtype, drop):
-    data, _ = valid_checkpoint()
-    from safetensors.numpy import load
-
-    tensors = load(data)
-    size = int.from_bytes(data[:8], "little")
-    metadata = json.loads(data[8:8 + size])["__metadata__"]
-    if drop:
-        del tensors[name]
-    else:
-        tensors[name] = np.ones(shape, dtype=dtype)
-    refused_in_one_line(resigned(tensors, metadata))
 
 
 # -- pictures ----------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import pytest
 from xpnet.train.run_lock import LOCK_NAME, RunLock
 
 from test_cli import assert_one_line_error, run_cli
-from test_reliability_resume import files_of, history, make_npz, train_args, train_ok
+from toy_runs import files_of, history, make_npz, train_args, train_ok
 
 
 def start_training(data: Path, out: Path, *extra: str) -> subprocess.Popen:

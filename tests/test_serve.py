@@ -1,5 +1,5 @@
 """`xpnet serve`: the JSON API over real HTTP on an ephemeral port, every bad input, and many
-clients at once; the command line's start, warning and refusals.
+clients at once (the command line's start, warning and refusals: test_serve_command.py).
 
 The server runs in this process on a thread (as `xpnet serve` runs it, ThreadingHTTPServer on
 127.0.0.1), over the small checkpoint in tests/data, so no test trains anything.
@@ -10,40 +10,20 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import threading
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from xpnet.train.cli import main
-from xpnet.train.data import glyph
 from xpnet.train.data.glyph import load_image
 from xpnet.train.predict import predict_images
 from xpnet.train.serve.app import ASSETS, LARGE, MAX_BODY, MAX_PIXELS, App
 from xpnet.train.serve.handler import Server
-from conftest import ctrl_c_as_in_a_terminal
-
-REPO = Path(__file__).resolve().parents[1]
-RUN = REPO / "tests" / "data" / "cupy-run"  # 784 -> 32 -> 26, letters; config.json but no history.json
-
-
-def letter_png(size=(200, 200), **save) -> bytes:
-    """An L drawn in black on white, as the page's canvas sends it."""
-    img = Image.new("L", size, 255)
-    ImageDraw.Draw(img).line([(60, 30), (60, 170), (150, 170)], fill=0, width=18)
-    buf = io.BytesIO()
-    img.save(buf, format=save.pop("format", "PNG"), **save)
-    return buf.getvalue()
+from serve_data import REPO, RUN, bomb, letter_png
 
 
 @pytest.fixture(scope="module")
@@ -116,34 +96,10 @@ def test_a_truncated_png_is_a_400(server):
     assert_refused(server, 400, body=png[: len(png) // 2], says="cannot read image")
 
 
-def bomb(pixels: int) -> bytes:
-    """A PNG of a few kB that would unpack to more than `pixels` pixels."""
-    side = int(pixels ** 0.5) + 100
-    buf = io.BytesIO()
-    Image.new("1", (side, side)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def test_a_decompression_bomb_is_refused_before_it_is_decoded(server):
     body = bomb(MAX_PIXELS)
     assert len(body) < MAX_BODY
     assert_refused(server, 400, body=body, says="16 million")
-
-
-def test_predict_refuses_a_bomb_in_one_line_too(tmp_path, capsys):
-    (tmp_path / "bomb.png").write_bytes(bomb(glyph.MAX_PIXELS))
-    assert main(["predict", str(RUN), str(tmp_path / "bomb.png"), "--backend", "numpy"]) == 1
-    err = capsys.readouterr().err
-    assert "bomb.png" in err and "50 million" in err and len(err.splitlines()) == 1
-
-
-def test_a_bomb_pillow_refuses_itself_reads_as_one_sentence(tmp_path, capsys):
-    """Past twice Pillow's own limit, Pillow refuses on opening, with a message ending in a full stop."""
-    (tmp_path / "huge.png").write_bytes(bomb(2 * Image.MAX_IMAGE_PIXELS + 1))
-    assert main(["predict", str(RUN), str(tmp_path / "huge.png"), "--backend", "numpy"]) == 1
-    err = capsys.readouterr().err
-    assert "huge.png" in err and "DecompressionBombError" in err and ".;" not in err, err
-    assert len(err.splitlines()) == 1
 
 
 def test_a_photo_sized_picture_is_read(server):
@@ -275,14 +231,6 @@ def test_the_page_and_its_files_come_from_the_package(server):
     assert "http://" not in page and "https://" not in page  # nothing from the network
 
 
-def test_pyproject_ships_the_page():
-    setup = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert {"xpnet.train.serve", "xpnet.train.serve.static"} <= set(setup["packages"])
-    globs = setup["package-data"]["xpnet.train.serve.static"]
-    shipped = {p.name for g in globs for p in (REPO / "train" / "serve" / "static").glob(g)}
-    assert {name for name, _ in ASSETS.values()} <= shipped
-
-
 def test_run_gives_config_and_what_the_folder_holds(server, tmp_path):
     status, _, run = request(server, "GET", "/api/run")
     assert status == 200
@@ -300,39 +248,3 @@ def test_run_gives_config_and_what_the_folder_holds(server, tmp_path):
     (folder / "groups.json").write_text(json.dumps(groups))
     (folder / "confusion.json").unlink()
     assert App(str(folder), "numpy").run["groups"] == groups
-
-
-def test_serve_starts_says_where_and_stops_on_ctrl_c():
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "xpnet", "serve", str(RUN), "--port", "0", "--host", "0.0.0.0",
-                             "--backend", "numpy"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=ctrl_c_as_in_a_terminal)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith(f"serving {RUN} at http://0.0.0.0:"), line + proc.stderr.read()
-        port = int(line.split(":")[2].split("/")[0])
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("POST", "/api/predict", letter_png())
-        assert conn.getresponse().status == 200
-        conn.close()
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0 and "stopped" in out
-    assert err.startswith("xpnet: warning: listening on 0.0.0.0, so other machines can reach"), err
-    assert len(err.splitlines()) == 1, err
-
-
-def test_a_bad_checkpoint_or_a_taken_port_is_one_line(capsys, tmp_path):
-    assert main(["serve", str(tmp_path / "missing")]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("xpnet: error: ") and len(err.splitlines()) == 1
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        assert main(["serve", str(RUN), "--backend", "numpy", "--port", str(taken.getsockname()[1])]) == 1
-    err = capsys.readouterr().err
-    assert "cannot listen on 127.0.0.1 port" in err and "--port" in err and len(err.splitlines()) == 1
-    with pytest.raises(SystemExit):
-        main(["serve", str(RUN), "--port", "70000"])
-    assert "not a port" in capsys.readouterr().err

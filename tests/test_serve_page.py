@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_serve import RUN, letter_png
+from serve_data import RUN, letter_png
 from xpnet.train.serve.app import App
 from xpnet.train.serve.handler import Server
 
