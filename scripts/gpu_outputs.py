@@ -44,7 +44,7 @@ def save_heldout(run: Path) -> Path:
     config = TrainConfig(**{k: v for k, v in json.loads((run / "config.json").read_text()).items()
                             if k in TrainConfig.__dataclass_fields__})
     data = load_data(config.data, seed=config.seed, n_train=config.train_samples, n_test=config.test_samples,
-                     progress=False)
+                     progress=False, small_letters=config.small_letters)
     path = run / "heldout.npz"
     np.savez_compressed(path, X=data.X_test, y=data.y_test, classes=np.array(data.classes))
     return path

@@ -67,6 +67,17 @@ def fraction(text: str) -> float:
     return value
 
 
+def share(text: str) -> float:
+    """A share from 0 to 1, both included, such as 0.4."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1") from None
+    if not 0 <= value <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1 (e.g. 0.4), got {text}")
+    return value
+
+
 def whole_number_from(least: int):
     """An argument type: a whole number of at least `least`."""
     return lambda text: whole_number(text, least)

@@ -18,7 +18,7 @@ from xpnet.model.losses import check_loss
 from xpnet.train.augment import MAX_SHIFT
 from xpnet.train.config import TrainConfig, dense_only
 from xpnet.train.data import DataSet
-from xpnet.train.data.spec import check_sample_counts, parse_spec
+from xpnet.train.data.spec import check_sample_counts, check_small_letters, parse_spec
 from xpnet.train.optimizers import check_optimizer, check_weight_decay
 from xpnet.train.scaling import check_scale
 from xpnet.train.schedules import check_schedule
@@ -65,6 +65,7 @@ def check_config(config: TrainConfig) -> None:
     check_scale(config.scale)
     if config.shift is not None and not 0 <= config.shift <= MAX_SHIFT:
         raise XpnetError(f"--shift {config.shift} is out of range: give 0 (none) to {MAX_SHIFT} pixels")
+    check_small_letters(config.small_letters, parse_spec(config.data)[0])
     if parse_spec(config.data)[0] == "letters" and (config.hidden is not None or config.image is not None):
         check_fits_letters(config)
 

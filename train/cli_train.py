@@ -13,9 +13,10 @@ from xpnet.model.init import INITS
 from xpnet.model.losses import LOSSES
 from xpnet.model.layers import WORDS
 from xpnet.train.arguments import (EXIT_ERROR, add_backend_flags, fraction, image_shape, layer_words, learning_rate,
-                                   non_negative_float, one_of, positive_float, positive_int, whole_number_from)
-from xpnet.train.config import (BATCH, EPOCHS, LETTERS_BATCH, LETTERS_EPOCHS, LETTERS_LR, PRESETS, RESUMABLE,
-                                SHIFTED_EPOCHS, WIDE_FROM, TrainConfig, with_data_defaults)
+                                   non_negative_float, one_of, positive_float, positive_int, share,
+                                   whole_number_from)
+from xpnet.train.config import (BATCH, EPOCHS, LETTERS_BATCH, LETTERS_EPOCHS, LETTERS_LR, LETTERS_ONLY, PRESETS,
+                                RESUMABLE, SHIFTED_EPOCHS, WIDE_FROM, TrainConfig, is_letters, with_data_defaults)
 from xpnet.train.data.spec import SCHEMES
 from xpnet.train.files import WRITE_FAILURES
 from xpnet.train.threads import MAX_AUTO
@@ -82,10 +83,14 @@ def add_train(sub) -> None:
                    help="epochs climbing linearly to the rate first (default 0)")
     p.add_argument("--weight-decay", type=non_negative_float, metavar="LAMBDA",
                    help="L2 weight decay: lambda * W added to each weight's gradient (default 0.0001 for letters "
-                        "but with --preset course or cnn, else 0)")
+                        "and with --preset cnn, 0 with --preset course, else 0)")
     p.add_argument("--shift", type=whole_number_from(0), metavar="PIXELS",
                    help="move each training picture up to this many whole pixels each way, drawn anew every "
                         "epoch (default 2 for letters, else 0)")
+    p.add_argument("--small-letters", type=share, metavar="SHARE",
+                   help="letters only: the share of the training letters drawn 7 to 13 pixels tall and scaled "
+                        f"up, as in a photo or on a small canvas (default {preset_settings('small_letters')}, "
+                        "else 0.25; the held-out letters are the same whatever it is)")
     p.add_argument("--val-fraction", type=fraction, metavar="F",
                    help="hold back this share of the training data (stratified by class) to validate on; "
                         "default: validate on the held-out part, if the data have one")
@@ -118,7 +123,10 @@ def config_from_args(args) -> TrainConfig:
             raise XpnetError(f"{flags} cannot change when resuming; resume takes the run's own settings "
                              f"(only --epochs, --patience, --backend, --device, --tf32, --cuda-graphs and --threads may be given)")
         return dataclasses.replace(read_run_config(args.resume), **given, out=args.resume)
-    config = dataclasses.replace(TrainConfig(), **PRESETS[args.preset])
+    preset = PRESETS[args.preset]
+    if not is_letters(given.get("data", TrainConfig.data)):  # the preset's letters-only settings do not apply
+        preset = {name: value for name, value in preset.items() if name not in LETTERS_ONLY}
+    config = dataclasses.replace(TrainConfig(), **preset)
     return dataclasses.replace(config, **given)
 
 

@@ -37,7 +37,7 @@ class RunContext:
 
     def load_data(self, config, progress: bool = True) -> DataSet:
         return load_data(config.data, seed=config.seed, n_train=config.train_samples,
-                         n_test=config.test_samples, progress=progress)
+                         n_test=config.test_samples, progress=progress, small_letters=config.small_letters)
 
     def check_same_start(self, config, backend, net, data) -> None:
         """Stop when the processes of the job were started differently (one always agrees)."""

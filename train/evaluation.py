@@ -96,7 +96,8 @@ def score_job(net: Network, meta: dict, checkpoint: str, data_spec: str | None, 
     same = moved or trained.get("data") == data_spec  # then regenerate (or hit the cache of) the same set
     try:
         data = load_data(data_spec, seed=meta.get("seed", 0), n_train=trained.get("train_samples") if same else None,
-                         n_test=trained.get("test_samples") if same else None)
+                         n_test=trained.get("test_samples") if same else None,
+                         small_letters=trained.get("small_letters") if same else None)
     except DataError as exc:  # the run's own files moved or changed: the fix is --data, not the loader's
         if not recorded or data_spec.startswith("letters"):
             raise

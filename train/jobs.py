@@ -221,7 +221,8 @@ def warn_about_empty_classes(data: DataSet, log: Log) -> None:
 def network_line(config: TrainConfig, net: Network, data: DataSet, rate_from_data: bool = False) -> str:
     """The run in one line, naming the defaults the data chose (a rate, a decay, a shift) where they apply."""
     extras = (f"  weight decay {config.weight_decay:g}" if config.weight_decay else "") + (
-        f"  shifted up to {config.shift} px" if config.shift else "")
+        f"  shifted up to {config.shift} px" if config.shift else "") + (
+        f"  {config.small_letters:.0%} drawn small" if config.small_letters is not None else "")
     whose = " (its default)" if config.lr is None else (
         f" (the letters' default at batch {config.batch_size})" if rate_from_data else "")
     return (f"network {net.summary}  {config.activation}  {config.loss}  "

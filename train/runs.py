@@ -20,7 +20,8 @@ from xpnet.model.checkpoint import CheckpointError
 from xpnet.model.layers import same_layers
 from xpnet.train.checkpoints import CHECKPOINT_NAME, load_for_resume, save_checkpoint
 from xpnet.train.config import BATCH, COUNTS, RESUMABLE, TrainConfig
-from xpnet.train.data import DataSet, absolute_spec
+from xpnet.train.data import DataError, DataSet, absolute_spec
+from xpnet.train.data.spec import check_small_letters
 from xpnet.train.files import OutputError, atomic_write_json, is_regular
 from xpnet.train.optimizers import OptimizerError, check_weight_decay
 from xpnet.train.run_lock import LOCK_NAME
@@ -234,6 +235,11 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
         value = getattr(config, name)
         if type(value) is not int or value < 0:
             raise XpnetError(f"{path} gives {name} = {value!r}: it must be a whole number >= 0; correct it")
+    try:
+        check_small_letters(config.small_letters)
+    except DataError:
+        raise XpnetError(f"{path} gives small_letters = {config.small_letters!r:.40}: it must be a share from 0 "
+                         "to 1, or null; correct it") from None
     try:  # None would become the data's default, which the run may not have had
         check_weight_decay(config.weight_decay)
     except OptimizerError:

@@ -69,15 +69,18 @@ def absolute_spec(spec: str) -> str:
 
 def load_data(spec: str = "letters", *, seed: int = 0, cache_dir: str | Path | None = None,
               fonts_dir: str | None = None, n_train: int | None = None, n_test: int | None = None,
-              progress: bool = True) -> DataSet:
+              progress: bool = True, small_letters: float | None = None) -> DataSet:
     """Load the data set a spec names, as float32 rows ready for training.
 
     `seed` makes the synthetic letters and any subsetting reproducible; `cache_dir` and
     `fonts_dir` only matter for `letters` (`letters:DIR` names a fonts folder too). n_train / n_test are the sizes to generate
     (letters; default 120,000 + 10,000, EMNIST's scale) or the most samples to keep (file
-    sources; default: all of them).
+    sources; default: all of them). `small_letters` is the share of the letters' training
+    pictures drawn 7-13 pixels tall and scaled up (default: the generator's 0.25); the held-out
+    groups are the same whatever it is.
     """
     scheme, arg = parse_spec(spec)
+    check_small_letters(small_letters, scheme)
     if scheme == "letters":
         n_train = LETTERS_TRAIN if n_train is None else n_train
         n_test = LETTERS_TEST if n_test is None else n_test
@@ -88,13 +91,27 @@ def load_data(spec: str = "letters", *, seed: int = 0, cache_dir: str | Path | N
         if fonts_dir is not None and arg not in (None, "system"):
             raise DataError(f"data spec {spec!r} names a fonts folder and fonts_dir names another; give one")
         folder = fonts_dir if arg in (None, "system") else arg
+        from xpnet.train.data.letters_render import Augment
+        augment = Augment() if small_letters is None else replace(Augment(), lowres_prob=float(small_letters))
         return load_letters(seed=seed, cache_dir=cache_dir, fonts_dir=folder, system_fonts=arg == "system",
-                            n_train=n_train, n_test=n_test, progress=progress)
+                            n_train=n_train, n_test=n_test, progress=progress, augment=augment)
     ds = _load_file_source(scheme, arg, progress)
     if n_train is None and n_test is None:
         return ds
     n_test_all = 0 if ds.y_test is None else len(ds.y_test)
     return cap_samples(ds, n_train or len(ds.X_train), n_test if n_test is not None else n_test_all, seed)
+
+
+def check_small_letters(share, scheme: str = "letters") -> None:
+    """A share from 0 to 1, for the letters only: other data has no small letters to draw."""
+    if share is None:
+        return
+    if isinstance(share, bool) or not isinstance(share, (int, float, np.integer, np.floating)) \
+            or not 0 <= share <= 1:
+        raise DataError(f"small letters must be a share from 0 to 1 (e.g. 0.4), got {share!r:.40}")
+    if scheme != "letters":
+        raise DataError(f"small letters are drawn for the built-in letters only, not {scheme} data: "
+                        "leave --small-letters (small_letters=) out")
 
 
 def _load_file_source(scheme: str, arg: str, progress: bool) -> DataSet:
