@@ -60,6 +60,11 @@ class Conv2D(Weighted):
     def out_shape(self) -> tuple:
         return self._out
 
+    def floats_per_row(self) -> int:
+        """Its input, windows (C * kh * kw per output pixel) and output."""
+        _, C, kh, kw = self.W.shape
+        windows = C * kh * kw * self._out[1] * self._out[2]
+        return self.n_in + windows + self.n_out
 
     def describe(self) -> dict:
         F, _, kh, kw = self.W.shape

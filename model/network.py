@@ -11,7 +11,7 @@ from xpnet.backends import Backend
 from xpnet.model.activations import ModelError, check_activation, softmax_forward
 from xpnet.model.dense import Dense
 from xpnet.model.init import init_weights, seeded_rng
-from xpnet.model.layer import Layer
+from xpnet.model.layer import Layer, eval_rows
 from xpnet.model.inputs import check_inputs
 from xpnet.model.layers import build_layers, describe_layers, layer_from
 from xpnet.model.losses import check_loss
@@ -83,11 +83,8 @@ class Network:
             raise ModelError("cross_entropy applies softmax itself: the output activation must be identity")
         rng = seeded_rng(seed)
         acts = [activation] * (len(sizes) - 2) + [output]
-        layers = []
-        for n_in, n_out, act in zip(sizes, sizes[1:], acts):
-            W = init_weights(init, rng, n_in, n_out)
-            layers.append(Dense(backend.asarray(W), backend.asarray(np.zeros(n_out)), act, backend))
-        net = cls(layers, loss)
+        net = cls([Dense(backend.asarray(init_weights(init, rng, n_in, n_out)), backend.asarray(np.zeros(n_out)), act,
+                         backend) for n_in, n_out, act in zip(sizes, sizes[1:], acts)], loss)
         net.output_auto, net.loss_auto = auto, loss_auto
         return net
 
@@ -256,11 +253,12 @@ class Network:
         return xp.where(empty, uniform, clipped / xp.where(empty, xp.ones_like(total), total))
 
     # -- host-facing helpers -----------------------------------------------------------------
-    def predict_proba(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Host probabilities (n, classes) for raw host inputs X, computed in device batches."""
+    def predict_proba(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Host probabilities (n, classes) for raw host inputs X, computed in device batches
+        (None: `eval_rows`, as many rows as fit the memory a pass should hold)."""
         return self._map_batches(X, batch_size, lambda out: self.probabilities(out))
 
-    def predict(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    def predict(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """For raw host inputs X: class indices (n,) from a classifier, values (n, outputs)
         in the targets' own units from a regression network."""
         if self.is_regression:
@@ -269,7 +267,7 @@ class Network:
         return np.argmax(self.predict_proba(X, batch_size), axis=1)
 
     def _map_batches(self, X, batch_size, fn) -> np.ndarray:
-        X = self.check_inputs(X)
+        X, batch_size = self.check_inputs(X), batch_size or eval_rows(self.layers, self.backend)
         dtype = self.backend.dtype_name  # int or bool inputs compute in the network's float
         scale = self.scaling.scale_inputs if self.scaling else (lambda backend, x: x)
         parts = [self.backend.to_numpy(fn(self.forward(scale(self.backend,

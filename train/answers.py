@@ -16,7 +16,7 @@ from xpnet.train.scaling import scaled_pair
 from xpnet.train.targets import check_data
 
 
-def evaluate(model: Network, X, y, batch_size: int = 4096) -> dict:
+def evaluate(model: Network, X, y, batch_size: int | None = None) -> dict:
     """Scores of `model` on host data (X, y): the loss (as training measures it, on scaled
     targets), accuracy for class labels, and for regression values mse, rmse, mae and r2
     in the targets' own units."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from xpnet.model import Network
+from xpnet.model.layer import eval_rows
 from xpnet.train.device_data import DeviceData
 
 BOUNDS = (0.05, 20.0)  # the temperatures searched: far past any a trained network needs
@@ -48,8 +49,9 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(1 / ((lo + hi) / 2))
 
 
-def raw_outputs(model: Network, data: DeviceData, batch_size: int = 4096) -> np.ndarray:
+def raw_outputs(model: Network, data: DeviceData, batch_size: int | None = None) -> np.ndarray:
     """The network's logits for a device data set, on the host, in float64."""
+    batch_size = batch_size or eval_rows(model.layers, model.backend)
     parts = [model.backend.to_numpy(model.forward(data.rows(first, first + batch_size)[0]))
              for first in range(0, data.n, batch_size)]
     return np.concatenate(parts).astype(np.float64)

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from xpnet.model import Network
+from xpnet.model.layer import eval_rows
 from xpnet.train.augment import Shifts
 from xpnet.train.calibration import calibrate as calibrate_temperature
 from xpnet.train.context import RunContext
@@ -192,9 +193,10 @@ def run_epoch(steps, rng: np.random.Generator) -> dict:
     return record
 
 
-def evaluate_device(model: Network, data: DeviceData, batch_size: int = 4096) -> dict:
-    """Mean loss (and accuracy, for classes) over a device data set, without training."""
-    xp = model.backend.xp
+def evaluate_device(model: Network, data: DeviceData, batch_size: int | None = None) -> dict:
+    """Mean loss (and accuracy, for classes) over a device data set, without training, in
+    chunks of `batch_size` rows (None: as many as model/layer.py's `eval_rows` gives)."""
+    xp, batch_size = model.backend.xp, batch_size or eval_rows(model.layers, model.backend)
     loss_sum, correct = 0.0, 0.0
     for first in range(0, data.n, batch_size):
         xb, tb = data.rows(first, first + batch_size)
