@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from bench.options import (OneLineParser, limit_threads, non_negative_float, positive_float, positive_int,  # noqa: E402
                            positive_ints, run_main)
-from bench.contestants import decayed_weights  # noqa: E402
+from bench.contestants import decayed_weights, torch_sync  # noqa: E402
 
 LAYERS = ["conv16x3", "pool2", "conv32x3", "pool2", "conv64x3", "pool2", "dropout0.25", 512]  # --preset cnn's
 CLASSES, SIDE, LR, WEIGHT_DECAY = 26, 28, 2e-3, 1e-4  # (a test holds these to the preset)
@@ -128,7 +128,7 @@ def torch_step(batch_size: int, threads: int, device: str = "cpu"):
         loss.backward()
         opt.step()
 
-    return step, ((lambda: torch.cuda.synchronize(device)) if device == "cuda" else (lambda: None))
+    return step, torch_sync(device)
 
 
 def worker(name: str, batch_size: int, threads: int, seconds: float, device: str) -> None:

@@ -25,6 +25,13 @@ def decayed_weights(model, weight_decay: float) -> list[dict]:
             {"params": [p for p in model.parameters() if p.ndim == 1], "weight_decay": 0.0}]
 
 
+def torch_sync(device) -> Callable[[], None]:
+    """What waits for torch's work on `device` to finish: the CUDA stream's, or nothing on the CPU."""
+    import torch
+
+    return (lambda: torch.cuda.synchronize(device)) if str(device).startswith("cuda") else (lambda: None)
+
+
 def numpy_backend(dtype: str, threads: int, plain: bool = False):
     """The numpy backend with BLAS limited to `threads`; `plain` turns its kernels off."""
     import dataclasses
@@ -182,8 +189,7 @@ def torch_eager_contestant(spec: Spec, device: str, name: str = "torch eager") -
         loss.backward()
         opt.step()
 
-    sync = (lambda: torch.cuda.synchronize(device)) if str(device).startswith("cuda") else (lambda: None)
-    return Contestant(name, step, sync)
+    return Contestant(name, step, torch_sync(device))
 
 
 def products_contestant(library: str, device: str, spec: Spec, name: str = "products") -> Contestant:
@@ -227,8 +233,7 @@ def _array_library(library: str, device: str, dtype: str):
     if library == "torch":
         import torch
 
-        sync = (lambda: torch.cuda.synchronize(device)) if device.startswith("cuda") else (lambda: None)
-        return torch, sync, lambda shape: torch.tensor(host(shape), device=device)
+        return torch, torch_sync(device), lambda shape: torch.tensor(host(shape), device=device)
     raise ValueError(f"no products ceiling for library {library!r}")
 
 

@@ -83,8 +83,11 @@ class Network:
             raise ModelError("cross_entropy applies softmax itself: the output activation must be identity")
         rng = seeded_rng(seed)
         acts = [activation] * (len(sizes) - 2) + [output]
-        net = cls([Dense(backend.asarray(init_weights(init, rng, n_in, n_out)), backend.asarray(np.zeros(n_out)), act,
-                         backend) for n_in, n_out, act in zip(sizes, sizes[1:], acts)], loss)
+        layers = []
+        for n_in, n_out, act in zip(sizes, sizes[1:], acts):
+            W = init_weights(init, rng, n_in, n_out)
+            layers.append(Dense(backend.asarray(W), backend.asarray(np.zeros(n_out)), act, backend))
+        net = cls(layers, loss)
         net.output_auto, net.loss_auto = auto, loss_auto
         return net
 
@@ -254,8 +257,7 @@ class Network:
 
     # -- host-facing helpers -----------------------------------------------------------------
     def predict_proba(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """Host probabilities (n, classes) for raw host inputs X, computed in device batches
-        (None: `eval_rows`, as many rows as fit the memory a pass should hold)."""
+        """Host probabilities (n, classes) for raw host inputs X, in device batches (None: `eval_rows`)."""
         return self._map_batches(X, batch_size, lambda out: self.probabilities(out))
 
     def predict(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:

@@ -5,8 +5,8 @@
 #   1. the backend table, then the CNN's training step on cupy against PyTorch eager on CUDA
 #      (bench/cnn_step.py --device cuda: the one GPU target not yet measured);
 #   2. the default letters job on the auto backend (it should pick cupy, with CUDA graphs),
-#      two epochs of `--preset cnn` on cupy, then 3 epochs of the default on cupy without graphs, one epoch on numpy on this machine's CPU
-#      cores, and 3 epochs on torch-cuda;
+#      two epochs of `--preset cnn` on cupy, then 3 epochs of the default on cupy without
+#      graphs, one epoch on numpy on this machine's CPU cores, and 3 epochs on torch-cuda;
 #   3. a small run trained on cupy, and the default run: each with its outputs on host-made
 #      inputs and its held-out samples (scripts/gpu_outputs.py), returned as cupy-run.tgz
 #      (tests/test_gpu_checkpoint.py keeps its contract) and run-auto.tgz;

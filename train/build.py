@@ -65,8 +65,9 @@ def check_config(config: TrainConfig) -> None:
     check_scale(config.scale)
     if config.shift is not None and not 0 <= config.shift <= MAX_SHIFT:
         raise XpnetError(f"--shift {config.shift} is out of range: give 0 (none) to {MAX_SHIFT} pixels")
-    check_small_letters(config.small_letters, parse_spec(config.data)[0])
-    if parse_spec(config.data)[0] == "letters" and (config.hidden is not None or config.image is not None):
+    scheme = parse_spec(config.data)[0]
+    check_small_letters(config.small_letters, scheme)
+    if scheme == "letters" and (config.hidden is not None or config.image is not None):
         check_fits_letters(config)
 
 

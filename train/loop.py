@@ -29,7 +29,7 @@ from xpnet.train.schedules import check_schedule, epoch_lr
 from xpnet.train.state import TrainingState
 from xpnet.train.watch import check_divergence, warn_if_exploding, warn_if_far_above, warn_if_unchanged
 from xpnet.train.subnormals import flush_subnormals
-from xpnet.train.threads import check_threads, choose_threads
+from xpnet.train.threads import check_threads, choose_threads, keeps_to_one_thread
 from xpnet.train.steps import EagerSteps
 from xpnet.train.tally import count_correct
 from xpnet.train.targets import DataError
@@ -103,7 +103,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
             _say(log, report)
         state = TrainingState.fresh(model, optimizer, lr, seed, weight_decay)
     train_set.shifts = shifts  # after lr="auto"'s trials, which every process runs on the pictures as they are
-    one_thread = threads == 1 and model.backend.splits_batches  # asked for: BLAS keeps to one too
+    one_thread = keeps_to_one_thread(threads, model.backend)  # asked for: BLAS keeps to one too
     threads, threads_note = choose_threads(threads, model, batch_size, context.size > 1)
     if threads_note:
         _say(log, threads_note)

@@ -63,7 +63,7 @@ def choose_threads(asked: int | None, model, batch_size: int, distributed: bool)
     """
     check_threads(asked, model.backend, distributed)
     if asked is not None:
-        return asked, _asked_note(asked, batch_size, model.backend.splits_batches)
+        return asked, _asked_note(asked, batch_size, model.backend)
     convolutional = any(isinstance(layer, Conv2D) for layer in model.layers)
     if not (model.backend.splits_batches and convolutional) or distributed:
         return 1, None
@@ -74,13 +74,17 @@ def choose_threads(asked: int | None, model, batch_size: int, distributed: bool)
                      "(numpy's operations use one core each; --threads 1 to keep to one)")
 
 
-def _asked_note(asked: int, batch_size: int, splits_batches: bool) -> str | None:
-    """What a count given by hand does: one thread keeps BLAS to one as well (a user who asks
-    for one thread, to run two jobs side by side say, means one core), where BLAS is numpy's;
-    a warning where it is more than the cores or the rows, which leaves threads waiting for a
-    core or a piece."""
+def keeps_to_one_thread(asked: int | None, backend) -> bool:
+    """Whether a run was told to keep to one thread where BLAS is numpy's: then BLAS keeps to
+    one as well (a user who asks for one thread, to run two jobs side by side say, means one core)."""
+    return asked == 1 and backend.splits_batches
+
+
+def _asked_note(asked: int, batch_size: int, backend) -> str | None:
+    """What a count given by hand does: one thread keeps BLAS to one as well; a warning where
+    it is more than the cores or the rows, which leaves threads waiting for a core or a piece."""
     if asked == 1:
-        return "threads: 1, as given (BLAS keeps to one thread too)" if splits_batches else None
+        return "threads: 1, as given (BLAS keeps to one thread too)" if keeps_to_one_thread(asked, backend) else None
     cores = usable_cores()
     line = f"threads: each batch of {batch_size} is split across {asked} CPU threads, as given"
     if asked > cores:
