@@ -204,15 +204,23 @@ def test_evaluation_takes_a_conv_networks_rows_in_chunks_its_memory_allows(monke
     assert conv.floats_per_row() == 16 * 196 + 16 * 9 * 196 + 32 * 196
     assert eval_rows(preset.layers, backend) == EVAL_BYTES // (4 * conv.floats_per_row()) < MAX_EVAL_ROWS
     assert eval_rows(preset.layers, backend.with_dtype("float64")) == EVAL_BYTES // (8 * conv.floats_per_row())
+
+
+@pytest.mark.parametrize("rows", [7, 50])
+def test_evaluation_in_chunks_answers_as_in_one_pass_on_every_backend(backend, monkeypatch, rows):
+    """However few rows a pass takes (here 7 of 50, as a small memory budget would allow), the
+    probabilities and scores are those of one pass, on every backend."""
+    from xpnet.model import layer as layer_module
+
     X, y = images(50)
-    net = xpnet.Network.from_layers(["conv4x3", "pool2", 8], (1, 8, 8), 4, backend.with_dtype("float64"))
-    whole = net.predict_proba(X)
-    monkeypatch.setattr(layer_module, "EVAL_BYTES", 7 * 8 * net.layers[0].floats_per_row())  # 7 rows a pass
+    net = xpnet.Network.from_layers(["conv4x3", "pool2", 8], (1, 8, 8), 4, backend)
+    whole = net.predict_proba(X, batch_size=50)
+    monkeypatch.setattr(layer_module, "EVAL_BYTES", rows * 8 * net.layers[0].floats_per_row())  # `rows` a pass
     seen = []
     forward = net.forward
     monkeypatch.setattr(net, "forward", lambda x: seen.append(x.shape[0]) or forward(x))
     np.testing.assert_allclose(net.predict_proba(X), whole, rtol=1e-12)
-    assert seen == [7] * 7 + [1]
+    assert seen == [rows] * (50 // rows) + [50 % rows] * (50 % rows > 0)
     seen.clear()
     assert xpnet.evaluate(net, X, y)["accuracy"] == np.mean(whole.argmax(1) == y)
-    assert max(seen) == 7
+    assert max(seen) == rows
