@@ -189,11 +189,10 @@ def test_what_the_letters_can_take_passes_the_early_check(hidden, image):
     check_config(with_data_defaults(TrainConfig(hidden=hidden, image=image)))
 
 
-def test_evaluation_takes_a_conv_networks_rows_in_chunks_its_memory_allows(monkeypatch):
+def test_evaluation_takes_a_conv_networks_rows_in_chunks_its_memory_allows():
     """A forward pass only to evaluate holds the busiest layer's windows for every row at once:
     a conv network takes fewer rows per pass than a dense one, and the answers do not depend on
     how many (the preset's validation pass took 3-4 s in chunks of 4096, 0.7 s in 890s)."""
-    from xpnet.model import layer as layer_module
     from xpnet.model.layer import EVAL_BYTES, MAX_EVAL_ROWS, eval_rows
 
     backend = xpnet.resolve_backend("numpy", dtype="float32")
