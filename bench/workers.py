@@ -100,7 +100,14 @@ def start(recipe: Recipe, timing: Timing) -> Worker:
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
     process = context.Process(target=_serve, args=(theirs, recipe, timing), daemon=True)
-    process.start()
+    # Started with SIGINT ignored, the new interpreter keeps ignoring it (Python installs its
+    # KeyboardInterrupt handler only over the default), so a Ctrl-C while it still loads the
+    # bench's modules, before _serve, cannot print a traceback of its own.
+    interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        process.start()
+    finally:
+        signal.signal(signal.SIGINT, interrupt)
     theirs.close()
     try:
         pid, libraries, note = _answer(ours, recipe.name, START_LIMIT_S)
