@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from xpnet.model.activations import ACTIVATIONS, ModelError, check_activation
-from test_backends import assert_on, one_line
+from assertions import assert_on, one_line
 
 NAMES = list(ACTIVATIONS)
 

@@ -15,8 +15,8 @@ from xpnet.train.augment import MAX_SHIFT, Shifts, source_table
 from xpnet.train.config import PRESETS
 from xpnet.train.data import DataError
 from xpnet.train.loop import learn
-from test_cli import assert_one_line_error, run_cli
-from test_graphs import counting_runs
+from assertions import assert_one_line_error, run_cli
+from graph_stand_ins import counting_runs
 from toy_runs import assert_same_run, saved, train_ok
 
 

@@ -1,7 +1,7 @@
 """Backends: which one is chosen, what it refuses, and how arrays cross the host/device line.
 
-`assert_on` is the one definition of "this array lives on this backend" that the other
-test modules import: namespace, device, dtype and shape, not only values.
+`assert_on`, the one definition of "this array lives on this backend", lives in tests/assertions.py;
+it checks namespace, device, dtype and shape, not only values.
 """
 
 from __future__ import annotations
@@ -9,28 +9,11 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-import array_api_compat
 import numpy as np
 import pytest
 
-from xpnet.backends import BACKENDS, Backend, BackendError, XpnetError, describe_all, resolve_backend
-
-
-def assert_on(backend: Backend, array, shape: tuple | None = None, dtype: str | None = None) -> None:
-    """`array` is a `backend` array: its namespace, device, dtype (and shape when given)."""
-    assert array_api_compat.array_namespace(array) is backend.xp, f"{type(array)} is not a {backend.name} array"
-    assert array_api_compat.device(array) == backend.device, (
-        f"array on {array_api_compat.device(array)!r}, backend on {backend.device!r}")
-    assert array.dtype == getattr(backend.xp, dtype or backend.dtype_name)
-    if shape is not None:
-        assert tuple(array.shape) == tuple(shape)
-
-
-def one_line(exc: BaseException) -> str:
-    """The message of an error a user sees; it must be a single line."""
-    text = str(exc)
-    assert text and "\n" not in text, f"not a one-line message: {text!r}"
-    return text
+from assertions import assert_on, one_line
+from xpnet.backends import BACKENDS, BackendError, XpnetError, describe_all, resolve_backend
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ from xpnet.model import checkpoint
 from xpnet.train.calibration import BOUNDS, UNSURE_BELOW, fit_temperature
 from xpnet.train.metrics import expected_calibration_error, reliability
 from xpnet.train.predict import format_result
-from test_backends import one_line
-from test_cli import run_cli
+from assertions import one_line, run_cli
 
 
 def drawn_from(temperature: float, n: int = 20000, classes: int = 10, seed: int = 0):

@@ -14,7 +14,7 @@ import pytest
 from xpnet.backends import resolve_backend
 from xpnet.model import CheckpointError, ModelError, Network
 from xpnet.model import checkpoint
-from test_backends import assert_on, one_line
+from assertions import assert_on, one_line
 
 SIZES = [3, 5, 4]
 META = {"seed": 7, "epochs": 12, "accuracy": 0.875, "backend": "numpy", "note": "circle"}

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from xpnet import train
-from test_backends import assert_on
+from assertions import assert_on
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "circle_area.py"
 

@@ -9,27 +9,8 @@ import sys
 import numpy as np
 import pytest
 
+from assertions import assert_one_line_error, run_cli
 from xpnet.train.cli import main
-
-
-def run_cli(capsys, *argv):
-    """(exit code, stdout, stderr) of `xpnet argv...` run in this process."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse exits for usage errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *needles):
-    assert code != 0
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("xpnet") and "error" in lines[0]
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
 @pytest.fixture

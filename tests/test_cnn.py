@@ -12,28 +12,14 @@ import xpnet
 from xpnet.model import Network
 from xpnet.model.layers import same_layers
 from xpnet.train.optimizers import make_optimizer
-from test_backends import assert_on
-from test_cli import assert_one_line_error, run_cli
+from assertions import assert_on, assert_one_line_error, run_cli
+from toy_runs import images
 
 WORDS = ["conv4x3", "pool2", "conv6x3s2", "dropout0.25", 8]
 
 
 def small_cnn(backend, seed=0):
     return Network.from_layers(WORDS, (1, 8, 8), 4, backend, activation="relu", seed=seed)
-
-
-def images(n=40, seed=0):
-    """8x8 one-channel pictures of a bar, across (class 0, 1) or down (2, 3), left or right half."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 4, n)
-    X = rng.uniform(0, 0.2, (n, 8, 8))
-    for i, label in enumerate(y):
-        where = 2 + 3 * (label % 2) + rng.integers(0, 2)
-        if label < 2:
-            X[i, where, 1:7] = 1.0
-        else:
-            X[i, 1:7, where] = 1.0
-    return X.reshape(n, 64), y
 
 
 def test_a_cnn_describes_itself_and_matches_its_words(reference):

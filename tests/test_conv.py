@@ -19,7 +19,7 @@ from xpnet.model.activations import ModelError
 from xpnet.model.gradcheck import relative_error
 from xpnet.model.layers import layer_from, parse_layers
 from xpnet.model.ops import op
-from test_backends import assert_on, one_line
+from assertions import assert_on, one_line
 
 EPS, WORST = 1e-6, 1e-6
 

@@ -7,7 +7,7 @@ import pytest
 
 from xpnet.train.data import DataError, load_data, parse_spec
 from xpnet.train.data.spec import absolute_spec
-from test_cli import assert_one_line_error, run_cli
+from assertions import assert_one_line_error, run_cli
 
 
 def write(path, text):

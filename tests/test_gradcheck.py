@@ -14,7 +14,7 @@ from xpnet.model import ACTIVATIONS, Dense, Network, gradient_check
 from xpnet.model.activations import ModelError
 from xpnet.model.gradcheck import relative_error
 from xpnet.model.losses import quadratic, softmax_cross_entropy
-from test_backends import assert_on
+from assertions import assert_on
 
 EPS = 1e-6
 SIZES = [4, 5, 4, 3]  # three Dense layers

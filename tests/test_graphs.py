@@ -27,17 +27,7 @@ from xpnet.model.ops import op
 from xpnet.train.optimizers import make_optimizer
 from xpnet.train.steps import EagerSteps
 from conftest import make_backend
-from graph_stand_ins import STEP_SIZE_TOL, blobs, host_params, rerunning
-
-
-def counting_runs(runs: list):
-    """The stand-in, noting in `runs` every time the recorded step runs (its first, real run too)."""
-    def capture(fn):
-        def counted():
-            runs.append(1)
-            fn()
-        return rerunning(counted)
-    return capture
+from graph_stand_ins import STEP_SIZE_TOL, blobs, counting_runs, host_params, rerunning
 
 
 def refusing(fn):

@@ -18,7 +18,7 @@ from xpnet import train
 from xpnet.train import evaluate, learn
 from xpnet.train.context import RunContext
 from xpnet.train.targets import DataError
-from test_backends import assert_on, one_line
+from assertions import assert_on, one_line
 from xor_and_rings import XOR_X, XOR_Y, rings
 
 EPOCH_KEYS = {"epoch", "loss", "seconds", "samples_per_s"}

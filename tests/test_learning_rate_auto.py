@@ -15,7 +15,7 @@ from xpnet.backends import XpnetError
 from xpnet.model import Network
 from xpnet.train import learn
 from xpnet.train.device_data import DeviceData
-from test_backends import one_line
+from assertions import one_line
 from xor_and_rings import XOR_X, XOR_Y, rings
 
 

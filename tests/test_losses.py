@@ -7,7 +7,7 @@ import pytest
 
 from xpnet.model.activations import ModelError
 from xpnet.model.losses import LOSSES, check_loss, quadratic, softmax_cross_entropy
-from test_backends import assert_on, one_line
+from assertions import assert_on, one_line
 
 
 def ref_log_softmax(z):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xpnet.model import Dense, INITS, ModelError, Network
-from test_backends import assert_on, one_line
+from assertions import assert_on, one_line
 
 SIZES = [4, 6, 5, 3]
 

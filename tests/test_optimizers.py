@@ -11,7 +11,7 @@ import pytest
 from xpnet.backends import XpnetError, resolve_backend
 from xpnet.model.ops import overrides
 from xpnet.train.optimizers import OPTIMIZERS, Adam, OptimizerError, make_optimizer
-from test_backends import assert_on, one_line
+from assertions import assert_on, one_line
 
 LR = 0.05
 STEPS = 4

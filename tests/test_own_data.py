@@ -18,7 +18,7 @@ from xpnet.model.scaling import Scaling
 from xpnet.train import evaluate, learn, test
 from xpnet.train.data import DataError
 from xpnet.train.scaling import SCALERS, fit_scaling, scaled_pair
-from test_cli import assert_one_line_error, run_cli
+from assertions import assert_one_line_error, run_cli
 
 
 def house_prices(n=1200, seed=0):

@@ -205,7 +205,7 @@ def test_ctrl_c_that_an_extension_turns_into_its_own_error_is_a_ctrl_c(monkeypat
     ImportError ("initialization failed") and a traceback."""
     import xpnet.train.cli as cli
     import xpnet.train.report as report
-    from test_reliability_resume import make_npz, train_args
+    from toy_runs import make_npz, train_args
 
     monkeypatch.setattr(report, "_headless", extension_init_interrupted)
     run = tmp_path / "run"

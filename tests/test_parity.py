@@ -19,7 +19,7 @@ import pytest
 from xpnet.backends import resolve_backend
 from xpnet.model import Network
 from xpnet.train import learn
-from test_backends import assert_on
+from assertions import assert_on
 
 SIZES = [5, 8, 6, 3]
 CONFIGS = {

@@ -16,7 +16,7 @@ import pytest
 from xpnet.train.run_lock import LOCK_NAME, RunLock
 
 from full_disk import FullDisk
-from test_cli import assert_one_line_error, run_cli
+from assertions import assert_one_line_error, run_cli
 from toy_runs import make_npz, train_args, train_ok
 
 
@@ -169,7 +169,7 @@ def test_serve_answers_the_standard_librarys_own_refusals_in_one_line_of_json():
     import socket
     import threading
 
-    from test_serve import RUN
+    from serve_data import RUN
     from xpnet.train.serve.app import App
     from xpnet.train.serve.handler import Server
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from xpnet.train.run_lock import LOCK_NAME
 
 from full_disk import FullDisk
-from test_cli import assert_one_line_error, run_cli
-from test_reliability_runs import start_training, wait_for
+from assertions import assert_one_line_error, run_cli
+from toy_runs import start_training, wait_for
 from toy_runs import make_npz, train_args, train_ok
 
 

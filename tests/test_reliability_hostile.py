@@ -23,7 +23,7 @@ from PIL import Image
 
 from xpnet.model.checkpoint import _digest, read
 
-from test_cli import assert_one_line_error, run_cli
+from assertions import assert_one_line_error, run_cli
 from toy_runs import toy, train_argv
 
 

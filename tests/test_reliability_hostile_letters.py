@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ctrl_c_as_in_a_terminal
-from test_cli import assert_one_line_error, run_cli
+from assertions import assert_one_line_error, run_cli
 
 
 def workers_of(pid: int) -> list[int]:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_cli import assert_one_line_error, run_cli
+from assertions import assert_one_line_error, run_cli
 from toy_runs import toy, train_argv
 
 

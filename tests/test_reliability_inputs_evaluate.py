@@ -14,7 +14,7 @@ from xpnet.backends import resolve_backend
 from xpnet.model import Network
 from xpnet.train.checkpoints import save_checkpoint
 
-from test_cli import assert_one_line_error, run_cli
+from assertions import assert_one_line_error, run_cli
 from toy_runs import toy, train_argv
 
 

@@ -20,7 +20,7 @@ from xpnet.train.checkpoints import load_checkpoint, save
 from xpnet.train.files import OutputError, atomic_write
 
 from full_disk import FullDisk
-from test_cli import assert_one_line_error, run_cli
+from assertions import assert_one_line_error, run_cli
 from toy_runs import toy, train_argv
 
 

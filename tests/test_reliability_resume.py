@@ -25,7 +25,7 @@ from xpnet.model import Network
 from xpnet.train import learn
 from xpnet.train.checkpoints import load_checkpoint, load_for_resume, save_checkpoint
 
-from test_cli import run_cli
+from assertions import run_cli
 from toy_runs import assert_same_run, history, make_npz, saved, train_args, train_ok
 
 

@@ -8,7 +8,7 @@ import pytest
 from xpnet.backends import resolve_backend
 from xpnet.train.checkpoints import load_checkpoint, save_checkpoint
 
-from test_cli import assert_one_line_error, run_cli
+from assertions import assert_one_line_error, run_cli
 from toy_runs import files_of, make_npz, train_args, train_ok
 
 

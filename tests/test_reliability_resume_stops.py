@@ -17,7 +17,7 @@ from xpnet.backends import resolve_backend
 from xpnet.train.checkpoints import load_checkpoint, load_for_resume
 from xpnet.train.answers import evaluate
 
-from test_cli import run_cli
+from assertions import run_cli
 from toy_runs import make_npz, saved, train_args
 
 

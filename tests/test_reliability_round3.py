@@ -20,8 +20,7 @@ from xpnet.train.files import OutputError
 from xpnet.train.run_lock import RunLock
 from xpnet.train.runs import restored_history
 from xpnet.train.serve.handler import _number
-from test_backends import one_line
-from test_cli import assert_one_line_error, run_cli
+from assertions import assert_one_line_error, one_line, run_cli
 
 
 def finishes(fn, seconds: float = 10.0):

@@ -14,32 +14,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from xpnet.train.run_lock import LOCK_NAME, RunLock
 
-from test_cli import assert_one_line_error, run_cli
-from toy_runs import files_of, history, make_npz, train_args, train_ok
-
-
-def start_training(data: Path, out: Path, *extra: str) -> subprocess.Popen:
-    """A real `xpnet train` in its own process, long enough to be caught mid-run."""
-    argv = train_args(data, out, "--epochs", "100000", *extra)
-    return subprocess.Popen([sys.executable, "-m", "xpnet", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(condition, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.05)
+from assertions import assert_one_line_error, run_cli
+from toy_runs import files_of, history, make_npz, start_training, train_args, train_ok, wait_for
 
 
 def test_a_second_process_on_a_training_run_folder_is_refused_naming_the_holder(capsys, tmp_path):
@@ -242,7 +224,7 @@ def test_a_report_on_moved_data_scores_the_samples_the_run_kept(capsys, tmp_path
 
 
 def test_an_mpi_job_takes_the_lock_on_rank_0_and_is_refused_while_another_holds_it(capsys, tmp_path):
-    from test_distributed import launch, mpi_missing
+    from mpi_jobs import launch, mpi_missing
 
     if mpi_missing():
         pytest.skip(mpi_missing())

@@ -13,8 +13,7 @@ from xpnet.model import Network
 from xpnet.train.checkpoints import load_for_resume, save_checkpoint
 from xpnet.train.optimizers import OptimizerError, make_optimizer
 from xpnet.train.schedules import ScheduleError, epoch_lr
-from test_backends import one_line
-from test_cli import assert_one_line_error, run_cli
+from assertions import assert_one_line_error, one_line, run_cli
 
 
 def test_each_schedule_gives_the_rate_it_promises():
@@ -171,7 +170,7 @@ def _edit_weight_decay(run, **value):
 def test_a_letters_run_from_before_weight_decay_resumes_without_it(capsys, letters_run):
     """Its config.json names no weight decay: it trained with none, and carries on so, though
     new letters runs now decay."""
-    from test_reliability_resume import saved
+    from toy_runs import saved
 
     _edit_weight_decay(letters_run)
     code, out, err = run_cli(capsys, "train", "--resume", str(letters_run), "--epochs", "2", "--no-progress")
@@ -197,6 +196,6 @@ def test_a_letters_run_decays_by_default_and_its_log_says_so(capsys, tmp_path, m
     line = next(line for line in out.splitlines() if line.startswith("network "))
     assert "  weight decay 0.0001  shifted up to 2 px  520 training samples" in line, line
     assert json.loads((tmp_path / "run" / "config.json").read_text())["weight_decay"] == 0.0001
-    from test_reliability_resume import saved
+    from toy_runs import saved
 
     assert saved(tmp_path / "run")[1]["training_state"]["weight_decay"] == 0.0001  # what training used

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from xpnet.train.data import DataError, load_data
-from test_cli import assert_one_line_error, run_cli
+from assertions import assert_one_line_error, run_cli
 from toy_runs import train_ok
 
 SMALL = ["--train-samples", "300", "--test-samples", "100", "--layers", "16", "--epochs", "1",

@@ -13,8 +13,8 @@ from threadpoolctl import threadpool_info
 import xpnet
 from xpnet.train import threads as threads_module
 from xpnet.train.threads import ThreadsError, choose_threads
-from test_cli import assert_one_line_error, run_cli
-from test_cnn import images
+from assertions import assert_one_line_error, run_cli
+from toy_runs import images
 
 
 def trained(layers, threads, optimizer="adam", n=150, batch_size=32, seed=0):

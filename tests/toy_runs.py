@@ -2,19 +2,23 @@
 saved: shared by the reliability tests and a few others.
 
 `make_npz` and `train_args` make the runs the resume tests extend (at a constant rate);
-`toy` and `train_argv` make the data the bad-input tests spoil.
+`toy` and `train_argv` make the data the bad-input tests spoil; `start_training` a run long
+enough to be caught mid-run; `images` the CNN tests' small pictures.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 from xpnet.model.checkpoint import read
 
-from test_cli import run_cli
+from assertions import run_cli
 
 TIMING_KEYS = {"seconds", "samples_per_s"}  # the only history entries allowed to differ between runs
 
@@ -90,3 +94,33 @@ def toy(folder: Path, name: str = "toy.npz", features: int = 6, **override) -> P
 def train_argv(data: str, out: Path, *extra: str) -> list[str]:
     return ["train", "--data", data, "--epochs", "2", "--layers", "8", "--out", str(out), "--no-progress",
             "--backend", "numpy", *extra]
+
+
+def start_training(data: Path, out: Path, *extra: str) -> subprocess.Popen:
+    """A real `xpnet train` in its own process, long enough to be caught mid-run."""
+    argv = train_args(data, out, "--epochs", "100000", *extra)
+    return subprocess.Popen([sys.executable, "-m", "xpnet", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Poll `condition` until it holds; fail if the run ends or the time is up first."""
+    end = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.05)
+
+
+def images(n=40, seed=0):
+    """8x8 one-channel pictures of a bar, across (class 0, 1) or down (2, 3), left or right half."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    X = rng.uniform(0, 0.2, (n, 8, 8))
+    for i, label in enumerate(y):
+        where = 2 + 3 * (label % 2) + rng.integers(0, 2)
+        if label < 2:
+            X[i, where, 1:7] = 1.0
+        else:
+            X[i, 1:7, where] = 1.0
+    return X.reshape(n, 64), y
