@@ -18,6 +18,7 @@ from xpnet.backends import Backend
 from xpnet.model.activations import ModelError, check_activation
 from xpnet.model.layer import Weighted
 from xpnet.model.ops import op
+from xpnet.model.windows import unpad2d
 
 PADDINGS = ("same", "valid")  # same: the output keeps ceil(H / stride) rows; valid: windows inside only
 
@@ -37,14 +38,14 @@ class Conv2D(Weighted):
     def __post_init__(self):
         check_activation(self.activation)
         if self.padding not in PADDINGS:
-            raise ModelError(f"conv padding must be one of {', '.join(PADDINGS)}, got {self.padding!r}")
+            raise ModelError(f"{self.word()}: padding must be one of {', '.join(PADDINGS)}, got {self.padding!r}")
         F, C, kh, kw = self.W.shape
         if isinstance(self.stride, bool) or not isinstance(self.stride, int) or self.stride < 1:
-            raise ModelError(f"conv{F}x{kh}: the stride must be a whole number of 1 or more, got {self.stride!r}")
+            raise ModelError(f"{self.word()}: the stride must be a whole number of 1 or more, got {self.stride!r}")
         if len(self.in_shape) != 3 or self.in_shape[0] != C:
-            raise ModelError(f"conv{F}x{kh}: takes images of {C} channel(s), got input of shape {self.in_shape}")
+            raise ModelError(f"{self.word()}: takes images of {C} channel(s), got input of shape {self.in_shape}")
         if kh > self.in_shape[1] or kw > self.in_shape[2]:  # with 'same', most of each window would be padding
-            raise ModelError(f"conv{F}x{kh}: a {kh}x{kw} kernel is larger than its {self.in_shape[1]}x"
+            raise ModelError(f"{self.word()}: a {kh}x{kw} kernel is larger than its {self.in_shape[1]}x"
                              f"{self.in_shape[2]} input: use a smaller kernel, or fewer pools before it")
         self.pads = same_pads(self.in_shape[1:], (kh, kw), self.stride) if self.padding == "same" else (0, 0, 0, 0)
         H, W = self.in_shape[1] + self.pads[0] + self.pads[1], self.in_shape[2] + self.pads[2] + self.pads[3]
@@ -61,15 +62,22 @@ class Conv2D(Weighted):
         return self._out
 
     def floats_per_row(self) -> int:
-        """Its input, windows (C * kh * kw per output pixel) and output."""
+        """Its input, the input padded, the windows (C * kh * kw per output pixel), and the
+        output before and after the activation."""
         _, C, kh, kw = self.W.shape
+        top, bottom, left, right = self.pads
+        padded = C * (self.in_shape[1] + top + bottom) * (self.in_shape[2] + left + right)
         windows = C * kh * kw * self._out[1] * self._out[2]
-        return self.n_in + windows + self.n_out
+        return self.n_in + padded + windows + 2 * self.n_out
 
     def describe(self) -> dict:
         F, _, kh, kw = self.W.shape
         return {"kind": "conv", "filters": F, "kernel": [kh, kw], "stride": self.stride,
                 "padding": self.padding, "activation": self.activation}
+
+    def word(self) -> str:
+        F, _, kh, kw = self.W.shape
+        return conv_word(F, (kh, kw), self.stride, self.padding)
 
     def forward(self, x, training: bool = False):
         """x (B, C, H, W) -> y (B, F, Ho, Wo); the cache keeps the windows and the output."""
@@ -97,8 +105,16 @@ class Conv2D(Weighted):
             padded = (B, C, self.in_shape[1] + top + bottom, self.in_shape[2] + left + right)
             dx = self._col2im_matmul(xp, xp.reshape(self.W, (F, -1)).T, dz, padded, kh, kw, self.stride,
                                      self._matmul)  # col2im of (C*kh*kw, B*Ho*Wo)
-            dx = dx[:, :, top:top + self.in_shape[1], left:left + self.in_shape[2]]
+            dx = unpad2d(dx, self.pads)
         return dx, [dW, xp.sum(dz, axis=1)]
+
+
+def conv_word(filters, kernel, stride=1, padding="same") -> str:
+    """conv32x3, conv32x5s2, conv32x3valid: a convolution as `--layers` writes it (a checkpoint's
+    kernel of 3 by 5 as conv32x3x5)."""
+    kh, kw = kernel
+    return (f"conv{filters}x{kh}" + (f"x{kw}" if kw != kh else "") + (f"s{stride}" if stride != 1 else "")
+            + ("valid" if padding == "valid" else ""))
 
 
 def same_pads(size: tuple, kernel: tuple, stride: int) -> tuple:

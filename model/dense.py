@@ -44,6 +44,9 @@ class Dense(Weighted):
     def describe(self) -> dict:
         return {"kind": "dense", "units": self.n_out, "activation": self.activation}
 
+    def word(self) -> str:
+        return str(self.n_out)
+
     def forward(self, x, training: bool = False):
         """Returns y and what backward needs (the input and the output)."""
         z = self._matmul(self._xp, x, self.W.T)  # (B, n_out)

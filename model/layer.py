@@ -15,6 +15,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from xpnet.model.activations import ModelError
+
 MAX_EVAL_ROWS = 4096  # rows per forward pass when only evaluating: enough for BLAS to run at speed
 EVAL_BYTES = 128 * 2**20  # what one such pass may hold in its busiest layer (see `eval_rows`)
 
@@ -39,7 +41,7 @@ class Layer:
     @params.setter
     def params(self, values: list) -> None:
         if list(values):
-            raise ValueError(f"{type(self).__name__} has no parameters")
+            raise ModelError(f"{self.word()} has no parameters, got {len(list(values))}")
 
     def forward(self, x, training: bool = False):
         raise NotImplementedError
@@ -52,6 +54,11 @@ class Layer:
 
     def describe(self) -> dict:
         """The layer's settings, with its kind: what a checkpoint needs to rebuild it."""
+        raise NotImplementedError
+
+    def word(self) -> str:
+        """The layer as `--layers` writes it (conv32x3, maxpool2, 256): the network's summary,
+        and the name its errors give it."""
         raise NotImplementedError
 
     @property
@@ -72,7 +79,7 @@ def eval_rows(layers, backend) -> int:
     """Rows per forward pass when only evaluating (validation, calibration, predict): up to
     MAX_EVAL_ROWS, as many as keep the busiest layer's arrays within EVAL_BYTES. 4096 letters
     at once through `--preset cnn`'s second convolution hold 600 MB of windows and outputs, and
-    a validation pass over 5,000 took 3-4 s; in chunks of 890 (this budget) to 2,048, 0.6-0.8 s.
+    a validation pass over 5,000 took 3-4 s; in chunks of 700 (this budget) to 2,048, 0.6-0.8 s.
     A dense network's rows are small enough for 4096."""
     per_row = max(layer.floats_per_row() for layer in layers) * np.dtype(backend.dtype_name).itemsize
     return max(1, min(MAX_EVAL_ROWS, EVAL_BYTES // per_row))

@@ -17,7 +17,7 @@ import numpy as np
 
 from xpnet.backends import Backend
 from xpnet.model.activations import ModelError
-from xpnet.model.conv import Conv2D
+from xpnet.model.conv import Conv2D, conv_word
 from xpnet.model.dense import Dense
 from xpnet.model.init import init_weights
 from xpnet.model.pool import AvgPool2D, MaxPool2D
@@ -109,38 +109,52 @@ def layer_from(desc: dict, in_shape: tuple, backend: Backend, params: list | Non
 
 
 def _dense(desc, in_shape, backend, params, init, rng):
+    n_out = _whole(desc, "units", f"dense layer {desc.get('units')!r}")
     if len(in_shape) != 1:
-        raise ModelError(f"a dense layer takes rows, got input of shape {in_shape}: add flatten before it")
-    n_in, n_out = in_shape[0], int(desc["units"])
-    if n_out < 1:
-        raise ModelError(f"a dense layer needs at least one unit, got {n_out}")
-    W, b = params or (init_weights(init, rng, n_in, n_out), np.zeros(n_out))
-    _check_shapes("dense", (W, b), [(n_out, n_in), (n_out,)])
+        raise ModelError(f"dense layer {n_out}: takes rows, got input of shape {in_shape}: add flatten before it")
+    W, b = params or (init_weights(init, rng, in_shape[0], n_out), np.zeros(n_out))
+    _check_shapes(f"dense layer {n_out}", (W, b), [(n_out, in_shape[0]), (n_out,)])
     return Dense(backend.asarray(W), backend.asarray(b), desc["activation"], backend)
 
 
 def _conv(desc, in_shape, backend, params, init, rng):
-    F, (kh, kw), stride = int(desc["filters"]), desc["kernel"], int(desc.get("stride", 1))
+    kernel = list(desc["kernel"]) if isinstance(desc.get("kernel"), (list, tuple)) else []
+    if len(kernel) != 2:
+        raise ModelError(f"conv{desc.get('filters')}: the kernel is its height and width, got {desc.get('kernel')!r}")
+    word = conv_word(desc.get("filters"), kernel, desc.get("stride", 1), desc.get("padding"))
+    F, stride = _whole(desc, "filters", word), _whole({"stride": 1, **desc}, "stride", word)
+    kh, kw = (_whole({"kernel": k}, "kernel", word) for k in kernel)
     if len(in_shape) != 3:
-        raise ModelError(f"conv{F}x{kh}: takes images (channels, height, width), got input of shape {in_shape}")
-    if min(F, kh, kw, stride) < 1:
-        raise ModelError(f"conv{F}x{kh}: filters, kernel size and stride must be positive")
+        raise ModelError(f"{word}: takes images (channels, height, width), got input of shape {in_shape}")
     C = in_shape[0]
     if params is None:
         W = init_weights(init, rng, C * kh * kw, F).reshape(F, C, kh, kw)  # fan-in: one window
         params = (W, np.zeros(F))
-    _check_shapes(f"conv{F}x{kh}", params, [(F, C, kh, kw), (F,)])
+    _check_shapes(word, params, [(F, C, kh, kw), (F,)])
     W, b = params
     return Conv2D(backend.asarray(W), backend.asarray(b), desc["activation"], backend, in_shape, stride,
                   desc.get("padding", "same"))
 
 
 def _pool(cls):
-    return lambda desc, in_shape, backend, params, init, rng: cls(int(desc["size"]), backend, in_shape)
+    return lambda desc, in_shape, backend, params, init, rng: cls(
+        _whole(desc, "size", f"{cls.kind}{desc.get('size')}"), backend, in_shape)
 
 
 def _dropout(desc, in_shape, backend, params, init, rng):
-    return Dropout(float(desc["rate"]), int(desc["seed"]), backend, in_shape, int(desc.get("steps", 0)))
+    word = f"dropout{desc.get('rate')}"
+    return Dropout(float(desc["rate"]), _whole(desc, "seed", word, least=0), backend, in_shape,
+                   _whole({"steps": 0, **desc}, "steps", word, least=0))
+
+
+def _whole(desc: dict, key: str, word: str, least: int = 1) -> int:
+    """desc[key] as an int, or a one-line error naming the layer: a checkpoint edited to say 2.7
+    would otherwise load as another network than the one it describes."""
+    value = desc.get(key)
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value != int(value) or value < least:
+        raise ModelError(f"{word}: its {key} must be a whole number of {least} or more, got {value!r}")
+    return int(value)
 
 
 def _check_shapes(name: str, params, shapes) -> None:
@@ -175,9 +189,4 @@ def image_shape(n_features: int, given: Sequence[int] | None = None) -> tuple:
 
 def describe_layers(layers) -> str:
     """conv32x3 -> maxpool2 -> flatten -> 26: a network's layers in a line."""
-    names = {"conv": lambda d: (f"conv{d['filters']}x{d['kernel'][0]}" + (f"s{d['stride']}" if d["stride"] > 1 else "")
-                                + ("valid" if d["padding"] == "valid" else "")),
-             "dense": lambda d: str(d["units"]),
-             "maxpool": lambda d: f"maxpool{d['size']}", "avgpool": lambda d: f"avgpool{d['size']}",
-             "dropout": lambda d: f"dropout{d['rate']}", "flatten": lambda d: "flatten"}
-    return " -> ".join(names[d["kind"]](d) for d in (layer.describe() for layer in layers))
+    return " -> ".join(layer.word() for layer in layers)

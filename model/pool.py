@@ -46,6 +46,9 @@ class Pool2D(Layer):
     def describe(self) -> dict:
         return {"kind": self.kind, "size": self.size}
 
+    def word(self) -> str:
+        return f"{self.kind}{self.size}"
+
     def _gather(self, pieces):
         """The inverse of `blocks`: (B, C, H, W) with each piece's values at its position in
         every block, and zeros in the rows and columns the blocks left out."""

@@ -27,6 +27,9 @@ class Flatten(Layer):
     def describe(self) -> dict:
         return {"kind": "flatten"}
 
+    def word(self) -> str:
+        return "flatten"
+
     def forward(self, x, training: bool = False):
         return self.backend.xp.reshape(x, (x.shape[0], self.n_in)), x.shape
 
@@ -55,13 +58,16 @@ class Dropout(Layer):
 
     def __post_init__(self):
         if not 0 <= self.rate < 1:
-            raise ModelError(f"dropout rate must be at least 0 and below 1, got {self.rate}")
+            raise ModelError(f"{self.word()}: the rate is a share of the values, at least 0 and below 1")
         if min(self.seed, self.steps) < 0:
-            raise ModelError(f"dropout{self.rate}: its seed and step count must be 0 or more, got {self.seed} and "
+            raise ModelError(f"{self.word()}: its seed and step count must be 0 or more, got {self.seed} and "
                              f"{self.steps}")
 
     def describe(self) -> dict:
         return {"kind": "dropout", "rate": self.rate, "seed": self.seed, "steps": self.steps}
+
+    def word(self) -> str:
+        return f"dropout{self.rate}"
 
     def forward(self, x, training: bool = False):
         if not training or self.rate == 0:

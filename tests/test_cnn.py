@@ -31,6 +31,23 @@ def test_a_cnn_describes_itself_and_matches_its_words(reference):
     assert arch["input"] == [1, 8, 8] and [d["kind"] for d in arch["layers"]][:3] == ["conv", "maxpool", "conv"]
 
 
+@pytest.mark.parametrize("layer, key, value, named", [
+    (0, "stride", 2.7, "conv4x3s2.7: its stride"), (1, "size", 2.9, "maxpool2.9: its size"),
+    (3, "seed", 5.5, "dropout0.25: its seed"), (2, "filters", "6", "conv6x3s2: its filters"),
+    (0, "kernel", [3, 2.5], "conv4x3x2.5: its kernel"),
+])
+def test_a_checkpoint_whose_layer_settings_are_not_whole_numbers_is_refused(reference, layer, key, value, named):
+    """Rounded down, a hand-edited 2.7 would load another network than the one it describes."""
+    from xpnet.model import checkpoint
+
+    net = small_cnn(reference)
+    arch = json.loads(json.dumps(net.architecture()))
+    arch["layers"][layer][key] = value
+    with pytest.raises(checkpoint.CheckpointError, match=f"describes a network xpnet cannot build: {named} must be "
+                       "a whole number"):
+        checkpoint.build(checkpoint.tensor_dict(net), arch, reference, "ck.safetensors")
+
+
 def test_a_saved_cnn_loads_on_every_backend_and_predicts_the_same(backend, reference, tmp_path):
     net = small_cnn(reference)
     X, y = images()
@@ -178,15 +195,15 @@ def test_what_the_letters_can_take_passes_the_early_check(hidden, image):
 def test_evaluation_takes_a_conv_networks_rows_in_chunks_its_memory_allows():
     """A forward pass only to evaluate holds the busiest layer's windows for every row at once:
     a conv network takes fewer rows per pass than a dense one, and the answers do not depend on
-    how many (the preset's validation pass took 3-4 s in chunks of 4096, 0.7 s in 890s)."""
+    how many (the preset's validation pass took 3-4 s in chunks of 4096, 0.6 s in 700s)."""
     from xpnet.model.layer import EVAL_BYTES, MAX_EVAL_ROWS, eval_rows
 
     backend = xpnet.resolve_backend("numpy", dtype="float32")
     dense = xpnet.Network.from_layers([64, 32], (1, 8, 8), 4, backend)
     assert eval_rows(dense.layers, backend) == MAX_EVAL_ROWS
     preset = xpnet.Network.from_layers(["conv16x3", "pool2", "conv32x3", "pool2", 64], (1, 28, 28), 26, backend)
-    conv = preset.layers[2]  # 16 channels of 14x14 in, 32 out: 16 * 9 * 196 windows per row
-    assert conv.floats_per_row() == 16 * 196 + 16 * 9 * 196 + 32 * 196
+    conv = preset.layers[2]  # 16 channels of 14x14 in (16x16 padded), 16 * 9 * 196 windows, 32 out twice
+    assert conv.floats_per_row() == 16 * 196 + 16 * 16 * 16 + 16 * 9 * 196 + 2 * 32 * 196
     assert eval_rows(preset.layers, backend) == EVAL_BYTES // (4 * conv.floats_per_row()) < MAX_EVAL_ROWS
     assert eval_rows(preset.layers, backend.with_dtype("float64")) == EVAL_BYTES // (8 * conv.floats_per_row())
 

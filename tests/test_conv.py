@@ -150,7 +150,8 @@ def test_a_conv_built_by_hand_refuses_a_stride_that_is_not_one(reference, stride
     from xpnet.model.conv import Conv2D
 
     W, b = reference.asarray(np.ones((2, 1, 3, 3))), reference.asarray(np.zeros(2))
-    with pytest.raises(ModelError, match="conv2x3: the stride must be a whole number of 1 or more"):
+    named = "conv2x3" if stride is True else f"conv2x3s{stride}"  # the layer as it was asked for
+    with pytest.raises(ModelError, match=f"^{re.escape(named)}: the stride must be a whole number of 1 or more"):
         Conv2D(W, b, "relu", reference, (1, 6, 6), stride)
 
 
