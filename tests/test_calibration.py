@@ -127,6 +127,19 @@ def test_learn_without_validation_or_told_not_to_keeps_temperature_one(reference
         assert net.temperature == 1.0
 
 
+def test_a_validation_set_answered_all_right_keeps_temperature_one_and_says_why(reference):
+    """Every answer right: the loss only falls as T does, so a fit would end at BOUNDS[0] and
+    make every later answer 20 times surer for no gain."""
+    lines = []
+    net = Network.from_sizes([6, 16, 4], reference, activation="relu", seed=0)
+    X, y = blobs(400, 0, noise=0.05)
+    learn(net, (X, y), epochs=30, lr=0.1, optimizer="momentum", validation=blobs(100, 1, noise=0.05),
+          log=lines.append)
+    assert net.temperature == 1.0
+    assert any(line.startswith("calibration: temperature kept at 1: every one of the 100 validation samples")
+               for line in lines), lines
+
+
 @pytest.fixture
 def blob_files(tmp_path):
     X, y = blobs(600, 0)

@@ -62,6 +62,14 @@ def calibrate(model: Network, validation: DeviceData, log) -> float:
     device) and say what it did to the validation loss; returns the temperature."""
     logits = raw_outputs(model, validation)
     labels = model.backend.to_numpy(validation.labels_in(None)).astype(np.int64)
+    if np.all(logits.argmax(axis=1) == labels):
+        # No temperature fits: the loss only falls as the answers sharpen, so the search would
+        # end at its bound and make every later answer 20 times surer for no gain.
+        model.temperature = 1.0
+        if log is not None:
+            log(f"calibration: temperature kept at 1: every one of the {validation.n} validation samples is "
+                "answered right, so they cannot say how sure to be (a larger validation set can)")
+        return model.temperature
     before = _cross_entropy(logits, labels, 1.0)
     model.temperature = fit_temperature(logits, labels)
     after = _cross_entropy(logits, labels, model.temperature)
