@@ -163,6 +163,17 @@ def test_an_image_shape_must_hold_the_samples(capsys, tmp_path, layers):  # misf
     assert code == 0, err
 
 
+def test_an_image_shape_that_scrambles_the_datas_own_pictures_is_refused(capsys, tmp_path):
+    """Pictures saved as (n, 6, 5) hold 30 values as 2x3x5 does, but read so they are scrambled."""
+    path = tmp_path / "pictures.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, X=rng.random((40, 6, 5)), y=rng.integers(0, 2, 40))
+    code, _, err = run_cli(capsys, "train", "--data", str(path), "--layers", "conv4x3,8", "--image", "2x3x5",
+                           "--epochs", "1", "--out", str(tmp_path / "r1"), "--no-progress")
+    assert_one_line_error(code, err, "--image 2x3x5 does not fit the data's pictures, which are 1x6x5")
+    assert not (tmp_path / "r1" / "model.safetensors").exists()
+
+
 @pytest.mark.parametrize("layers,named", [("conv0x3,8", "conv0x3"), ("conv4x3,pooling2", "pooling2"),
                                           ("conv4x3,dropout2", "dropout2")])
 def test_bad_layer_words_are_refused_before_any_work(capsys, layers, named):
@@ -174,6 +185,8 @@ def test_bad_layer_words_are_refused_before_any_work(capsys, layers, named):
     (["--layers", "conv4x99,8"], ["conv4x99", "99x99 kernel is larger than its 28x28 input"]),
     (["--layers", "conv4x3,pool2,pool2,pool2,pool8,8"], ["maxpool8"]),
     (["--layers", "conv4x3,8", "--image", "3x32x32"], ["3x32x32 holds 3072 values", "784 features"]),
+    (["--layers", "conv4x3,8", "--image", "1x14x56"], ["--image 1x14x56 does not fit", "which are 1x28x28"]),
+    (["--image", "1x56x14"], ["--image 1x56x14 does not fit"]),  # a dense network's shifted pictures too
 ])
 def test_a_network_the_letters_cannot_take_is_refused_before_they_are_drawn(capsys, monkeypatch, tmp_path, args,
                                                                             needles):
@@ -184,7 +197,7 @@ def test_a_network_the_letters_cannot_take_is_refused_before_they_are_drawn(caps
     assert_one_line_error(code, err, *needles)
 
 
-@pytest.mark.parametrize("hidden,image", [(None, [1, 14, 56]), (["conv4x3", "pool2", 8], None), ([8], None)])
+@pytest.mark.parametrize("hidden,image", [(None, [1, 28, 28]), (["conv4x3", "pool2", 8], [1, 28, 28]), ([8], None)])
 def test_what_the_letters_can_take_passes_the_early_check(hidden, image):
     from xpnet.train.build import check_config
     from xpnet.train.config import TrainConfig, with_data_defaults

@@ -23,7 +23,8 @@ from xpnet.train.optimizers import check_optimizer, check_weight_decay
 from xpnet.train.scaling import check_scale
 from xpnet.train.schedules import check_schedule
 
-LETTERS_FEATURES, LETTERS_CLASSES = 28 * 28, 26  # the built-in letters, known before they are drawn
+LETTERS_IMAGE, LETTERS_CLASSES = (28, 28), 26  # the built-in letters, known before they are drawn
+LETTERS_FEATURES = math.prod(LETTERS_IMAGE)
 
 
 def build_network(config: TrainConfig, data: DataSet, backend) -> Network:
@@ -37,6 +38,10 @@ def build_network(config: TrainConfig, data: DataSet, backend) -> Network:
     n_in = data.X_train.shape[1]
     # A dense network reads the pixels flat, but a given shape that misfits is a mistake for any network.
     image = image_shape(n_in, config.image) if config.image is not None else None
+    if image is not None and data.image_shape and image != (1, *data.image_shape):  # the same count, scrambled
+        own = "x".join(map(str, (1, *data.image_shape)))
+        raise ModelError(f"--image {'x'.join(map(str, image))} does not fit the data's pictures, which are {own}: "
+                         f"leave --image out, or give {own}")
     if dense_only(config.hidden):  # dense layers alone: the course's network
         return Network.from_sizes([n_in, *config.hidden, n_out], backend, activation=config.activation,
                                   loss=config.loss, output=output, init=config.init, seed=config.seed)
@@ -75,6 +80,6 @@ def check_fits_letters(config: TrainConfig) -> None:
     """Build the network on a stand-in of the letters' shape, so a kernel or pool larger than
     its input, or an --image that is not 1x28x28, is refused before the letters are drawn."""
     stand_in = DataSet(np.zeros((1, LETTERS_FEATURES), np.float32), np.zeros(1, np.int64), None, None,
-                       tuple(str(k) for k in range(LETTERS_CLASSES)), None)
+                       tuple(str(k) for k in range(LETTERS_CLASSES)), LETTERS_IMAGE)
     hidden = config.hidden if config.hidden is not None else [16]  # the default is sized to the data: dense
     build_network(replace(config, hidden=hidden, loss="cross_entropy"), stand_in, resolve_backend("numpy"))
