@@ -174,6 +174,21 @@ def test_an_image_shape_that_scrambles_the_datas_own_pictures_is_refused(capsys,
     assert not (tmp_path / "r1" / "model.safetensors").exists()
 
 
+@pytest.mark.parametrize("shape,flat", [((40, 3, 6, 5), "X.reshape(len(X), -1)"),
+                                        ((40, 6, 5, 3), "X.transpose(0, 3, 1, 2).reshape(len(X), -1)")])
+def test_colour_pictures_in_an_npz_are_told_how_to_go_in_and_then_train(capsys, tmp_path, shape, flat):
+    rng = np.random.default_rng(0)
+    X, y = rng.random(shape), rng.integers(0, 2, 40)
+    np.savez(tmp_path / "colour.npz", X=X, y=y)
+    code, _, err = run_cli(capsys, "train", "--data", str(tmp_path / "colour.npz"), "--layers", "conv4x3,8",
+                           "--out", str(tmp_path / "r1"), "--no-progress")
+    assert_one_line_error(code, err, f"store it flat, channels first, {flat}, and give --image 3x6x5")
+    np.savez(tmp_path / "flat.npz", X=eval(flat), y=y)  # the line's own advice, followed
+    code, _, err = run_cli(capsys, "train", "--data", str(tmp_path / "flat.npz"), "--layers", "conv4x3,8",
+                           "--image", "3x6x5", "--epochs", "1", "--out", str(tmp_path / "r2"), "--no-progress")
+    assert code == 0, err
+
+
 @pytest.mark.parametrize("layers,named", [("conv0x3,8", "conv0x3"), ("conv4x3,pooling2", "pooling2"),
                                           ("conv4x3,dropout2", "dropout2")])
 def test_bad_layer_words_are_refused_before_any_work(capsys, layers, named):

@@ -135,6 +135,12 @@ def _features(X: np.ndarray, path, key) -> tuple[np.ndarray, tuple[int, int] | N
     elif X.ndim == 3:
         image_shape = (int(X.shape[1]), int(X.shape[2]))
         X = X.reshape(len(X), -1)
+    elif X.ndim == 4:  # pictures in colour: the shape belongs to the network, given as --image
+        last = X.shape[3] <= 4 < X.shape[1]  # (n, rows, cols, channels), as Pillow and most files hold them
+        channels, rows, cols = (X.shape[3], *X.shape[1:3]) if last else X.shape[1:]
+        flat = f"{key}.transpose(0, 3, 1, 2).reshape(len({key}), -1)" if last else f"{key}.reshape(len({key}), -1)"
+        raise DataError(f"{path}: {key} has shape {X.shape}; store it flat, channels first, {flat}, and give "
+                        f"--image {channels}x{rows}x{cols}")
     elif X.ndim != 2:
         raise DataError(f"{path}: {key} has shape {X.shape}; give (samples, features)")
     if X.shape[0] == 0 or X.shape[1] == 0:
