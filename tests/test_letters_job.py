@@ -104,8 +104,8 @@ def test_predict_reads_letters_from_unseen_font_pictures(trained_run, tmp_path, 
         _draw(letter, paths[-1], size, ink, paper)
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"this is not an image")
-    code = main(["predict", str(run_dir), *map(str, paths[:4]), str(broken), *map(str, paths[4:]),
-                 "--json", "--backend", "numpy"])
+    code = main(["predict", str(run_dir), *map(str, paths[:4]), "--json", str(broken), *map(str, paths[4:]),
+                 "--backend", "numpy"])  # pictures after a flag are pictures too
     out = capsys.readouterr().out
     results = [json.loads(line) for line in out.splitlines()]
     assert code != 0  # one image could not be read...

@@ -21,6 +21,10 @@ def one_line(text: str) -> str:
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (what was wrong, where to read more)."""
 
+    # The positional list that also takes the words after a flag (`predict RUN --json a.png b.png`):
+    # argparse stops filling a positional list at the first flag and leaves the rest unknown.
+    positionals_after_flags: str | None = None
+
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 

@@ -101,8 +101,12 @@ def _parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
         parser.error(f"unknown command {named!r}: use one of {', '.join(parser.commands)}"
                      + (f" (did you mean {guess[0]}?)" if guess else ""))
     args, unknown = parser.parse_known_args(argv)
+    command = parser.commands[args.command]
+    listed = command.positionals_after_flags
+    if listed and unknown and not any(word.startswith("-") for word in unknown):
+        setattr(args, listed, [*getattr(args, listed), *unknown])
+        unknown = []
     if unknown:
-        command = parser.commands[args.command]
         flags = [flag for action in command._actions for flag in action.option_strings]  # argparse lists no other way
         guess = difflib.get_close_matches(unknown[0].split("=")[0], flags, n=1)
         command.error(f"unrecognized arguments: {' '.join(unknown)}"
@@ -159,6 +163,7 @@ def _add_predict(sub) -> None:
                                                    "model: one answer per row")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     add_backend_flags(p)
+    p.positionals_after_flags = "images"
     p.set_defaults(handler=cmd_predict)
 
 
