@@ -77,3 +77,19 @@ def test_empty_or_useless_folders_are_errors(tmp_path):
         load_folder(tmp_path, progress=False)
     with pytest.raises(DataError, match="does not exist"):
         load_folder(tmp_path / "missing", progress=False)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "report"])
+def test_evaluate_and_report_load_a_folder_without_progress_bars_when_told(capsys, tmp_path, command):
+    from assertions import run_cli
+
+    make_folder(tmp_path / "data" / "train", classes="AB", per_class=4)
+    make_folder(tmp_path / "data" / "test", classes="AB", per_class=2)
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--data", f"folder:{tmp_path / 'data'}", "--epochs", "1",
+                           "--out", str(run), "--no-progress")
+    assert code == 0 and "img/s" not in err, err  # training's own --no-progress
+    code, _, err = run_cli(capsys, command, str(run), "--backend", "numpy")
+    assert code == 0 and "img/s" in err  # the bar folder loading draws
+    code, out, err = run_cli(capsys, command, str(run), "--backend", "numpy", "--no-progress")
+    assert code == 0 and "accuracy" in out and err == "", err

@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="redraw a finished run's report: scores, confusion matrix, pictures, curves")
     p.add_argument("run", help="a run folder")
     p.add_argument("--data", help="where the data the run trained on is now, if it moved (default: where it was)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars while the data loads")
     add_backend_flags(p)
     p.set_defaults(handler=cmd_report)
     p = sub.add_parser("backends", help="list array backends: version, usable or why not, device")
@@ -144,6 +145,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--data", help="data to evaluate on (default: the data the run trained on, its held-out "
                                   "part; letters for a bare checkpoint)")
     p.add_argument("--out", help="folder for the confusion matrix (default: the checkpoint's folder)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars while the data loads")
     add_backend_flags(p)
     p.set_defaults(handler=cmd_evaluate)
 
@@ -170,7 +172,7 @@ def _add_predict(sub) -> None:
 def cmd_evaluate(args) -> int:
     from xpnet.train.evaluation import evaluate_job
 
-    evaluate_job(args.checkpoint, args.data, args.backend, args.device, print, args.out)
+    evaluate_job(args.checkpoint, args.data, args.backend, args.device, print, args.out, not args.no_progress)
     return 0
 
 
@@ -190,7 +192,7 @@ def cmd_predict(args) -> int:
 def cmd_report(args) -> int:
     from xpnet.train.evaluation import report_job
 
-    report_job(args.run, args.backend, args.device, print, args.data)
+    report_job(args.run, args.backend, args.device, print, args.data, not args.no_progress)
     return 0
 
 

@@ -60,7 +60,7 @@ def calibration_line(net: Network, confidence: np.ndarray, right: np.ndarray) ->
 
 
 def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, log: Log,
-                 out: str | None = None) -> dict:
+                 out: str | None = None, progress: bool = True) -> dict:
     """Score a checkpoint on a data set's held-out part (by default the data it trained on).
 
     A classifier's report is written into --out, else the checkpoint's folder; a run folder
@@ -82,11 +82,12 @@ def evaluate_job(checkpoint: str, data_spec: str | None, backend_name, device, l
         elif not net.is_regression:  # unlocked, another evaluate may be writing: only an old one's
             remove_stale_temps(folder, min_age_s=STALE_S)
         return score_job(net, meta, checkpoint, data_spec, folder, log,
-                         claim=lambda: lock.take(folder) if is_run_folder(folder) else None)
+                         claim=lambda: lock.take(folder) if is_run_folder(folder) else None, progress=progress)
 
 
 def score_job(net: Network, meta: dict, checkpoint: str, data_spec: str | None, folder: Path, log: Log,
-              advice: str = OUT_ADVICE, claim: Callable[[], None] = lambda: None, moved: bool = False) -> dict:
+              advice: str = OUT_ADVICE, claim: Callable[[], None] = lambda: None, moved: bool = False,
+              progress: bool = True) -> dict:
     """evaluate_job's work, once the checkpoint is loaded and `folder` is the caller's to write
     (`claim` is called just before drawing into it). `moved`: `data_spec` is the run's own data,
     now elsewhere (report's --data), so the run's sample counts apply to it as they did."""
@@ -97,7 +98,7 @@ def score_job(net: Network, meta: dict, checkpoint: str, data_spec: str | None, 
     try:
         data = load_data(data_spec, seed=meta.get("seed", 0), n_train=trained.get("train_samples") if same else None,
                          n_test=trained.get("test_samples") if same else None,
-                         small_letters=trained.get("small_letters") if same else None)
+                         small_letters=trained.get("small_letters") if same else None, progress=progress)
     except DataError as exc:  # the run's own files moved or changed: the fix is --data, not the loader's
         if not recorded or data_spec.startswith("letters"):
             raise
@@ -130,7 +131,7 @@ def scored_rows(data, trained: dict, same: bool, seed: int, data_spec: str) -> t
                                         + ("the ones it trained on)" if same else "the run may have trained on them)"))
 
 
-def report_job(run: str, backend_name, device, log: Log, data_spec: str | None = None) -> None:
+def report_job(run: str, backend_name, device, log: Log, data_spec: str | None = None, progress: bool = True) -> None:
     """Redraw a finished run's report (a full disk, or Ctrl-C, may have cost it): the scores and
     pictures `evaluate` writes into the run folder, and the learning curves from its history."""
     from xpnet.train.report import write_curves
@@ -145,7 +146,8 @@ def report_job(run: str, backend_name, device, log: Log, data_spec: str | None =
         lock.take(run_dir)  # not while a process trains it
         remove_stale_temps(run_dir)  # a killed report's or trainer's: the lock says none is live
         net, meta = load_checkpoint(str(run_dir), resolve_backend(backend_name, device))
-        score_job(net, meta, str(run_dir), data_spec, run_dir, log, advice, moved=data_spec is not None)
+        score_job(net, meta, str(run_dir), data_spec, run_dir, log, advice, moved=data_spec is not None,
+                  progress=progress)
         history = meta.get("history")
         path = write_curves(run_dir, history, advice) if isinstance(history, list) else None
         log(f"wrote {path}" if path else f"{run_dir}'s checkpoint keeps no history (an older xpnet): no curves")
