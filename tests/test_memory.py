@@ -12,7 +12,7 @@ from xpnet.backends import resolve_backend
 from xpnet.model import Network
 from xpnet.train import learn
 from xpnet.train.device_data import DeviceData
-from xpnet.train.loop import OutOfMemory
+from xpnet.train.memory import OutOfMemory
 
 
 def blobs(n=300, seed=0):
@@ -70,6 +70,25 @@ def test_running_out_of_memory_is_one_line_naming_the_batch_size(monkeypatch, ra
     message = str(info.value)
     assert "\n" not in message and where in message
     assert "batch size 256" in message and "--batch-size 128" in message
+
+
+def test_a_step_past_half_the_hosts_memory_is_refused_before_it_is_taken(monkeypatch):
+    """Linux kills (SIGKILL, no message) a process that touches memory it does not have, so a
+    step too big is refused first, naming its biggest layer and a batch size that fits."""
+    import xpnet.train.memory as memory
+
+    net = Network.from_layers(["conv8x3", 4], (1, 6, 6), 3, resolve_backend("numpy"))
+    per_row = sum(layer.floats_per_row() for layer in net.layers) * 4  # the float32 bytes a row holds
+    monkeypatch.setattr(memory, "memory_budget", lambda: 10 * per_row)
+    monkeypatch.setattr(loop, "run_epoch", lambda *a, **k: pytest.fail("a step was taken"))
+    X, y = np.random.default_rng(0).random((64, 36)), np.arange(64) % 3
+    with pytest.raises(OutOfMemory) as info:
+        learn(net, (X, y), epochs=1, batch_size=32, log=None)
+    assert "\n" not in str(info.value) and "batch size 32" in str(info.value)
+    assert "conv8x3 the most" in str(info.value) and "try --batch-size 10" in str(info.value)
+    memory.check_step_fits(net, 10)  # the batch it advised fits
+    on_a_gpu = Network.from_layers(["conv8x3", 4], (1, 6, 6), 3, with_free_memory(resolve_backend("numpy"), 1))
+    memory.check_step_fits(on_a_gpu, 10**6)  # device memory: its allocator refuses in time, and is caught
 
 
 def test_other_errors_are_not_mistaken_for_memory(monkeypatch):

@@ -9,7 +9,7 @@ per epoch (train/tally.py), so a GPU never waits on the host inside an epoch.
 from __future__ import annotations
 
 import time
-from contextlib import closing, contextmanager
+from contextlib import closing
 from functools import partial
 from typing import Callable
 
@@ -23,6 +23,7 @@ from xpnet.train.context import RunContext
 from xpnet.train.device_data import DeviceData
 from xpnet.train.graphs import GraphedSteps, graph_blocker
 from xpnet.train.learning_rate import PROBE_SIZE, find_learning_rate, probe_loss
+from xpnet.train.memory import check_step_fits, out_of_memory_as_error
 from xpnet.train.prepare import check_patience, data_scale_note, prepare_data, settle_lr, settle_task
 from xpnet.train.optimizers import check_weight_decay
 from xpnet.train.schedules import check_schedule, epoch_lr
@@ -95,6 +96,7 @@ def learn(model: Network, data, *, epochs: int = 10, batch_size: int | None = 64
     train_set = context.shard(model, *data, what="training data")
     val_set = DeviceData.from_host(model, *validation, what="validation data") if validation else None
     batch_size = batch_size or train_set.n
+    check_step_fits(model, batch_size, context.size)  # before lr="auto"'s trials take a step
     state = resume
     if state is None:
         lr = settle_lr(lr, optimizer, log)
@@ -223,25 +225,6 @@ def format_epoch(record: dict, epochs: int) -> str:
         parts.append(f"lr {record['lr']:.3g}")
     parts.append(f"{record['samples_per_s'] / 1000:.1f}k samples/s")
     return "  ".join(parts)
-
-
-class OutOfMemory(DataError):
-    """A batch did not fit in memory; the message names the batch size to lower."""
-
-
-@contextmanager
-def out_of_memory_as_error(batch_size: int):
-    """Turn numpy's MemoryError and CuPy's / PyTorch's out-of-memory errors into one line."""
-    try:
-        yield
-    except MemoryError:
-        raise OutOfMemory(f"out of host memory at batch size {batch_size}: "
-                          f"try --batch-size {max(1, batch_size // 2)}") from None
-    except Exception as exc:  # cupy.cuda.memory.OutOfMemoryError, torch.OutOfMemoryError
-        if "OutOfMemory" not in type(exc).__name__:
-            raise
-        raise OutOfMemory(f"out of GPU memory at batch size {batch_size}: "
-                          f"try --batch-size {max(1, batch_size // 2)} or a smaller network") from None
 
 
 def _check_settings(epochs, batch_size, seed=0, patience=None, threads=None) -> None:
