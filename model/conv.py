@@ -46,7 +46,8 @@ class Conv2D(Weighted):
             raise ModelError(f"{self.word()}: takes images of {C} channel(s), got input of shape {self.in_shape}")
         if kh > self.in_shape[1] or kw > self.in_shape[2]:  # with 'same', most of each window would be padding
             raise ModelError(f"{self.word()}: a {kh}x{kw} kernel is larger than its {self.in_shape[1]}x"
-                             f"{self.in_shape[2]} input: use a smaller kernel, or fewer pools before it")
+                             f"{self.in_shape[2]} input: use a smaller kernel, or fewer pools before it"
+                             + _channels_last_hint(self.in_shape))
         self.pads = same_pads(self.in_shape[1:], (kh, kw), self.stride) if self.padding == "same" else (0, 0, 0, 0)
         H, W = self.in_shape[1] + self.pads[0] + self.pads[1], self.in_shape[2] + self.pads[2] + self.pads[3]
         self._out = (F, (H - kh) // self.stride + 1, (W - kw) // self.stride + 1)
@@ -107,6 +108,13 @@ class Conv2D(Weighted):
                                      self._matmul)  # col2im of (C*kh*kw, B*Ho*Wo)
             dx = unpad2d(dx, self.pads)
         return dx, [dW, xp.sum(dz, axis=1)]
+
+
+def _channels_last_hint(shape: tuple) -> str:
+    """Where a shape looks like Pillow's (height, width, channels), say the order xpnet reads."""
+    if len(shape) == 3 and shape[2] <= 4 < shape[0]:
+        return f" (images are channels x height x width: {(shape[2], *shape[:2])}, not {tuple(shape)})"
+    return ""
 
 
 def conv_word(filters, kernel, stride=1, padding="same") -> str:

@@ -118,7 +118,8 @@ def test_whole_convolutional_networks_pass_the_gradient_check(backend, words, sh
 
 
 @pytest.mark.parametrize("words,shape,named", [
-    (["conv4x9valid", 5], (1, 6, 6), "conv4x9"),  # a kernel larger than its input
+    (["conv4x9valid", 5], (1, 6, 6), "conv4x9valid: a 9x9 kernel"),  # a kernel larger than its input
+    (["conv4x3", 5], (6, 6, 1), "(images are channels x height x width: (1, 6, 6), not (6, 6, 1))"),
     (["conv4x3", "pool2", "conv4x5", 5], (1, 7, 7), "5x5 kernel is larger than its 3x3"),  # padded or not
     (["conv4x3", "pool8", 5], (1, 6, 6), "maxpool8"),
     ([5, "conv4x3"], (36,), "conv4x3"),  # images expected, rows given
