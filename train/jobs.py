@@ -85,6 +85,7 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
         check_patience(config.patience, True if config.val_fraction or data.X_test is not None
                        or data.X_val is not None else None)
     warn_about_empty_classes(data, log)
+    built = None if resume else build_network(config, data, backend)  # refused before the folder is made
     run_dir = ensure_folder(folder) if context.is_root else None  # the run folder has one writer
     if run_dir is not None:
         lock.take(run_dir)
@@ -92,7 +93,7 @@ def _train_job(config: TrainConfig, log: Log, progress: bool, resume: bool, cont
             check_new_run_folder(run_dir)
         remove_stale_temps(run_dir)  # safe: the lock says no live process is writing them
     net, state = (resume_run(Path(config.out), backend, config, log, data.info) if resume
-                  else (build_network(config, data, backend), None))
+                  else (built, None))
     if resume:
         warn_if_capped_output(net, data, Path(config.out), log)
     context.check_same_start(config, backend, net, data)
