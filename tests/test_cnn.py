@@ -11,6 +11,7 @@ import pytest
 import xpnet
 from xpnet.model import Network
 from xpnet.model.layers import same_layers
+from xpnet.train.learning_rate import probe_loss
 from xpnet.train.optimizers import make_optimizer
 from assertions import assert_on, assert_one_line_error, run_cli
 from toy_runs import images
@@ -254,3 +255,7 @@ def test_evaluation_in_chunks_answers_as_in_one_pass_on_every_backend(backend, m
     seen.clear()
     assert xpnet.evaluate(net, X, y)["accuracy"] == np.mean(whole.argmax(1) == y)
     assert max(seen) == rows
+    seen.clear()  # the loss training starts from (and lr="auto" compares rates by), as one pass has it
+    x, t = backend.asarray(X), backend.asarray(np.eye(4)[y])
+    one_pass = float(net.loss_of(forward(x), t))
+    assert probe_loss(net, x, t) == pytest.approx(one_pass, rel=1e-12) and max(seen) == rows

@@ -35,6 +35,7 @@ import math
 import numpy as np
 
 from xpnet.backends import XpnetError
+from xpnet.model.layer import eval_rows
 from xpnet.train.steps import run_steps
 
 START = 1e-3
@@ -106,4 +107,11 @@ def _trial(model, data, optimizer, lr, batch_size, seed, probe_x, probe_t) -> tu
 
 
 def probe_loss(model, x, t) -> float:
-    return float(model.loss_of(model.forward(x), t))
+    """The mean loss over the probe's rows, in the chunks an evaluation pass holds at once
+    (model/layer.py's `eval_rows`: one chunk for a dense network, a few hundred rows for a conv one)."""
+    n, rows = x.shape[0], eval_rows(model.layers, model.backend)
+    total = 0.0
+    for first in range(0, n, rows):
+        last = min(first + rows, n)
+        total += float(model.loss_of(model.forward(x[first:last, ...]), t[first:last, ...])) * (last - first)
+    return total / n
