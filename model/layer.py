@@ -40,8 +40,9 @@ class Layer:
 
     @params.setter
     def params(self, values: list) -> None:
-        if list(values):
-            raise ModelError(f"{self.word()} has no parameters, got {len(list(values))}")
+        values = list(values)
+        if values:
+            raise ModelError(f"{self.word()} has no parameters, got {len(values)}")
 
     def forward(self, x, training: bool = False):
         raise NotImplementedError

@@ -109,7 +109,7 @@ def layer_from(desc: dict, in_shape: tuple, backend: Backend, params: list | Non
 
 
 def _dense(desc, in_shape, backend, params, init, rng):
-    n_out = _whole(desc, "units", f"dense layer {desc.get('units')!r}")
+    n_out = _whole(desc.get("units"), "units", f"dense layer {desc.get('units')!r}")
     if len(in_shape) != 1:
         raise ModelError(f"dense layer {n_out}: takes rows, got input of shape {in_shape}: add flatten before it")
     W, b = params or (init_weights(init, rng, in_shape[0], n_out), np.zeros(n_out))
@@ -122,8 +122,8 @@ def _conv(desc, in_shape, backend, params, init, rng):
     if len(kernel) != 2:
         raise ModelError(f"conv{desc.get('filters')}: the kernel is its height and width, got {desc.get('kernel')!r}")
     word = conv_word(desc.get("filters"), kernel, desc.get("stride", 1), desc.get("padding"))
-    F, stride = _whole(desc, "filters", word), _whole({"stride": 1, **desc}, "stride", word)
-    kh, kw = (_whole({"kernel": k}, "kernel", word) for k in kernel)
+    F, stride = _whole(desc.get("filters"), "filters", word), _whole(desc.get("stride", 1), "stride", word)
+    kh, kw = (_whole(k, "kernel", word) for k in kernel)
     if len(in_shape) != 3:
         raise ModelError(f"{word}: takes images (channels, height, width), got input of shape {in_shape}")
     C = in_shape[0]
@@ -138,22 +138,21 @@ def _conv(desc, in_shape, backend, params, init, rng):
 
 def _pool(cls):
     return lambda desc, in_shape, backend, params, init, rng: cls(
-        _whole(desc, "size", f"{cls.kind}{desc.get('size')}"), backend, in_shape)
+        _whole(desc.get("size"), "size", f"{cls.kind}{desc.get('size')}"), backend, in_shape)
 
 
 def _dropout(desc, in_shape, backend, params, init, rng):
     word = f"dropout{desc.get('rate')}"
-    return Dropout(float(desc["rate"]), _whole(desc, "seed", word, least=0), backend, in_shape,
-                   _whole({"steps": 0, **desc}, "steps", word, least=0))
+    return Dropout(float(desc["rate"]), _whole(desc.get("seed"), "seed", word, least=0), backend, in_shape,
+                   _whole(desc.get("steps", 0), "steps", word, least=0))
 
 
-def _whole(desc: dict, key: str, word: str, least: int = 1) -> int:
-    """desc[key] as an int, or a one-line error naming the layer: a checkpoint edited to say 2.7
-    would otherwise load as another network than the one it describes."""
-    value = desc.get(key)
+def _whole(value, what: str, word: str, least: int = 1) -> int:
+    """A layer's setting as an int, or a one-line error naming the layer: a checkpoint edited to
+    say 2.7 would otherwise load as another network than the one it describes."""
     number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if not number or not math.isfinite(value) or value != int(value) or value < least:
-        raise ModelError(f"{word}: its {key} must be a whole number of {least} or more, got {value!r}")
+        raise ModelError(f"{word}: its {what} must be a whole number of {least} or more, got {value!r}")
     return int(value)
 
 

@@ -57,8 +57,9 @@ PRESETS = {
     # handwriting fonts 0.4 more, and L2's lambda 0.0001 (the letters' own) 0.2-0.4 points more
     # in all on two seeds (0.0003 less); 18 epochs or batches of 128 gained nothing. 40% of its
     # training letters drawn small, not a quarter, read the held-out small letters over 95% on
-    # three seeds of three (a quarter: one) and the same in all (60% read less of every group). On 2 cores it trains the letters in under 10 minutes,
-    # as each batch is split across them (train/threads.py; docs/cnn.md).
+    # three seeds of three (a quarter: one) and the same in all (60% read less of every group).
+    # On 2 cores it trains the letters in under 10 minutes, as each batch is split across them
+    # (train/threads.py; docs/cnn.md).
     "cnn": {"hidden": ["conv16x3", "pool2", "conv32x3", "pool2", "conv64x3", "pool2", "dropout0.25", 512],
             "optimizer": "adam", "lr": 0.002,
             "batch_size": 64, "epochs": 15, "weight_decay": 0.0001, "small_letters": 0.4},
